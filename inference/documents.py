@@ -1,0 +1,117 @@
+"""Load a medical record: .txt in UTF-8 (with or without BOM) or GB18030/GBK, or .docx.
+
+Hospital EMR exports are often GBK. GB18030 decodes almost any byte string, so after decoding the
+text must also *look* like text (mostly CJK, ASCII and punctuation) or it is refused.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.errors import InputError
+
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a 17-page discharge record is ~60 KB of text; .docx adds images
+MAX_TEXT_CHARS = 100_000
+SUPPORTED_SUFFIXES = (".txt", ".docx")
+_MIN_TEXT_LIKE_RATIO = 0.95
+
+
+@dataclass(frozen=True)
+class Document:
+    text: str
+    file_name: str
+    encoding: str
+    sha256: str
+
+
+def load_document(path: str | Path) -> Document:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"文件不存在 / file not found: {path}")
+    if not path.is_file():
+        raise InputError(f"不是文件 / not a file: {path}")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise InputError(f"文件过大（{size // 1024} KB，上限 {MAX_FILE_BYTES // 1024 // 1024} MB）/ file too large: {path.name}")
+    data = path.read_bytes()
+    if path.suffix.lower() == ".docx":
+        text, encoding = _docx_text(data, path.name), "docx"
+    else:
+        text, encoding = decode_text(data, path.name)
+    return make_document(text, path.name, encoding)
+
+
+def document_from_text(text: str, file_name: str = "粘贴文本") -> Document:
+    """A record pasted by the user."""
+    return make_document(text, file_name, "utf-8")
+
+
+def make_document(text: str, file_name: str, encoding: str) -> Document:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        raise InputError(f"病历内容为空 / the record is empty: {file_name}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"病历过长（{len(text)} 字，上限 {MAX_TEXT_CHARS}）/ record too long: {file_name}")
+    return Document(text=text, file_name=file_name, encoding=encoding, sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def decode_text(data: bytes, name: str) -> tuple[str, str]:
+    if not data.strip():
+        raise InputError(f"文件为空 / the file is empty: {name}")
+    if data.startswith(codecs.BOM_UTF8):
+        return _checked(data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), name), "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return _checked(data.decode("utf-16"), name), "utf-16"
+    if b"\x00" in data:
+        raise InputError(f"这是二进制文件，不是文本病历 / binary file, not a text record: {name}")
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            text = data.decode(encoding, errors="strict")
+        except UnicodeDecodeError:
+            continue
+        if _text_like_ratio(text) >= _MIN_TEXT_LIKE_RATIO:
+            return text, encoding
+    raise InputError(f"无法识别文件编码（支持 UTF-8、GBK/GB18030）/ unknown text encoding: {name}")
+
+
+def _checked(text: str, name: str) -> str:
+    if _text_like_ratio(text) < _MIN_TEXT_LIKE_RATIO:
+        raise InputError(f"这是二进制文件，不是文本病历 / binary file, not a text record: {name}")
+    return text
+
+
+def _text_like_ratio(text: str) -> float:
+    if not text:
+        return 0.0
+    good = 0
+    for char in text:
+        category = unicodedata.category(char)
+        if char in "\n\r\t" or category[0] in "LNPSZ" and category not in ("Co", "Cn"):
+            good += 1
+    return good / len(text)
+
+
+def _docx_text(data: bytes, name: str) -> str:
+    import io
+
+    from docx import Document as DocxDocument
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        docx = DocxDocument(io.BytesIO(data))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise InputError(f"Word 文件已损坏或不是 .docx / corrupt or not a .docx file: {name}") from exc
+    lines = [paragraph.text for paragraph in docx.paragraphs]
+    for table in docx.tables:
+        for row in table.rows:
+            cells: list[str] = []
+            for cell in row.cells:
+                if cell.text not in cells:  # merged cells repeat their text
+                    cells.append(cell.text)
+            lines.append("\t".join(cells))
+    return "\n".join(line for line in lines if line.strip())

@@ -1,0 +1,66 @@
+"""Error types with messages a doctor or an IT admin can act on.
+
+Every error carries a process exit code; the CLI and the desktop only render them.
+"""
+
+from __future__ import annotations
+
+
+class MedBriefError(Exception):
+    """Base of all expected failures. ``str(err)`` is a one-line, actionable message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InputError(MedBriefError):
+    """The record or file given by the user cannot be read."""
+
+    exit_code = 3
+
+
+class ModelError(MedBriefError):
+    """The GGUF model is missing, corrupt, unsupported or cannot be loaded."""
+
+    exit_code = 4
+
+
+class GenerationError(MedBriefError):
+    """Generation failed: the grammar could not be built, output did not validate, context overflow."""
+
+    exit_code = 5
+
+
+class GenerationCancelled(MedBriefError):
+    """The user stopped generation. Not a failure of the engine, which stays usable."""
+
+    exit_code = 130
+
+
+class IcdTableError(MedBriefError):
+    """An ICD table is missing, malformed or cannot be imported."""
+
+    exit_code = 6
+
+
+class StorageError(MedBriefError):
+    """The local history database cannot be opened or written."""
+
+    exit_code = 7
+
+
+# Documented in `medbrief --help` and the README; one place for the numbers.
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "validation found error-level findings (validate, summarize --fail-on-findings)",
+    2: "usage error (bad arguments)",
+    3: "input error: missing, empty, binary, too large or undecodable record",
+    4: "model error: missing, not GGUF, truncated, unsupported architecture, context too large, load failed",
+    5: "generation error: grammar, invalid output, record longer than the context",
+    6: "ICD table error: missing or malformed table, failed import",
+    7: "history store error: database locked, corrupt, from a newer version, disk full",
+    130: "cancelled by the user (Ctrl+C)",
+}

@@ -1,0 +1,85 @@
+"""Engine settings: one pydantic model, one field per knob, and where the model path comes from.
+
+Defaults target production: Qwen3-14B GGUF fully offloaded to one RTX 4090 at 32K context.
+The same settings run on CPU-only machines (llama.cpp then ignores the GPU layer count).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from inference.errors import ModelError
+from inference.paths import config_dir
+
+MODEL_PATH_ENV = "MEDBRIEF_MODEL"
+CONFIG_FILE_NAME = "config.json"
+
+
+class EngineSettings(BaseModel):
+    model_path: Path | None = Field(
+        None, description="GGUF file to load. None means the bundled demo model (not for clinical use)."
+    )
+    n_gpu_layers: int = Field(-1, description="Layers offloaded to the GPU; -1 offloads all, 0 runs on CPU.")
+    flash_attn: bool = Field(True, description="Flash attention: less KV memory and faster long prompts on CUDA.")
+    n_ctx: int = Field(32768, ge=512, description="Context window in tokens (prompt plus summary).")
+    n_batch: int = Field(512, ge=32, description="Prompt tokens evaluated per batch.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads; None lets llama.cpp choose.")
+    max_tokens: int = Field(2048, ge=16, le=16384, description="Upper bound on generated tokens per request.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 is greedy: the most faithful, repeatable draft.")
+    seed: int = Field(42, description="Sampling seed, recorded with every run.")
+    use_mmap: bool = Field(True, description="Memory-map the GGUF instead of reading it into RAM.")
+    kv_cache_type: Literal["f16", "q8_0"] = Field(
+        "f16", description="KV cache precision; q8_0 halves KV memory at 32K context but needs flash attention."
+    )
+
+    @model_validator(mode="after")
+    def _quantized_v_cache_needs_flash_attention(self) -> "EngineSettings":
+        if self.kv_cache_type == "q8_0" and not self.flash_attn:
+            raise ValueError("kv_cache_type q8_0 requires flash_attn=True (llama.cpp cannot quantize V without it)")
+        return self
+
+
+class AppConfig(BaseModel):
+    """The per-user config file (``config.json`` in the config dir)."""
+
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    icd_table: str | None = Field(None, description="Name of the active ICD table; None is the bundled WHO table.")
+
+
+def config_path() -> Path:
+    return config_dir() / CONFIG_FILE_NAME
+
+
+def load_config() -> AppConfig:
+    path = config_path()
+    if not path.exists():
+        return AppConfig()
+    try:
+        return AppConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ValidationError) as exc:
+        first_line = str(exc).splitlines()[0]
+        raise ModelError(f"配置文件无法读取 / config file unreadable: {path}: {first_line}") from exc
+
+
+def save_config(config: AppConfig) -> None:
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(config.model_dump_json(indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def resolve_model_path(cli_path: str | Path | None, config: AppConfig | None = None) -> Path | None:
+    """CLI flag, then ``MEDBRIEF_MODEL``, then the config file; None means "use the demo model"."""
+    if cli_path:
+        return Path(cli_path).expanduser()
+    env_path = os.environ.get(MODEL_PATH_ENV)
+    if env_path:
+        return Path(env_path).expanduser()
+    config = config if config is not None else load_config()
+    return config.engine.model_path

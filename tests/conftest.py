@@ -1,0 +1,57 @@
+"""Shared fixtures. Every test gets its own config and data dirs; the demo model comes from the user cache
+(``bash setup.sh`` installs it). Data from ../shared is read in place, and tests needing it skip without it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_RECORD = REPO_ROOT / "resources" / "samples" / "sample_record.txt"
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path_factory.mktemp("medbrief_user")
+    monkeypatch.setenv("MEDBRIEF_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("MEDBRIEF_DATA_DIR", str(home / "data"))
+    monkeypatch.delenv("MEDBRIEF_MODEL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def demo_model_path() -> Path:
+    from inference.demo_model import require_demo_model
+    from inference.errors import ModelError
+
+    try:
+        return require_demo_model()
+    except ModelError as exc:
+        pytest.fail(f"{exc.message} (the README's test command installs it)")
+
+
+@pytest.fixture(scope="session")
+def demo_engine(demo_model_path: Path) -> Iterator["object"]:
+    from inference.engine import Engine
+    from inference.settings import EngineSettings
+
+    engine = Engine(EngineSettings(model_path=None))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def sample_text() -> str:
+    return SAMPLE_RECORD.read_text(encoding="utf-8").strip()
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"../shared data not available here: {path}")
+    return path

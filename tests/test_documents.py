@@ -1,0 +1,105 @@
+"""Records load from UTF-8, UTF-8 with BOM, GBK/GB18030 and .docx; bad files get one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from docx import Document as DocxDocument
+
+from inference.documents import MAX_FILE_BYTES, MAX_TEXT_CHARS, load_document
+from inference.errors import InputError
+from tests.conftest import REPO_ROOT
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected_label"),
+    [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("gbk", "gb18030"), ("gb18030", "gb18030")],
+)
+def test_text_records_decode_in_every_hospital_encoding(
+    tmp_path: Path, sample_text: str, encoding: str, expected_label: str
+) -> None:
+    path = tmp_path / "record.txt"
+    path.write_bytes(sample_text.replace("μ", "u" if encoding == "gbk" else "μ").encode(encoding))
+    document = load_document(path)
+    assert document.encoding == expected_label
+    assert "NT-proBNP 4500 pg/mL" in document.text
+    assert "慢性心力衰竭急性加重" in document.text
+
+
+def test_docx_record_keeps_paragraphs_and_tables(tmp_path: Path, sample_text: str) -> None:
+    docx = DocxDocument()
+    for line in sample_text.splitlines():
+        docx.add_paragraph(line)
+    table = docx.add_table(rows=1, cols=3)
+    for cell, text in zip(table.rows[0].cells, ["血红蛋白", "98", "g/L"]):
+        cell.text = text
+    path = tmp_path / "record.docx"
+    docx.save(path)
+    document = load_document(path)
+    assert document.encoding == "docx"
+    assert "LVEF 38%" in document.text
+    assert "血红蛋白\t98\tg/L" in document.text
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.txt", b"", "empty"),
+        ("blank.txt", b"  \n\t \n", "empty"),
+        ("image.txt", bytes(range(256)) * 8, "binary"),
+        ("latin.txt", "Ärztlicher Befund: Herzinsuffizienz ÄÖÜ äöüß".encode("latin-1") * 3, "encoding"),
+        ("fake.docx", b"not a zip at all", "docx"),
+    ],
+)
+def test_bad_input_is_refused_with_a_reason(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        load_document(path)
+
+
+def test_oversized_files_and_texts_are_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a" * (MAX_FILE_BYTES + 1))
+    with pytest.raises(InputError, match="too large"):
+        load_document(big)
+    long_text = tmp_path / "long.txt"
+    long_text.write_text("病" * (MAX_TEXT_CHARS + 1), encoding="utf-8")
+    with pytest.raises(InputError, match="too long"):
+        load_document(long_text)
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        load_document(tmp_path / "nope.txt")
+
+
+@pytest.mark.parametrize("content", [b"", bytes(range(256)) * 4])
+def test_cli_bad_record_is_one_line_exit_3_without_loading_the_model(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "inference", "summarize", str(path)],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+    )
+    assert proc.returncode == 3
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_usage_error_exits_2() -> None:
+    proc = subprocess.run([sys.executable, "-m", "inference", "summarize"], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_documents_exit_codes() -> None:
+    proc = subprocess.run([sys.executable, "-m", "inference", "--help"], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == 0
+    for code in ("3", "4", "5", "130"):
+        assert f"  {code:>3}  " in proc.stdout
