@@ -46,8 +46,34 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_argument("--json", action="store_true", help="print one JSON object instead of EMR text")
     summarize.add_argument("--out", help="write the output to this file instead of stdout")
     summarize.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    summarize.add_argument("--table", help="ICD table name or .sqlite path (default: the active table)")
+    summarize.add_argument("--no-icd", action="store_true", help="skip ICD coding")
     _add_engine_options(summarize)
     summarize.set_defaults(handler=_cmd_summarize)
+
+    icd = commands.add_parser(
+        "icd",
+        help="look up ICD-10 codes; manage code tables",
+        description=(
+            "medbrief icd QUERY [--top K] [--json]      look up one diagnosis (several in one string are split)\n"
+            "medbrief icd --batch FILE --json           one query per line → one JSON line per query\n"
+            "medbrief icd import FILE --name NAME       import a CSV/XLSX table (code and name columns)\n"
+            "medbrief icd tables                        list installed tables (* = active)\n"
+            "medbrief icd use NAME                      make NAME the active table"
+        ),
+        epilog=_exit_code_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    icd.add_argument("words", nargs="*", help="QUERY, or: import FILE | tables | use NAME")
+    icd.add_argument("--table", help="table name or .sqlite path (default: the active table)")
+    icd.add_argument("--top", type=int, default=5, help="candidates per query (default 5)")
+    icd.add_argument("--json", action="store_true", help="JSON output")
+    icd.add_argument("--batch", help="file with one query per line")
+    icd.add_argument("--name", help="name for an imported table")
+    icd.add_argument("--version", dest="table_version", default="", help="version label for an imported table")
+    icd.add_argument("--code-column", help="code column (header name or 1-based number) for import")
+    icd.add_argument("--name-column", help="name column (header name or 1-based number) for import")
+    icd.set_defaults(handler=_cmd_icd)
     return parser
 
 
@@ -96,15 +122,82 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     progress.step("加载模型 / loading model …")
     engine = Engine(settings)
     progress.step(f"模型 {engine.info.label}，运行于 {engine.info.placement}，加载 {engine.info.load_s:.1f}s")
+    table = None
+    if not args.no_icd:
+        from inference.icd_table import open_table
+
+        table = open_table(args.table)
     try:
         report = run_pipeline(
-            document, engine, on_progress=progress.step, on_token=progress.token, cancel=threading.Event()
+            document, engine, on_progress=progress.step, on_token=progress.token, cancel=threading.Event(),
+            table=table, code_icd=not args.no_icd,
         )
     finally:
         engine.close()
     output = json.dumps(report.as_json(), ensure_ascii=False, indent=2) if args.json else report.emr_text()
     _write_output(output, args.out)
     return report.exit_code()
+
+
+def _cmd_icd(args: argparse.Namespace) -> int:
+    from inference.icd_import import import_table
+    from inference.icd_lookup import matcher_for
+    from inference.icd_table import list_tables, open_table
+    from inference.settings import load_config, save_config
+
+    words = args.words
+    if words[:1] == ["tables"]:
+        active = load_config().icd_table or "who-zh"
+        for info in list_tables():
+            mark = "*" if info.name == active else " "
+            print(f"{mark} {info.name}\t{info.rows} rows\t{info.version}\tsha256 {info.sha256[:12]}\t{info.source}")
+        return 0
+    if words[:1] == ["import"]:
+        if len(words) != 2 or not args.name:
+            raise InputError("用法 / usage: medbrief icd import FILE --name NAME")
+        info = import_table(words[1], args.name, version=args.table_version,
+                            code_column=args.code_column, name_column=args.name_column)
+        print(f"imported {info.name}: {info.rows} codes, sha256 {info.sha256[:12]}")
+        return 0
+    if words[:1] == ["use"]:
+        if len(words) != 2:
+            raise InputError("用法 / usage: medbrief icd use NAME")
+        open_table(words[1])  # refuses a table that does not exist
+        config = load_config()
+        config.icd_table = words[1]
+        save_config(config)
+        print(f"active ICD table: {words[1]}")
+        return 0
+    if args.top < 1:
+        raise InputError("--top 必须 ≥ 1 / --top must be at least 1")
+    table = open_table(args.table)
+    matcher = matcher_for(table)
+    if args.batch:
+        try:
+            lines = Path(args.batch).read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"无法读取批量文件 / cannot read batch file {args.batch}: {exc}") from exc
+        for line in lines:
+            if line.strip():
+                candidates = [c.as_dict() for c in matcher.lookup(line.strip(), args.top)]
+                sys.stdout.write(json.dumps({"query": line.strip(), "candidates": candidates}, ensure_ascii=False) + "\n")
+        return 0
+    query = " ".join(words).strip()
+    if not query:
+        raise InputError("请给出要查询的诊断 / give a diagnosis to look up, or --batch FILE")
+    results = [(part, matcher.lookup(part, args.top)) for part in matcher.split_diagnoses(query)] or [(query, [])]
+    if args.json:
+        payload = [{"query": part, "candidates": [c.as_dict() for c in found]} for part, found in results]
+        print(json.dumps({"table": table.info.as_dict(), "results": payload}, ensure_ascii=False, indent=2))
+        return 0
+    for part, found in results:
+        print(f"{part}:")
+        for candidate in found or []:
+            print(f"  {candidate.code}\t{candidate.name}\t{candidate.score:.2f}\t{candidate.match}")
+        if not found:
+            print("  （表中没有足够相似的条目 / no close match in the table）")
+    print(f"[table {table.info.name} {table.info.version}, sha256 {table.info.sha256[:12]}]")
+    return 0
 
 
 def _write_output(text: str, out: str | None) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from inference.documents import Document
 from inference.engine import Engine, TokenCallback
+from inference.icd_coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
+from inference.icd_table import IcdTable, open_table
 from inference.summarizer import ProgressCallback, SummaryResult, summarize
 from inference.summary_schema import render_emr_text
 
@@ -16,6 +18,8 @@ from inference.summary_schema import render_emr_text
 class BriefReport:
     document: Document
     result: SummaryResult
+    icd: list[IcdAssignment] = field(default_factory=list)
+    coding_trace: CodingTrace | None = None
 
     def emr_text(self) -> str:
         return render_emr_text(self.result.summary)
@@ -26,13 +30,19 @@ class BriefReport:
             "chief_complaint": summary.chief_complaint,
             "present_illness": summary.present_illness,
             "auxiliary_exams": [item.model_dump() for item in summary.auxiliary_exams],
-            "diagnoses": [diagnosis.model_dump() for diagnosis in summary.diagnoses],
+            "diagnoses": [
+                {**diagnosis.model_dump(), "icd": self._icd_for(diagnosis.name)} for diagnosis in summary.diagnoses
+            ],
             "model": self.result.model,
             "prompt_version": self.result.prompt_version,
             "timings": self.result.timings.as_dict(),
             "source": {"file": self.document.file_name, "encoding": self.document.encoding,
                        "sha256": self.document.sha256},
         }
+
+    def _icd_for(self, diagnosis: str) -> dict[str, Any] | None:
+        assignment = next((a for a in self.icd if a.diagnosis == diagnosis), None)
+        return assignment.as_dict() if assignment else None
 
     def exit_code(self) -> int:
         return 0
@@ -45,6 +55,16 @@ def run_pipeline(
     on_progress: ProgressCallback | None = None,
     on_token: TokenCallback | None = None,
     cancel: threading.Event | None = None,
+    table: IcdTable | None = None,
+    code_icd: bool = True,
 ) -> BriefReport:
     result = summarize(engine, document.text, on_token=on_token, on_progress=on_progress, cancel=cancel)
-    return BriefReport(document=document, result=result)
+    report = BriefReport(document=document, result=result)
+    if code_icd:
+        table = table or open_table()
+        names = [d.name for d in result.summary.diagnoses]
+        report.icd, report.coding_trace = code_diagnoses(
+            engine, names, table, on_token=on_token, on_progress=on_progress, cancel=cancel
+        )
+        check_no_foreign_codes(report.icd, table)
+    return report

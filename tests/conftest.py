@@ -55,3 +55,36 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"../shared data not available here: {path}")
     return path
+
+
+# Captured before any test redirects the data dir: where setup.sh installed the bundled ICD table.
+from inference.paths import data_dir as _data_dir  # noqa: E402
+
+INSTALLED_DATA_DIR = _data_dir()
+
+
+@pytest.fixture(scope="session")
+def icd_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding the bundled WHO table (installed by setup) and, when ../shared is present,
+    synonyms learned from CHIP-CDN train."""
+    import shutil
+
+    source = INSTALLED_DATA_DIR / "icd_tables" / "who-zh.sqlite"
+    if not source.exists():
+        pytest.fail(f"bundled ICD table missing at {source}; run `bash setup.sh` (the README's test command does)")
+    home = tmp_path_factory.mktemp("icd_home")
+    (home / "icd_tables").mkdir()
+    shutil.copy(source, home / "icd_tables" / "who-zh.sqlite")
+    train = SHARED_DIR / "eval" / "chip_cdn" / "CHIP-CDN_train.json"
+    beijing = SHARED_DIR / "data" / "icd10" / "beijing_v601" / "icd10_beijing_v601.csv"
+    if train.exists() and beijing.exists():
+        from inference.icd_synonyms import build
+
+        build(train, beijing, home / "icd_synonyms_learned.tsv")
+    return home
+
+
+@pytest.fixture
+def icd_data(icd_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MEDBRIEF_DATA_DIR", str(icd_home))
+    return icd_home

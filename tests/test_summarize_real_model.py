@@ -64,7 +64,7 @@ def test_cancel_stops_within_two_seconds_and_engine_summarizes_again(demo_engine
     _assert_sample_summary(again.summary)
 
 
-def test_cli_json_output_has_the_stable_keys(tmp_path) -> None:
+def test_cli_json_output_has_the_stable_keys(tmp_path, icd_data) -> None:
     out = tmp_path / "summary.json"
     proc = subprocess.run(
         [sys.executable, "-m", "inference", "summarize", str(SAMPLE_RECORD), "--json", "--out", str(out)],
@@ -80,6 +80,15 @@ def test_cli_json_output_has_the_stable_keys(tmp_path) -> None:
     assert data["model"]["demo"] is True and data["model"]["quantization"] == "Q4_K_M"
     assert {"name": "LVEF", "value": "38", "unit": "%"} in data["auxiliary_exams"]
     assert "加载模型" in proc.stderr  # progress goes to stderr, not into the JSON
+    from inference.icd_table import open_table
+
+    table = open_table("who-zh")
+    for diagnosis in data["diagnoses"]:
+        icd = diagnosis["icd"]
+        assert icd["code"] in table
+        assert icd["provenance"] in {"model_tool_call", "direct_lookup"}
+        assert {"code", "name", "score", "provenance", "candidates", "table"} <= set(icd)
+        assert all(c["code"] in table for c in icd["candidates"])
 
 
 @pytest.mark.parametrize("thinking", ["<think>让我想想</think>\n{\"a\": 1}", "<think>\n\n</think>\n\n{\"a\": 1}"])

@@ -1,0 +1,126 @@
+"""Import a hospital's ICD-10 table (医保版, 国家临床版, 北京临床版 …) from CSV or XLSX.
+
+Columns are detected: the code column is the one whose values mostly look like ICD-10 codes, the name
+column the one that is mostly Chinese. A header row is optional. Either can be given explicitly
+(by header name or 1-based number) when detection is not wanted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+from inference.documents import decode_text
+from inference.errors import IcdTableError, InputError
+from inference.icd_table import IcdEntry, TableInfo, level_of, looks_like_code, normalize_code, save_table
+
+_MIN_CODE_SHARE = 0.8
+_SAMPLE_ROWS = 500
+
+
+def _cjk_share(values: list[str]) -> float:
+    filled = [v for v in values if v]
+    if not filled:
+        return 0.0
+    return sum(any("\u4e00" <= ch <= "\u9fff" for ch in v) for v in filled) / len(filled)
+
+
+def _code_share(values: list[str]) -> float:
+    filled = [v for v in values if v]
+    return sum(looks_like_code(v) for v in filled) / len(filled) if filled else 0.0
+
+
+def read_rows(path: Path) -> list[list[str]]:
+    if not path.exists():
+        raise IcdTableError(f"找不到文件 / file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        from openpyxl import load_workbook
+
+        try:
+            workbook = load_workbook(path, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+            raise IcdTableError(f"无法读取 Excel 文件 / cannot read XLSX: {path.name}: {exc}") from exc
+        sheet = workbook.worksheets[0]
+        rows = [["" if cell is None else str(cell).strip() for cell in row] for row in sheet.iter_rows(values_only=True)]
+        workbook.close()
+        return rows
+    if suffix in (".csv", ".tsv", ".txt"):
+        try:
+            text, _encoding = decode_text(path.read_bytes(), path.name)
+        except InputError as exc:
+            raise IcdTableError(exc.message) from exc
+        try:
+            dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;|")
+        except csv.Error:
+            dialect = csv.excel_tab if "\t" in text[:4096] else csv.excel
+        return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), dialect)]
+    raise IcdTableError(f"只支持 CSV 或 XLSX / only CSV and XLSX tables can be imported: {path.name}")
+
+
+def _pick_column(header: list[str], wanted: str | None, columns: list[list[str]], score, label: str) -> int:
+    if wanted is not None:
+        if wanted.isdigit() and 1 <= int(wanted) <= len(columns):
+            return int(wanted) - 1
+        if wanted in header:
+            return header.index(wanted)
+        raise IcdTableError(f"找不到{label}列 '{wanted}' / no such {label} column; columns are: {', '.join(header)}")
+    scores = [score(column) for column in columns]
+    best = max(range(len(columns)), key=lambda i: scores[i], default=-1)
+    if best < 0 or scores[best] < _MIN_CODE_SHARE:
+        raise IcdTableError(
+            f"无法识别{label}列，请用 --code-column/--name-column 指定 / cannot detect the {label} column"
+        )
+    return best
+
+
+def import_table(
+    path: str | Path,
+    name: str,
+    *,
+    version: str = "",
+    code_column: str | None = None,
+    name_column: str | None = None,
+) -> TableInfo:
+    path = Path(path)
+    rows = [row for row in read_rows(path) if any(row)]
+    if not rows:
+        raise IcdTableError(f"文件没有数据 / the table file is empty: {path.name}")
+    width = max(len(row) for row in rows)
+    if width < 2:
+        raise IcdTableError(f"至少需要编码和名称两列 / need at least a code and a name column: {path.name}")
+    rows = [row + [""] * (width - len(row)) for row in rows]
+    has_header = not any(looks_like_code(cell) for cell in rows[0])
+    header = rows[0] if has_header else [str(i + 1) for i in range(width)]
+    body = rows[1:] if has_header else rows
+    sample = body[:_SAMPLE_ROWS]
+    columns = [[row[i] for row in sample] for i in range(width)]
+    code_index = _pick_column(header, code_column, columns, _code_share, "编码/code")
+    name_scores = [(-1.0 if i == code_index else 0.0) for i in range(width)]
+    name_index = _pick_column(
+        header, name_column, columns,
+        lambda column: _cjk_share(column) + name_scores[columns.index(column)], "名称/name",
+    )
+    if name_index == code_index:
+        raise IcdTableError("编码列与名称列相同 / code and name columns must differ")
+    entries: list[IcdEntry] = []
+    seen: set[tuple[str, str]] = set()
+    bad = 0
+    for row in body:
+        raw_code, title = row[code_index], row[name_index]
+        if not raw_code or not title:
+            continue
+        if not looks_like_code(raw_code):
+            bad += 1
+            continue
+        code = normalize_code(raw_code)
+        if (code, title) not in seen:  # one code may carry several names: keep them all as synonyms
+            seen.add((code, title))
+            entries.append(IcdEntry(code=code, name=title, level=level_of(code)))
+    if not entries:
+        raise IcdTableError(f"没有可导入的 ICD 编码 / no ICD-10 codes found in {path.name}")
+    if bad > len(entries):
+        raise IcdTableError(f"{bad} 行编码格式不正确，多于有效行 / most rows have malformed codes: {path.name}")
+    return save_table(name, version=version or path.stem, source=f"imported from {path.name}", entries=entries)
