@@ -48,8 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_argument("--quiet", action="store_true", help="no progress on stderr")
     summarize.add_argument("--table", help="ICD table name or .sqlite path (default: the active table)")
     summarize.add_argument("--no-icd", action="store_true", help="skip ICD coding")
+    summarize.add_argument("--fail-on-findings", action="store_true",
+                           help="exit 1 when validation finds an error-level problem")
     _add_engine_options(summarize)
     summarize.set_defaults(handler=_cmd_summarize)
+
+    validate = commands.add_parser(
+        "validate", help="check a summary JSON against its source record",
+        description="Exit 0: no error-level finding; 1: at least one error-level finding.",
+        epilog=_exit_code_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    validate.add_argument("summary", help="summary JSON in the `summarize --json` shape")
+    validate.add_argument("--source", required=True, help="the source record (.txt or .docx)")
+    validate.add_argument("--json", action="store_true", help="findings and per-statement sources as JSON")
+    validate.add_argument("--table", help="also check diagnosis names against this ICD table (T3)")
+    validate.set_defaults(handler=_cmd_validate)
 
     icd = commands.add_parser(
         "icd",
@@ -134,9 +147,56 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
         )
     finally:
         engine.close()
-    output = json.dumps(report.as_json(), ensure_ascii=False, indent=2) if args.json else report.emr_text()
+    if args.json:
+        output = json.dumps(report.as_json(), ensure_ascii=False, indent=2)
+    else:
+        output = report.emr_text() + _findings_text(report.validation.findings if report.validation else [])
     _write_output(output, args.out)
-    return report.exit_code()
+    return 1 if args.fail_on_findings and report.has_errors else 0
+
+
+def _findings_text(findings: list[Any]) -> str:
+    if not findings:
+        return "\n【核对】未发现问题\n"
+    labels = {"error": "错误", "warning": "警告", "info": "提示"}
+    lines = [f"\n【核对】{len(findings)} 条"]
+    for finding in findings:
+        suggestion = f"（建议：{finding.suggestion}）" if finding.suggestion else ""
+        lines.append(f"- [{labels[finding.severity]} {finding.rule_id}] {finding.message}{suggestion}")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from inference.documents import load_document
+    from inference.summary_schema import StructuredSummary
+    from inference.validation import validate
+
+    try:
+        data = json.loads(Path(args.summary).read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise InputError(f"摘要文件不存在 / summary file not found: {args.summary}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"摘要不是有效的 JSON / summary is not valid JSON: {args.summary}: {exc}") from exc
+    try:
+        summary = StructuredSummary.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"摘要格式不对 / summary JSON lacks the summarize --json shape: {where}: {first['msg']}") from exc
+    document = load_document(args.source)
+    table = None
+    if args.table:
+        from inference.icd_table import open_table
+
+        table = open_table(args.table)
+    report = validate(summary, document.text, table)  # exactly as given: splitting would hide S2
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write(_findings_text(report.findings).lstrip("\n"))
+    return 1 if report.has_errors else 0
 
 
 def _cmd_icd(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from inference.icd_coding import CodingTrace, IcdAssignment, check_no_foreign_co
 from inference.icd_table import IcdTable, open_table
 from inference.summarizer import ProgressCallback, SummaryResult, summarize
 from inference.summary_schema import render_emr_text
+from inference.validation import ValidationReport, validate
 
 
 @dataclass
@@ -20,6 +21,7 @@ class BriefReport:
     result: SummaryResult
     icd: list[IcdAssignment] = field(default_factory=list)
     coding_trace: CodingTrace | None = None
+    validation: ValidationReport | None = None
 
     def emr_text(self) -> str:
         return render_emr_text(self.result.summary)
@@ -29,10 +31,17 @@ class BriefReport:
         return {
             "chief_complaint": summary.chief_complaint,
             "present_illness": summary.present_illness,
-            "auxiliary_exams": [item.model_dump() for item in summary.auxiliary_exams],
-            "diagnoses": [
-                {**diagnosis.model_dump(), "icd": self._icd_for(diagnosis.name)} for diagnosis in summary.diagnoses
+            "auxiliary_exams": [
+                {**item.model_dump(), "sources": self._sources_for("auxiliary_exams", i)}
+                for i, item in enumerate(summary.auxiliary_exams)
             ],
+            "diagnoses": [
+                {**diagnosis.model_dump(), "icd": self._icd_for(diagnosis.name),
+                 "sources": self._sources_for("diagnoses", i)}
+                for i, diagnosis in enumerate(summary.diagnoses)
+            ],
+            "findings": [f.as_dict() for f in self.validation.findings] if self.validation else [],
+            "statements": [s.as_dict() for s in self.validation.statements] if self.validation else [],
             "model": self.result.model,
             "prompt_version": self.result.prompt_version,
             "timings": self.result.timings.as_dict(),
@@ -44,8 +53,17 @@ class BriefReport:
         assignment = next((a for a in self.icd if a.diagnosis == diagnosis), None)
         return assignment.as_dict() if assignment else None
 
-    def exit_code(self) -> int:
-        return 0
+    def _sources_for(self, section: str, index: int) -> list[dict[str, Any]]:
+        if self.validation is None:
+            return []
+        for statement in self.validation.statements:
+            if statement.section == section and statement.index == index:
+                return [span.as_dict() for span in statement.sources]
+        return []
+
+    @property
+    def has_errors(self) -> bool:
+        return self.validation is not None and self.validation.has_errors
 
 
 def run_pipeline(
@@ -67,4 +85,7 @@ def run_pipeline(
             engine, names, table, on_token=on_token, on_progress=on_progress, cancel=cancel
         )
         check_no_foreign_codes(report.icd, table)
+    if on_progress:
+        on_progress("核对原文 / validating against the record")
+    report.validation = validate(result.summary, document.text, table)
     return report

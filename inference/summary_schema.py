@@ -25,7 +25,8 @@ class ExamItem(BaseModel):
     unit: str = Field("", max_length=30, description="单位，照原文抄写；无单位为空字符串")
 
     def as_text(self) -> str:
-        return f"{self.name} {self.value}{' ' + self.unit if self.unit else ''}".strip()
+        glued = self.unit[:1] in ("%", "℃", "×", "次", "岁") or not self.unit
+        return f"{self.name} {self.value}{'' if glued else ' '}{self.unit}".strip()
 
 
 class Diagnosis(BaseModel):

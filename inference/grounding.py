@@ -1,0 +1,135 @@
+"""Link every summary statement to the source span(s) that support it.
+
+A statement is each sentence of 现病史, the 主诉, each 辅助检查 item and each 初步诊断 entry. Support is
+measured on character bigrams: the share of the statement's bigrams found in the chosen source
+sentences. Exam items and diagnoses first try an exact anchor (the same value with its unit; the same
+diagnosis wording) so the desktop can highlight precisely.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from inference.summary_schema import ABSENT, StructuredSummary
+from inference.values import find_measurements, fold
+
+_SENTENCE_END = re.compile(r"[。；;！？!?\n]")
+_NOT_CONTENT = re.compile(r"[\s,，、:：。；;()（）\"“”'‘’\[\]【】]")
+SUPPORTED = 0.5
+
+
+@dataclass(frozen=True)
+class SourceSpan:
+    start: int
+    end: int
+    text: str
+    score: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "text": self.text, "score": round(self.score, 3)}
+
+
+@dataclass
+class Statement:
+    section: str  # field name: chief_complaint | present_illness | auxiliary_exams | diagnoses
+    index: int  # sentence index in 现病史, item index in lists, 0 for 主诉
+    text: str
+    offset: int = 0  # start of ``text`` inside its field (sentences of 现病史)
+    sources: list[SourceSpan] = field(default_factory=list)
+    support: float = 0.0
+
+    @property
+    def is_absent_marker(self) -> bool:
+        return self.text.strip() == ABSENT
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"section": self.section, "index": self.index, "text": self.text, "offset": self.offset,
+                "support": round(self.support, 3), "supported": self.support >= SUPPORTED or self.is_absent_marker,
+                "sources": [s.as_dict() for s in self.sources]}
+
+
+def split_sentences(text: str) -> list[tuple[int, str]]:
+    sentences, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        if text[start:match.end()].strip():
+            sentences.append((start, text[start:match.end()]))
+        start = match.end()
+    if text[start:].strip():
+        sentences.append((start, text[start:]))
+    return sentences
+
+
+def statements_of(summary: StructuredSummary) -> list[Statement]:
+    statements = [Statement("chief_complaint", 0, summary.chief_complaint)]
+    for index, (offset, sentence) in enumerate(split_sentences(summary.present_illness)):
+        statements.append(Statement("present_illness", index, sentence, offset))
+    statements += [Statement("auxiliary_exams", i, item.as_text()) for i, item in enumerate(summary.auxiliary_exams)]
+    statements += [Statement("diagnoses", i, d.name) for i, d in enumerate(summary.diagnoses)]
+    return statements
+
+
+def _bigrams(text: str) -> set[str]:
+    content = _NOT_CONTENT.sub("", fold(text))
+    return {content[i:i + 2] for i in range(len(content) - 1)} or ({content} if content else set())
+
+
+class SourceIndex:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.folded = fold(source)
+        self.sentences = [(offset, sentence, _bigrams(sentence)) for offset, sentence in split_sentences(source)]
+        self.measurements = find_measurements(source)
+
+    def ground(self, statement: Statement) -> None:
+        if statement.is_absent_marker or not statement.text.strip():
+            return
+        anchored = self._anchor(statement)
+        grams = _bigrams(statement.text)
+        if not grams:
+            return
+        covered: set[str] = set()
+        chosen: list[SourceSpan] = []
+        if anchored:
+            chosen.append(anchored)
+            covered |= grams & _bigrams(anchored.text)
+        while len(chosen) < 3:
+            best = max(self.sentences, key=lambda s: len((grams - covered) & s[2]), default=None)
+            if best is None or not (grams - covered) & best[2]:
+                break
+            gain = (grams - covered) & best[2]
+            if len(gain) < 2 and chosen:
+                break
+            covered |= gain
+            offset, sentence, _ = best
+            chosen.append(SourceSpan(offset, offset + len(sentence), sentence, len(gain) / len(grams)))
+        statement.sources = chosen
+        statement.support = len(covered) / len(grams)
+
+    def _anchor(self, statement: Statement) -> SourceSpan | None:
+        text = fold(statement.text).strip()
+        if statement.section == "auxiliary_exams":
+            mine = find_measurements(text)
+            for measurement in self.measurements:
+                if mine and measurement.identity == mine[0].identity:
+                    span = self.source[measurement.start:measurement.end]
+                    return SourceSpan(measurement.start, measurement.end, span, 1.0)
+            name = text.split(" ")[0]
+            position = self.folded.find(name) if len(name) >= 2 else -1
+            if position >= 0:
+                return SourceSpan(position, position + len(name), self.source[position:position + len(name)], 0.5)
+            return None
+        if statement.section in ("diagnoses", "chief_complaint"):
+            position = self.folded.find(text)
+            if position >= 0 and text:
+                return SourceSpan(position, position + len(text), self.source[position:position + len(text)], 1.0)
+        return None
+
+
+def ground_summary(summary: StructuredSummary, source: str) -> list[Statement]:
+    index = SourceIndex(source)
+    statements = statements_of(summary)
+    for statement in statements:
+        index.ground(statement)
+    return statements

@@ -1,0 +1,353 @@
+"""Check a summary against its source record and report findings.
+
+Rules (ids are stable; the desktop colours by severity, tests and the held-out corruption set match on ids):
+  S1 section missing or empty              S2 several diagnoses in one entry
+  S3 content outside the template          S4 stated absent although the record has it
+  V1 value not in the source (invented or altered)        V2 key value of the source omitted
+  V3 physiologically implausible value                    V4 value given without its unit
+  T1 non-standard or colloquial term       T2 diagnosis the source negates
+  T3 diagnosis not found in the code table
+  F1 medical wording not found in the source (paraphrase)  G1 statement with no support in the source
+One problem gets one finding: spans already explained by a stronger rule (order above: T2, V, T1, S)
+are not flagged again by F1 or G1.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from inference.clinical_terms import expand_terms, find_nonstandard_terms
+from inference.grounding import SUPPORTED, SourceSpan, Statement, ground_summary
+from inference.icd_table import IcdTable
+from inference.paths import resources_dir
+from inference.summary_schema import ABSENT, SECTION_HEADINGS, StructuredSummary
+from inference.values import Measurement, find_measurements, fold, implausible, is_key
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+_SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
+
+_DIAGNOSIS_SEPARATORS = re.compile(r"[,，;；、]|(?<=.)\s+(?=.)")
+_NEGATION = re.compile(r"(否认|无|未见|未发现|未诉|排除|不伴|没有)([^，,。；;：:\n]{1,40})")
+_NEGATION_ITEM_SPLIT = re.compile(r"[、及和与或/]|病史|史")
+_OTHER_HEADINGS = re.compile(r"(主诉|现病史|辅助检查|初步诊断|既往史|体格检查|诊断)[:：]")
+_OUTSIDE_TEMPLATE = re.compile(r"(建议|治疗方案|医嘱|处理意见|注意事项)[:：]")
+_CJK_OR_LATIN = re.compile(r"[\u4e00-\u9fffA-Za-z]")
+
+
+@dataclass
+class Finding:
+    rule_id: str
+    severity: str
+    section: str
+    index: int | None  # item index in list sections, sentence index in 现病史
+    span: tuple[int, int] | None  # characters inside the section field (list items: inside the item text)
+    message: str
+    suggestion: str = ""
+    source_spans: list[SourceSpan] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule_id": self.rule_id, "severity": self.severity, "section": self.section,
+                "section_name": SECTION_HEADINGS.get(self.section, self.section), "index": self.index,
+                "span": list(self.span) if self.span else None, "message": self.message,
+                "suggestion": self.suggestion, "source_spans": [s.as_dict() for s in self.source_spans]}
+
+
+@dataclass
+class ValidationReport:
+    findings: list[Finding]
+    statements: list[Statement]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(f.severity == ERROR for f in self.findings)
+
+    def counts(self) -> dict[str, int]:
+        return {level: sum(f.severity == level for f in self.findings) for level in (ERROR, WARNING, INFO)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"findings": [f.as_dict() for f in self.findings], "counts": self.counts(),
+                "statements": [s.as_dict() for s in self.statements]}
+
+
+@lru_cache(maxsize=1)
+def allowed_additions() -> frozenset[str]:
+    path = resources_dir() / "validation" / "faithfulness.tsv"
+    return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.strip() and not line.startswith("#"))
+
+
+class _Checker:
+    def __init__(self, summary: StructuredSummary, source: str, table: IcdTable | None) -> None:
+        self.summary = summary
+        self.source = source
+        self.folded_source = fold(source)
+        self.table = table
+        self.statements = ground_summary(summary, source)
+        self.findings: list[Finding] = []
+        self.source_measurements = find_measurements(source)
+        self.explained: set[tuple[str, int]] = set()  # statements that already carry a finding
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+        if finding.index is not None:
+            self.explained.add((finding.section, finding.index))
+
+    def statement_at(self, section: str, position: int) -> Statement:
+        """The statement of ``section`` containing character ``position`` of the field."""
+        candidates = [s for s in self.statements if s.section == section and s.offset <= position]
+        return candidates[-1]
+
+    # -- S: structure ----------------------------------------------------------------------------
+
+    def structure(self) -> None:
+        summary = self.summary
+        for section in ("chief_complaint", "present_illness"):
+            text = getattr(summary, section).strip()
+            if not text:
+                self.add(Finding("S1", ERROR, section, 0, None,
+                                 f"【{SECTION_HEADINGS[section]}】缺失或为空", f"填写内容或写明“{ABSENT}”"))
+        for index, diagnosis in enumerate(summary.diagnoses):
+            parts = [p for p in _DIAGNOSIS_SEPARATORS.split(diagnosis.name.strip()) if p.strip()]
+            if len(parts) > 1:
+                self.add(Finding("S2", ERROR, "diagnoses", index, (0, len(diagnosis.name)),
+                                 f"一条诊断中包含多个诊断：{diagnosis.name}", "每条只写一个诊断：" + " / ".join(parts)))
+        for statement in self.statements:
+            for pattern, what in ((_OUTSIDE_TEMPLATE, "模板以外的内容"), (_OTHER_HEADINGS, "其他段落的标题")):
+                match = pattern.search(statement.text)
+                if match and not (statement.section == "present_illness" and match.group(1) in ("既往史", "体格检查")):
+                    span = (statement.offset + match.start(), statement.offset + match.end())
+                    self.add(Finding("S3", WARNING, statement.section, statement.index, span,
+                                     f"【{SECTION_HEADINGS[statement.section]}】中出现{what}：{match.group(0)}",
+                                     "删除或移到对应段落"))
+                    break
+        self._absent_but_recorded()
+
+    def _absent_but_recorded(self) -> None:
+        summary, source = self.summary, self.folded_source
+        recorded = {
+            "chief_complaint": bool(re.search(r"主诉|因[“\"].+?[”\"]", source)),
+            "present_illness": bool(re.search(r"现病史|病史|入院", source)),
+            "auxiliary_exams": bool(re.search(r"辅助检查|化验|检查[:：]", source)) or any(
+                is_key(m) and m.parameter not in ("systolic_bp", "heart_rate", "temperature", "respiratory_rate")
+                for m in self.source_measurements),
+            "diagnoses": bool(re.search(r"诊断[:：]", source)),
+        }
+        stated_absent = {
+            "chief_complaint": summary.chief_complaint.strip() == ABSENT,
+            "present_illness": summary.present_illness.strip() == ABSENT,
+            "auxiliary_exams": not summary.auxiliary_exams,
+            "diagnoses": not summary.diagnoses,
+        }
+        for section, absent in stated_absent.items():
+            if absent and recorded[section]:
+                self.add(Finding("S4", WARNING, section, None, None,
+                                 f"摘要写【{SECTION_HEADINGS[section]}】{ABSENT}，但原文有相关记载", "核对原文后补充"))
+
+    # -- V: values -------------------------------------------------------------------------------
+
+    def values(self) -> None:
+        by_identity = {m.identity: m for m in self.source_measurements}
+        summary_identities: set[tuple[str, tuple[float, ...], str]] = set()
+        for statement, measurement, span in self._summary_measurements():
+            summary_identities.add(measurement.identity)
+            same_name = self._source_value_named(measurement)
+            hint = f"原文为 {self.source[same_name.value_start:same_name.end]}" if same_name else ""
+            limit = implausible(measurement)
+            if limit is not None:
+                self.add(Finding("V3", ERROR, statement.section, statement.index, span,
+                                 f"数值不符合生理范围：{measurement.name} {measurement.as_text()}"
+                                 f"（{limit.unit} 合理范围 {limit.low:g}–{limit.high:g}）", hint,
+                                 self._spans_of(same_name)))
+                continue
+            if measurement.identity in by_identity:
+                continue
+            self.add(Finding("V1", ERROR, statement.section, statement.index, span,
+                             f"数值在原文中找不到（编造或改动）：{measurement.name} {measurement.as_text()}".replace("  ", " "),
+                             hint or "删除或按原文改正", self._spans_of(same_name)))
+        for item_index, item in enumerate(self.summary.auxiliary_exams):
+            numbers = re.findall(r"\d+(?:\.\d+)?", fold(item.value))
+            if numbers and not item.unit.strip() and not find_measurements(fold(item.as_text())):
+                match = next((m for m in self.source_measurements if [f"{n:g}" for n in m.numbers] ==
+                              [f"{float(n):g}" for n in numbers]), None)
+                if match is not None:
+                    summary_identities.add(match.identity)
+                    self.add(Finding("V4", WARNING, "auxiliary_exams", item_index, (0, len(item.as_text())),
+                                     f"数值缺少单位：{item.as_text()}", f"原文为 {self.source[match.value_start:match.end]}",
+                                     self._spans_of(match)))
+        already_cited = {(span.start, span.end) for f in self.findings if f.rule_id in ("V1", "V3", "V4")
+                         for span in f.source_spans}
+        for measurement in self.source_measurements:
+            if (measurement.start, measurement.end) in already_cited:
+                continue  # an altered value was already reported with this original as its hint
+            if is_key(measurement) and measurement.identity not in summary_identities:
+                text = self.source[measurement.start:measurement.end]
+                self.add(Finding("V2", WARNING, self._section_for(measurement), None, None,
+                                 f"原文的关键数值未出现在摘要中：{text}", f"补充 {text}", self._spans_of(measurement)))
+
+    def _summary_measurements(self) -> list[tuple[Statement, Measurement, tuple[int, int]]]:
+        found = []
+        for statement in self.statements:
+            for measurement in find_measurements(statement.text):
+                span = (statement.offset + measurement.start, statement.offset + measurement.end)
+                if statement.section == "auxiliary_exams":
+                    measurement = _named(measurement, self.summary.auxiliary_exams[statement.index].name)
+                found.append((statement, measurement, span))
+        return found
+
+    def _source_value_named(self, measurement: Measurement) -> Measurement | None:
+        for candidate in self.source_measurements:
+            if measurement.parameter and candidate.parameter == measurement.parameter:
+                return candidate
+            if measurement.name and candidate.name.upper() == measurement.name.upper():
+                return candidate
+        return None
+
+    def _spans_of(self, measurement: Measurement | None) -> list[SourceSpan]:
+        if measurement is None:
+            return []
+        return [SourceSpan(measurement.start, measurement.end, self.source[measurement.start:measurement.end], 1.0)]
+
+    @staticmethod
+    def _section_for(measurement: Measurement) -> str:
+        vitals = ("systolic_bp", "heart_rate", "temperature", "respiratory_rate", "spo2")
+        return "present_illness" if measurement.parameter in vitals else "auxiliary_exams"
+
+    # -- T: terms --------------------------------------------------------------------------------
+
+    def terms(self) -> None:
+        negated = self._negated_phrases()
+        for index, diagnosis in enumerate(self.summary.diagnoses):
+            name = diagnosis.name.strip()
+            if not name or name == ABSENT:
+                continue
+            negation = self._negation_of(name, negated)
+            if negation is not None:
+                start, end, cue = negation
+                self.add(Finding("T2", ERROR, "diagnoses", index, (0, len(name)),
+                                 f"原文否认该诊断（“{cue}”），摘要却列为诊断：{name}", "删除该诊断",
+                                 [SourceSpan(start, end, self.source[start:end], 1.0)]))
+                continue
+            hits = find_nonstandard_terms(name)
+            if hits:
+                hit = hits[0]
+                standard = hit.variant.standard
+                in_source = name in self.folded_source or (standard and expand_terms(name) in expand_terms(self.folded_source))
+                message = (f"非规范诊断用语：{hit.variant.alias}" +
+                           (f"，规范名称为“{standard}”" if standard else f"（{hit.variant.note}）"))
+                severity = WARNING
+                if not in_source:
+                    message += "；原文中未找到该诊断"
+                    severity = ERROR
+                suggestion = expand_terms(name) if standard else hit.variant.note
+                self.add(Finding("T1", severity, "diagnoses", index, (hit.start, hit.end), message, suggestion))
+                continue
+            if self.table is not None and not self._known_term(name):
+                self.add(Finding("T3", INFO, "diagnoses", index, (0, len(name)),
+                                 f"诊断名称未能对应到编码表 {self.table.info.name} 中的规范名称：{name}", "核对诊断名称"))
+
+    def _negated_phrases(self) -> list[tuple[int, int, str, str]]:
+        """(start, end, cue, item) for each thing the source explicitly denies."""
+        phrases = []
+        for match in _NEGATION.finditer(self.folded_source):
+            for item in _NEGATION_ITEM_SPLIT.split(match.group(2)):
+                item = item.strip()
+                if len(item) >= 2:
+                    phrases.append((match.start(), match.end(), match.group(0), item))
+        return phrases
+
+    def _negation_of(self, name: str, negated: list[tuple[int, int, str, str]]) -> tuple[int, int, str] | None:
+        core = re.sub(r"(病史|史)$", "", name)
+        for start, end, cue, item in negated:
+            if core in item or item in core and len(item) >= 2:
+                asserted = [m.start() for m in re.finditer(re.escape(core), self.folded_source)
+                            if not start <= m.start() < end]
+                if not asserted:
+                    return start, end, cue
+        return None
+
+    def _known_term(self, name: str) -> bool:
+        from inference.icd_lookup import matcher_for
+
+        matcher = matcher_for(self.table)
+        candidates = matcher.lookup(name, top_k=1)
+        return bool(candidates) and candidates[0].score >= 0.6
+
+    # -- F and G: faithfulness and grounding -------------------------------------------------------
+
+    def faithfulness(self) -> None:
+        explained_spans = {(f.section, f.index) for f in self.findings if f.rule_id in ("T1", "T2", "V1", "V3")}
+        for statement in self.statements:
+            if statement.is_absent_marker or (statement.section, statement.index) in explained_spans:
+                continue
+            for start, end in self._novel_spans(statement.text):
+                span = (statement.offset + start, statement.offset + end)
+                self.add(Finding("F1", WARNING, statement.section, statement.index, span,
+                                 f"原文中没有这一用语（可能是改写或新增）：{statement.text[start:end]}",
+                                 "照原文用语改写", statement.sources[:1]))
+
+    def _novel_spans(self, text: str) -> list[tuple[int, int]]:
+        folded = fold(text)
+        measured = [False] * len(folded)
+        for measurement in find_measurements(folded):
+            for i in range(measurement.value_start, measurement.end):
+                measured[i] = True
+        covered = list(measured)
+        i = 0
+        while i < len(folded):
+            for length in range(min(12, len(folded) - i), 1, -1):
+                if folded[i:i + length] in self.folded_source:
+                    for j in range(i, i + length):
+                        covered[j] = True
+                    break
+            i += 1
+        spans, start = [], None
+        for i, char in enumerate(folded + " "):
+            uncovered = i < len(folded) and not covered[i] and bool(_CJK_OR_LATIN.match(char))
+            if uncovered and start is None:
+                start = i
+            elif not uncovered and start is not None:
+                word = folded[start:i]
+                if len(word) >= 2 and word not in allowed_additions() and not _only_allowed(word):
+                    spans.append((start, i))
+                start = None
+        return spans
+
+    def grounding(self) -> None:
+        for statement in self.statements:
+            key = (statement.section, statement.index)
+            if statement.is_absent_marker or key in self.explained or not statement.text.strip():
+                continue
+            if statement.support < SUPPORTED:
+                self.add(Finding("G1", WARNING, statement.section, statement.index, (0, len(statement.text)),
+                                 f"该内容在原文中找不到依据（支持度 {statement.support:.0%}）", "核对原文",
+                                 statement.sources))
+
+
+def _only_allowed(word: str) -> bool:
+    remaining = word
+    for allowed in sorted(allowed_additions(), key=len, reverse=True):
+        remaining = remaining.replace(allowed, "")
+    return not remaining
+
+
+def _named(measurement: Measurement, name: str) -> Measurement:
+    """An exam item's value takes the item's name (its own text is 'name value unit')."""
+    from dataclasses import replace
+
+    from inference.values import _resolve_parameter
+
+    return replace(measurement, name=name, parameter=_resolve_parameter(name, measurement.unit))
+
+
+def validate(summary: StructuredSummary, source: str, table: IcdTable | None = None) -> ValidationReport:
+    checker = _Checker(summary, source, table)
+    checker.structure()
+    checker.values()
+    checker.terms()
+    checker.faithfulness()
+    checker.grounding()
+    findings = sorted(checker.findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.rule_id))
+    return ValidationReport(findings=findings, statements=checker.statements)
