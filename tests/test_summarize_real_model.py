@@ -78,7 +78,11 @@ def test_cli_json_output_has_the_stable_keys(tmp_path, icd_data) -> None:
     for key in ("load_s", "ttft_s", "total_s", "prompt_tokens", "completion_tokens"):
         assert data["timings"][key] >= 0
     assert data["model"]["demo"] is True and data["model"]["quantization"] == "Q4_K_M"
-    assert {"name": "LVEF", "value": "38", "unit": "%"} in data["auxiliary_exams"]
+    lvef = next(item for item in data["auxiliary_exams"] if item["name"] == "LVEF")
+    assert (lvef["value"], lvef["unit"]) == ("38", "%")
+    assert lvef["sources"][0]["text"] == "LVEF 38%"  # grounded in the record
+    assert isinstance(data["findings"], list) and data["statements"]
+    assert not [f for f in data["findings"] if f["severity"] == "error"], data["findings"]
     assert "加载模型" in proc.stderr  # progress goes to stderr, not into the JSON
     from inference.icd_table import open_table
 
