@@ -62,3 +62,17 @@ def render_emr_text(summary: StructuredSummary) -> str:
         f"【辅助检查】{exams}\n"
         f"【初步诊断】\n{diagnoses}\n"
     )
+
+
+def exam_item_from_text(line: str) -> ExamItem:
+    """Parse one 辅助检查 line as a doctor types it ("肌酐 138 μmol/L", "胸部CT 右下肺斑片影")."""
+    from inference.values import find_measurements
+
+    line = line.strip()
+    measurements = find_measurements(line)
+    if measurements and measurements[0].end == len(line):
+        measurement = measurements[0]
+        name = line[:measurement.value_start].strip(" :：") or measurement.name
+        return ExamItem(name=name[:80] or line[:80], value=measurement.value, unit=measurement.unit)
+    name, _, rest = line.partition(" ")
+    return ExamItem(name=name[:80], value=rest.strip()[:60], unit="")

@@ -1,0 +1,71 @@
+"""Entry point: ``medbrief-desktop [RECORD]`` or ``python -m desktop [RECORD]``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtGui import QFont, QFontDatabase
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from desktop.main_window import MainWindow
+from inference.engine import Engine
+from inference.errors import MedBriefError
+from inference.icd_table import IcdTable, open_table
+from inference.pipeline import BriefReport, run_pipeline
+from inference.settings import AppConfig, EngineSettings, load_config, resolve_model_path
+
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", "PingFang SC", "WenQuanYi Micro Hei")
+
+
+def run_brief_job(document: Any, engine: Engine, *, on_token: Any, on_progress: Any, cancel: Any,
+                  table: IcdTable | None) -> BriefReport:
+    """The worker's job: runs in the worker thread, touches no widget."""
+    return run_pipeline(document, engine, on_token=on_token, on_progress=on_progress, cancel=cancel, table=table,
+                        code_icd=table is not None)
+
+
+def pick_cjk_font(app: QApplication) -> None:
+    families = set(QFontDatabase.families())
+    for family in CJK_FONTS:
+        if family in families:
+            app.setFont(QFont(family, 10))
+            return
+
+
+def load_startup_config() -> tuple[AppConfig, str]:
+    try:
+        config = load_config()
+    except MedBriefError as exc:
+        return AppConfig(), exc.message
+    config.engine = config.engine.model_copy(update={"model_path": resolve_model_path(None, config)})
+    return config, ""
+
+
+def build_window(config: AppConfig, config_error: str = "") -> MainWindow:
+    table, table_error = None, ""
+    try:
+        table = open_table(config.icd_table)
+    except MedBriefError as exc:
+        table_error = exc.message
+    window = MainWindow(Engine, run_brief_job, config, table, table_error or config_error)
+    return window
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    app = QApplication.instance() or QApplication(argv)
+    app.setApplicationName("MedBrief")
+    pick_cjk_font(app)  # type: ignore[arg-type]
+    config, config_error = load_startup_config()
+    window = build_window(config, config_error)
+    window.show()
+    if config_error:
+        QMessageBox.warning(window, "配置文件无法读取", config_error + "\n将使用默认设置。")
+    if len(argv) > 1:
+        window.open_file(argv[1])
+    return app.exec()
+
+
+__all__ = ["main", "run_brief_job", "build_window", "EngineSettings"]

@@ -1,0 +1,47 @@
+"""The document pane: the record as loaded (read-only), with source spans highlighted; accepts drops."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QWidget
+
+from desktop.highlight_edit import FOCUS_COLOUR, SOURCE_COLOUR, HighlightedEdit, Mark
+from inference.grounding import SourceSpan
+
+
+class DocumentPane(HighlightedEdit):
+    file_dropped = Signal(str)
+    text_dropped = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("document")
+        self.setReadOnly(True)
+        self.setAcceptDrops(True)
+        self.setPlaceholderText("打开（Ctrl+O）、粘贴（Ctrl+Shift+V）或拖入病历文件（.txt / .docx）")
+
+    def show_sources(self, spans: list[SourceSpan], focus: int = 0) -> None:
+        """Highlight the supporting spans and scroll to the first."""
+        marks = [Mark(s.start, s.end, FOCUS_COLOUR if i == focus else SOURCE_COLOUR, f"原文依据（{s.score:.0%}）")
+                 for i, s in enumerate(spans)]
+        self.set_marks(marks)
+        if spans:
+            self.reveal(spans[focus].start, spans[focus].end)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() or event.mimeData().hasText():
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        mime = event.mimeData()
+        if mime.hasUrls() and mime.urls()[0].isLocalFile():
+            self.file_dropped.emit(mime.urls()[0].toLocalFile())
+        elif mime.hasText():
+            self.text_dropped.emit(mime.text())
+        event.acceptProposedAction()

@@ -1,0 +1,187 @@
+"""The ICD panel: one row per diagnosis with the chosen code, the candidates the function calls produced,
+accept or replace, and a search box over the active code table."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inference.icd_coding import DIRECT_LOOKUP, MANUAL, MODEL_TOOL_CALL, IcdAssignment
+from inference.icd_lookup import Candidate, matcher_for
+from inference.icd_table import IcdTable
+
+PROVENANCE_LABELS = {MODEL_TOOL_CALL: "模型函数调用", DIRECT_LOOKUP: "直接查询", MANUAL: "医生选择"}
+COLUMNS = ["诊断", "编码", "名称", "来源", "相似度", "状态"]
+
+
+class IcdPanel(QWidget):
+    changed = Signal()  # a code was accepted or replaced
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table: IcdTable | None = None
+        self.assignments: list[IcdAssignment] = []
+        self.accepted: set[int] = set()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.title = QLabel("ICD-10 编码")
+        layout.addWidget(self.title)
+        self.rows = QTableWidget(0, len(COLUMNS))
+        self.rows.setObjectName("icd_rows")
+        self.rows.setHorizontalHeaderLabels(COLUMNS)
+        self.rows.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.rows.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.rows.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.rows.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.rows.itemSelectionChanged.connect(self._row_selected)
+        layout.addWidget(self.rows, 2)
+        layout.addWidget(QLabel("候选编码（函数调用结果）"))
+        self.candidates = QListWidget()
+        self.candidates.setObjectName("icd_candidates")
+        layout.addWidget(self.candidates, 2)
+        buttons = QHBoxLayout()
+        self.accept_button = QPushButton("采用选中编码")
+        self.accept_button.clicked.connect(self.accept_selected_candidate)
+        buttons.addWidget(self.accept_button)
+        layout.addLayout(buttons)
+        layout.addWidget(QLabel("检索编码表"))
+        self.search_box = QLineEdit()
+        self.search_box.setObjectName("icd_search")
+        self.search_box.setPlaceholderText("输入疾病名称或编码，回车检索")
+        self.search_box.returnPressed.connect(self.search)
+        layout.addWidget(self.search_box)
+        self.search_results = QListWidget()
+        self.search_results.setObjectName("icd_search_results")
+        layout.addWidget(self.search_results, 2)
+        self.replace_button = QPushButton("替换为检索结果")
+        self.replace_button.clicked.connect(self.replace_with_search_result)
+        layout.addWidget(self.replace_button)
+
+    def set_table(self, table: IcdTable) -> None:
+        self.table = table
+        self.title.setText(f"ICD-10 编码（{table.info.name}，{table.info.version}）")
+
+    def set_assignments(self, assignments: list[IcdAssignment]) -> None:
+        self.assignments = list(assignments)
+        self.accepted = set()
+        self._refresh_rows()
+        if self.assignments:
+            self.rows.selectRow(0)
+
+    def _refresh_rows(self) -> None:
+        self.rows.setRowCount(len(self.assignments))
+        for row, assignment in enumerate(self.assignments):
+            values = [assignment.diagnosis, assignment.code or "—", assignment.name or "未找到",
+                      PROVENANCE_LABELS.get(assignment.provenance, assignment.provenance), f"{assignment.score:.2f}",
+                      "已确认" if row in self.accepted else "待确认"]
+            for column, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                if column == 0 and assignment.note:
+                    item.setToolTip(assignment.note)
+                self.rows.setItem(row, column, item)
+        self.rows.resizeColumnsToContents()
+        self.rows.setColumnWidth(0, min(self.rows.columnWidth(0), 120))
+        self.rows.setColumnWidth(3, min(self.rows.columnWidth(3), 80))
+
+    def selected_row(self) -> int:
+        rows = self.rows.selectionModel().selectedRows() if self.rows.selectionModel() else []
+        return rows[0].row() if rows else -1
+
+    def _row_selected(self) -> None:
+        row = self.selected_row()
+        self.candidates.clear()
+        if row < 0:
+            return
+        for candidate in self.assignments[row].candidates:
+            item = QListWidgetItem(f"{candidate.code}  {candidate.name}  ({candidate.score:.2f}, {candidate.match})")
+            item.setData(Qt.ItemDataRole.UserRole, candidate)
+            self.candidates.addItem(item)
+        if self.candidates.count():
+            self.candidates.setCurrentRow(0)
+
+    def accept_selected_candidate(self) -> None:
+        """The doctor confirms a candidate (the chosen one or another from the list)."""
+        row = self.selected_row()
+        item = self.candidates.currentItem()
+        if row < 0 or item is None:
+            return
+        candidate: Candidate = item.data(Qt.ItemDataRole.UserRole)
+        current = self.assignments[row]
+        if candidate.code != current.code:
+            self.assignments[row] = replace(current, code=candidate.code, name=candidate.name, score=candidate.score,
+                                            provenance=MANUAL)
+        self.accepted.add(row)
+        self._refresh_rows()
+        self.rows.selectRow(row)
+        self.changed.emit()
+
+    def search(self) -> None:
+        self.search_results.clear()
+        query = self.search_box.text().strip()
+        if not query or self.table is None:
+            return
+        entry = self.table.get(query)
+        found = [Candidate(entry.code, entry.name, 1.0, "code")] if entry else []
+        found += matcher_for(self.table).lookup(query, top_k=10)
+        for candidate in found:
+            item = QListWidgetItem(f"{candidate.code}  {candidate.name}  ({candidate.score:.2f})")
+            item.setData(Qt.ItemDataRole.UserRole, candidate)
+            self.search_results.addItem(item)
+        if self.search_results.count():
+            self.search_results.setCurrentRow(0)
+
+    def replace_with_search_result(self) -> None:
+        row = self.selected_row()
+        item = self.search_results.currentItem()
+        if row < 0 or item is None or self.table is None:
+            return
+        candidate: Candidate = item.data(Qt.ItemDataRole.UserRole)
+        if candidate.code not in self.table:
+            return
+        current = self.assignments[row]
+        candidates = current.candidates if any(c.code == candidate.code for c in current.candidates) else [
+            candidate, *current.candidates]
+        self.assignments[row] = replace(current, code=candidate.code, name=candidate.name, score=candidate.score,
+                                        provenance=MANUAL, candidates=candidates)
+        self.accepted.add(row)
+        self._refresh_rows()
+        self.rows.selectRow(row)
+        self.changed.emit()
+
+    def sync_diagnoses(self, diagnoses: list[str]) -> None:
+        """After the doctor edits the diagnosis list: keep coded rows, look up new ones directly."""
+        if self.table is None:
+            return
+        kept = {a.diagnosis: a for a in self.assignments}
+        matcher = matcher_for(self.table)
+        updated = []
+        for name in diagnoses:
+            if name in kept:
+                updated.append(kept[name])
+                continue
+            candidates = matcher.lookup(name, 5)
+            top = candidates[0] if candidates else None
+            updated.append(IcdAssignment(name, top.code if top else None, top.name if top else None,
+                                         top.score if top else 0.0, DIRECT_LOOKUP, candidates,
+                                         self.table.info.as_dict(), "医生修改诊断后直接查询"))
+        if [a.diagnosis for a in updated] != [a.diagnosis for a in self.assignments]:
+            accepted_names = {self.assignments[i].diagnosis for i in self.accepted if i < len(self.assignments)}
+            self.assignments = updated
+            self.accepted = {i for i, a in enumerate(updated) if a.diagnosis in accepted_names}
+            self._refresh_rows()
+            self._row_selected()

@@ -1,0 +1,377 @@
+"""The main window: document pane | summary pane | ICD panel, streaming progress, status bar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.document_pane import DocumentPane
+from desktop.icd_panel import IcdPanel
+from desktop.settings_dialog import SettingsDialog
+from desktop.summary_pane import SummaryPane
+from desktop.worker import WorkerHost
+from inference.documents import Document, document_from_text, load_document
+from inference.engine import EngineInfo
+from inference.errors import MedBriefError
+from inference.export import export
+from inference.grounding import Statement
+from inference.icd_table import IcdTable
+from inference.pipeline import BriefReport
+from inference.settings import AppConfig, EngineSettings, save_config
+from inference.summary_schema import StructuredSummary, render_emr_text
+from inference.validation import Finding, ValidationReport, validate
+
+DEMO_BANNER = "演示模型：仅供体验软件，不可用于临床。请在“设置”中选择医院部署的 GGUF 模型。"
+EXPORT_FILTERS = {"txt": "病历文本 (*.txt)", "md": "Markdown (*.md)", "json": "JSON (*.json)",
+                  "fhir": "FHIR R4 Bundle (*.fhir.json)"}
+
+
+class MainWindow(QMainWindow):
+    report_ready = Signal(object)  # BriefReport, after it is shown (the history store listens)
+    summary_edited = Signal(object)  # StructuredSummary, debounced
+    codes_changed = Signal()
+
+    def __init__(
+        self,
+        load_engine: Callable[[EngineSettings], Any],
+        run_job: Callable[..., BriefReport],
+        config: AppConfig,
+        table: IcdTable | None,
+        table_error: str = "",
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("MedBrief 病历摘要助手")
+        self.config = config
+        self.table = table
+        self.document: Document | None = None
+        self.report: BriefReport | None = None
+        self.validation: ValidationReport | None = None
+        self.engine_info: EngineInfo | None = None
+        self.generating = False
+        self._build_panes()
+        self._build_actions()
+        self._build_status_bar()
+        self.host = WorkerHost(load_engine, run_job, self)
+        worker = self.host.worker
+        worker.loaded.connect(self._engine_loaded)
+        worker.load_failed.connect(self._engine_failed)
+        worker.step.connect(self._step)
+        worker.tokens.connect(self._tokens)
+        worker.finished.connect(self._finished)
+        worker.failed.connect(self._failed)
+        worker.cancelled.connect(self._cancelled)
+        if table is not None:
+            self.icd_panel.set_table(table)
+        if table_error:
+            self.progress.appendPlainText(f"ICD 编码表不可用：{table_error}")
+        self._set_generating(False)
+        self.load_engine(config.engine)
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def _build_panes(self) -> None:
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.demo_banner = QLabel(DEMO_BANNER)
+        self.demo_banner.setObjectName("demo_banner")
+        self.demo_banner.setStyleSheet("background:#fff3b0; color:#6b4e00; padding:6px; font-weight:bold;")
+        self.demo_banner.setVisible(False)
+        layout.addWidget(self.demo_banner)
+        self.document_pane = DocumentPane()
+        self.document_pane.file_dropped.connect(self.open_file)
+        self.document_pane.text_dropped.connect(self.set_document_text)
+        self.summary_pane = SummaryPane()
+        self.summary_pane.edited.connect(self._summary_edited)
+        self.summary_pane.statement_activated.connect(self._statement_activated)
+        self.summary_pane.finding_activated.connect(self._finding_activated)
+        self.icd_panel = IcdPanel()
+        self.icd_panel.changed.connect(self.codes_changed.emit)
+        self.progress = QPlainTextEdit()
+        self.progress.setObjectName("progress")
+        self.progress.setReadOnly(True)
+        self.progress.setMaximumBlockCount(2000)
+        self.progress.setPlaceholderText("生成过程（模型输出实时显示）")
+        panes = QSplitter(Qt.Orientation.Horizontal)
+        panes.addWidget(self._titled("病历原文", self.document_pane))
+        panes.addWidget(self._titled("结构化摘要（可编辑）", self.summary_pane))
+        panes.addWidget(self.icd_panel)
+        panes.setSizes([430, 520, 400])
+        vertical = QSplitter(Qt.Orientation.Vertical)
+        vertical.addWidget(panes)
+        vertical.addWidget(self._titled("生成过程", self.progress))
+        vertical.setSizes([600, 120])
+        layout.addWidget(vertical, 1)
+        self.setCentralWidget(central)
+        self.resize(1366, 768)
+        self.setMinimumSize(1024, 600)
+
+    @staticmethod
+    def _titled(title: str, widget: QWidget) -> QWidget:
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        label = QLabel(title)
+        label.setStyleSheet("font-weight:bold; padding:2px;")
+        layout.addWidget(label)
+        layout.addWidget(widget, 1)
+        return holder
+
+    def _action(self, text: str, shortcut: str | QKeySequence, slot: Callable[[], Any], name: str) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(f"{text}（{QKeySequence(shortcut).toString()}）")
+        action.triggered.connect(slot)
+        self.toolbar.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.toolbar = self.addToolBar("操作")
+        self.toolbar.setMovable(False)
+        self.open_action = self._action("打开", QKeySequence.StandardKey.Open, self.choose_file, "open")
+        self.paste_action = self._action("粘贴病历", "Ctrl+Shift+V", self.paste_document, "paste")
+        self.generate_action = self._action("生成摘要", "Ctrl+Return", self.generate, "generate")
+        self.stop_action = self._action("停止", "Esc", self.stop, "stop")
+        self.copy_action = self._action("复制", "Ctrl+Shift+C", self.copy_summary, "copy")
+        self.export_action = self._action("导出", "Ctrl+E", self.choose_export, "export")
+        self.settings_action = self._action("设置", "Ctrl+,", self.open_settings, "settings")
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.model_label = QLabel("模型：加载中…")
+        self.demo_badge = QLabel(" DEMO ")
+        self.demo_badge.setObjectName("demo_badge")
+        self.demo_badge.setStyleSheet("background:#c62828; color:white; font-weight:bold; border-radius:3px;")
+        self.demo_badge.setVisible(False)
+        self.placement_label = QLabel("")
+        self.context_label = QLabel("")
+        self.speed_label = QLabel("")
+        for widget in (self.model_label, self.demo_badge, self.placement_label, self.context_label, self.speed_label):
+            bar.addPermanentWidget(widget)
+
+    # -- engine --------------------------------------------------------------------------------------
+
+    def load_engine(self, settings: EngineSettings) -> None:
+        self.engine_info = None
+        self.model_label.setText("模型：加载中…")
+        self._set_generating(False)
+        self.host.load(settings)
+
+    def _engine_loaded(self, info: EngineInfo) -> None:
+        self.engine_info = info
+        self.model_label.setText(f"模型：{Path(info.model_path).name}（{info.quantization}）")
+        self.demo_badge.setVisible(info.is_demo)
+        self.demo_banner.setVisible(info.is_demo)
+        self.placement_label.setText(f"运行于：{info.placement}")
+        self.context_label.setText(f"上下文：0 / {info.n_ctx}")
+        self._set_generating(False)
+        self.statusBar().showMessage(f"模型已加载（{info.load_s:.1f} 秒）", 5000)
+
+    def _engine_failed(self, message: str) -> None:
+        self.model_label.setText("模型：未加载")
+        self._set_generating(False)
+        self.show_error("模型加载失败", message)
+
+    # -- documents -----------------------------------------------------------------------------------
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "打开病历", str(Path.home()), "病历 (*.txt *.docx);;所有文件 (*)")
+        if path:
+            self.open_file(path)
+
+    def open_file(self, path: str) -> bool:
+        try:
+            document = load_document(path)
+        except MedBriefError as exc:
+            self.show_error("无法打开病历", exc.message)
+            return False
+        self._set_document(document)
+        return True
+
+    def paste_document(self) -> None:
+        self.set_document_text(QGuiApplication.clipboard().text())
+
+    def set_document_text(self, text: str) -> bool:
+        try:
+            document = document_from_text(text)
+        except MedBriefError as exc:
+            self.show_error("无法使用粘贴的内容", exc.message)
+            return False
+        self._set_document(document)
+        return True
+
+    def _set_document(self, document: Document) -> None:
+        self.document = document
+        self.report = None
+        self.validation = None
+        self.document_pane.setPlainText(document.text)
+        self.summary_pane.clear()
+        self.icd_panel.set_assignments([])
+        self.setWindowTitle(f"MedBrief 病历摘要助手 — {document.file_name}")
+        self.statusBar().showMessage(f"已载入 {document.file_name}（{document.encoding}，{len(document.text)} 字）", 5000)
+
+    # -- generation ----------------------------------------------------------------------------------
+
+    def generate(self) -> None:
+        if self.generating:
+            return
+        if self.document is None:
+            self.show_error("没有病历", "请先打开或粘贴一份病历。")
+            return
+        if self.engine_info is None:
+            self.show_error("模型未就绪", "模型尚未加载成功，请检查“设置”中的模型文件。")
+            return
+        self.progress.clear()
+        self._set_generating(True)
+        self.host.run(self.document, self.table)
+
+    def stop(self) -> None:
+        if self.generating:
+            self.host.cancel()
+            self.statusBar().showMessage("正在停止…")
+
+    def _set_generating(self, generating: bool) -> None:
+        self.generating = generating
+        ready = self.engine_info is not None
+        self.generate_action.setEnabled(ready and not generating)
+        self.stop_action.setEnabled(generating)
+        self.open_action.setEnabled(not generating)
+        self.paste_action.setEnabled(not generating)
+        self.settings_action.setEnabled(not generating)
+
+    def _step(self, message: str) -> None:
+        self.progress.appendPlainText(f"\n▶ {message}\n")
+        self.statusBar().showMessage(message)
+
+    def _tokens(self, chunk: str) -> None:
+        cursor = self.progress.textCursor()
+        cursor.movePosition(cursor.MoveOperation.End)
+        cursor.insertText(chunk)
+        self.progress.setTextCursor(cursor)
+        self.progress.ensureCursorVisible()
+
+    def _finished(self, report: BriefReport) -> None:
+        self._set_generating(False)
+        self.report = report
+        self.summary_pane.set_summary(report.result.summary)
+        self.icd_panel.set_assignments(report.icd)
+        self.validation = report.validation
+        if report.validation is not None:
+            self.summary_pane.show_findings(report.validation.findings, report.validation.statements)
+        self.document_pane.set_marks([])
+        timings = report.result.timings
+        used = timings.prompt_tokens + timings.completion_tokens
+        if self.engine_info is not None:
+            self.context_label.setText(f"上下文：{used} / {self.engine_info.n_ctx}")
+        self.speed_label.setText(f"{timings.tokens_per_s:.1f} token/s · 首字 {timings.ttft_s:.1f}s")
+        self.statusBar().showMessage(f"摘要完成，用时 {timings.total_s:.1f} 秒", 8000)
+        self.report_ready.emit(report)
+
+    def _cancelled(self) -> None:
+        self._set_generating(False)
+        self.progress.appendPlainText("\n■ 已停止")
+        self.statusBar().showMessage("已停止", 5000)
+
+    def _failed(self, message: str) -> None:
+        self._set_generating(False)
+        self.show_error("生成失败", message)
+
+    # -- review --------------------------------------------------------------------------------------
+
+    def current_summary(self) -> StructuredSummary | None:
+        try:
+            return self.summary_pane.summary()
+        except ValidationError as exc:
+            self.statusBar().showMessage(f"摘要格式有误：{exc.errors()[0]['msg']}", 8000)
+            return None
+
+    def _summary_edited(self) -> None:
+        summary = self.current_summary()
+        if summary is None or self.document is None:
+            return
+        self.validation = validate(summary, self.document.text)
+        self.summary_pane.show_findings(self.validation.findings, self.validation.statements)
+        self.icd_panel.sync_diagnoses([d.name for d in summary.diagnoses])
+        self.summary_edited.emit(summary)
+
+    def _statement_activated(self, statement: Statement) -> None:
+        self.document_pane.show_sources(statement.sources)
+
+    def _finding_activated(self, finding: Finding) -> None:
+        if finding.source_spans:
+            self.document_pane.show_sources(finding.source_spans)
+            return
+        if self.validation is not None:
+            for statement in self.validation.statements:
+                if statement.section == finding.section and statement.index == finding.index:
+                    self.document_pane.show_sources(statement.sources)
+                    return
+
+    def copy_summary(self) -> str:
+        summary = self.current_summary()
+        if summary is None:
+            return ""
+        text = render_emr_text(summary)
+        QGuiApplication.clipboard().setText(text)
+        self.statusBar().showMessage("已复制，可粘贴到电子病历", 5000)
+        return text
+
+    def choose_export(self) -> None:
+        path, chosen = QFileDialog.getSaveFileName(self, "导出摘要", str(Path.home() / "摘要.txt"),
+                                                   ";;".join(EXPORT_FILTERS.values()))
+        if path:
+            fmt = next((k for k, v in EXPORT_FILTERS.items() if v == chosen), "txt")
+            self.export_to(Path(path), fmt)
+
+    def export_to(self, path: Path, fmt: str) -> bool:
+        summary = self.current_summary()
+        if summary is None:
+            return False
+        try:
+            path.write_text(export(summary, fmt, self.icd_panel.assignments), encoding="utf-8")
+        except OSError as exc:
+            self.show_error("导出失败", f"无法写入 {path}：{exc.strerror}")
+            return False
+        self.statusBar().showMessage(f"已导出 {path}", 5000)
+        return True
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.config.engine, self)
+        if dialog.exec():
+            self.apply_settings(dialog.settings())
+
+    def apply_settings(self, settings: EngineSettings) -> None:
+        self.config.engine = settings
+        try:
+            save_config(self.config)
+        except OSError as exc:
+            self.show_error("无法保存设置", str(exc))
+        self.load_engine(settings)
+
+    def show_error(self, title: str, message: str) -> None:
+        """A plain message, never a traceback; the window stays usable."""
+        self.statusBar().showMessage(message, 10000)
+        if QGuiApplication.platformName() in ("offscreen", "minimal") or getattr(self, "_quiet_dialogs", False):
+            self.last_error = message
+            return
+        QMessageBox.critical(self, title, message)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.host.stop()
+        super().closeEvent(event)

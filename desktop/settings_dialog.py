@@ -1,0 +1,76 @@
+"""Settings: the GGUF model, GPU layers, context size, threads. Saved to the per-user config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from inference.settings import EngineSettings
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: EngineSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("设置")
+        form = QFormLayout(self)
+        self.model_path = QLineEdit(str(settings.model_path) if settings.model_path else "")
+        self.model_path.setPlaceholderText("留空使用内置演示模型（非临床用途）")
+        browse = QPushButton("浏览…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.model_path)
+        row.addWidget(browse)
+        holder = QWidget()
+        holder.setLayout(row)
+        form.addRow("GGUF 模型文件", holder)
+        self.gpu_layers = QSpinBox()
+        self.gpu_layers.setRange(-1, 999)
+        self.gpu_layers.setValue(settings.n_gpu_layers)
+        self.gpu_layers.setToolTip("-1 = 全部层放到 GPU；0 = 只用 CPU")
+        form.addRow("GPU 层数", self.gpu_layers)
+        self.n_ctx = QSpinBox()
+        self.n_ctx.setRange(512, 262144)
+        self.n_ctx.setSingleStep(1024)
+        self.n_ctx.setValue(settings.n_ctx)
+        form.addRow("上下文长度（token）", self.n_ctx)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setValue(settings.n_threads or 0)
+        self.threads.setToolTip("0 = 自动")
+        form.addRow("CPU 线程数", self.threads)
+        self.flash_attn = QCheckBox("启用 Flash Attention")
+        self.flash_attn.setChecked(settings.flash_attn)
+        form.addRow("", self.flash_attn)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self._base = settings
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "选择 GGUF 模型", str(Path.home()), "GGUF 模型 (*.gguf)")
+        if path:
+            self.model_path.setText(path)
+
+    def settings(self) -> EngineSettings:
+        text = self.model_path.text().strip()
+        return self._base.model_copy(update={
+            "model_path": Path(text) if text else None,
+            "n_gpu_layers": self.gpu_layers.value(),
+            "n_ctx": self.n_ctx.value(),
+            "n_threads": self.threads.value() or None,
+            "flash_attn": self.flash_attn.isChecked(),
+            "kv_cache_type": self._base.kv_cache_type if self.flash_attn.isChecked() else "f16",
+        })

@@ -1,0 +1,133 @@
+"""The one worker thread that owns the model.
+
+``Llama`` is not thread-safe, so a single ``EngineWorker`` living in its own ``QThread`` loads the engine
+and runs every job; the GUI thread only sends requests (queued signals) and receives results. Threading
+contract: the job functions run in the worker thread and never touch a widget. Cancel is a
+``threading.Event`` set from the GUI thread and checked by the core after every token.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from inference.errors import GenerationCancelled, MedBriefError
+
+TOKEN_FLUSH_S = 0.1  # repaint the progress view at most ten times a second, not per token
+
+LoadEngine = Callable[[Any], Any]
+RunJob = Callable[..., Any]
+
+
+class EngineWorker(QObject):
+    loaded = Signal(object)  # the engine's EngineInfo
+    load_failed = Signal(str)
+    step = Signal(str)
+    tokens = Signal(str)  # throttled chunks of streamed text
+    finished = Signal(object)  # the job's result (a BriefReport)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, load_engine: LoadEngine, run_job: RunJob) -> None:
+        super().__init__()
+        self._load_engine = load_engine
+        self._run_job = run_job
+        self.engine: Any = None
+        self.cancel_event = threading.Event()
+        self._buffer: list[str] = []
+        self._last_flush = 0.0
+
+    @Slot(object)
+    def load(self, settings: Any) -> None:
+        self._close_engine()
+        try:
+            self.engine = self._load_engine(settings)
+        except MedBriefError as exc:
+            self.load_failed.emit(exc.message)
+            return
+        except MemoryError:
+            self.load_failed.emit("内存不足，无法加载模型 / out of memory while loading the model")
+            return
+        self.loaded.emit(self.engine.info)
+
+    @Slot(object, object)
+    def run(self, document: Any, table: Any) -> None:
+        if self.engine is None:
+            self.failed.emit("模型尚未加载 / no model loaded")
+            return
+        self.cancel_event.clear()
+        self._buffer.clear()
+        try:
+            result = self._run_job(document, self.engine, on_token=self._on_token, on_progress=self.step.emit,
+                                   cancel=self.cancel_event, table=table)
+        except GenerationCancelled:
+            self._flush()
+            self.cancelled.emit()
+            return
+        except MedBriefError as exc:
+            self._flush()
+            self.failed.emit(exc.message)
+            return
+        except MemoryError:
+            self.failed.emit("内存不足 / out of memory during generation")
+            return
+        self._flush()
+        self.finished.emit(result)
+
+    @Slot()
+    def shutdown(self) -> None:
+        self._close_engine()
+
+    def _close_engine(self) -> None:
+        if self.engine is not None and hasattr(self.engine, "close"):
+            self.engine.close()
+        self.engine = None
+
+    def _on_token(self, piece: str) -> None:
+        self._buffer.append(piece)
+        if time.perf_counter() - self._last_flush >= TOKEN_FLUSH_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self.tokens.emit("".join(self._buffer))
+            self._buffer.clear()
+        self._last_flush = time.perf_counter()
+
+
+class WorkerHost(QObject):
+    """Owns the thread; the GUI talks to the worker only through these queued signals."""
+
+    _load_requested = Signal(object)
+    _run_requested = Signal(object, object)
+    _shutdown_requested = Signal()
+
+    def __init__(self, load_engine: LoadEngine, run_job: RunJob, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("medbrief-engine")
+        self.worker = EngineWorker(load_engine, run_job)
+        self.worker.moveToThread(self.thread)
+        self._load_requested.connect(self.worker.load)
+        self._run_requested.connect(self.worker.run)
+        self._shutdown_requested.connect(self.worker.shutdown)
+        self.thread.start()
+
+    def load(self, settings: Any) -> None:
+        self._load_requested.emit(settings)
+
+    def run(self, document: Any, table: Any) -> None:
+        self._run_requested.emit(document, table)
+
+    def cancel(self) -> None:
+        self.worker.cancel_event.set()
+
+    def stop(self) -> None:
+        self.worker.cancel_event.set()
+        self._shutdown_requested.emit()
+        self.thread.quit()
+        self.thread.wait(10_000)

@@ -1,0 +1,324 @@
+"""The desktop app, offscreen with pytest-qt: UI logic on a fake engine, and one end-to-end run on the
+real demo model. The fake engine only replaces the model; tables, validation and lookups are real."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
+
+from desktop.app import build_window, run_brief_job
+from desktop.main_window import MainWindow
+from inference.documents import Document
+from inference.engine import EngineInfo
+from inference.errors import GenerationCancelled, GenerationError, ModelError
+from inference.icd_coding import DIRECT_LOOKUP, MANUAL, IcdAssignment
+from inference.icd_lookup import matcher_for
+from inference.icd_table import open_table
+from inference.pipeline import BriefReport
+from inference.settings import AppConfig, EngineSettings
+from inference.summarizer import SummaryResult, Timings
+from inference.summary_schema import Diagnosis, ExamItem, StructuredSummary
+from inference.validation import validate
+from tests.conftest import SAMPLE_RECORD
+
+SAMPLE_SUMMARY = StructuredSummary(
+    chief_complaint="反复胸闷气促3年,加重伴双下肢水肿1周",
+    present_illness="既往高血压病史15年,冠心病行PCI术后5年。查体:BP 150/90mmHg,颈静脉怒张,双肺底湿啰音,"
+                    "心界向左扩大,HR 98次/分,律齐,肝肋下3cm,双下肢凹陷性水肿。",
+    auxiliary_exams=[ExamItem(name="NT-proBNP", value="4500", unit="pg/mL"), ExamItem(name="LVEF", value="38", unit="%"),
+                     ExamItem(name="肌酐", value="138", unit="μmol/L")],
+    diagnoses=[Diagnosis(name=n) for n in ("慢性心力衰竭急性加重", "高血压心脏病", "肾功能不全")],
+)
+
+
+def fake_info(demo: bool = True) -> EngineInfo:
+    return EngineInfo(model_path="/models/fake.gguf", model_name="fake", architecture="qwen2", quantization="Q4_K_M",
+                      file_size=1, is_demo=demo, n_ctx=32768, n_ctx_train=32768, backend="CPU",
+                      gpu_layers_offloaded=0, total_layers=25, flash_attn=True, load_s=0.01)
+
+
+class FakeEngine:
+    def __init__(self, settings: EngineSettings) -> None:
+        if settings.model_path is not None and "missing" in str(settings.model_path):
+            raise ModelError(f"找不到模型文件 / model file not found: {settings.model_path}")
+        self.info = fake_info(demo=settings.model_path is None)
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeJob:
+    """Streams ``tokens`` pieces, ``delay`` apart, honouring cancel; then returns a real report."""
+
+    def __init__(self, tokens: int = 40, delay: float = 0.01, error: str | None = None) -> None:
+        self.tokens, self.delay, self.error = tokens, delay, error
+        self.thread_names: list[str] = []
+
+    def __call__(self, document: Document, engine: Any, *, on_token, on_progress, cancel: threading.Event,
+                 table) -> BriefReport:
+        self.thread_names.append(threading.current_thread() is threading.main_thread())
+        on_progress("生成摘要 / writing summary")
+        for i in range(self.tokens):
+            if cancel.is_set():
+                raise GenerationCancelled("已停止")
+            on_token(f"片段{i} ")
+            time.sleep(self.delay)
+        if self.error:
+            raise GenerationError(self.error)
+        matcher = matcher_for(table)
+        icd = []
+        for diagnosis in SAMPLE_SUMMARY.diagnoses:
+            candidates = matcher.lookup(diagnosis.name)
+            top = candidates[0]
+            icd.append(IcdAssignment(diagnosis.name, top.code, top.name, top.score, DIRECT_LOOKUP, candidates,
+                                     table.info.as_dict()))
+        result = SummaryResult(summary=SAMPLE_SUMMARY, prompt_version="test", model={},
+                               timings=Timings(0.0, 0.1, 0.5, 800, 200, 40.0), raw_output="{}")
+        return BriefReport(document=document, result=result, icd=icd, validation=validate(SAMPLE_SUMMARY, document.text))
+
+
+@pytest.fixture
+def make_window(qtbot, icd_data: Path):
+    windows: list[MainWindow] = []
+
+    def make(job: FakeJob | None = None, settings: EngineSettings | None = None) -> MainWindow:
+        config = AppConfig(engine=settings or EngineSettings())
+        window = MainWindow(FakeEngine, job or FakeJob(), config, open_table("who-zh"))
+        qtbot.addWidget(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.host.stop()
+
+
+def _ready(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: window.engine_info is not None, timeout=10_000)
+
+
+def _generate(qtbot, window: MainWindow, timeout: int = 20_000) -> BriefReport:
+    with qtbot.waitSignal(window.report_ready, timeout=timeout) as blocker:
+        window.generate_action.trigger()
+    return blocker.args[0]
+
+
+def test_generation_streams_tokens_then_fills_all_four_sections(qtbot, make_window) -> None:
+    job = FakeJob(tokens=30, delay=0.02)
+    window = make_window(job)
+    _ready(qtbot, window)
+    assert window.open_file(str(SAMPLE_RECORD))
+    window.generate_action.trigger()
+    qtbot.waitUntil(lambda: "片段" in window.progress.toPlainText(), timeout=5_000)
+    assert window.generating  # tokens visible while generation still runs
+    assert not window.generate_action.isEnabled() and window.stop_action.isEnabled()
+    qtbot.waitUntil(lambda: not window.generating, timeout=10_000)
+    summary = window.summary_pane.summary()
+    assert summary.chief_complaint and summary.present_illness
+    assert len(summary.auxiliary_exams) == 3 and len(summary.diagnoses) == 3
+    assert window.icd_panel.rows.rowCount() == 3
+    assert job.thread_names == [False]  # ran in the worker thread, never on the GUI thread
+
+
+def test_progress_view_is_throttled_not_repainted_per_token(qtbot, make_window) -> None:
+    window = make_window(FakeJob(tokens=200, delay=0.001))
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    chunks: list[str] = []
+    window.host.worker.tokens.connect(chunks.append)
+    _generate(qtbot, window)
+    assert "".join(chunks).count("片段") == 200
+    assert len(chunks) < 50
+
+
+def test_event_loop_keeps_running_during_generation(qtbot, make_window) -> None:
+    window = make_window(FakeJob(tokens=50, delay=0.02))
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    _generate(qtbot, window)
+    timer.stop()
+    assert len(ticks) >= 20  # ~1 s of generation: the GUI thread kept ticking
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert max(gaps) < 0.5
+
+
+def test_stop_returns_within_two_seconds_and_the_app_stays_usable(qtbot, make_window) -> None:
+    window = make_window(FakeJob(tokens=10_000, delay=0.01))
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    window.generate_action.trigger()
+    qtbot.waitUntil(lambda: "片段" in window.progress.toPlainText(), timeout=5_000)
+    started = time.perf_counter()
+    with qtbot.waitSignal(window.host.worker.cancelled, timeout=2_000):
+        window.stop_action.trigger()
+    assert time.perf_counter() - started < 2.0
+    qtbot.waitUntil(lambda: window.generate_action.isEnabled(), timeout=2_000)
+    assert "已停止" in window.progress.toPlainText()
+
+
+def test_engine_errors_show_a_plain_message_and_the_app_stays_up(qtbot, make_window) -> None:
+    window = make_window(settings=EngineSettings(model_path=Path("/nowhere/missing.gguf")))
+    qtbot.waitUntil(lambda: "未加载" in window.model_label.text(), timeout=5_000)
+    assert "model file not found" in window.last_error and "Traceback" not in window.last_error
+    assert not window.generate_action.isEnabled()
+    window.apply_settings(EngineSettings())  # fix the setting: the app recovers without a restart
+    _ready(qtbot, window)
+    assert window.generate_action.isEnabled()
+
+
+def test_generation_failure_is_reported_and_generation_can_run_again(qtbot, make_window) -> None:
+    window = make_window(FakeJob(tokens=3, error="病历过长 / record too long for the context window"))
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    with qtbot.waitSignal(window.host.worker.failed, timeout=5_000):
+        window.generate_action.trigger()
+    qtbot.waitUntil(lambda: window.generate_action.isEnabled(), timeout=2_000)
+    assert "record too long" in window.last_error
+
+
+def test_bad_file_keeps_the_current_record(qtbot, make_window, tmp_path: Path) -> None:
+    window = make_window()
+    window.open_file(str(SAMPLE_RECORD))
+    binary = tmp_path / "scan.txt"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert not window.open_file(str(binary))
+    assert "binary" in window.last_error
+    assert "NT-proBNP" in window.document_pane.toPlainText()
+    assert not window.set_document_text("   ")
+    assert window.document is not None and window.document.file_name == "sample_record.txt"
+
+
+def test_demo_model_shows_banner_and_badge(qtbot, make_window) -> None:
+    window = make_window()
+    _ready(qtbot, window)
+    assert window.demo_banner.isVisibleTo(window) and window.demo_badge.isVisibleTo(window)
+    assert "不可用于临床" in window.demo_banner.text()
+    assert "CPU" in window.placement_label.text() and "32768" in window.context_label.text()
+
+
+def test_clicking_a_statement_highlights_its_source_span(qtbot, make_window) -> None:
+    window = make_window()
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    exams = window.summary_pane.editors["auxiliary_exams"]
+    position = exams.toPlainText().index("LVEF")
+    cursor = exams.textCursor()
+    cursor.setPosition(position)
+    exams.setTextCursor(cursor)
+    marks = window.document_pane.marks
+    assert marks
+    text = window.document_pane.toPlainText()
+    assert text[marks[0].start:marks[0].end] == "LVEF 38%"
+    assert window.document_pane.textCursor().selectedText() == "LVEF 38%"
+
+
+def test_editing_revalidates_and_highlights_findings_that_link_to_the_source(qtbot, make_window) -> None:
+    window = make_window()
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    assert window.summary_pane.findings_list.count() == 0
+    exams = window.summary_pane.editors["auxiliary_exams"]
+    with qtbot.waitSignal(window.summary_edited, timeout=3_000):
+        exams.setPlainText(exams.toPlainText().replace("LVEF 38%", "LVEF 48%"))
+    assert window.summary_pane.findings_list.count() == 1
+    item = window.summary_pane.findings_list.item(0)
+    assert "LVEF 48%" in item.text() and "原文为 38%" in item.text()
+    mark = exams.marks[0]
+    assert exams.toPlainText()[mark.start:mark.end] == "LVEF 48%"
+    assert "V1" in exams.tooltip_at(mark.start)
+    window.summary_pane._finding_clicked(item)
+    doc_marks = window.document_pane.marks
+    assert window.document_pane.toPlainText()[doc_marks[0].start:doc_marks[0].end] == "LVEF 38%"
+
+
+def test_icd_accept_and_replace_record_the_doctors_choice(qtbot, make_window) -> None:
+    window = make_window()
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    panel = window.icd_panel
+    panel.rows.selectRow(0)
+    assert panel.candidates.count() >= 2
+    panel.candidates.setCurrentRow(1)
+    chosen = panel.candidates.currentItem().data(256)
+    with qtbot.waitSignal(window.codes_changed, timeout=1_000):
+        panel.accept_button.click()
+    assert panel.assignments[0].code == chosen.code and panel.assignments[0].provenance == MANUAL
+    assert panel.rows.item(0, 5).text() == "已确认"
+    panel.rows.selectRow(1)
+    panel.search_box.setText("I11.9")
+    panel.search()
+    assert panel.search_results.item(0).text().startswith("I11.9")
+    panel.replace_button.click()
+    assert panel.assignments[1].code == "I11.9" and panel.assignments[1].provenance == MANUAL
+    table = open_table("who-zh")
+    assert all(a.code in table for a in panel.assignments)
+
+
+def test_copy_puts_the_emr_format_on_the_clipboard(qtbot, make_window) -> None:
+    window = make_window()
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    window.copy_action.trigger()
+    text = QGuiApplication.clipboard().text()
+    assert text.startswith("【主诉】反复胸闷气促3年")
+    assert "【辅助检查】NT-proBNP 4500 pg/mL；LVEF 38%；肌酐 138 μmol/L" in text
+    assert text.rstrip().endswith("【初步诊断】\n慢性心力衰竭急性加重\n高血压心脏病\n肾功能不全")
+
+
+def test_export_writes_every_format(qtbot, make_window, tmp_path: Path) -> None:
+    import json
+
+    window = make_window()
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    for fmt in ("txt", "md", "json", "fhir"):
+        assert window.export_to(tmp_path / f"out.{fmt}", fmt)
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8").startswith("【主诉】")
+    bundle = json.loads((tmp_path / "out.fhir").read_text(encoding="utf-8"))
+    assert bundle["resourceType"] == "Bundle"
+    assert not window.export_to(tmp_path / "missing-dir" / "x.txt", "txt")
+    assert "无法写入" in window.last_error
+
+
+def test_real_demo_model_end_to_end(qtbot, icd_data: Path, demo_model_path: Path) -> None:
+    from inference.settings import load_config
+
+    window = build_window(AppConfig(engine=EngineSettings()))
+    qtbot.addWidget(window)
+    try:
+        qtbot.waitUntil(lambda: window.engine_info is not None, timeout=60_000)
+        assert window.engine_info.is_demo and window.demo_banner.isVisibleTo(window)
+        assert window.open_file(str(SAMPLE_RECORD))
+        with qtbot.waitSignal(window.report_ready, timeout=300_000):
+            window.generate_action.trigger()
+        summary = window.summary_pane.summary()
+        assert summary.chief_complaint and summary.present_illness
+        assert {i.name for i in summary.auxiliary_exams} >= {"NT-proBNP", "LVEF", "肌酐"}
+        assert len(summary.diagnoses) == 3
+        table = open_table("who-zh")
+        assert window.icd_panel.rows.rowCount() == 3
+        assert all(a.code in table for a in window.icd_panel.assignments)
+        assert "<tool_call>" in window.progress.toPlainText()
+        diagnoses = window.summary_pane.editors["diagnoses"]
+        with qtbot.waitSignal(window.summary_edited, timeout=3_000):
+            diagnoses.setPlainText("心梗\n" + "\n".join(d.name for d in summary.diagnoses[1:]))
+        assert any(m.tooltip.startswith("[错误 T1]") for m in diagnoses.marks)
+        assert load_config() is not None
+    finally:
+        window.host.stop()
