@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_argument("--quiet", action="store_true", help="no progress on stderr")
     summarize.add_argument("--table", help="ICD table name or .sqlite path (default: the active table)")
     summarize.add_argument("--no-icd", action="store_true", help="skip ICD coding")
+    summarize.add_argument("--save", action="store_true", help="keep this run in the local history database")
     summarize.add_argument("--fail-on-findings", action="store_true",
                            help="exit 1 when validation finds an error-level problem")
     _add_engine_options(summarize)
@@ -63,6 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="findings and per-statement sources as JSON")
     validate.add_argument("--table", help="also check diagnosis names against this ICD table (T3)")
     validate.set_defaults(handler=_cmd_validate)
+
+    history = commands.add_parser(
+        "history",
+        help="the local history: list, show, search, export",
+        description=(
+            "medbrief history list [--status S] [--diagnosis D] [--icd CODE]\n"
+            "medbrief history show ID\n"
+            "medbrief history search QUERY [--status S] [--diagnosis D] [--icd CODE]\n"
+            "medbrief history export ID --format txt|md|json|fhir [--out FILE]\n"
+            "medbrief history export --reviewed --out FILE.jsonl"
+        ),
+        epilog=_exit_code_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    history.add_argument("action", choices=["list", "show", "search", "export"])
+    history.add_argument("target", nargs="?", help="record ID (show, export) or QUERY (search)")
+    history.add_argument("--status", choices=["draft", "reviewed", "signed"])
+    history.add_argument("--diagnosis", help="only records whose diagnoses contain this text")
+    history.add_argument("--icd", help="only records coded with this ICD code (prefix)")
+    history.add_argument("--format", default="txt", choices=["txt", "md", "json", "fhir"])
+    history.add_argument("--reviewed", action="store_true", help="export all reviewed/signed summaries as JSONL")
+    history.add_argument("--out", help="write to this file")
+    history.add_argument("--json", action="store_true", help="JSON output (list, search, show)")
+    history.set_defaults(handler=_cmd_history)
 
     icd = commands.add_parser(
         "icd",
@@ -147,6 +172,17 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
         )
     finally:
         engine.close()
+    if args.save:
+        from inference.gguf_header import model_fingerprint
+        from inference.history.store import HistoryStore
+
+        store = HistoryStore.open()
+        try:
+            run_id, version_id = store.record_run(
+                report, settings.model_dump(mode="json"), model_fingerprint(engine.info.model_path))
+        finally:
+            store.close()
+        progress.step(f"已保存到历史记录 / saved to history: record {report.document.sha256[:8]}, run {run_id}")
     if args.json:
         output = json.dumps(report.as_json(), ensure_ascii=False, indent=2)
     else:
@@ -257,6 +293,69 @@ def _cmd_icd(args: argparse.Namespace) -> int:
         if not found:
             print("  （表中没有足够相似的条目 / no close match in the table）")
     print(f"[table {table.info.name} {table.info.version}, sha256 {table.info.sha256[:12]}]")
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from inference.history.store import HistoryStore
+
+    store = HistoryStore.open()
+    try:
+        for notice in store.notices:
+            print(f"medbrief: {notice}", file=sys.stderr)
+        return _history_action(store, args)
+    finally:
+        store.close()
+
+
+def _record_id(target: str | None) -> int:
+    if target is None or not target.isdigit():
+        raise InputError("请给出记录编号 / give a record ID (see `medbrief history list`)")
+    return int(target)
+
+
+def _history_action(store: Any, args: argparse.Namespace) -> int:
+    filters = {"status": args.status, "diagnosis": args.diagnosis, "icd_code": args.icd}
+    if args.action in ("list", "search"):
+        if args.action == "search" and not args.target:
+            raise InputError("请给出检索词 / give a search query")
+        records = store.list_records(query=args.target if args.action == "search" else None, **filters)
+        if args.json:
+            print(json.dumps([{**r.__dict__, "imported_at": r.imported_at.isoformat(),
+                               "updated_at": r.updated_at.isoformat()} for r in records], ensure_ascii=False, indent=2))
+        else:
+            for r in records:
+                print(f"{r.document_id:>5}  {r.updated_at:%Y-%m-%d %H:%M}  {r.status:<8}  v{r.versions:<3} "
+                      f"{r.file_name}  {r.diagnoses}  {r.icd_codes}")
+            if not records:
+                print("（没有记录 / no records）")
+        return 0
+    if args.action == "show":
+        document_id = _record_id(args.target)
+        document = store.document(document_id)
+        versions = store.versions(document_id)
+        if args.json:
+            print(json.dumps({"document_id": document_id, "file_name": document.file_name, "source": document.text,
+                              "versions": [{"number": v.number, "status": v.status, "origin": v.origin,
+                                            "author": v.author, "created_at": v.created_at.isoformat(),
+                                            "summary": v.summary, "icd": v.icd} for v in versions]},
+                             ensure_ascii=False, indent=2))
+        else:
+            print(f"# {document.file_name}（记录 {document_id}，{len(versions)} 个版本）")
+            for v in versions:
+                print(f"- v{v.number} {v.created_at:%Y-%m-%d %H:%M:%S} {v.status} {v.origin} {v.author}")
+            if versions:
+                print()
+                print(versions[-1].emr_text)
+        return 0
+    if args.reviewed:
+        if not args.out:
+            raise InputError("--reviewed 需要 --out FILE.jsonl / --reviewed needs --out")
+        count = store.export_reviewed_jsonl(Path(args.out))
+        print(f"exported {count} reviewed summaries to {args.out}")
+        return 0
+    text = store.export_record(_record_id(args.target), args.format)
+    _write_output(text, args.out)
     return 0
 
 

@@ -183,3 +183,14 @@ def check_loadable(info: GgufInfo, n_ctx: int) -> None:
             f"上下文长度 n_ctx={n_ctx} 超过模型支持的 {info.context_length} / n_ctx larger than the model's "
             f"context length; lower it in settings"
         )
+
+
+def model_fingerprint(path: str | Path, sample_bytes: int = 16 * 1024 * 1024) -> str:
+    """A quick identity for a multi-GB model: sha256 over its size and first 16 MiB (hex prefix)."""
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(sample_bytes))
+    return digest.hexdigest()[:16]

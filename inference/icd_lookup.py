@@ -30,6 +30,7 @@ _PARENTHESES = re.compile(r"[(（][^)）]*[)）]")
 _TUMOUR_GRADE = re.compile(r"(高|中|低|中-低|中低|高-中)分化|浸润性|周围型|中央型|原发性")
 _TUMOUR_MORPHOLOGY = re.compile(r"(腺鳞癌|鳞状细胞癌|鳞癌|腺癌|小细胞癌|导管癌|乳头状癌|未分化癌|肉瘤|癌)")
 _STAGING = re.compile(r"([CP]?T[0-9XIS][A-C]?N[0-9X][A-C]?M[0-9X][A-C]?|[IV]+[A-C]?期|广泛期|局限期|晚期|早期|根治术后|术后)")
+_UNSPECIFIED = re.compile(r"^未特指的|[，,]\s*未特指$|[，,]\s*未特指的?$")
 _RETRIEVE = 40
 _MIN_SCORE = 0.35
 
@@ -52,8 +53,19 @@ class _Doc:
     text: str
     code: str
     name: str
-    kind: str  # "name" | "synonym"
+    kind: str  # "name" (a table title) | "alias" (lexicon, title variant) | "synonym" (learned from CHIP-CDN)
     weight: float
+
+
+def _lookup_synonyms() -> list[tuple[str, str]]:
+    from inference.paths import resources_dir
+
+    rows = []
+    for line in (resources_dir() / "terms" / "lookup_synonyms.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            clinical, title = line.split("\t")[:2]
+            rows.append((clinical.strip(), title.strip()))
+    return rows
 
 
 def _common_suffix(a: str, b: str) -> int:
@@ -77,8 +89,16 @@ class IcdMatcher:
         self.table = table
         self._docs: list[_Doc] = []
         self._exact: dict[str, list[int]] = defaultdict(list)
+        by_title: dict[str, list[str]] = defaultdict(list)
         for entry in table.lookup_entries():
             self._add(_Doc(normalize_text(entry.name), entry.code, entry.name, "name", 1.0))
+            by_title[entry.name].append(entry.code)
+            core = _UNSPECIFIED.sub("", entry.name)  # WHO titles: "未特指的肺炎" is what doctors call 肺炎
+            if core != entry.name and len(core) >= 2:
+                self._add(_Doc(normalize_text(core), entry.code, entry.name, "alias", 1.0))
+        for clinical, title in _lookup_synonyms():
+            for code in by_title.get(title, []):
+                self._add(_Doc(normalize_text(clinical), code, title, "alias", 1.0))
         if use_learned:
             for alias, synonyms in load_learned().items():
                 total = sum(s.count for s in synonyms)
@@ -152,9 +172,10 @@ class IcdMatcher:
             return []
         exact = self._exact.get(text)
         penalty = 0.97 if note else 1.0
+        exact_labels = {"name": "exact_name", "alias": "lexicon_synonym", "synonym": "learned_synonym"}
         found = [
             self._candidate(self._docs[i], (1.0 if self._docs[i].kind == "name" else 0.95) * penalty,
-                            "exact_name" if self._docs[i].kind == "name" else "learned_synonym", note)
+                            exact_labels[self._docs[i].kind], note)
             for i in exact or []
         ]
         return found + self._fuzzy(text, note, penalty)
@@ -183,14 +204,14 @@ class IcdMatcher:
             similarity += 0.08 * min(_common_suffix(text, doc.text), 4) / 4
             if doc.kind == "synonym":
                 similarity *= 0.97
-            kind = "fuzzy_name" if doc.kind == "name" else "fuzzy_synonym"
+            kind = {"name": "fuzzy_name", "alias": "fuzzy_lexicon", "synonym": "fuzzy_synonym"}[doc.kind]
             candidates.append(self._candidate(doc, min(similarity, 0.94) * penalty, kind, note))
         return candidates
 
     def _candidate(self, doc: _Doc, score: float, kind: str, note: str) -> Candidate:
         entry = self.table.get(doc.code)
         name = doc.name if doc.kind == "name" or entry is None else entry.name
-        match = kind + (f" ({note}; via {doc.text})" if note else f" (via {doc.text})" if doc.kind == "synonym" else "")
+        match = kind + (f" ({note}; via {doc.text})" if note else f" (via {doc.text})" if doc.kind != "name" else "")
         return Candidate(code=doc.code, name=name, score=score, match=match)
 
     # -- several diagnoses in one string ----------------------------------------------------------

@@ -45,6 +45,7 @@ def test_bundled_table_has_every_who_code_with_chinese_titles(icd_data: Path) ->
         ("脑梗", "I63"), ("高心病", "I11"), ("冠心病", "I25"), ("COPD", "J44"), ("ＣＯＰＤ", "J44"),
         ("AMI", "I21"), ("CKD", "N18"), ("慢性心力衰竭急性加重", "I50"), ("高血压心脏病", "I11"),
         ("2型糖尿病", "E11"), ("２型糖尿病", "E11"), ("COPD急性加重", "J44"), ("脑梗塞", "I63"),
+        ("肾功能不全", "N19"), ("肺炎", "J18"), ("高血压", "I10"),
     ],
 )
 def test_abbreviations_colloquial_and_qualified_forms_find_their_category(
@@ -87,10 +88,12 @@ def test_nonsense_gets_no_candidate(who_matcher_plain: IcdMatcher) -> None:
 
 def test_learned_synonyms_from_chip_cdn_train_help_hospital_wording(icd_data: Path) -> None:
     shared_path("eval", "chip_cdn", "CHIP-CDN_train.json")
-    matcher = IcdMatcher(open_table("who-zh"))
-    top = matcher.lookup("肾功能不全")[0]
-    assert top.code.startswith("N1")
-    assert "learned_synonym" in top.match
+    table = open_table("who-zh")
+    learned, plain = IcdMatcher(table), IcdMatcher(table, use_learned=False)
+    top = learned.lookup("腰椎间盘突出")[0]
+    assert top.code.startswith("M51") and "learned_synonym" in top.match
+    assert not plain.lookup("腰椎间盘突出")[0].code.startswith("M51")  # fuzzy alone picks the injury code
+    assert learned.lookup("脑供血不足")[0].code.startswith("I6")
 
 
 def test_get_icd_code_returns_plain_dicts_from_the_active_table(icd_data: Path) -> None:

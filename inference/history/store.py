@@ -1,0 +1,443 @@
+"""The history store: open (with checks), record runs and versions, search, audit, export.
+
+Opening does, in order: refuse a database from a newer MedBrief; move a corrupt file aside (timestamped)
+and start fresh, telling the user; back the file up, then migrate with alembic. WAL mode with
+``synchronous=FULL``: every committed edit survives a crash or ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from inference.documents import Document
+from inference.errors import StorageError
+from inference.history.models import STATUSES, AuditEventRow, DocumentRow, RunRow, SummaryVersionRow
+from inference.paths import data_dir
+from inference.summary_schema import StructuredSummary, render_emr_text
+
+DB_FILE_NAME = "history.sqlite"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def default_db_path() -> Path:
+    return data_dir() / DB_FILE_NAME
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    document_id: int
+    file_name: str
+    imported_at: datetime
+    updated_at: datetime
+    status: str
+    versions: int
+    diagnoses: str
+    icd_codes: str
+    preview: str
+
+
+def _alembic_config(connection: Any) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    return str(script.get_current_head())
+
+
+def _known_revisions() -> set[str]:
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    return {rev.revision for rev in script.walk_revisions()}
+
+
+def _check_file(path: Path) -> str | None:
+    """None if the file is a healthy SQLite database (or absent), else why it is not."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open("rb") as handle:
+        if handle.read(16) != SQLITE_HEADER:
+            return "不是 SQLite 数据库"
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if result == "ok" else str(result)
+
+
+def _stored_revision(path: Path) -> str | None:
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        has_table = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'").fetchone()
+        if not has_table:
+            return None
+        row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+
+
+def _backup(path: Path, label: str) -> Path:
+    target = path.with_name(f"{path.name}.bak-{label}-{_now():%Y%m%d-%H%M%S}")
+    with sqlite3.connect(path) as source, sqlite3.connect(target) as copy:
+        source.backup(copy)
+    return target
+
+
+def _storage_error(exc: Exception) -> StorageError:
+    text_ = str(exc).lower()
+    if "disk is full" in text_ or "database or disk is full" in text_:
+        return StorageError("磁盘已满，未能保存；已输入内容仍在窗口中，请清理磁盘后重试 / disk full: not saved")
+    if "locked" in text_ or "busy" in text_:
+        return StorageError("历史数据库正被占用，请稍后重试 / the history database is locked by another process")
+    if "append-only" in text_:
+        return StorageError("历史记录只能追加，不能修改 / history is append-only")
+    return StorageError(f"历史数据库写入失败 / history database error: {str(exc).splitlines()[0]}")
+
+
+class HistoryStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.notices: list[str] = []
+        self._engine = create_engine(f"sqlite:///{path}", future=True)
+        event.listen(self._engine, "connect", self._configure_connection)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @staticmethod
+    def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    # -- opening -------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> HistoryStore:
+        path = path or default_db_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        notices: list[str] = []
+        problem = _check_file(path)
+        if problem is not None:
+            aside = path.with_name(f"{path.name}.corrupt-{_now():%Y%m%d-%H%M%S}")
+            shutil.move(str(path), aside)
+            for suffix in ("-wal", "-shm"):
+                sidecar = path.with_name(path.name + suffix)
+                if sidecar.exists():
+                    shutil.move(str(sidecar), aside.with_name(aside.name + suffix))
+            notices.append(f"历史数据库已损坏（{problem}），已移至 {aside.name} 并新建数据库 / "
+                           f"corrupt history database moved aside to {aside}")
+        stored = _stored_revision(path)
+        if stored is not None and stored not in _known_revisions():
+            raise StorageError(
+                f"历史数据库来自更新版本的 MedBrief（结构版本 {stored}），请升级软件 / the history database was "
+                "written by a newer MedBrief; upgrade the app (the file was not changed)"
+            )
+        head = head_revision()
+        if stored is not None and stored != head:
+            backup = _backup(path, stored)
+            notices.append(f"数据库升级前已备份至 {backup.name} / backed up before migrating")
+        store = cls(path)
+        store.notices = notices
+        try:
+            with store._engine.begin() as connection:
+                command.upgrade(_alembic_config(connection), "head")
+        except (OperationalError, DBAPIError) as exc:
+            store.close()
+            raise _storage_error(exc) from exc
+        return store
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except (OperationalError, IntegrityError, DBAPIError) as exc:
+            session.rollback()
+            raise _storage_error(exc) from exc
+        finally:
+            session.close()
+
+    def _audit(self, session: Session, action: str, document_id: int | None, version_id: int | None = None,
+               **detail: Any) -> None:
+        session.add(AuditEventRow(at=_now(), os_user=os_user(), action=action, document_id=document_id,
+                                  version_id=version_id, detail=detail))
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def add_document(self, document: Document) -> int:
+        with self._session() as session:
+            existing = session.scalar(select(DocumentRow).where(DocumentRow.sha256 == document.sha256))
+            if existing is not None:
+                return existing.id
+            row = DocumentRow(file_name=document.file_name, sha256=document.sha256, encoding=document.encoding,
+                              text=document.text, imported_at=_now())
+            session.add(row)
+            session.flush()
+            session.execute(text("INSERT INTO search_index (document_id, kind, content) VALUES (:id, 'document', :c)"),
+                            {"id": row.id, "c": document.text})
+            return row.id
+
+    def record_run(self, report: Any, engine_params: dict[str, Any], model_hash_prefix: str = "",
+                   lora: str | None = None) -> tuple[int, int]:
+        """Keep a model run (the draft, findings, ICD candidates and choices) and its draft version."""
+        document_id = self.add_document(report.document)
+        data = report.as_json()
+        with self._session() as session:
+            run = RunRow(
+                document_id=document_id, created_at=_now(), model_file=str(data["model"].get("file", "")),
+                model_hash_prefix=model_hash_prefix, quantization=str(data["model"].get("quantization", "")),
+                lora=lora, prompt_version=report.result.prompt_version, backend=str(data["model"].get("backend", "")),
+                engine_params=engine_params, timings=data["timings"],
+                draft=report.result.summary.model_dump(), findings=data["findings"],
+                icd=[a.as_dict() | {"diagnosis": a.diagnosis} for a in report.icd],
+                icd_table=report.icd[0].table if report.icd else None, raw_output=report.result.raw_output,
+            )
+            session.add(run)
+            session.flush()
+            version = self._add_version(session, document_id, report.result.summary,
+                                        [a.as_dict() | {"diagnosis": a.diagnosis} for a in report.icd],
+                                        "draft", "model", run.id)
+            self._audit(session, "generate", document_id, version.id, run_id=run.id, model=run.model_file,
+                        prompt_version=run.prompt_version)
+            return run.id, version.id
+
+    def _latest(self, session: Session, document_id: int) -> SummaryVersionRow | None:
+        return session.scalar(select(SummaryVersionRow).where(SummaryVersionRow.document_id == document_id)
+                              .order_by(SummaryVersionRow.id.desc()).limit(1))
+
+    def _add_version(self, session: Session, document_id: int, summary: StructuredSummary, icd: list[dict[str, Any]],
+                     status: str, origin: str, run_id: int | None = None) -> SummaryVersionRow:
+        latest = self._latest(session, document_id)
+        emr = render_emr_text(summary)
+        version = SummaryVersionRow(
+            document_id=document_id, run_id=run_id if run_id is not None else (latest.run_id if latest else None),
+            number=(latest.number + 1) if latest else 1, status=status, origin=origin,
+            summary=summary.model_dump(), icd=icd, emr_text=emr,
+            diagnoses_text="\n".join(d.name for d in summary.diagnoses),
+            icd_codes=" ".join(str(item.get("code")) for item in icd if item.get("code")),
+            author=os_user(), created_at=_now(),
+        )
+        session.add(version)
+        session.flush()
+        session.execute(text("DELETE FROM search_index WHERE document_id = :id AND kind = 'summary'"),
+                        {"id": document_id})
+        session.execute(text("INSERT INTO search_index (document_id, kind, content) VALUES (:id, 'summary', :c)"),
+                        {"id": document_id, "c": emr})
+        return version
+
+    def save_edit(self, document_id: int, summary: StructuredSummary, icd: list[dict[str, Any]],
+                  action: str = "edit") -> int | None:
+        """Autosave: a new version when something changed; an edit after review or signing is a new draft."""
+        with self._session() as session:
+            latest = self._latest(session, document_id)
+            if latest is not None and latest.summary == summary.model_dump() and latest.icd == icd:
+                return None
+            version = self._add_version(session, document_id, summary, icd, "draft",
+                                        "code" if action == "accept_code" else "edit")
+            self._audit(session, action, document_id, version.id)
+            return version.id
+
+    def set_status(self, document_id: int, status: str) -> int:
+        if status not in STATUSES:
+            raise StorageError(f"未知状态 {status!r} / unknown status; use one of {', '.join(STATUSES)}")
+        with self._session() as session:
+            latest = self._latest(session, document_id)
+            if latest is None:
+                raise StorageError(f"记录 {document_id} 没有摘要 / record has no summary")
+            if STATUSES.index(status) < STATUSES.index(latest.status):
+                raise StorageError(f"状态只能前进：{latest.status} → {status} 不允许 / status only moves forward")
+            version = self._add_version(session, document_id, StructuredSummary.model_validate(latest.summary),
+                                        latest.icd, status, "status")
+            self._audit(session, "status", document_id, version.id, old=latest.status, new=status)
+            return version.id
+
+    def delete_record(self, document_id: int) -> None:
+        """Explicit deletion (the UI asks first): the text leaves the database and the search index."""
+        with self._session() as session:
+            row = session.get(DocumentRow, document_id)
+            if row is None:
+                raise StorageError(f"没有编号为 {document_id} 的记录 / no such record")
+            session.execute(text("DELETE FROM search_index WHERE document_id = :id"), {"id": document_id})
+            session.delete(row)
+            session.flush()
+            self._audit(session, "delete", document_id, None, file_name=row.file_name, sha256=row.sha256)
+
+    def log_export(self, document_id: int | None, fmt: str, target: str) -> None:
+        with self._session() as session:
+            self._audit(session, "export", document_id, None, format=fmt, target=target)
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def list_records(self, *, status: str | None = None, diagnosis: str | None = None, icd_code: str | None = None,
+                     query: str | None = None, limit: int = 200) -> list[RecordSummary]:
+        with self._session() as session:
+            latest_ids = (select(func.max(SummaryVersionRow.id)).group_by(SummaryVersionRow.document_id)
+                          .scalar_subquery())
+            counts = dict(session.execute(select(SummaryVersionRow.document_id, func.count())
+                                          .group_by(SummaryVersionRow.document_id)).all())
+            statement = (select(DocumentRow, SummaryVersionRow)
+                         .join(SummaryVersionRow, SummaryVersionRow.document_id == DocumentRow.id)
+                         .where(SummaryVersionRow.id.in_(latest_ids)))
+            if status:
+                statement = statement.where(SummaryVersionRow.status == status)
+            if diagnosis:
+                statement = statement.where(SummaryVersionRow.diagnoses_text.contains(diagnosis))
+            if icd_code:
+                statement = statement.where(SummaryVersionRow.icd_codes.contains(icd_code))
+            if query:
+                statement = statement.where(DocumentRow.id.in_(self._search_ids(session, query)))
+            statement = statement.order_by(SummaryVersionRow.created_at.desc(), SummaryVersionRow.id.desc()).limit(limit)
+            return [RecordSummary(document_id=doc.id, file_name=doc.file_name, imported_at=doc.imported_at,
+                                  updated_at=version.created_at, status=version.status,
+                                  versions=counts.get(doc.id, 0), diagnoses=version.diagnoses_text.replace("\n", "、"),
+                                  icd_codes=version.icd_codes, preview=doc.text[:60].replace("\n", " "))
+                    for doc, version in session.execute(statement).all()]
+
+    @classmethod
+    def _search_ids(cls, session: Session, query: str) -> list[int]:
+        """Documents whose text or latest summary contains the query, or its standard form (心衰 → 心力衰竭)."""
+        from inference.clinical_terms import expand_terms
+
+        ids: list[int] = []
+        for form in dict.fromkeys([query.strip(), expand_terms(query.strip())]):
+            if form:
+                ids += [i for i in cls._search_form(session, form) if i not in ids]
+        return ids
+
+    @staticmethod
+    def _search_form(session: Session, query: str) -> list[int]:
+        if len(query) >= 3:  # the trigram index answers MATCH for three characters and more
+            phrase = '"' + query.replace('"', '""') + '"'
+            rows = session.execute(text("SELECT DISTINCT document_id FROM search_index WHERE search_index MATCH :q"),
+                                   {"q": phrase})
+        else:  # 心衰, 肺炎: two-character Chinese words scan the index text
+            rows = session.execute(text("SELECT DISTINCT document_id FROM search_index WHERE content LIKE :q"),
+                                   {"q": f"%{query}%"})
+        return [int(row[0]) for row in rows]
+
+    def search(self, query: str, **filters: Any) -> list[RecordSummary]:
+        return self.list_records(query=query, **filters)
+
+    def document(self, document_id: int) -> DocumentRow:
+        with self._session() as session:
+            row = session.get(DocumentRow, document_id)
+            if row is None:
+                raise StorageError(f"没有编号为 {document_id} 的记录 / no such record")
+            session.expunge(row)
+            return row
+
+    def versions(self, document_id: int) -> list[SummaryVersionRow]:
+        with self._session() as session:
+            rows = list(session.scalars(select(SummaryVersionRow).where(SummaryVersionRow.document_id == document_id)
+                                        .order_by(SummaryVersionRow.id)))
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    def runs(self, document_id: int) -> list[RunRow]:
+        with self._session() as session:
+            rows = list(session.scalars(select(RunRow).where(RunRow.document_id == document_id).order_by(RunRow.id)))
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    def draft_and_final(self, document_id: int) -> tuple[SummaryVersionRow, SummaryVersionRow]:
+        """The model's latest draft and the doctor's latest version, for side-by-side comparison."""
+        versions = self.versions(document_id)
+        if not versions:
+            raise StorageError(f"记录 {document_id} 没有摘要 / record has no summary")
+        drafts = [v for v in versions if v.origin == "model"]
+        return (drafts[-1] if drafts else versions[0]), versions[-1]
+
+    def audit_log(self, document_id: int | None = None, limit: int = 500) -> list[AuditEventRow]:
+        with self._session() as session:
+            statement = select(AuditEventRow).order_by(AuditEventRow.id.desc()).limit(limit)
+            if document_id is not None:
+                statement = statement.where(AuditEventRow.document_id == document_id)
+            rows = list(session.scalars(statement))
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    def integrity_ok(self) -> bool:
+        with self._engine.connect() as connection:
+            return connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+
+    # -- export ----------------------------------------------------------------------------------------
+
+    def export_record(self, document_id: int, fmt: str) -> str:
+        from inference.export import export
+
+        latest = self.versions(document_id)[-1]
+        summary = StructuredSummary.model_validate(latest.summary)
+        icd = [_assignment_from_dict(item) for item in latest.icd]
+        output = export(summary, fmt, icd, status=latest.status, version=latest.number)
+        self.log_export(document_id, fmt, "stdout")
+        return output
+
+    def export_reviewed_jsonl(self, target: Path) -> int:
+        """Reviewed and signed summaries as JSONL: source, model draft, doctor's final (cohorts, LoRA data)."""
+        lines = []
+        for record in self.list_records(limit=1_000_000):
+            if record.status not in ("reviewed", "signed"):
+                continue
+            draft, final = self.draft_and_final(record.document_id)
+            document = self.document(record.document_id)
+            run = next((r for r in self.runs(record.document_id) if r.id == draft.run_id), None)
+            lines.append(json.dumps({
+                "document_id": record.document_id, "source": document.text, "model_draft": draft.summary,
+                "final": final.summary, "final_icd": final.icd, "status": final.status,
+                "prompt_version": run.prompt_version if run else None, "model": run.model_file if run else None,
+            }, ensure_ascii=False))
+        target.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+        self.log_export(None, "jsonl", str(target))
+        return len(lines)
+
+
+def _assignment_from_dict(item: dict[str, Any]) -> Any:
+    from inference.icd_coding import IcdAssignment
+    from inference.icd_lookup import Candidate
+
+    return IcdAssignment(
+        diagnosis=item.get("diagnosis", ""), code=item.get("code"), name=item.get("name"),
+        score=float(item.get("score", 0.0)), provenance=item.get("provenance", ""),
+        candidates=[Candidate(**c) for c in item.get("candidates", [])], table=item.get("table", {}),
+        note=item.get("note", ""),
+    )
