@@ -24,6 +24,9 @@ from inference.icd_table import IcdTable
 from inference.tool_calls import Tool, ToolCall, parse_tool_calls, run_tool_call
 
 MAX_ROUNDS = 5
+# The model chooses among the close candidates only: within this much of the best lookup score, top 3.
+CHOICE_MARGIN = 0.15
+CHOICE_LIMIT = 3
 TOP_K = 5
 FUNCTION_NAME = "get_icd_code"
 
@@ -181,7 +184,9 @@ def _answer_options(diagnoses: list[str], looked_up: dict[str, list[dict[str, An
     for diagnosis in diagnoses:
         results = _results_for(diagnosis, looked_up)
         if results:
-            options[diagnosis] = [r["code"] for r in results]
+            best = max(r["score"] for r in results)
+            close = [r["code"] for r in results if r["score"] >= best - CHOICE_MARGIN]
+            options[diagnosis] = close[:CHOICE_LIMIT]
     return options
 
 

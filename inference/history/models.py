@@ -25,10 +25,10 @@ class DocumentRow(Base):
     encoding: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
     imported_at: Mapped[datetime] = mapped_column(DateTime)
-    runs: Mapped[list[RunRow]] = relationship(back_populates="document", cascade="all, delete-orphan",
-                                              order_by="RunRow.id")
-    versions: Mapped[list[SummaryVersionRow]] = relationship(back_populates="document", cascade="all, delete-orphan",
-                                                             order_by="SummaryVersionRow.id")
+    runs: Mapped[list[RunRow]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", passive_deletes=True, order_by="RunRow.id")
+    versions: Mapped[list[SummaryVersionRow]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", passive_deletes=True, order_by="SummaryVersionRow.id")
 
 
 class RunRow(Base):

@@ -347,9 +347,9 @@ class HistoryStore:
             phrase = '"' + query.replace('"', '""') + '"'
             rows = session.execute(text("SELECT DISTINCT document_id FROM search_index WHERE search_index MATCH :q"),
                                    {"q": phrase})
-        else:  # 心衰, 肺炎: two-character Chinese words scan the index text
-            rows = session.execute(text("SELECT DISTINCT document_id FROM search_index WHERE content LIKE :q"),
-                                   {"q": f"%{query}%"})
+        else:  # 心衰, 肺炎: shorter than a trigram, so scan (FTS5's LIKE finds nothing below 3 characters)
+            rows = session.execute(text("SELECT DISTINCT document_id FROM search_index WHERE instr(content, :q) > 0"),
+                                   {"q": query})
         return [int(row[0]) for row in rows]
 
     def search(self, query: str, **filters: Any) -> list[RecordSummary]:
