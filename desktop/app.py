@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from desktop.history_controller import HistoryController
 from desktop.main_window import MainWindow
 from inference.engine import Engine
-from inference.errors import MedBriefError
+from inference.errors import MedBriefError, StorageError
+from inference.history.instance_lock import InstanceLock
+from inference.history.store import HistoryStore
+from inference.paths import data_dir
 from inference.icd_table import IcdTable, open_table
 from inference.pipeline import BriefReport, run_pipeline
 from inference.settings import AppConfig, EngineSettings, load_config, resolve_model_path
@@ -53,19 +57,51 @@ def build_window(config: AppConfig, config_error: str = "") -> MainWindow:
     return window
 
 
+def _critical(title: str, message: str) -> None:
+    QMessageBox.critical(None, title, message)
+
+
+def open_history(show_error: Callable[[str, str], None] = _critical) -> tuple[InstanceLock | None, HistoryStore | None, int]:
+    """The single-instance lock and the history store; (None, None, exit code) when the app must not run."""
+    lock = InstanceLock(data_dir() / "instance.lock")
+    try:
+        lock.acquire()
+    except StorageError as exc:
+        show_error("MedBrief 已在运行", exc.message)
+        return None, None, exc.exit_code
+    try:
+        store = HistoryStore.open()
+    except StorageError as exc:
+        show_error("历史数据库不可用", exc.message)
+        lock.release()
+        return None, None, exc.exit_code
+    return lock, store, 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     app = QApplication.instance() or QApplication(argv)
     app.setApplicationName("MedBrief")
     pick_cjk_font(app)  # type: ignore[arg-type]
+    lock, store, code = open_history()
+    if store is None:
+        return code
     config, config_error = load_startup_config()
     window = build_window(config, config_error)
+    HistoryController(window, store)
     window.show()
     if config_error:
         QMessageBox.warning(window, "配置文件无法读取", config_error + "\n将使用默认设置。")
+    for notice in store.notices:
+        QMessageBox.warning(window, "历史数据库", notice)
     if len(argv) > 1:
         window.open_file(argv[1])
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        store.close()
+        if lock is not None:
+            lock.release()
 
 
 __all__ = ["main", "run_brief_job", "build_window", "EngineSettings"]

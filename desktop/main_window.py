@@ -45,6 +45,8 @@ class MainWindow(QMainWindow):
     report_ready = Signal(object)  # BriefReport, after it is shown (the history store listens)
     summary_edited = Signal(object)  # StructuredSummary, debounced
     codes_changed = Signal()
+    document_changed = Signal(object)  # Document
+    exported = Signal(str, str)  # path, format
 
     def __init__(
         self,
@@ -224,6 +226,7 @@ class MainWindow(QMainWindow):
         self.summary_pane.clear()
         self.icd_panel.set_assignments([])
         self.setWindowTitle(f"MedBrief 病历摘要助手 — {document.file_name}")
+        self.document_changed.emit(document)
         self.statusBar().showMessage(f"已载入 {document.file_name}（{document.encoding}，{len(document.text)} 字）", 5000)
 
     # -- generation ----------------------------------------------------------------------------------
@@ -349,6 +352,7 @@ class MainWindow(QMainWindow):
             self.show_error("导出失败", f"无法写入 {path}：{exc.strerror}")
             return False
         self.statusBar().showMessage(f"已导出 {path}", 5000)
+        self.exported.emit(str(path), fmt)
         return True
 
     def open_settings(self) -> None:
@@ -371,6 +375,14 @@ class MainWindow(QMainWindow):
             self.last_error = message
             return
         QMessageBox.critical(self, title, message)
+
+    def show_saved(self, document: Document, summary: StructuredSummary, icd: list[Any]) -> None:
+        """Reopen a record from the history into the panes."""
+        self._set_document(document)
+        self.summary_pane.set_summary(summary)
+        self.icd_panel.set_assignments(icd)
+        self.validation = validate(summary, document.text, self.table)
+        self.summary_pane.show_findings(self.validation.findings, self.validation.statements)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.host.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
@@ -12,6 +14,7 @@ from inference.validation import Finding
 
 SEVERITY_LABELS = {"error": "错误", "warning": "警告", "info": "提示"}
 REVALIDATE_DELAY_MS = 400
+MAX_EDIT_DELAY_S = 1.5  # continuous typing still autosaves at least this often (≤ 2 s of work at risk)
 
 
 class SummaryPane(QWidget):
@@ -48,7 +51,8 @@ class SummaryPane(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REVALIDATE_DELAY_MS)
-        self._timer.timeout.connect(self.edited.emit)
+        self._timer.timeout.connect(self._emit_edited)
+        self._pending_since: float | None = None
         self._statements: list[Statement] = []
         self._findings: list[Finding] = []
         self._loading = False
@@ -165,5 +169,17 @@ class SummaryPane(QWidget):
             self.statement_activated.emit(statement)
 
     def _schedule_edit(self) -> None:
-        if not self._loading:
+        if self._loading:
+            return
+        now = time.monotonic()
+        if self._pending_since is None:
+            self._pending_since = now
+        if now - self._pending_since >= MAX_EDIT_DELAY_S:
+            self._timer.stop()
+            self._emit_edited()
+        else:
             self._timer.start()
+
+    def _emit_edited(self) -> None:
+        self._pending_since = None
+        self.edited.emit()

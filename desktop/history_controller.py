@@ -1,0 +1,137 @@
+"""Connects the main window to the history store: every run recorded, every edit autosaved, status,
+reopen. The store is headless; this is the only place the two meet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QMessageBox
+from PySide6.QtCore import Qt
+
+from desktop.history_panel import STATUS_LABELS, HistoryPanel
+from desktop.main_window import MainWindow
+from inference.documents import Document
+from inference.errors import StorageError
+from inference.gguf_header import model_fingerprint
+from inference.history.store import HistoryStore, _assignment_from_dict
+from inference.summary_schema import StructuredSummary
+
+
+class HistoryController(QObject):
+    def __init__(self, window: MainWindow, store: HistoryStore, confirm: Any = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.store = store
+        self.document_id: int | None = None
+        self._loading = False
+        self.panel = HistoryPanel(store, confirm or self._confirm)
+        self.panel.open_requested.connect(self.reopen)
+        self.panel.deleted.connect(self._deleted)
+        self.dock = QDockWidget("历史记录", window)
+        self.dock.setObjectName("history_dock")
+        self.dock.setWidget(self.panel)
+        window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
+        self.dock.hide()
+        toggle = self.dock.toggleViewAction()
+        toggle.setText("历史记录")
+        toggle.setShortcut(QKeySequence("Ctrl+H"))
+        window.toolbar.addSeparator()
+        window.toolbar.addAction(toggle)
+        self.review_action = self._status_action("标记已审核", "Ctrl+Shift+R", "reviewed")
+        self.sign_action = self._status_action("签署", "Ctrl+Shift+S", "signed")
+        window.report_ready.connect(self._record_run)
+        window.summary_edited.connect(lambda _summary: self.autosave("edit"))
+        window.codes_changed.connect(lambda: self.autosave("accept_code"))
+        window.document_changed.connect(self._document_changed)
+        window.exported.connect(self._exported)
+
+    def _status_action(self, text: str, shortcut: str, status: str) -> QAction:
+        action = QAction(text, self.window)
+        action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda: self.set_status(status))
+        self.window.toolbar.addAction(action)
+        return action
+
+    def _confirm(self, question: str) -> bool:
+        answer = QMessageBox.question(self.window, "确认删除", question)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _record_run(self, report: Any) -> None:
+        info = self.window.engine_info
+        try:
+            fingerprint = model_fingerprint(info.model_path) if info and info.model_path else ""
+        except OSError:
+            fingerprint = ""
+        try:
+            _run_id, _version_id = self.store.record_run(report, self.window.config.engine.model_dump(mode="json"),
+                                                         fingerprint)
+            self.document_id = self.store.add_document(report.document)
+        except StorageError as exc:
+            self.window.show_error("未能保存到历史记录", exc.message)
+            return
+        self.panel.refresh()
+
+    def autosave(self, action: str = "edit") -> int | None:
+        if self.document_id is None or self._loading:
+            return None
+        summary = self.window.current_summary()
+        if summary is None:
+            return None
+        icd = [a.as_dict() | {"diagnosis": a.diagnosis} for a in self.window.icd_panel.assignments]
+        try:
+            version_id = self.store.save_edit(self.document_id, summary, icd, action=action)
+        except StorageError as exc:  # the edit stays in the window; the next autosave retries
+            self.window.show_error("自动保存失败", exc.message)
+            return None
+        if version_id is not None:
+            self.window.statusBar().showMessage("已自动保存", 2000)
+            self.panel.refresh()
+        return version_id
+
+    def set_status(self, status: str) -> None:
+        if self.document_id is None:
+            self.window.show_error("没有可审核的摘要", "请先生成或从历史记录打开一份摘要。")
+            return
+        self.autosave()
+        try:
+            self.store.set_status(self.document_id, status)
+        except StorageError as exc:
+            self.window.show_error("状态未更改", exc.message)
+            return
+        self.window.statusBar().showMessage(f"已标记为{STATUS_LABELS[status]}", 4000)
+        self.panel.refresh()
+
+    def reopen(self, document_id: int) -> None:
+        try:
+            row = self.store.document(document_id)
+            versions = self.store.versions(document_id)
+        except StorageError as exc:
+            self.window.show_error("无法打开记录", exc.message)
+            return
+        document = Document(text=row.text, file_name=row.file_name, encoding=row.encoding, sha256=row.sha256)
+        latest = versions[-1]
+        self._loading = True
+        try:
+            self.window.show_saved(document, StructuredSummary.model_validate(latest.summary),
+                                   [_assignment_from_dict(item) for item in latest.icd])
+        finally:
+            self._loading = False
+        self.document_id = document_id
+        self.window.statusBar().showMessage(
+            f"已打开 {row.file_name}（v{latest.number}，{STATUS_LABELS.get(latest.status, latest.status)}）", 5000)
+
+    def _document_changed(self, _document: Document) -> None:
+        if not self._loading:
+            self.document_id = None
+
+    def _deleted(self, document_id: int) -> None:
+        if document_id == self.document_id:
+            self.document_id = None
+
+    def _exported(self, path: str, fmt: str) -> None:
+        try:
+            self.store.log_export(self.document_id, fmt, path)
+        except StorageError as exc:
+            self.window.show_error("审计日志写入失败", exc.message)

@@ -1,0 +1,171 @@
+"""The history panel: records by time, full-text search, filters; reopen, compare, audit, delete."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.highlight_edit import ERROR_COLOUR, SOURCE_COLOUR, Mark, plain_edit
+from inference.history.store import HistoryStore, RecordSummary
+
+STATUS_LABELS = {"draft": "草稿", "reviewed": "已审核", "signed": "已签署"}
+ACTION_LABELS = {"generate": "生成", "edit": "编辑", "status": "状态变更", "accept_code": "确认编码",
+                 "export": "导出", "delete": "删除"}
+
+
+class HistoryPanel(QWidget):
+    open_requested = Signal(int)  # document id
+    deleted = Signal(int)
+
+    def __init__(self, store: HistoryStore, confirm: Callable[[str], bool], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.confirm = confirm
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.search_box = QLineEdit()
+        self.search_box.setObjectName("history_search")
+        self.search_box.setPlaceholderText("全文检索病历与摘要（如 心衰、NT-proBNP）")
+        self.search_box.returnPressed.connect(self.refresh)
+        layout.addWidget(self.search_box)
+        filters = QHBoxLayout()
+        self.status_filter = QComboBox()
+        self.status_filter.addItem("全部状态", None)
+        for status, label in STATUS_LABELS.items():
+            self.status_filter.addItem(label, status)
+        self.status_filter.currentIndexChanged.connect(self.refresh)
+        self.diagnosis_filter = QLineEdit()
+        self.diagnosis_filter.setPlaceholderText("诊断")
+        self.diagnosis_filter.returnPressed.connect(self.refresh)
+        self.icd_filter = QLineEdit()
+        self.icd_filter.setPlaceholderText("ICD 编码")
+        self.icd_filter.returnPressed.connect(self.refresh)
+        for widget in (self.status_filter, self.diagnosis_filter, self.icd_filter):
+            filters.addWidget(widget)
+        layout.addLayout(filters)
+        self.table = QTableWidget(0, 5)
+        self.table.setObjectName("history_rows")
+        self.table.setHorizontalHeaderLabels(["时间", "状态", "文件", "诊断", "编码"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.open_selected())
+        layout.addWidget(self.table, 1)
+        buttons = QHBoxLayout()
+        for text, slot in (("打开", self.open_selected), ("对比草稿与终稿", self.compare_selected),
+                           ("审计日志", self.show_audit), ("删除", self.delete_selected)):
+            button = QPushButton(text)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self.records: list[RecordSummary] = []
+        self.last_dialog: QDialog | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.records = self.store.list_records(
+            query=self.search_box.text().strip() or None, status=self.status_filter.currentData(),
+            diagnosis=self.diagnosis_filter.text().strip() or None, icd_code=self.icd_filter.text().strip() or None)
+        self.table.setRowCount(len(self.records))
+        for row, record in enumerate(self.records):
+            values = [f"{record.updated_at:%m-%d %H:%M}", STATUS_LABELS.get(record.status, record.status),
+                      record.file_name, record.diagnoses, record.icd_codes]
+            for column, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setToolTip(record.preview)
+                self.table.setItem(row, column, item)
+        self.table.resizeColumnsToContents()
+
+    def selected_record(self) -> RecordSummary | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.records[rows[0].row()] if rows else None
+
+    def open_selected(self) -> None:
+        record = self.selected_record()
+        if record is not None:
+            self.open_requested.emit(record.document_id)
+
+    def delete_selected(self) -> None:
+        record = self.selected_record()
+        if record is None:
+            return
+        if not self.confirm(f"确定删除“{record.file_name}”的全部记录吗？病历原文和摘要将从数据库和检索中移除，此操作会记入审计日志。"):
+            return
+        self.store.delete_record(record.document_id)
+        self.deleted.emit(record.document_id)
+        self.refresh()
+
+    def compare_selected(self) -> None:
+        record = self.selected_record()
+        if record is None:
+            return
+        draft, final = self.store.draft_and_final(record.document_id)
+        dialog = QDialog(self)
+        dialog.setWindowTitle(f"对比：{record.file_name}（草稿 v{draft.number} / 当前 v{final.number} {final.status}）")
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        left, right = plain_edit(read_only=True), plain_edit(read_only=True)
+        left.setObjectName("compare_draft")
+        right.setObjectName("compare_final")
+        left.setPlainText(draft.emr_text)
+        right.setPlainText(final.emr_text)
+        left.set_marks(_changed_lines(draft.emr_text, final.emr_text, ERROR_COLOUR))
+        right.set_marks(_changed_lines(final.emr_text, draft.emr_text, SOURCE_COLOUR))
+        for title, edit in (("模型草稿", left), ("医生当前版本", right)):
+            holder = QWidget()
+            column = QVBoxLayout(holder)
+            column.addWidget(QLabel(title))
+            column.addWidget(edit)
+            splitter.addWidget(holder)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(splitter)
+        dialog.resize(1000, 560)
+        self.last_dialog = dialog
+        dialog.show()
+
+    def show_audit(self) -> None:
+        record = self.selected_record()
+        events = self.store.audit_log(record.document_id if record else None)
+        dialog = QDialog(self)
+        dialog.setWindowTitle("审计日志" + (f"：{record.file_name}" if record else "（全部）"))
+        table = QTableWidget(len(events), 5)
+        table.setObjectName("audit_rows")
+        table.setHorizontalHeaderLabels(["时间 (UTC)", "用户", "操作", "记录", "详情"])
+        for row, event in enumerate(events):
+            for column, value in enumerate([f"{event.at:%Y-%m-%d %H:%M:%S}", event.os_user,
+                                            ACTION_LABELS.get(event.action, event.action),
+                                            str(event.document_id or ""), str(event.detail or "")]):
+                table.setItem(row, column, QTableWidgetItem(value))
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(table)
+        dialog.resize(900, 480)
+        self.last_dialog = dialog
+        dialog.show()
+
+
+def _changed_lines(text: str, other: str, colour) -> list[Mark]:  # type: ignore[no-untyped-def]
+    other_lines = set(other.splitlines())
+    marks, offset = [], 0
+    for line in text.splitlines(keepends=True):
+        stripped = line.rstrip("\n")
+        if stripped and stripped not in other_lines:
+            close = difflib.get_close_matches(stripped, list(other_lines), n=1)
+            marks.append(Mark(offset, offset + len(stripped), colour, f"对应：{close[0]}" if close else "新增/删除"))
+        offset += len(line)
+    return marks

@@ -1,0 +1,167 @@
+"""History in the desktop: runs recorded, edits autosaved, status, reopen, compare, audit, delete, one instance."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from desktop.app import open_history
+from desktop.history_controller import HistoryController
+from inference.history.store import HistoryStore
+from tests.conftest import SAMPLE_RECORD
+from tests.test_desktop import _generate, _ready, make_window  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def history(tmp_path: Path):
+    store = HistoryStore.open(tmp_path / "history.sqlite")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def app_with_history(qtbot, make_window, history):  # noqa: F811
+    answers: list[bool] = []
+    window = make_window()
+    controller = HistoryController(window, history, confirm=lambda _q: answers.pop(0) if answers else False)
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    return window, controller, history, answers
+
+
+def test_a_generated_summary_is_recorded_as_the_models_draft(app_with_history) -> None:
+    window, controller, store, _ = app_with_history
+    records = store.list_records()
+    assert len(records) == 1 and records[0].status == "draft"
+    assert controller.document_id == records[0].document_id
+    assert store.versions(controller.document_id)[0].origin == "model"
+    assert controller.panel.table.rowCount() == 1
+
+
+def test_edits_autosave_without_a_save_button_even_while_typing(qtbot, app_with_history) -> None:
+    window, controller, store, _ = app_with_history
+    editor = window.summary_pane.editors["chief_complaint"]
+    started = time.monotonic()
+    for i in range(10):  # keep typing for ~2.5 s without a pause
+        editor.insertPlainText(f"字{i}")
+        qtbot.wait(250)
+    versions = store.versions(controller.document_id)
+    assert len(versions) >= 2, "nothing autosaved during continuous typing"
+    assert time.monotonic() - started < 5
+    qtbot.waitUntil(lambda: "字9" in store.versions(controller.document_id)[-1].summary["chief_complaint"],
+                    timeout=2_000)
+
+
+def test_accepting_a_code_is_saved_with_its_provenance(qtbot, app_with_history) -> None:
+    window, controller, store, _ = app_with_history
+    panel = window.icd_panel
+    panel.rows.selectRow(2)
+    panel.candidates.setCurrentRow(1)
+    panel.accept_button.click()
+    latest = store.versions(controller.document_id)[-1]
+    assert latest.icd[2]["provenance"] == "manual" and latest.origin == "code"
+    assert store.audit_log(controller.document_id)[0].action == "accept_code"
+
+
+def test_review_and_sign_move_the_status_forward(app_with_history) -> None:
+    window, controller, store, _ = app_with_history
+    controller.review_action.trigger()
+    controller.sign_action.trigger()
+    assert [v.status for v in store.versions(controller.document_id)][-2:] == ["reviewed", "signed"]
+    controller.review_action.trigger()  # backwards is refused with a message, nothing changes
+    assert "forward" in window.last_error
+    assert store.versions(controller.document_id)[-1].status == "signed"
+
+
+def test_search_filter_and_reopen_restore_the_panes(qtbot, app_with_history) -> None:
+    window, controller, store, _ = app_with_history
+    editor = window.summary_pane.editors["chief_complaint"]
+    with qtbot.waitSignal(window.summary_edited, timeout=3_000):
+        editor.setPlainText("医生改写的主诉")
+    window.set_document_text('患者女,30岁,因"咳嗽2天"就诊。')
+    assert controller.document_id is None
+    panel = controller.panel
+    panel.search_box.setText("心衰")
+    panel.refresh()
+    assert panel.table.rowCount() == 1
+    panel.status_filter.setCurrentIndex(panel.status_filter.findData("signed"))
+    assert panel.table.rowCount() == 0
+    panel.status_filter.setCurrentIndex(0)
+    panel.table.selectRow(0)
+    panel.open_selected()
+    assert window.summary_pane.editors["chief_complaint"].toPlainText() == "医生改写的主诉"
+    assert "NT-proBNP 4500 pg/mL" in window.document_pane.toPlainText()
+    assert window.icd_panel.rows.rowCount() == 3
+    assert controller.document_id == store.list_records()[0].document_id
+
+
+def test_compare_shows_draft_and_final_side_by_side(qtbot, app_with_history) -> None:
+    window, controller, store, _ = app_with_history
+    editor = window.summary_pane.editors["chief_complaint"]
+    with qtbot.waitSignal(window.summary_edited, timeout=3_000):
+        editor.setPlainText("医生改写的主诉")
+    panel = controller.panel
+    panel.table.selectRow(0)
+    panel.compare_selected()
+    dialog = panel.last_dialog
+    draft = dialog.findChild(type(editor), "compare_draft")
+    final = dialog.findChild(type(editor), "compare_final")
+    assert "【主诉】反复胸闷气促3年" in draft.toPlainText()
+    assert "【主诉】医生改写的主诉" in final.toPlainText()
+    mark = final.marks[0]
+    assert final.toPlainText()[mark.start:mark.end] == "【主诉】医生改写的主诉"
+
+
+def test_delete_asks_first_and_removes_the_text_from_search(app_with_history) -> None:
+    window, controller, store, answers = app_with_history
+    panel = controller.panel
+    panel.table.selectRow(0)
+    answers.append(False)
+    panel.delete_selected()
+    assert len(store.list_records()) == 1
+    answers.append(True)
+    panel.table.selectRow(0)
+    panel.delete_selected()
+    assert store.list_records() == [] and store.search("NT-proBNP") == []
+    assert panel.table.rowCount() == 0
+    panel.show_audit()
+    audit = panel.last_dialog.findChild(type(panel.table), "audit_rows")
+    assert audit.item(0, 2).text() == "删除"
+
+
+def test_export_is_audited(app_with_history, tmp_path: Path) -> None:
+    window, controller, store, _ = app_with_history
+    assert window.export_to(tmp_path / "s.fhir.json", "fhir")
+    event = store.audit_log()[0]
+    assert event.action == "export" and event.detail["format"] == "fhir"
+
+
+def test_only_one_instance_runs_on_a_database(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MEDBRIEF_DATA_DIR", str(tmp_path))
+    errors: list[tuple[str, str]] = []
+    lock, store, code = open_history(lambda title, message: errors.append((title, message)))
+    assert store is not None and code == 0
+    try:
+        second = open_history(lambda title, message: errors.append((title, message)))
+        assert second[1] is None and second[2] == 7
+        assert "another MedBrief instance" in errors[0][1]
+    finally:
+        store.close()
+        lock.release()
+
+
+def test_database_from_a_newer_version_stops_the_app_with_a_message(tmp_path: Path, monkeypatch) -> None:
+    import sqlite3
+
+    monkeypatch.setenv("MEDBRIEF_DATA_DIR", str(tmp_path))
+    HistoryStore.open(tmp_path / "history.sqlite").close()
+    raw = sqlite3.connect(tmp_path / "history.sqlite")
+    raw.execute("UPDATE alembic_version SET version_num = 'ffff'")
+    raw.commit()
+    raw.close()
+    errors: list[tuple[str, str]] = []
+    _lock, store, code = open_history(lambda title, message: errors.append((title, message)))
+    assert store is None and code == 7 and "newer" in errors[0][1]
