@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from inference.engine import Engine, TokenCallback
+from inference.chunking import merge_summaries, split_record
+from inference.engine import Engine, GenerationResult, TokenCallback
 from inference.errors import GenerationError
 from inference.grammar import gbnf_from_json_schema
 from inference.prompts import load_prompt
@@ -94,29 +95,49 @@ def summarize(
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> SummaryResult:
+    """One call for a record that fits the context; chunks merged without new words for one that does not."""
     prompt = load_prompt(PROMPT_NAME)
-    if on_progress:
-        on_progress("生成摘要 / writing summary")
     grammar = _grammar_cache.get(engine)
-    result = engine.chat(build_messages(record_text), grammar=grammar, on_token=on_token, cancel=cancel)
-    if result.finish_reason == "length":
-        raise GenerationError(
-            f"摘要超过输出上限 {engine.settings.max_tokens} 个 token 被截断 / summary hit max_tokens; raise it in settings"
-        )
-    summary = parse_summary(result.text)
+    overhead = engine.count_tokens(engine.template.render(build_messages("")))
+    budget = engine.info.n_ctx - engine.settings.max_tokens - overhead
+
+    def fits(text: str) -> bool:
+        return engine.count_tokens(text) <= budget
+
+    if budget <= 0:
+        raise GenerationError(f"上下文 {engine.info.n_ctx} 太小，放不下提示词和输出 / n_ctx too small for prompt and output")
+    chunks = [record_text] if fits(record_text) else split_record(record_text, fits)
+    parts: list[StructuredSummary] = []
+    results: list[GenerationResult] = []
+    for index, chunk in enumerate(chunks, 1):
+        if on_progress:
+            step = "生成摘要 / writing summary"
+            on_progress(step if len(chunks) == 1 else f"分段摘要 {index}/{len(chunks)} / summarizing part {index}")
+        result = engine.chat(build_messages(chunk), grammar=grammar, on_token=on_token, cancel=cancel)
+        if result.finish_reason == "length":
+            raise GenerationError(
+                f"摘要超过输出上限 {engine.settings.max_tokens} 个 token 被截断 / summary hit max_tokens; raise it in settings"
+            )
+        parts.append(parse_summary(result.text))
+        results.append(result)
+    summary = parts[0] if len(parts) == 1 else normalize_summary(merge_summaries(parts))
+    total_s = sum(r.total_s for r in results)
+    completion = sum(r.completion_tokens for r in results)
+    decode_s = total_s - results[0].ttft_s
     return SummaryResult(
         summary=summary,
         prompt_version=prompt.version,
         model=engine.info.as_dict(),
         timings=Timings(
             load_s=engine.info.load_s,
-            ttft_s=result.ttft_s,
-            total_s=result.total_s,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            tokens_per_s=result.tokens_per_s,
+            ttft_s=results[0].ttft_s,
+            total_s=total_s,
+            prompt_tokens=sum(r.prompt_tokens for r in results),
+            completion_tokens=completion,
+            tokens_per_s=completion / decode_s if decode_s > 0 else 0.0,
         ),
-        raw_output=result.text,
+        raw_output="\n".join(r.text for r in results),
+        extra={"chunks": len(chunks)},
     )
 
 
@@ -153,7 +174,7 @@ def _split_value_unit(item: ExamItem) -> ExamItem:
     """Small models put the unit inside ``value`` (and sometimes repeat it in ``unit``): separate them."""
     value, unit = item.value.strip(), item.unit.strip()
     match = _VALUE_WITH_UNIT.match(value)
-    if match and (not unit or unit == value or unit == match.group(2)):
+    if match and (not unit or unit == value or match.group(2).endswith(unit)):
         return ExamItem(name=item.name.strip(), value=match.group(1).strip(), unit=match.group(2))
     if unit == value:
         unit = ""

@@ -47,8 +47,11 @@ def generation_schema() -> dict[str, Any]:
 
 
 def _drop_titles(node: dict[str, Any]) -> dict[str, Any]:
+    """No titles or defaults; every property required, so the model states each section (possibly empty)."""
     node.pop("title", None)
     node.pop("default", None)
+    if node.get("type") == "object" and "properties" in node:
+        node["required"] = list(node["properties"])
     return node
 
 
