@@ -25,7 +25,6 @@ from inference.icd_lookup import Candidate, IcdMatcher  # noqa: E402
 from inference.icd_synonyms import read_term_codes  # noqa: E402
 from inference.icd_table import BUNDLED_TABLE, IcdTableError, open_table  # noqa: E402
 
-
 MIN_TOP_SCORE = 0.5  # chosen on a split of CHIP-CDN train, not on dev
 
 

@@ -15,8 +15,8 @@ from inference.engine import Engine
 from inference.errors import MedBriefError, StorageError
 from inference.history.instance_lock import InstanceLock
 from inference.history.store import HistoryStore
-from inference.paths import data_dir
 from inference.icd_table import IcdTable, open_table
+from inference.paths import data_dir
 from inference.pipeline import BriefReport, run_pipeline
 from inference.settings import AppConfig, EngineSettings, load_config, resolve_model_path
 

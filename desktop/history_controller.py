@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMessageBox
-from PySide6.QtCore import Qt
 
 from desktop.history_panel import STATUS_LABELS, HistoryPanel
 from desktop.main_window import MainWindow

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from inference.paths import resources_dir
+from inference.tsv_files import read_tsv
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,8 @@ class TermVariant:
 
 @lru_cache(maxsize=1)
 def clinical_synonyms() -> tuple[TermVariant, ...]:
-    variants: list[TermVariant] = []
-    path = resources_dir() / "terms" / "clinical_synonyms.tsv"
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        alias, standard, kind, note = (line.split("\t") + ["", "", ""])[:4]
-        variants.append(TermVariant(alias.strip(), standard.strip(), kind.strip(), note.strip()))
+    rows = read_tsv(resources_dir() / "terms" / "clinical_synonyms.tsv", 4)
+    variants = [TermVariant(alias, standard, kind, note) for alias, standard, kind, note in rows]
     # Longest first, so 急性心梗 wins over 心梗.
     return tuple(sorted(variants, key=lambda v: -len(v.alias)))
 

@@ -59,13 +59,9 @@ class _Doc:
 
 def _lookup_synonyms() -> list[tuple[str, str]]:
     from inference.paths import resources_dir
+    from inference.tsv_files import read_tsv
 
-    rows = []
-    for line in (resources_dir() / "terms" / "lookup_synonyms.tsv").read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            clinical, title = line.split("\t")[:2]
-            rows.append((clinical.strip(), title.strip()))
-    return rows
+    return [(clinical, title) for clinical, title in read_tsv(resources_dir() / "terms" / "lookup_synonyms.tsv", 2)]
 
 
 def _common_suffix(a: str, b: str) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 from inference.errors import IcdTableError
 from inference.icd_table import normalize_code
 from inference.paths import data_dir
+from inference.tsv_files import read_tsv
 
 FILE_NAME = "icd_synonyms_learned.tsv"
 CUES_FILE_NAME = "icd_cues_learned.tsv"
@@ -166,12 +167,7 @@ def load_learned(path: Path | None = None) -> dict[str, list[LearnedSynonym]]:
 @lru_cache(maxsize=4)
 def _load_learned(path: Path) -> dict[str, list[LearnedSynonym]]:
     by_alias: dict[str, list[LearnedSynonym]] = defaultdict(list)
-    if not path.exists():
-        return {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        alias, term, code, count = line.split("\t")
+    for alias, term, code, count in read_tsv(path, 4) if path.exists() else []:
         by_alias[alias].append(LearnedSynonym(alias, term, code, int(count)))
     return dict(by_alias)
 
@@ -183,12 +179,7 @@ def load_cues(path: Path | None = None) -> dict[str, list[LearnedCue]]:
 @lru_cache(maxsize=4)
 def _load_cues(path: Path) -> dict[str, list[LearnedCue]]:
     by_cue: dict[str, list[LearnedCue]] = defaultdict(list)
-    if not path.exists():
-        return {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        cue, term, code, precision = line.split("\t")
+    for cue, term, code, precision in read_tsv(path, 4) if path.exists() else []:
         by_cue[cue].append(LearnedCue(cue, term, code, float(precision)))
     return dict(by_cue)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any

@@ -24,6 +24,7 @@ from inference.grounding import SUPPORTED, SourceSpan, Statement, ground_summary
 from inference.icd_table import IcdTable
 from inference.paths import resources_dir
 from inference.summary_schema import ABSENT, SECTION_HEADINGS, StructuredSummary
+from inference.tsv_files import read_tsv
 from inference.values import Measurement, find_measurements, fold, implausible, is_key
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -74,9 +75,7 @@ class ValidationReport:
 
 @lru_cache(maxsize=1)
 def allowed_additions() -> frozenset[str]:
-    path = resources_dir() / "validation" / "faithfulness.tsv"
-    return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-                     if line.strip() and not line.startswith("#"))
+    return frozenset(row[0] for row in read_tsv(resources_dir() / "validation" / "faithfulness.tsv", 1))
 
 
 class _Checker:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from inference.paths import resources_dir
+from inference.tsv_files import read_tsv
 
 _FOLD = {chr(code): chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}
 _FOLD.update({"\u3000": " ", "．": ".", "～": "~", "≤": "<", "≥": ">", "µ": "μ", "Ｘ": "×", "✕": "×"})
@@ -59,12 +60,8 @@ class Measurement:
 
 @lru_cache(maxsize=1)
 def unit_spellings() -> dict[str, str]:
-    spellings: dict[str, str] = {}
-    for line in (resources_dir() / "validation" / "units.tsv").read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            written, canonical = line.split("\t")[:2]
-            spellings[fold(written.strip())] = canonical.strip()
-    return spellings
+    rows = read_tsv(resources_dir() / "validation" / "units.tsv", 2)
+    return {fold(written): canonical for written, canonical in rows}
 
 
 @lru_cache(maxsize=1)
@@ -72,10 +69,7 @@ def parameter_table() -> tuple[dict[str, list[ParameterRange]], dict[str, str]]:
     """(parameter → ranges by unit, written name → parameter)."""
     ranges: dict[str, list[ParameterRange]] = {}
     names: dict[str, str] = {}
-    for line in (resources_dir() / "validation" / "parameters.tsv").read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        parameter, aliases, unit, low, high, key = (line.split("\t") + [""])[:6]
+    for parameter, aliases, unit, low, high, key in read_tsv(resources_dir() / "validation" / "parameters.tsv", 6):
         ranges.setdefault(parameter, []).append(
             ParameterRange(parameter, unit_spellings().get(unit, unit), float(low), float(high), key.strip() == "key")
         )

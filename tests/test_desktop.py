@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication
 
-from desktop.app import build_window, run_brief_job
+from desktop.app import build_window
 from desktop.main_window import MainWindow
 from inference.documents import Document
 from inference.engine import EngineInfo
@@ -23,18 +23,9 @@ from inference.icd_table import open_table
 from inference.pipeline import BriefReport
 from inference.settings import AppConfig, EngineSettings
 from inference.summarizer import SummaryResult, Timings
-from inference.summary_schema import Diagnosis, ExamItem, StructuredSummary
 from inference.validation import validate
 from tests.conftest import SAMPLE_RECORD
-
-SAMPLE_SUMMARY = StructuredSummary(
-    chief_complaint="反复胸闷气促3年,加重伴双下肢水肿1周",
-    present_illness="既往高血压病史15年,冠心病行PCI术后5年。查体:BP 150/90mmHg,颈静脉怒张,双肺底湿啰音,"
-                    "心界向左扩大,HR 98次/分,律齐,肝肋下3cm,双下肢凹陷性水肿。",
-    auxiliary_exams=[ExamItem(name="NT-proBNP", value="4500", unit="pg/mL"), ExamItem(name="LVEF", value="38", unit="%"),
-                     ExamItem(name="肌酐", value="138", unit="μmol/L")],
-    diagnoses=[Diagnosis(name=n) for n in ("慢性心力衰竭急性加重", "高血压心脏病", "肾功能不全")],
-)
+from tests.history_helpers import SAMPLE_SUMMARY
 
 
 def fake_info(demo: bool = True) -> EngineInfo:
