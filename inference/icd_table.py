@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import sqlite3
 import unicodedata
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from inference.errors import IcdTableError
-from inference.paths import data_dir
+from inference.paths import data_dir, resources_dir
 
 BUNDLED_TABLE = "who-zh"
 _TABLE_NAME = re.compile(r"^[\w.\-]{1,64}$")
@@ -175,6 +176,10 @@ def open_table(name_or_path: str | Path | None = None) -> IcdTable:
     if candidate.suffix == ".sqlite" and candidate.exists():
         return load_table(candidate.resolve())
     path = table_path(str(name_or_path))
+    shipped = resources_dir() / "icd" / f"{BUNDLED_TABLE}.sqlite"  # present in packaged builds
+    if not path.exists() and str(name_or_path) == BUNDLED_TABLE and shipped.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shipped, path)
     if not path.exists():
         hint = "；运行 setup.sh 安装内置表 / run setup.sh" if str(name_or_path) == BUNDLED_TABLE else ""
         raise IcdTableError(f"找不到 ICD 编码表 '{name_or_path}'{hint} / ICD table not found: {path}")
