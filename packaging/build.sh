@@ -7,7 +7,9 @@ mkdir -p resources/icd
 import shutil
 from inference.icd_table import BUNDLED_TABLE, open_table, table_path
 open_table(BUNDLED_TABLE)
+from inference.icd_bundle import licence_path
 shutil.copyfile(table_path(BUNDLED_TABLE), "resources/icd/who-zh.sqlite")
+shutil.copyfile(licence_path(), "resources/icd/COPYING.ICD10")
 PY
 .venv/bin/python -m pip install -q "pyinstaller>=6.6"
 .venv/bin/python -m PyInstaller --noconfirm --clean --distpath dist --workpath build packaging/medbrief.spec
