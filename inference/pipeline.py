@@ -11,8 +11,8 @@ from inference.engine import Engine, TokenCallback
 from inference.icd_coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
 from inference.icd_table import IcdTable, open_table
 from inference.summarizer import ProgressCallback, SummaryResult, summarize
-from inference.summary_schema import render_emr_text
-from inference.validation import ValidationReport, validate
+from inference.summary_schema import ABSENT, render_emr_text
+from inference.validation import INFO, Finding, ValidationReport, validate
 
 
 @dataclass
@@ -88,4 +88,9 @@ def run_pipeline(
     if on_progress:
         on_progress("核对原文 / validating against the record")
     report.validation = validate(result.summary, document.text, table)
+    removed = result.extra.get("removed_diagnoses") or []
+    if removed:
+        report.validation.findings.append(Finding(
+            "G2", INFO, "diagnoses", None, None,
+            f"原文没有给出诊断，已从草稿中移除模型自行给出的诊断：{'、'.join(removed)}", f"保持“{ABSENT}”，由医生诊断"))
     return report

@@ -17,6 +17,7 @@ from inference.errors import GenerationError
 from inference.grammar import gbnf_from_json_schema
 from inference.prompts import load_prompt
 from inference.summary_schema import ABSENT, Diagnosis, ExamItem, StructuredSummary, generation_schema
+from inference.validation import DIAGNOSIS_CUES
 
 ProgressCallback = Callable[[str], None]
 PROMPT_NAME = "summary"
@@ -120,6 +121,11 @@ def summarize(
         parts.append(parse_summary(result.text))
         results.append(result)
     summary = parts[0] if len(parts) == 1 else normalize_summary(merge_summaries(parts))
+    removed: list[str] = []
+    if summary.diagnoses and not DIAGNOSIS_CUES.search(record_text):
+        # The record states no diagnosis: one in the draft would be the model's invention.
+        removed = [d.name for d in summary.diagnoses]
+        summary = summary.model_copy(update={"diagnoses": []})
     total_s = sum(r.total_s for r in results)
     completion = sum(r.completion_tokens for r in results)
     decode_s = total_s - results[0].ttft_s
@@ -136,17 +142,16 @@ def summarize(
             tokens_per_s=completion / decode_s if decode_s > 0 else 0.0,
         ),
         raw_output="\n".join(r.text for r in results),
-        extra={"chunks": len(chunks)},
+        extra={"chunks": len(chunks), "removed_diagnoses": removed},
     )
 
 
 def parse_summary(text: str) -> StructuredSummary:
     try:
-        summary = StructuredSummary.model_validate(json.loads(text))
+        return normalize_summary(StructuredSummary.model_validate(json.loads(text)))
     except (ValueError, ValidationError) as exc:
         first_line = str(exc).splitlines()[0]
         raise GenerationError(f"模型输出不是有效的摘要 JSON / model output is not a valid summary: {first_line}") from exc
-    return normalize_summary(summary)
 
 
 def normalize_summary(summary: StructuredSummary) -> StructuredSummary:
@@ -169,11 +174,15 @@ def normalize_summary(summary: StructuredSummary) -> StructuredSummary:
 
 
 
+_UNIT_LIKE = re.compile(r"^[A-Za-zμµ%℃°/×xX^*·.0-9⁰-⁹]{1,20}$|^(次/分|次/分钟|岁|mmHg)$")
+
+
 def _split_value_unit(item: ExamItem) -> ExamItem:
-    """Small models put the unit inside ``value`` (and sometimes repeat it in ``unit``): separate them."""
+    """Small models put the unit inside ``value`` (and sometimes repeat it in ``unit``): separate them,
+    but only when what follows the number really is a unit (never a sentence)."""
     value, unit = item.value.strip(), item.unit.strip()
     match = _VALUE_WITH_UNIT.match(value)
-    if match and (not unit or unit == value or match.group(2).endswith(unit)):
+    if match and _UNIT_LIKE.match(match.group(2)) and (not unit or unit == value or match.group(2).endswith(unit)):
         return ExamItem(name=item.name.strip(), value=match.group(1).strip(), unit=match.group(2))
     if unit == value:
         unit = ""

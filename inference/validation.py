@@ -8,8 +8,9 @@ Rules (ids are stable; the desktop colours by severity, tests and the held-out c
   T1 non-standard or colloquial term       T2 diagnosis the source negates
   T3 diagnosis not found in the code table
   F1 medical wording not found in the source (paraphrase)  G1 statement with no support in the source
+  G2 diagnoses listed although the record states none
 One problem gets one finding: spans already explained by a stronger rule (order above: T2, V, T1, S)
-are not flagged again by F1 or G1.
+are not flagged again by F1 or G1 (G2 likewise explains its diagnoses).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ _DIAGNOSIS_SEPARATORS = re.compile(r"[,，;；、]|(?<=.)\s+(?=.)")
 _NEGATION = re.compile(r"(否认|无|未见|未发现|未诉|排除|不伴|没有)([^，,。；;：:\n]{1,40})")
 _NEGATION_ITEM_SPLIT = re.compile(r"[、及和与或/]|病史|史")
 _OTHER_HEADINGS = re.compile(r"(主诉|现病史|辅助检查|初步诊断|既往史|体格检查|诊断)[:：]")
+# How a record states a diagnosis. Without any of these, a diagnosis in the summary is the model's own.
+DIAGNOSIS_CUES = re.compile(r"诊断|印象|诊为|考虑为|确诊|拟诊")
 _OUTSIDE_TEMPLATE = re.compile(r"(建议|治疗方案|医嘱|处理意见|注意事项)[:：]")
 _CJK_OR_LATIN = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 
@@ -217,6 +220,11 @@ class _Checker:
     # -- T: terms --------------------------------------------------------------------------------
 
     def terms(self) -> None:
+        if self.summary.diagnoses and not DIAGNOSIS_CUES.search(self.folded_source):
+            for index, diagnosis in enumerate(self.summary.diagnoses):
+                self.add(Finding("G2", ERROR, "diagnoses", index, (0, len(diagnosis.name)),
+                                 f"原文没有给出诊断，摘要中的诊断无原文依据：{diagnosis.name}", f"删除，写“{ABSENT}”"))
+            return
         negated = self._negated_phrases()
         for index, diagnosis in enumerate(self.summary.diagnoses):
             name = diagnosis.name.strip()
@@ -277,7 +285,7 @@ class _Checker:
     # -- F and G: faithfulness and grounding -------------------------------------------------------
 
     def faithfulness(self) -> None:
-        explained_spans = {(f.section, f.index) for f in self.findings if f.rule_id in ("T1", "T2", "V1", "V3")}
+        explained_spans = {(f.section, f.index) for f in self.findings if f.rule_id in ("T1", "T2", "V1", "V3", "G2")}
         for statement in self.statements:
             if statement.is_absent_marker or (statement.section, statement.index) in explained_spans:
                 continue

@@ -140,3 +140,28 @@ def test_a_record_longer_than_the_context_is_summarized_in_chunks_without_losing
     chunks = split_record(record, lambda text: len(text) < 400)
     assert "".join(chunks) == record  # nothing dropped or duplicated at the seams
     assert merge_summaries([result.summary]).auxiliary_exams == result.summary.auxiliary_exams
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [("4500 pg/mL", "", ("4500", "pg/mL")), ("38%", "38%", ("38", "%")), ("4500 pg/mL", "L", ("4500", "pg/mL")),
+     ("5.0×10^9/L", "", ("5.0", "×10^9/L")), ("胸部CT示右下肺斑片影", "", ("胸部CT示右下肺斑片影", "")),
+     ("3 次食管pH监测：未达到标准；症状相关性：阳性", "", ("3 次食管pH监测：未达到标准；症状相关性：阳性", ""))],
+)
+def test_a_unit_written_into_the_value_is_split_off_but_a_sentence_is_not(value: str, unit: str, expected) -> None:
+    from inference.summarizer import parse_summary
+
+    raw = json.dumps({"chief_complaint": "x", "present_illness": "y", "diagnoses": [],
+                      "auxiliary_exams": [{"name": "项目", "value": value, "unit": unit}]}, ensure_ascii=False)
+    item = parse_summary(raw).auxiliary_exams[0]
+    assert (item.value, item.unit) == expected
+
+
+def test_model_output_that_cannot_be_a_summary_is_a_generation_error() -> None:
+    from inference.errors import GenerationError
+    from inference.summarizer import parse_summary
+
+    with pytest.raises(GenerationError):
+        parse_summary('{"chief_complaint": 1}')
+    with pytest.raises(GenerationError):
+        parse_summary("not json")

@@ -218,3 +218,19 @@ def test_cli_validate_refuses_a_malformed_summary_in_one_line(tmp_path: Path, pa
     proc = _run_validate(tmp_path, payload)
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_diagnoses_in_a_summary_of_a_record_that_states_none_are_flagged() -> None:
+    source = '患者女,30岁,因"咳嗽2天"就诊。2天前受凉后咳嗽,无发热。'
+    report = validate(StructuredSummary(chief_complaint="咳嗽2天", present_illness="2天前受凉后咳嗽,无发热。",
+                                        auxiliary_exams=[], diagnoses=[Diagnosis(name="上呼吸道感染")]), source)
+    assert rules(report) == ["G2"] and report.findings[0].severity == "error"
+
+
+def test_summarizer_removes_diagnoses_the_record_never_states(demo_engine) -> None:
+    from inference.summarizer import summarize
+
+    record = '患者女,30岁,因"咳嗽2天"就诊。2天前受凉后咳嗽,咳白痰,无发热。查体:T 36.8℃,双肺呼吸音清。'
+    result = summarize(demo_engine, record)
+    assert result.summary.diagnoses == []
+    assert not [f for f in validate(result.summary, record).findings if f.rule_id == "G2"]
