@@ -198,22 +198,20 @@ class MainWindow(QMainWindow):
             self.open_file(path)
 
     def open_file(self, path: str) -> bool:
-        try:
-            document = load_document(path)
-        except MedBriefError as exc:
-            self.show_error("无法打开病历", exc.message)
-            return False
-        self._set_document(document)
-        return True
+        return self._adopt(lambda: load_document(path), "无法打开病历")
 
     def paste_document(self) -> None:
         self.set_document_text(QGuiApplication.clipboard().text())
 
     def set_document_text(self, text: str) -> bool:
+        return self._adopt(lambda: document_from_text(text), "无法使用粘贴的内容")
+
+    def _adopt(self, load: Callable[[], Document], failure_title: str) -> bool:
+        """Show a new record; on bad input keep the current one and say why."""
         try:
-            document = document_from_text(text)
+            document = load()
         except MedBriefError as exc:
-            self.show_error("无法使用粘贴的内容", exc.message)
+            self.show_error(failure_title, exc.message)
             return False
         self._set_document(document)
         return True
