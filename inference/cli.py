@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _engine_settings(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
     from inference.settings import EngineSettings, load_config, resolve_model_path
 
     config = load_config()
@@ -127,8 +129,10 @@ def _engine_settings(args: argparse.Namespace) -> Any:
             overrides[field_name] = value
     try:
         return EngineSettings.model_validate({**config.engine.model_dump(), **overrides})
-    except ValueError as exc:
-        raise InputError(f"参数无效 / invalid engine option: {str(exc).splitlines()[-1].strip()}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise InputError(f"参数无效 / invalid engine option {where}: {first['msg']}") from exc
 
 
 class _StderrProgress:
@@ -154,6 +158,8 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     from inference.pipeline import run_pipeline
 
     progress = _StderrProgress(args.quiet)
+    if args.out and not Path(args.out).resolve().parent.is_dir():  # fail before minutes of generation
+        raise InputError(f"输出目录不存在 / output folder does not exist: {Path(args.out).parent}")
     document = load_document(args.file)
     settings = _engine_settings(args)
     progress.step(f"读取 {document.file_name}（{document.encoding}，{len(document.text)} 字）")

@@ -58,7 +58,8 @@ EXIT_CODES: dict[int, str] = {
     1: "validation found error-level findings (validate, summarize --fail-on-findings)",
     2: "usage error (bad arguments)",
     3: "input error: missing, empty, binary, too large or undecodable record",
-    4: "model error: missing, not GGUF, truncated, unsupported architecture, context too large, load failed",
+    4: "model error: missing, not GGUF, truncated, unsupported architecture, context too large, load failed, "
+    "unreadable config file",
     5: "generation error: grammar, invalid output, record longer than the context",
     6: "ICD table error: missing or malformed table, failed import",
     7: "history store error: database locked, corrupt, from a newer version, disk full",

@@ -103,3 +103,33 @@ def test_help_documents_exit_codes() -> None:
     assert proc.returncode == 0
     for code in ("3", "4", "5", "130"):
         assert f"  {code:>3}  " in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--n-ctx", "100"], 3, "n_ctx"),
+        (["--out", "/nonexistent-dir/summary.txt"], 3, "output folder does not exist"),
+        (["--max-tokens", "0"], 3, "max_tokens"),
+    ],
+)
+def test_cli_bad_options_fail_fast_in_one_line(args: list[str], code: int, message: str) -> None:
+    from tests.conftest import SAMPLE_RECORD
+
+    proc = subprocess.run([sys.executable, "-m", "inference", "summarize", str(SAMPLE_RECORD), "--quiet", *args],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == code
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_unreadable_config_file_is_reported_not_a_traceback(tmp_path: Path, monkeypatch) -> None:
+    from tests.conftest import SAMPLE_RECORD
+
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.json").write_text("{broken", encoding="utf-8")
+    monkeypatch.setenv("MEDBRIEF_CONFIG_DIR", str(config))
+    proc = subprocess.run([sys.executable, "-m", "inference", "summarize", str(SAMPLE_RECORD), "--quiet"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == 4 and "config" in proc.stderr and "Traceback" not in proc.stderr
