@@ -313,3 +313,35 @@ def test_real_demo_model_end_to_end(qtbot, icd_data: Path, demo_model_path: Path
         assert load_config() is not None
     finally:
         window.host.stop()
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)])
+def test_every_pane_is_usable_on_ward_pc_screens(qtbot, make_window, size) -> None:
+    window = make_window()
+    window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.width() <= size[0] and window.height() <= size[1]
+    for pane in (window.document_pane, window.summary_pane, window.icd_panel, window.progress):
+        assert pane.isVisible() and pane.width() >= 250 and pane.height() >= 60, pane.objectName()
+
+
+def test_settings_dialog_saves_the_model_and_reloads_the_engine(qtbot, make_window, tmp_path) -> None:
+    from desktop.settings_dialog import SettingsDialog
+    from inference.settings import load_config
+
+    window = make_window()
+    _ready(qtbot, window)
+    dialog = SettingsDialog(window.config.engine, window)
+    dialog.model_path.setText(str(tmp_path / "Qwen3-14B-Q4_K_M.gguf"))
+    dialog.gpu_layers.setValue(20)
+    dialog.n_ctx.setValue(16384)
+    dialog.threads.setValue(8)
+    dialog.flash_attn.setChecked(False)
+    settings = dialog.settings()
+    assert (settings.n_gpu_layers, settings.n_ctx, settings.n_threads, settings.flash_attn) == (20, 16384, 8, False)
+    window.apply_settings(settings)
+    qtbot.waitUntil(lambda: window.engine_info is not None, timeout=5_000)
+    saved = load_config().engine
+    assert saved.model_path == tmp_path / "Qwen3-14B-Q4_K_M.gguf" and saved.n_ctx == 16384
+    assert not window.engine_info.is_demo and not window.demo_banner.isVisibleTo(window)
