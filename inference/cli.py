@@ -192,9 +192,21 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     if args.json:
         output = json.dumps(report.as_json(), ensure_ascii=False, indent=2)
     else:
-        output = report.emr_text() + _findings_text(report.validation.findings if report.validation else [])
+        output = (report.emr_text() + _icd_text(report.icd)
+                  + _findings_text(report.validation.findings if report.validation else []))
     _write_output(output, args.out)
     return 1 if args.fail_on_findings and report.has_errors else 0
+
+
+def _icd_text(assignments: list[Any]) -> str:
+    if not assignments:
+        return ""
+    provenance = {"model_tool_call": "模型函数调用", "direct_lookup": "直接查询", "manual": "医生选择"}
+    lines = [f"\n【ICD-10】（{assignments[0].table.get('name', '')}，待医生确认）"]
+    for a in assignments:
+        code = f"{a.code} {a.name}" if a.code else "未找到"
+        lines.append(f"{a.diagnosis}：{code}（{provenance.get(a.provenance, a.provenance)}，{a.score:.2f}）")
+    return "\n".join(lines) + "\n"
 
 
 def _findings_text(findings: list[Any]) -> str:

@@ -165,3 +165,13 @@ def test_model_output_that_cannot_be_a_summary_is_a_generation_error() -> None:
         parse_summary('{"chief_complaint": 1}')
     with pytest.raises(GenerationError):
         parse_summary("not json")
+
+
+def test_cli_text_output_is_emr_format_then_codes_then_findings(icd_data) -> None:
+    proc = subprocess.run([sys.executable, "-m", "inference", "summarize", str(SAMPLE_RECORD), "--quiet"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("【主诉】")
+    assert out.index("【初步诊断】") < out.index("【ICD-10】") < out.index("【核对】")
+    assert "高血压心脏病：I11" in out
