@@ -100,17 +100,13 @@ class _Stopper:
         return self.fired
 
 
-def resolve_model(model_path: Path | None) -> Path:
-    return model_path if model_path is not None else require_demo_model()
-
-
 class Engine:
     def __init__(self, settings: EngineSettings) -> None:
         """Load the model. Raises ModelError with the reason, never a bare llama.cpp failure."""
         import llama_cpp  # deferred: importing inference must not need the native library
 
         self.settings = settings
-        path = resolve_model(settings.model_path)
+        path = settings.model_path if settings.model_path is not None else require_demo_model()
         self.gguf: GgufInfo = read_gguf_header(path)
         check_loadable(self.gguf, settings.n_ctx)
         started = time.perf_counter()
@@ -161,7 +157,6 @@ class Engine:
             bos_token=_token_text(vocab, vocab.token_bos()),
             eos_token=_token_text(vocab, vocab.token_eos()),
         )
-        self.last_context_tokens = 0
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -209,7 +204,8 @@ class Engine:
         import llama_cpp
 
         limit = min(max_tokens or self.settings.max_tokens, self.settings.max_tokens)
-        prompt_tokens = self.count_tokens(prompt)
+        tokens = self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        prompt_tokens = len(tokens)
         if prompt_tokens + limit > self.info.n_ctx:
             raise GenerationError(
                 f"病历过长：提示 {prompt_tokens} 个 token，加上输出上限 {limit} 超过上下文 {self.info.n_ctx} / "
@@ -223,7 +219,7 @@ class Engine:
         pieces: list[str] = []
         finish_reason = "stop"
         stream = self._llama.create_completion(
-            prompt,
+            tokens,
             max_tokens=limit,
             temperature=self.settings.temperature,
             seed=self.settings.seed,
@@ -253,7 +249,6 @@ class Engine:
             raise GenerationCancelled("已停止 / generation stopped")
         text = "".join(pieces)
         completion_tokens = self.count_tokens(text) if text else 0
-        self.last_context_tokens = prompt_tokens + completion_tokens
         return GenerationResult(
             text=strip_thinking(text),
             prompt_tokens=prompt_tokens,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,18 +16,20 @@ from inference.engine import Engine, GenerationResult, TokenCallback
 from inference.errors import GenerationError
 from inference.grammar import gbnf_from_json_schema
 from inference.prompts import load_prompt
-from inference.summary_schema import ABSENT, Diagnosis, ExamItem, StructuredSummary, generation_schema
-from inference.validation import DIAGNOSIS_CUES
+from inference.summary_schema import (
+    ABSENT,
+    DIAGNOSIS_CUES,
+    DIAGNOSIS_SEPARATORS,
+    Diagnosis,
+    ExamItem,
+    StructuredSummary,
+    generation_schema,
+    split_value_unit,
+)
 
 ProgressCallback = Callable[[str], None]
 PROMPT_NAME = "summary"
 
-# "4500 pg/mL" written into the value field: number (with comparator) first, the rest is the unit.
-_VALUE_WITH_UNIT = re.compile(
-    r"^\s*([<>≤≥＜＞]?\s*[0-9０-９]+(?:[.．][0-9０-９]+)?(?:\s*[/\-~～]\s*[0-9０-９]+(?:[.．][0-9０-９]+)?)?)\s*(\S.*?)\s*$"
-)
-# A diagnosis entry holding several diagnoses ("A,B；C") is split: one diagnosis per entry.
-_DIAGNOSIS_SEPARATORS = re.compile(r"[,，;；、\n]+")
 
 
 @dataclass
@@ -37,7 +39,11 @@ class Timings:
     total_s: float
     prompt_tokens: int
     completion_tokens: int
-    tokens_per_s: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode_s = self.total_s - self.ttft_s
+        return self.completion_tokens / decode_s if decode_s > 0 else 0.0
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -60,21 +66,10 @@ class SummaryResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class SummaryGrammarCache:
-    """The summary grammar is built once per engine (llama.cpp parses it on every request anyway)."""
-
-    def __init__(self) -> None:
-        self._grammar: Any = None
-        self._engine_id: int | None = None
-
-    def get(self, engine: Engine) -> Any:
-        if self._grammar is None or self._engine_id != id(engine):
-            self._grammar = engine.compile_grammar(gbnf_from_json_schema(generation_schema()))
-            self._engine_id = id(engine)
-        return self._grammar
-
-
-_grammar_cache = SummaryGrammarCache()
+@lru_cache(maxsize=1)
+def summary_gbnf() -> str:
+    """The summary grammar's text: built once; each engine still checks it with llama.cpp's parser."""
+    return gbnf_from_json_schema(generation_schema())
 
 
 def build_messages(record_text: str) -> list[dict[str, str]]:
@@ -97,7 +92,7 @@ def summarize(
 ) -> SummaryResult:
     """One call for a record that fits the context; chunks merged without new words for one that does not."""
     prompt = load_prompt(PROMPT_NAME)
-    grammar = _grammar_cache.get(engine)
+    grammar = engine.compile_grammar(summary_gbnf())
     overhead = engine.count_tokens(engine.template.render(build_messages("")))
     budget = engine.info.n_ctx - engine.settings.max_tokens - overhead
 
@@ -126,9 +121,6 @@ def summarize(
         # The record states no diagnosis: one in the draft would be the model's invention.
         removed = [d.name for d in summary.diagnoses]
         summary = summary.model_copy(update={"diagnoses": []})
-    total_s = sum(r.total_s for r in results)
-    completion = sum(r.completion_tokens for r in results)
-    decode_s = total_s - results[0].ttft_s
     return SummaryResult(
         summary=summary,
         prompt_version=prompt.version,
@@ -136,10 +128,9 @@ def summarize(
         timings=Timings(
             load_s=engine.info.load_s,
             ttft_s=results[0].ttft_s,
-            total_s=total_s,
+            total_s=sum(r.total_s for r in results),
             prompt_tokens=sum(r.prompt_tokens for r in results),
-            completion_tokens=completion,
-            tokens_per_s=completion / decode_s if decode_s > 0 else 0.0,
+            completion_tokens=sum(r.completion_tokens for r in results),
         ),
         raw_output="\n".join(r.text for r in results),
         extra={"chunks": len(chunks), "removed_diagnoses": removed},
@@ -158,7 +149,7 @@ def normalize_summary(summary: StructuredSummary) -> StructuredSummary:
     """Empty text sections become 原文未记载; one diagnosis per entry; blank items dropped."""
     diagnoses: list[Diagnosis] = []
     for diagnosis in summary.diagnoses:
-        for name in _DIAGNOSIS_SEPARATORS.split(diagnosis.name):
+        for name in DIAGNOSIS_SEPARATORS.split(diagnosis.name):
             name = name.strip(" 。.")
             if name and name != ABSENT and all(d.name != name for d in diagnoses):
                 diagnoses.append(Diagnosis(name=name))
@@ -172,18 +163,11 @@ def normalize_summary(summary: StructuredSummary) -> StructuredSummary:
     )
 
 
-
-
-_UNIT_LIKE = re.compile(r"^[A-Za-zμµ%℃°/×xX^*·.0-9⁰-⁹]{1,20}$|^(次/分|次/分钟|岁|mmHg)$")
-
-
 def _split_value_unit(item: ExamItem) -> ExamItem:
     """Small models put the unit inside ``value`` (and sometimes repeat it in ``unit``): separate them,
-    but only when what follows the number really is a unit (never a sentence)."""
+    as written, but only when what follows the number is a known unit (never a sentence)."""
     value, unit = item.value.strip(), item.unit.strip()
-    match = _VALUE_WITH_UNIT.match(value)
-    if match and _UNIT_LIKE.match(match.group(2)) and (not unit or unit == value or match.group(2).endswith(unit)):
-        return ExamItem(name=item.name.strip(), value=match.group(1).strip(), unit=match.group(2))
-    if unit == value:
-        unit = ""
-    return ExamItem(name=item.name.strip(), value=value, unit=unit)
+    split = split_value_unit(value)
+    if split is not None and (not unit or unit == value or split[1].endswith(unit)):
+        return ExamItem(name=item.name.strip(), value=split[0], unit=split[1])
+    return ExamItem(name=item.name.strip(), value=value, unit="" if unit == value else unit)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 ABSENT = "原文未记载"
+# What separates several diagnoses written in one entry ("A,B；C").
+DIAGNOSIS_SEPARATORS = re.compile(r"[,，;；、\n]+")
+# How a record states a diagnosis. Without any of these, a diagnosis in a summary is the model's own.
+DIAGNOSIS_CUES = re.compile(r"诊断|印象|诊为|考虑为|确诊|拟诊")
 
 # One place for the section names, in display order: (field, heading).
 SECTIONS: list[tuple[str, str]] = [
@@ -67,15 +72,31 @@ def render_emr_text(summary: StructuredSummary) -> str:
     )
 
 
-def exam_item_from_text(line: str) -> ExamItem:
-    """Parse one 辅助检查 line as a doctor types it ("肌酐 138 μmol/L", "胸部CT 右下肺斑片影")."""
+def split_value_unit(text: str) -> tuple[str, str] | None:
+    """``"4500 pg/mL"`` → ``("4500", "pg/mL")`` as written, when the whole text is one value with a known
+    unit; None for anything else (a finding in words, a unit not in the units table)."""
     from inference.values import find_measurements
 
+    text = text.strip()
+    found = find_measurements(text)
+    if len(found) != 1 or found[0].start != 0 or found[0].end != len(text) or found[0].name:
+        return None
+    measurement = found[0]
+    return text[:measurement.value_end].strip(), text[measurement.unit_start:].strip()
+
+
+def exam_item_from_text(line: str) -> ExamItem:
+    """Parse one 辅助检查 line as a doctor types it ("肌酐 138 μmol/L", "胸部CT 右下肺斑片影"), as written."""
     line = line.strip()
-    measurements = find_measurements(line)
-    if measurements and measurements[0].end == len(line):
-        measurement = measurements[0]
-        name = line[:measurement.value_start].strip(" :：") or measurement.name
-        return ExamItem(name=name[:80] or line[:80], value=measurement.value, unit=measurement.unit)
     name, _, rest = line.partition(" ")
-    return ExamItem(name=name[:80], value=rest.strip()[:60], unit="")
+    split = split_value_unit(rest)
+    if split is None:
+        from inference.values import find_measurements
+
+        found = find_measurements(line)
+        if found and found[0].end == len(line) and found[0].value_start > 0:  # "LVEF 38%" or "LVEF38%"
+            measurement = found[0]
+            name, rest = line[:measurement.value_start].strip(" :："), line[measurement.value_start:]
+            split = split_value_unit(rest)
+    value, unit = split if split else (rest.strip(), "")
+    return ExamItem(name=(name or line)[:80], value=value[:60], unit=unit[:30])

@@ -24,19 +24,16 @@ from inference.clinical_terms import expand_terms, find_nonstandard_terms
 from inference.grounding import SUPPORTED, SourceSpan, Statement, ground_summary
 from inference.icd_table import IcdTable
 from inference.paths import resources_dir
-from inference.summary_schema import ABSENT, SECTION_HEADINGS, StructuredSummary
+from inference.summary_schema import ABSENT, DIAGNOSIS_CUES, DIAGNOSIS_SEPARATORS, SECTION_HEADINGS, StructuredSummary
 from inference.tsv_files import read_tsv
-from inference.values import Measurement, find_measurements, fold, implausible, is_key
+from inference.values import Measurement, find_measurements, fold, implausible, is_key, resolve_parameter
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
-_DIAGNOSIS_SEPARATORS = re.compile(r"[,，;；、]|(?<=.)\s+(?=.)")
 _NEGATION = re.compile(r"(否认|无|未见|未发现|未诉|排除|不伴|没有)([^，,。；;：:\n]{1,40})")
 _NEGATION_ITEM_SPLIT = re.compile(r"[、及和与或/]|病史|史")
 _OTHER_HEADINGS = re.compile(r"(主诉|现病史|辅助检查|初步诊断|既往史|体格检查|诊断)[:：]")
-# How a record states a diagnosis. Without any of these, a diagnosis in the summary is the model's own.
-DIAGNOSIS_CUES = re.compile(r"诊断|印象|诊为|考虑为|确诊|拟诊")
 _OUTSIDE_TEMPLATE = re.compile(r"(建议|治疗方案|医嘱|处理意见|注意事项)[:：]")
 _CJK_OR_LATIN = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 
@@ -112,7 +109,7 @@ class _Checker:
                 self.add(Finding("S1", ERROR, section, 0, None,
                                  f"【{SECTION_HEADINGS[section]}】缺失或为空", f"填写内容或写明“{ABSENT}”"))
         for index, diagnosis in enumerate(summary.diagnoses):
-            parts = [p for p in _DIAGNOSIS_SEPARATORS.split(diagnosis.name.strip()) if p.strip()]
+            parts = [p for p in DIAGNOSIS_SEPARATORS.split(diagnosis.name.strip()) if p.strip()]
             if len(parts) > 1:
                 self.add(Finding("S2", ERROR, "diagnoses", index, (0, len(diagnosis.name)),
                                  f"一条诊断中包含多个诊断：{diagnosis.name}", "每条只写一个诊断：" + " / ".join(parts)))
@@ -344,9 +341,7 @@ def _named(measurement: Measurement, name: str) -> Measurement:
     """An exam item's value takes the item's name (its own text is 'name value unit')."""
     from dataclasses import replace
 
-    from inference.values import _resolve_parameter
-
-    return replace(measurement, name=name, parameter=_resolve_parameter(name, measurement.unit))
+    return replace(measurement, name=name, parameter=resolve_parameter(name, measurement.unit))
 
 
 def validate(summary: StructuredSummary, source: str, table: IcdTable | None = None) -> ValidationReport:

@@ -36,6 +36,8 @@ class Measurement:
     start: int  # name start (or value start when unnamed)
     end: int  # unit end
     value_start: int
+    value_end: int
+    unit_start: int
     name: str
     value: str
     unit: str  # canonical spelling
@@ -86,13 +88,13 @@ def _pattern() -> re.Pattern[str]:
     units = sorted(unit_spellings(), key=len, reverse=True)
     unit_alternation = "|".join(re.escape(u) for u in units)
     return re.compile(
-        r"(?:(?P<name>[A-Za-z][A-Za-z0-9+\-]*|[\u4e00-\u9fff]{1,8})[ \t]*[:：]?[ \t\n]*)?"
+        r"(?:(?P<name>[A-Za-z][A-Za-z0-9+\-]*?|[\u4e00-\u9fff]{1,8})[ \t]*[:：]?[ \t\n]*)?"
         r"(?P<value>[<>]?[ ]?\d+(?:\.\d+)?(?:[ ]?(?:/|-|~|至)[ ]?\d+(?:\.\d+)?)?)"
         rf"[ \t\n]*(?P<unit>{unit_alternation})(?![A-Za-z])"
     )
 
 
-def _resolve_parameter(name: str, unit: str) -> str | None:
+def resolve_parameter(name: str, unit: str) -> str | None:
     ranges, names = parameter_table()
     candidates = [name.upper()]
     if name and re.match(r"[\u4e00-\u9fff]", name):  # "查体血压" → try the tail: 血压
@@ -113,9 +115,10 @@ def find_measurements(text: str) -> list[Measurement]:
         name = match.group("name") or ""
         unit = unit_spellings()[match.group("unit")]
         value = re.sub(r"\s+", "", match.group("value"))
-        parameter = _resolve_parameter(name, unit)
+        parameter = resolve_parameter(name, unit)
         start = match.start("name") if name else match.start("value")
-        found.append(Measurement(start, match.end("unit"), match.start("value"), name, value, unit, parameter))
+        found.append(Measurement(start, match.end("unit"), match.start("value"), match.end("value"),
+                                 match.start("unit"), name, value, unit, parameter))
     return found
 
 

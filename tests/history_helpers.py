@@ -27,6 +27,6 @@ def sample_report(path=SAMPLE_RECORD, summary: StructuredSummary = SAMPLE_SUMMAR
     document = load_document(path)
     icd = [IcdAssignment(d.name, code, name, 0.9, MODEL_TOOL_CALL, [Candidate(code, name, 0.9, "exact_name")],
                          TABLE_INFO) for d, (code, name) in zip(summary.diagnoses, SAMPLE_CODES)]
-    result = SummaryResult(summary=summary, prompt_version="summary-test", timings=Timings(0.5, 1.0, 5.0, 800, 200, 40.0),
+    result = SummaryResult(summary=summary, prompt_version="summary-test", timings=Timings(0.5, 1.0, 5.0, 800, 200),
                            model={"file": "demo.gguf", "quantization": "Q4_K_M", "backend": "CPU"}, raw_output="{}")
     return BriefReport(document=document, result=result, icd=icd, validation=validate(summary, document.text))

@@ -71,7 +71,7 @@ class FakeJob:
             icd.append(IcdAssignment(diagnosis.name, top.code, top.name, top.score, DIRECT_LOOKUP, candidates,
                                      table.info.as_dict()))
         result = SummaryResult(summary=SAMPLE_SUMMARY, prompt_version="test", model={},
-                               timings=Timings(0.0, 0.1, 0.5, 800, 200, 40.0), raw_output="{}")
+                               timings=Timings(0.0, 0.1, 0.5, 800, 200), raw_output="{}")
         return BriefReport(document=document, result=result, icd=icd, validation=validate(SAMPLE_SUMMARY, document.text))
 
 

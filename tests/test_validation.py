@@ -234,3 +234,22 @@ def test_summarizer_removes_diagnoses_the_record_never_states(demo_engine) -> No
     result = summarize(demo_engine, record)
     assert result.summary.diagnoses == []
     assert not [f for f in validate(result.summary, record).findings if f.rule_id == "G2"]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [("肌酐 138 umol/L", ("肌酐", "138", "umol/L")), ("WBC 5.0×109/L", ("WBC", "5.0", "×109/L")),
+     ("cTnI ＜0.01 ng/mL", ("cTnI", "＜0.01", "ng/mL")), ("LVEF38%", ("LVEF", "38", "%")),
+     ("胸部CT 右下肺斑片影", ("胸部CT", "右下肺斑片影", "")), ("血沉 20 mm/h", ("血沉", "20 mm/h", ""))],
+)
+def test_an_edited_exam_line_keeps_value_and_unit_exactly_as_written(line: str, expected: tuple[str, str, str]) -> None:
+    from inference.summary_schema import exam_item_from_text
+
+    item = exam_item_from_text(line)
+    assert (item.name, item.value, item.unit) == expected
+    assert item.as_text().replace(" ", "") == line.replace(" ", "")
+
+
+def test_a_name_glued_to_its_value_is_not_read_as_part_of_the_number() -> None:
+    (measurement,) = find_measurements("LVEF38%")
+    assert (measurement.name, measurement.value, measurement.parameter) == ("LVEF", "38", "lvef")
