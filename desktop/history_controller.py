@@ -14,7 +14,8 @@ from desktop.main_window import MainWindow
 from inference.documents import Document
 from inference.errors import StorageError
 from inference.gguf_header import model_fingerprint
-from inference.history.store import HistoryStore, _assignment_from_dict
+from inference.history.store import HistoryStore
+from inference.icd_coding import IcdAssignment
 from inference.summary_schema import StructuredSummary
 
 
@@ -33,6 +34,7 @@ class HistoryController(QObject):
         self.dock.setWidget(self.panel)
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
         self.dock.hide()
+        self.dock.visibilityChanged.connect(lambda visible: visible and self.panel.refresh())
         toggle = self.dock.toggleViewAction()
         toggle.setText("历史记录")
         toggle.setShortcut(QKeySequence("Ctrl+H"))
@@ -53,6 +55,11 @@ class HistoryController(QObject):
         self.window.toolbar.addAction(action)
         return action
 
+    def _refresh_panel(self) -> None:
+        """Only a visible list is re-queried (autosave runs every ~1.5 s while typing); showing it refreshes."""
+        if not self.dock.isHidden():
+            self.panel.refresh()
+
     def _confirm(self, question: str) -> bool:
         answer = QMessageBox.question(self.window, "确认删除", question)
         return answer == QMessageBox.StandardButton.Yes
@@ -64,13 +71,12 @@ class HistoryController(QObject):
         except OSError:
             fingerprint = ""
         try:
-            _run_id, _version_id = self.store.record_run(report, self.window.config.engine.model_dump(mode="json"),
-                                                         fingerprint)
-            self.document_id = self.store.add_document(report.document)
+            recorded = self.store.record_run(report, self.window.config.engine.model_dump(mode="json"), fingerprint)
         except StorageError as exc:
             self.window.show_error("未能保存到历史记录", exc.message)
             return
-        self.panel.refresh()
+        self.document_id = recorded.document_id
+        self._refresh_panel()
 
     def autosave(self, action: str = "edit") -> int | None:
         if self.document_id is None or self._loading:
@@ -78,7 +84,7 @@ class HistoryController(QObject):
         summary = self.window.current_summary()
         if summary is None:
             return None
-        icd = [a.as_dict() | {"diagnosis": a.diagnosis} for a in self.window.icd_panel.assignments]
+        icd = [a.to_record() for a in self.window.icd_panel.assignments]
         try:
             version_id = self.store.save_edit(self.document_id, summary, icd, action=action)
         except StorageError as exc:  # the edit stays in the window; the next autosave retries
@@ -86,7 +92,7 @@ class HistoryController(QObject):
             return None
         if version_id is not None:
             self.window.statusBar().showMessage("已自动保存", 2000)
-            self.panel.refresh()
+            self._refresh_panel()
         return version_id
 
     def set_status(self, status: str) -> None:
@@ -100,7 +106,7 @@ class HistoryController(QObject):
             self.window.show_error("状态未更改", exc.message)
             return
         self.window.statusBar().showMessage(f"已标记为{STATUS_LABELS[status]}", 4000)
-        self.panel.refresh()
+        self._refresh_panel()
 
     def reopen(self, document_id: int) -> None:
         try:
@@ -114,7 +120,7 @@ class HistoryController(QObject):
         self._loading = True
         try:
             self.window.show_saved(document, StructuredSummary.model_validate(latest.summary),
-                                   [_assignment_from_dict(item) for item in latest.icd])
+                                   [IcdAssignment.from_record(item) for item in latest.icd])
         finally:
             self._loading = False
         self.document_id = document_id

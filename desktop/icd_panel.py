@@ -21,11 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inference.icd_coding import DIRECT_LOOKUP, MANUAL, MODEL_TOOL_CALL, IcdAssignment
+from inference.icd_coding import MANUAL, PROVENANCE_LABELS, IcdAssignment, direct_assignment
 from inference.icd_lookup import Candidate, matcher_for
 from inference.icd_table import IcdTable
 
-PROVENANCE_LABELS = {MODEL_TOOL_CALL: "模型函数调用", DIRECT_LOOKUP: "直接查询", MANUAL: "医生选择"}
 COLUMNS = ["诊断", "编码", "名称", "来源", "相似度", "状态"]
 
 
@@ -116,19 +115,9 @@ class IcdPanel(QWidget):
 
     def accept_selected_candidate(self) -> None:
         """The doctor confirms a candidate (the chosen one or another from the list)."""
-        row = self.selected_row()
         item = self.candidates.currentItem()
-        if row < 0 or item is None:
-            return
-        candidate: Candidate = item.data(Qt.ItemDataRole.UserRole)
-        current = self.assignments[row]
-        if candidate.code != current.code:
-            self.assignments[row] = replace(current, code=candidate.code, name=candidate.name, score=candidate.score,
-                                            provenance=MANUAL)
-        self.accepted.add(row)
-        self._refresh_rows()
-        self.rows.selectRow(row)
-        self.changed.emit()
+        if item is not None:
+            self._choose(item.data(Qt.ItemDataRole.UserRole))
 
     def search(self) -> None:
         self.search_results.clear()
@@ -146,18 +135,21 @@ class IcdPanel(QWidget):
             self.search_results.setCurrentRow(0)
 
     def replace_with_search_result(self) -> None:
-        row = self.selected_row()
         item = self.search_results.currentItem()
-        if row < 0 or item is None or self.table is None:
-            return
-        candidate: Candidate = item.data(Qt.ItemDataRole.UserRole)
-        if candidate.code not in self.table:
+        if item is not None and self.table is not None and item.data(Qt.ItemDataRole.UserRole).code in self.table:
+            self._choose(item.data(Qt.ItemDataRole.UserRole))
+
+    def _choose(self, candidate: Candidate) -> None:
+        """Record the doctor's code for the selected row; the candidate joins the row's list if new."""
+        row = self.selected_row()
+        if row < 0:
             return
         current = self.assignments[row]
-        candidates = current.candidates if any(c.code == candidate.code for c in current.candidates) else [
-            candidate, *current.candidates]
-        self.assignments[row] = replace(current, code=candidate.code, name=candidate.name, score=candidate.score,
-                                        provenance=MANUAL, candidates=candidates)
+        if candidate.code != current.code:
+            known = any(c.code == candidate.code for c in current.candidates)
+            self.assignments[row] = replace(
+                current, code=candidate.code, name=candidate.name, score=candidate.score, provenance=MANUAL,
+                candidates=current.candidates if known else [candidate, *current.candidates])
         self.accepted.add(row)
         self._refresh_rows()
         self.rows.selectRow(row)
@@ -168,17 +160,7 @@ class IcdPanel(QWidget):
         if self.table is None:
             return
         kept = {a.diagnosis: a for a in self.assignments}
-        matcher = matcher_for(self.table)
-        updated = []
-        for name in diagnoses:
-            if name in kept:
-                updated.append(kept[name])
-                continue
-            candidates = matcher.lookup(name, 5)
-            top = candidates[0] if candidates else None
-            updated.append(IcdAssignment(name, top.code if top else None, top.name if top else None,
-                                         top.score if top else 0.0, DIRECT_LOOKUP, candidates,
-                                         self.table.info.as_dict(), "医生修改诊断后直接查询"))
+        updated = [kept.get(name) or direct_assignment(name, self.table, "医生修改诊断后直接查询") for name in diagnoses]
         if [a.diagnosis for a in updated] != [a.diagnosis for a in self.assignments]:
             accepted_names = {self.assignments[i].diagnosis for i in self.accepted if i < len(self.assignments)}
             self.assignments = updated

@@ -10,9 +10,8 @@ from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout,
 from desktop.highlight_edit import SEVERITY_COLOURS, HighlightedEdit, Mark, plain_edit
 from inference.grounding import Statement
 from inference.summary_schema import ABSENT, SECTIONS, Diagnosis, StructuredSummary, exam_item_from_text
-from inference.validation import Finding
+from inference.validation import SEVERITY_LABELS, Finding
 
-SEVERITY_LABELS = {"error": "错误", "warning": "警告", "info": "提示"}
 REVALIDATE_DELAY_MS = 400
 MAX_EDIT_DELAY_S = 1.5  # continuous typing still autosaves at least this often (≤ 2 s of work at risk)
 

@@ -184,11 +184,10 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 
         store = HistoryStore.open()
         try:
-            run_id, version_id = store.record_run(
-                report, settings.model_dump(mode="json"), model_fingerprint(engine.info.model_path))
+            recorded = store.record_run(report, settings.model_dump(mode="json"), model_fingerprint(engine.info.model_path))
         finally:
             store.close()
-        progress.step(f"已保存到历史记录 / saved to history: record {report.document.sha256[:8]}, run {run_id}")
+        progress.step(f"已保存到历史记录 / saved to history: record {recorded.document_id}, run {recorded.run_id}")
     if args.json:
         output = json.dumps(report.as_json(), ensure_ascii=False, indent=2)
     else:
@@ -201,22 +200,24 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 def _icd_text(assignments: list[Any]) -> str:
     if not assignments:
         return ""
-    provenance = {"model_tool_call": "模型函数调用", "direct_lookup": "直接查询", "manual": "医生选择"}
+    from inference.icd_coding import PROVENANCE_LABELS
+
     lines = [f"\n【ICD-10】（{assignments[0].table.get('name', '')}，待医生确认）"]
     for a in assignments:
         code = f"{a.code} {a.name}" if a.code else "未找到"
-        lines.append(f"{a.diagnosis}：{code}（{provenance.get(a.provenance, a.provenance)}，{a.score:.2f}）")
+        lines.append(f"{a.diagnosis}：{code}（{PROVENANCE_LABELS.get(a.provenance, a.provenance)}，{a.score:.2f}）")
     return "\n".join(lines) + "\n"
 
 
 def _findings_text(findings: list[Any]) -> str:
     if not findings:
         return "\n【核对】未发现问题\n"
-    labels = {"error": "错误", "warning": "警告", "info": "提示"}
+    from inference.validation import SEVERITY_LABELS
+
     lines = [f"\n【核对】{len(findings)} 条"]
     for finding in findings:
         suggestion = f"（建议：{finding.suggestion}）" if finding.suggestion else ""
-        lines.append(f"- [{labels[finding.severity]} {finding.rule_id}] {finding.message}{suggestion}")
+        lines.append(f"- [{SEVERITY_LABELS[finding.severity]} {finding.rule_id}] {finding.message}{suggestion}")
     return "\n".join(lines) + "\n"
 
 
@@ -372,7 +373,7 @@ def _history_action(store: Any, args: argparse.Namespace) -> int:
         count = store.export_reviewed_jsonl(Path(args.out))
         print(f"exported {count} reviewed summaries to {args.out}")
         return 0
-    text = store.export_record(_record_id(args.target), args.format)
+    text = store.export_record(_record_id(args.target), args.format, args.out or "stdout")
     _write_output(text, args.out)
     return 0
 

@@ -36,10 +36,11 @@ SYSTEM_PROMPT = (
 )
 FINAL_INSTRUCTION = '请根据查询结果为每个诊断选定一个最合适的编码，只输出 JSON：{"诊断": "编码", …}'
 
-# Provenance of a chosen code.
+# Provenance of a chosen code, and how the CLI and the desktop name it.
 MODEL_TOOL_CALL = "model_tool_call"
 DIRECT_LOOKUP = "direct_lookup"
 MANUAL = "manual"
+PROVENANCE_LABELS = {MODEL_TOOL_CALL: "模型函数调用", DIRECT_LOOKUP: "直接查询", MANUAL: "医生选择"}
 
 
 @dataclass
@@ -63,6 +64,28 @@ class IcdAssignment:
             "table": self.table,
             "note": self.note,
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """As stored in the history: ``as_dict`` plus the diagnosis it codes."""
+        return self.as_dict() | {"diagnosis": self.diagnosis}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> IcdAssignment:
+        return cls(
+            diagnosis=record.get("diagnosis", ""), code=record.get("code"), name=record.get("name"),
+            score=float(record.get("score", 0.0)), provenance=record.get("provenance", ""),
+            candidates=[Candidate(**c) for c in record.get("candidates", [])], table=record.get("table", {}),
+            note=record.get("note", ""),
+        )
+
+
+def direct_assignment(diagnosis: str, table: IcdTable, note: str = "",
+                      candidates: list[Candidate] | None = None) -> IcdAssignment:
+    """The top lookup candidate, marked as a direct lookup (no model involved)."""
+    candidates = candidates if candidates is not None else matcher_for(table).lookup(diagnosis, TOP_K)
+    top = candidates[0] if candidates else None
+    return IcdAssignment(diagnosis, top.code if top else None, top.name if top else None, top.score if top else 0.0,
+                         DIRECT_LOOKUP, candidates, table.info.as_dict(), note)
 
 
 @dataclass
@@ -242,10 +265,7 @@ def _assign(diagnoses: list[str], chosen: dict[str, str], looked_up: dict[str, l
             note = "模型未调用查询函数即给出编码，改为直接查询 / model answered without calling the function"
         elif code is None and not note:
             note = "模型未给出编码，改为直接查询 / the model did not settle on a code"
-        top = candidates[0] if candidates else None
-        assignments.append(IcdAssignment(
-            diagnosis, top.code if top else None, top.name if top else None, top.score if top else 0.0,
-            DIRECT_LOOKUP, candidates, table.info.as_dict(), note))
+        assignments.append(direct_assignment(diagnosis, table, note, candidates))
     return assignments
 
 

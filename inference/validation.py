@@ -29,6 +29,7 @@ from inference.tsv_files import read_tsv
 from inference.values import Measurement, find_measurements, fold, implausible, is_key, resolve_parameter
 
 ERROR, WARNING, INFO = "error", "warning", "info"
+SEVERITY_LABELS = {ERROR: "错误", WARNING: "警告", INFO: "提示"}
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
 _NEGATION = re.compile(r"(否认|无|未见|未发现|未诉|排除|不伴|没有)([^，,。；;：:\n]{1,40})")

@@ -17,8 +17,7 @@ from desktop.main_window import MainWindow
 from inference.documents import Document
 from inference.engine import EngineInfo
 from inference.errors import GenerationCancelled, GenerationError, ModelError
-from inference.icd_coding import DIRECT_LOOKUP, MANUAL, IcdAssignment
-from inference.icd_lookup import matcher_for
+from inference.icd_coding import MANUAL, direct_assignment
 from inference.icd_table import open_table
 from inference.pipeline import BriefReport
 from inference.settings import AppConfig, EngineSettings
@@ -63,13 +62,7 @@ class FakeJob:
             time.sleep(self.delay)
         if self.error:
             raise GenerationError(self.error)
-        matcher = matcher_for(table)
-        icd = []
-        for diagnosis in SAMPLE_SUMMARY.diagnoses:
-            candidates = matcher.lookup(diagnosis.name)
-            top = candidates[0]
-            icd.append(IcdAssignment(diagnosis.name, top.code, top.name, top.score, DIRECT_LOOKUP, candidates,
-                                     table.info.as_dict()))
+        icd = [direct_assignment(d.name, table) for d in SAMPLE_SUMMARY.diagnoses]
         result = SummaryResult(summary=SAMPLE_SUMMARY, prompt_version="test", model={},
                                timings=Timings(0.0, 0.1, 0.5, 800, 200), raw_output="{}")
         return BriefReport(document=document, result=result, icd=icd, validation=validate(SAMPLE_SUMMARY, document.text))

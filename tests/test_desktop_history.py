@@ -26,6 +26,7 @@ def app_with_history(qtbot, make_window, history):  # noqa: F811
     answers: list[bool] = []
     window = make_window()
     controller = HistoryController(window, history, confirm=lambda _q: answers.pop(0) if answers else False)
+    controller.dock.toggleViewAction().trigger()  # the doctor opens 历史记录
     _ready(qtbot, window)
     window.open_file(str(SAMPLE_RECORD))
     _generate(qtbot, window)

@@ -35,8 +35,10 @@ def edited(summary: StructuredSummary, **changes: object) -> StructuredSummary:
 
 def test_a_run_keeps_source_model_draft_findings_and_codes(store: HistoryStore) -> None:
     report = sample_report()
-    run_id, version_id = store.record_run(report, {"n_ctx": 32768, "n_gpu_layers": -1}, "abc123")
+    recorded = store.record_run(report, {"n_ctx": 32768, "n_gpu_layers": -1}, "abc123")
+    run_id, version_id = recorded.run_id, recorded.version_id
     record = store.list_records()[0]
+    assert recorded.document_id == record.document_id
     assert (record.status, record.versions, record.icd_codes) == ("draft", 1, "I50.9 I11 N19")
     document = store.document(record.document_id)
     assert document.text == report.document.text and document.sha256 == report.document.sha256

@@ -26,8 +26,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inference.documents import Document
-from inference.errors import StorageError
+from inference.errors import InputError, StorageError
 from inference.history.models import STATUSES, AuditEventRow, DocumentRow, RunRow, SummaryVersionRow
+from inference.icd_coding import IcdAssignment
 from inference.paths import data_dir
 from inference.summary_schema import StructuredSummary, render_emr_text
 
@@ -49,6 +50,13 @@ def os_user() -> str:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    document_id: int
+    run_id: int
+    version_id: int
 
 
 @dataclass(frozen=True)
@@ -203,40 +211,45 @@ class HistoryStore:
 
     def add_document(self, document: Document) -> int:
         with self._session() as session:
-            existing = session.scalar(select(DocumentRow).where(DocumentRow.sha256 == document.sha256))
-            if existing is not None:
-                return existing.id
-            row = DocumentRow(file_name=document.file_name, sha256=document.sha256, encoding=document.encoding,
-                              text=document.text, imported_at=_now())
-            session.add(row)
-            session.flush()
-            session.execute(text("INSERT INTO search_index (document_id, kind, content) VALUES (:id, 'document', :c)"),
-                            {"id": row.id, "c": document.text})
-            return row.id
+            return self._document_id(session, document)
+
+    @staticmethod
+    def _document_id(session: Session, document: Document) -> int:
+        """The record of this text (same sha256), created on first sight."""
+        existing = session.scalar(select(DocumentRow).where(DocumentRow.sha256 == document.sha256))
+        if existing is not None:
+            return existing.id
+        row = DocumentRow(file_name=document.file_name, sha256=document.sha256, encoding=document.encoding,
+                          text=document.text, imported_at=_now())
+        session.add(row)
+        session.flush()
+        session.execute(text("INSERT INTO search_index (document_id, kind, content) VALUES (:id, 'document', :c)"),
+                        {"id": row.id, "c": document.text})
+        return row.id
 
     def record_run(self, report: Any, engine_params: dict[str, Any], model_hash_prefix: str = "",
-                   lora: str | None = None) -> tuple[int, int]:
-        """Keep a model run (the draft, findings, ICD candidates and choices) and its draft version."""
-        document_id = self.add_document(report.document)
-        data = report.as_json()
+                   lora: str | None = None) -> RecordedRun:
+        """Keep a model run (the draft, findings, ICD candidates and choices) and its draft version, with
+        the document, in one transaction."""
+        model = report.result.model
+        icd = [a.to_record() for a in report.icd]
         with self._session() as session:
+            document_id = self._document_id(session, report.document)
             run = RunRow(
-                document_id=document_id, created_at=_now(), model_file=str(data["model"].get("file", "")),
-                model_hash_prefix=model_hash_prefix, quantization=str(data["model"].get("quantization", "")),
-                lora=lora, prompt_version=report.result.prompt_version, backend=str(data["model"].get("backend", "")),
-                engine_params=engine_params, timings=data["timings"],
-                draft=report.result.summary.model_dump(), findings=data["findings"],
-                icd=[a.as_dict() | {"diagnosis": a.diagnosis} for a in report.icd],
-                icd_table=report.icd[0].table if report.icd else None, raw_output=report.result.raw_output,
+                document_id=document_id, created_at=_now(), model_file=str(model.get("file", "")),
+                model_hash_prefix=model_hash_prefix, quantization=str(model.get("quantization", "")),
+                lora=lora, prompt_version=report.result.prompt_version, backend=str(model.get("backend", "")),
+                engine_params=engine_params, timings=report.result.timings.as_dict(),
+                draft=report.result.summary.model_dump(),
+                findings=[f.as_dict() for f in report.validation.findings] if report.validation else [],
+                icd=icd, icd_table=report.icd[0].table if report.icd else None, raw_output=report.result.raw_output,
             )
             session.add(run)
             session.flush()
-            version = self._add_version(session, document_id, report.result.summary,
-                                        [a.as_dict() | {"diagnosis": a.diagnosis} for a in report.icd],
-                                        "draft", "model", run.id)
+            version = self._add_version(session, document_id, report.result.summary, icd, "draft", "model", run.id)
             self._audit(session, "generate", document_id, version.id, run_id=run.id, model=run.model_file,
                         prompt_version=run.prompt_version)
-            return run.id, version.id
+            return RecordedRun(document_id, run.id, version.id)
 
     def _latest(self, session: Session, document_id: int) -> SummaryVersionRow | None:
         return session.scalar(select(SummaryVersionRow).where(SummaryVersionRow.document_id == document_id)
@@ -402,14 +415,14 @@ class HistoryStore:
 
     # -- export ----------------------------------------------------------------------------------------
 
-    def export_record(self, document_id: int, fmt: str) -> str:
+    def export_record(self, document_id: int, fmt: str, target: str = "stdout") -> str:
         from inference.export import export
 
         latest = self.versions(document_id)[-1]
         summary = StructuredSummary.model_validate(latest.summary)
-        icd = [_assignment_from_dict(item) for item in latest.icd]
+        icd = [IcdAssignment.from_record(item) for item in latest.icd]
         output = export(summary, fmt, icd, status=latest.status, version=latest.number)
-        self.log_export(document_id, fmt, "stdout")
+        self.log_export(document_id, fmt, target)
         return output
 
     def export_reviewed_jsonl(self, target: Path) -> int:
@@ -426,18 +439,9 @@ class HistoryStore:
                 "final": final.summary, "final_icd": final.icd, "status": final.status,
                 "prompt_version": run.prompt_version if run else None, "model": run.model_file if run else None,
             }, ensure_ascii=False))
-        target.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+        try:
+            target.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"无法写入导出文件 / cannot write {target}: {exc.strerror}") from exc
         self.log_export(None, "jsonl", str(target))
         return len(lines)
-
-
-def _assignment_from_dict(item: dict[str, Any]) -> Any:
-    from inference.icd_coding import IcdAssignment
-    from inference.icd_lookup import Candidate
-
-    return IcdAssignment(
-        diagnosis=item.get("diagnosis", ""), code=item.get("code"), name=item.get("name"),
-        score=float(item.get("score", 0.0)), provenance=item.get("provenance", ""),
-        candidates=[Candidate(**c) for c in item.get("candidates", [])], table=item.get("table", {}),
-        note=item.get("note", ""),
-    )
