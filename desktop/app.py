@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -15,19 +14,12 @@ from inference.engine import Engine
 from inference.errors import MedBriefError, StorageError
 from inference.history.instance_lock import InstanceLock
 from inference.history.store import HistoryStore
-from inference.icd_table import IcdTable, open_table
+from inference.icd_table import open_table
 from inference.paths import data_dir
-from inference.pipeline import BriefReport, run_pipeline
-from inference.settings import AppConfig, EngineSettings, load_config, resolve_model_path
+from inference.pipeline import run_pipeline
+from inference.settings import AppConfig, load_config, resolve_model_path
 
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", "PingFang SC", "WenQuanYi Micro Hei")
-
-
-def run_brief_job(document: Any, engine: Engine, *, on_token: Any, on_progress: Any, cancel: Any,
-                  table: IcdTable | None) -> BriefReport:
-    """The worker's job: runs in the worker thread, touches no widget."""
-    return run_pipeline(document, engine, on_token=on_token, on_progress=on_progress, cancel=cancel, table=table,
-                        code_icd=table is not None)
 
 
 def pick_cjk_font(app: QApplication) -> None:
@@ -53,8 +45,8 @@ def build_window(config: AppConfig, config_error: str = "") -> MainWindow:
         table = open_table(config.icd_table)
     except MedBriefError as exc:
         table_error = exc.message
-    window = MainWindow(Engine, run_brief_job, config, table, table_error or config_error)
-    return window
+    # run_pipeline is the worker's job: it runs in the worker thread and touches no widget.
+    return MainWindow(Engine, run_pipeline, config, table, table_error or config_error)
 
 
 def _critical(title: str, message: str) -> None:
@@ -103,5 +95,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         if lock is not None:
             lock.release()
 
-
-__all__ = ["main", "run_brief_job", "build_window", "EngineSettings"]

@@ -83,6 +83,8 @@ class MainWindow(QMainWindow):
             self.progress.appendPlainText(f"ICD 编码表不可用：{table_error}")
         self._set_generating(False)
         self.load_engine(config.engine)
+        if table is not None:
+            self.host.prepare(table)  # queued behind the model load, in the worker thread
 
     # -- layout ----------------------------------------------------------------------------------
 

@@ -78,6 +78,13 @@ class EngineWorker(QObject):
         self._flush()
         self.finished.emit(result)
 
+    @Slot(object)
+    def prepare(self, table: Any) -> None:
+        """Build the table's lookup index here (1–2 s), not on the GUI thread at the first ICD search."""
+        from inference.icd_lookup import matcher_for
+
+        matcher_for(table)
+
     @Slot()
     def shutdown(self) -> None:
         self._close_engine()
@@ -104,6 +111,7 @@ class WorkerHost(QObject):
 
     _load_requested = Signal(object)
     _run_requested = Signal(object, object)
+    _prepare_requested = Signal(object)
     _shutdown_requested = Signal()
 
     def __init__(self, load_engine: LoadEngine, run_job: RunJob, parent: QObject | None = None) -> None:
@@ -114,6 +122,7 @@ class WorkerHost(QObject):
         self.worker.moveToThread(self.thread)
         self._load_requested.connect(self.worker.load)
         self._run_requested.connect(self.worker.run)
+        self._prepare_requested.connect(self.worker.prepare)
         self._shutdown_requested.connect(self.worker.shutdown)
         self.thread.start()
 
@@ -122,6 +131,9 @@ class WorkerHost(QObject):
 
     def run(self, document: Any, table: Any) -> None:
         self._run_requested.emit(document, table)
+
+    def prepare(self, table: Any) -> None:
+        self._prepare_requested.emit(table)
 
     def cancel(self) -> None:
         self.worker.cancel_event.set()

@@ -173,8 +173,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
         table = open_table(args.table)
     try:
         report = run_pipeline(
-            document, engine, on_progress=progress.step, on_token=progress.token, cancel=threading.Event(),
-            table=table, code_icd=not args.no_icd,
+            document, engine, on_progress=progress.step, on_token=progress.token, cancel=threading.Event(), table=table,
         )
     finally:
         engine.close()

@@ -30,7 +30,7 @@ _PARENTHESES = re.compile(r"[(（][^)）]*[)）]")
 _TUMOUR_GRADE = re.compile(r"(高|中|低|中-低|中低|高-中)分化|浸润性|周围型|中央型|原发性")
 _TUMOUR_MORPHOLOGY = re.compile(r"(腺鳞癌|鳞状细胞癌|鳞癌|腺癌|小细胞癌|导管癌|乳头状癌|未分化癌|肉瘤|癌)")
 _STAGING = re.compile(r"([CP]?T[0-9XIS][A-C]?N[0-9X][A-C]?M[0-9X][A-C]?|[IV]+[A-C]?期|广泛期|局限期|晚期|早期|根治术后|术后)")
-_UNSPECIFIED = re.compile(r"^未特指的|[，,]\s*未特指$|[，,]\s*未特指的?$")
+_UNSPECIFIED = re.compile(r"^未特指的|[，,]\s*未特指的?$")
 _RETRIEVE = 40
 _MIN_SCORE = 0.35
 

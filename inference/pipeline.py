@@ -9,7 +9,7 @@ from typing import Any
 from inference.documents import Document
 from inference.engine import Engine, TokenCallback
 from inference.icd_coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
-from inference.icd_table import IcdTable, open_table
+from inference.icd_table import IcdTable
 from inference.summarizer import ProgressCallback, SummaryResult, summarize
 from inference.summary_schema import ABSENT, render_emr_text
 from inference.validation import INFO, Finding, ValidationReport, validate
@@ -74,12 +74,11 @@ def run_pipeline(
     on_token: TokenCallback | None = None,
     cancel: threading.Event | None = None,
     table: IcdTable | None = None,
-    code_icd: bool = True,
 ) -> BriefReport:
+    """Summarize, code the diagnoses against ``table`` (none: no coding), validate against the record."""
     result = summarize(engine, document.text, on_token=on_token, on_progress=on_progress, cancel=cancel)
     report = BriefReport(document=document, result=result)
-    if code_icd:
-        table = table or open_table()
+    if table is not None:
         names = [d.name for d in result.summary.diagnoses]
         report.icd, report.coding_trace = code_diagnoses(
             engine, names, table, on_token=on_token, on_progress=on_progress, cancel=cancel

@@ -9,8 +9,8 @@ Rules (ids are stable; the desktop colours by severity, tests and the held-out c
   T3 diagnosis not found in the code table
   F1 medical wording not found in the source (paraphrase)  G1 statement with no support in the source
   G2 diagnoses listed although the record states none
-One problem gets one finding: spans already explained by a stronger rule (order above: T2, V, T1, S)
-are not flagged again by F1 or G1 (G2 likewise explains its diagnoses).
+One problem gets one finding: a statement that already carries a finding (S, V, T, G2) is not flagged
+again by F1 or G1.
 """
 
 from __future__ import annotations
@@ -94,11 +94,6 @@ class _Checker:
         self.findings.append(finding)
         if finding.index is not None:
             self.explained.add((finding.section, finding.index))
-
-    def statement_at(self, section: str, position: int) -> Statement:
-        """The statement of ``section`` containing character ``position`` of the field."""
-        candidates = [s for s in self.statements if s.section == section and s.offset <= position]
-        return candidates[-1]
 
     # -- S: structure ----------------------------------------------------------------------------
 
@@ -266,7 +261,7 @@ class _Checker:
     def _negation_of(self, name: str, negated: list[tuple[int, int, str, str]]) -> tuple[int, int, str] | None:
         core = re.sub(r"(病史|史)$", "", name)
         for start, end, cue, item in negated:
-            if core in item or item in core and len(item) >= 2:
+            if core in item or item in core:
                 asserted = [m.start() for m in re.finditer(re.escape(core), self.folded_source)
                             if not start <= m.start() < end]
                 if not asserted:
@@ -283,9 +278,8 @@ class _Checker:
     # -- F and G: faithfulness and grounding -------------------------------------------------------
 
     def faithfulness(self) -> None:
-        explained_spans = {(f.section, f.index) for f in self.findings if f.rule_id in ("T1", "T2", "V1", "V3", "G2")}
         for statement in self.statements:
-            if statement.is_absent_marker or (statement.section, statement.index) in explained_spans:
+            if statement.is_absent_marker or (statement.section, statement.index) in self.explained:
                 continue
             for start, end in self._novel_spans(statement.text):
                 span = (statement.offset + start, statement.offset + end)
@@ -300,14 +294,11 @@ class _Checker:
             for i in range(measurement.value_start, measurement.end):
                 measured[i] = True
         covered = list(measured)
-        i = 0
-        while i < len(folded):
+        for i in range(len(folded)):  # longest piece (2–12 characters) starting here that the source contains
             for length in range(min(12, len(folded) - i), 1, -1):
                 if folded[i:i + length] in self.folded_source:
-                    for j in range(i, i + length):
-                        covered[j] = True
+                    covered[i:i + length] = [True] * length
                     break
-            i += 1
         spans, start = [], None
         for i, char in enumerate(folded + " "):
             uncovered = i < len(folded) and not covered[i] and bool(_CJK_OR_LATIN.match(char))

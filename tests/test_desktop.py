@@ -338,3 +338,21 @@ def test_settings_dialog_saves_the_model_and_reloads_the_engine(qtbot, make_wind
     saved = load_config().engine
     assert saved.model_path == tmp_path / "Qwen3-14B-Q4_K_M.gguf" and saved.n_ctx == 16384
     assert not window.engine_info.is_demo and not window.demo_banner.isVisibleTo(window)
+
+
+def test_the_lookup_index_is_built_in_the_worker_not_on_the_gui_thread(qtbot, make_window, monkeypatch) -> None:
+    import desktop.worker  # noqa: F401
+    import inference.icd_lookup as icd_lookup
+
+    built_on_gui_thread: list[bool] = []
+    original = icd_lookup.matcher_for
+
+    def spy(table):  # type: ignore[no-untyped-def]
+        built_on_gui_thread.append(threading.current_thread() is threading.main_thread())
+        return original(table)
+
+    monkeypatch.setattr(icd_lookup, "matcher_for", spy)
+    window = make_window()
+    qtbot.waitUntil(lambda: bool(built_on_gui_thread), timeout=10_000)
+    assert built_on_gui_thread[0] is False
+    assert window.table is not None
