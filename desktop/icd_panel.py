@@ -103,15 +103,7 @@ class IcdPanel(QWidget):
 
     def _row_selected(self) -> None:
         row = self.selected_row()
-        self.candidates.clear()
-        if row < 0:
-            return
-        for candidate in self.assignments[row].candidates:
-            item = QListWidgetItem(f"{candidate.code}  {candidate.name}  ({candidate.score:.2f}, {candidate.match})")
-            item.setData(Qt.ItemDataRole.UserRole, candidate)
-            self.candidates.addItem(item)
-        if self.candidates.count():
-            self.candidates.setCurrentRow(0)
+        _fill(self.candidates, self.assignments[row].candidates if row >= 0 else [], with_reason=True)
 
     def accept_selected_candidate(self) -> None:
         """The doctor confirms a candidate (the chosen one or another from the list)."""
@@ -120,19 +112,13 @@ class IcdPanel(QWidget):
             self._choose(item.data(Qt.ItemDataRole.UserRole))
 
     def search(self) -> None:
-        self.search_results.clear()
         query = self.search_box.text().strip()
-        if not query or self.table is None:
-            return
-        entry = self.table.get(query)
-        found = [Candidate(entry.code, entry.name, 1.0, "code")] if entry else []
-        found += matcher_for(self.table).lookup(query, top_k=10)
-        for candidate in found:
-            item = QListWidgetItem(f"{candidate.code}  {candidate.name}  ({candidate.score:.2f})")
-            item.setData(Qt.ItemDataRole.UserRole, candidate)
-            self.search_results.addItem(item)
-        if self.search_results.count():
-            self.search_results.setCurrentRow(0)
+        found: list[Candidate] = []
+        if query and self.table is not None:
+            entry = self.table.get(query)
+            found = [Candidate(entry.code, entry.name, 1.0, "code")] if entry else []
+            found += matcher_for(self.table).lookup(query, top_k=10)
+        _fill(self.search_results, found, with_reason=False)
 
     def replace_with_search_result(self) -> None:
         item = self.search_results.currentItem()
@@ -167,3 +153,14 @@ class IcdPanel(QWidget):
             self.accepted = {i for i, a in enumerate(updated) if a.diagnosis in accepted_names}
             self._refresh_rows()
             self._row_selected()
+
+
+def _fill(widget: QListWidget, candidates: list[Candidate], with_reason: bool) -> None:
+    widget.clear()
+    for candidate in candidates:
+        reason = f", {candidate.match}" if with_reason else ""
+        item = QListWidgetItem(f"{candidate.code}  {candidate.name}  ({candidate.score:.2f}{reason})")
+        item.setData(Qt.ItemDataRole.UserRole, candidate)
+        widget.addItem(item)
+    if widget.count():
+        widget.setCurrentRow(0)
