@@ -158,8 +158,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     from inference.pipeline import run_pipeline
 
     progress = _StderrProgress(args.quiet)
-    if args.out and not Path(args.out).resolve().parent.is_dir():  # fail before minutes of generation
-        raise InputError(f"输出目录不存在 / output folder does not exist: {Path(args.out).parent}")
+    _check_output_folder(args.out)  # fail before minutes of generation
     document = load_document(args.file)
     settings = _engine_settings(args)
     progress.step(f"读取 {document.file_name}（{document.encoding}，{len(document.text)} 字）")
@@ -237,7 +236,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         summary = StructuredSummary.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise InputError(f"摘要格式不对 / summary JSON lacks the summarize --json shape: {where}: {first['msg']}") from exc
     document = load_document(args.source)
     table = None
@@ -366,6 +365,7 @@ def _history_action(store: Any, args: argparse.Namespace) -> int:
                 print()
                 print(versions[-1].emr_text)
         return 0
+    _check_output_folder(args.out)  # before anything is exported and audited
     if args.reviewed:
         if not args.out:
             raise InputError("--reviewed 需要 --out FILE.jsonl / --reviewed needs --out")
@@ -375,6 +375,11 @@ def _history_action(store: Any, args: argparse.Namespace) -> int:
     text = store.export_record(_record_id(args.target), args.format, args.out or "stdout")
     _write_output(text, args.out)
     return 0
+
+
+def _check_output_folder(out: str | None) -> None:
+    if out and not Path(out).resolve().parent.is_dir():
+        raise InputError(f"输出目录不存在 / output folder does not exist: {Path(out).parent}")
 
 
 def _write_output(text: str, out: str | None) -> None:

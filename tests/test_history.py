@@ -292,3 +292,11 @@ def test_cli_history_commands_and_errors(tmp_path: Path) -> None:
     missing = run("show", "42")
     assert missing.returncode == 7 and "Traceback" not in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+    for args in (("export", "42"), ("export", "1", "--out", "/nonexistent-dir/x.md"),
+                 ("export", "--reviewed", "--out", "/nonexistent-dir/x.jsonl")):
+        failed = run(*args)
+        assert failed.returncode in (3, 7) and "Traceback" not in failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1
+    store = HistoryStore.open(tmp_path / "history.sqlite")
+    assert [event.action for event in store.audit_log()] == ["export", "generate"]  # failed exports not audited
+    store.close()

@@ -418,7 +418,10 @@ class HistoryStore:
     def export_record(self, document_id: int, fmt: str, target: str = "stdout") -> str:
         from inference.export import export
 
-        latest = self.versions(document_id)[-1]
+        versions = self.versions(document_id)
+        if not versions:
+            raise StorageError(f"没有编号为 {document_id} 的记录 / no such record")
+        latest = versions[-1]
         summary = StructuredSummary.model_validate(latest.summary)
         icd = [IcdAssignment.from_record(item) for item in latest.icd]
         output = export(summary, fmt, icd, status=latest.status, version=latest.number)
