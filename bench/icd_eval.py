@@ -3,7 +3,9 @@
 Gold: each standard term of a record, mapped to its code through the 北京临床版 table.
 - category level: 3-character codes predicted with the bundled WHO table vs the gold categories;
 - term level: standard terms predicted with the 北京临床版 table imported vs the gold terms.
-Micro-averaged precision / recall / F1 over all records. Also reports lookup latency.
+Micro-averaged precision / recall / F1 over all records. Also reports lookup latency. Predictions are
+``IcdMatcher.codes`` with what setup learned from CHIP-CDN train (synonyms, cues, examples, ranker) —
+run ``bash setup.sh`` first with ../shared beside the repo, or the figures are the unlearned lookup's.
 
     .venv/bin/python bench/icd_eval.py [--shared ../shared] [--limit N]
 """
@@ -24,23 +26,6 @@ from inference.icd_import import import_table  # noqa: E402
 from inference.icd_lookup import Candidate, IcdMatcher  # noqa: E402
 from inference.icd_synonyms import read_term_codes  # noqa: E402
 from inference.icd_table import BUNDLED_TABLE, IcdTableError, open_table  # noqa: E402
-
-MIN_TOP_SCORE = 0.5  # chosen on a split of CHIP-CDN train, not on dev
-
-
-def predict(matcher: IcdMatcher, text: str, min_score: float = MIN_TOP_SCORE) -> list[Candidate]:
-    chosen: list[Candidate] = []
-    for _part, candidates in matcher.lookup_all(text, top_k=8):
-        if not candidates or candidates[0].score < min_score:
-            continue
-        top = candidates[0]
-        chosen.append(top)
-        if top.match.startswith("learned_synonym"):  # one learned wording can stand for several terms
-            chosen += [c for c in candidates[1:] if c.match.startswith("learned_synonym") and c.score >= top.score]
-    names = {c.name for c in chosen}
-    chosen += [c for c in matcher.implied_codes(text) if c.name not in names]
-    return chosen
-
 
 def prf(gold: list[set[str]], pred: list[set[str]]) -> dict[str, float]:
     tp = sum(len(g & p) for g, p in zip(gold, pred))
@@ -81,6 +66,8 @@ def main() -> int:
     import_table(beijing_csv, "beijing-v601-eval", version="北京临床版 v6.01")
     beijing = open_table("beijing-v601-eval")
     report: dict[str, object] = {"records": len(records)}
+    ranker = IcdMatcher(who).ranker
+    report["ranker"] = ranker.trained_on if ranker else "none (similarity ranking)"
     for label, table in (("who", who), ("beijing", beijing)):
         started = time.perf_counter()
         matcher = IcdMatcher(table)
@@ -89,7 +76,7 @@ def main() -> int:
         predictions: list[list[Candidate]] = []
         for record in records:
             t0 = time.perf_counter()
-            predictions.append(predict(matcher, record["text"]))
+            predictions.append(matcher.codes(record["text"]))
             latencies.append((time.perf_counter() - t0) * 1000)
         latencies.sort()
         timing = {"index_build_s": round(build_s, 2), "p50_ms": round(statistics.median(latencies), 2),

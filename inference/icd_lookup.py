@@ -1,10 +1,12 @@
 """``get_icd_code``: hospital diagnosis wording → ranked ICD-10 candidates from the active table.
 
 Matching runs on a normalized form (NFKC, no spaces, Latin upper-case) after expanding non-standard
-forms (心梗 → 心肌梗死, COPD → 慢性阻塞性肺疾病). Sources, best first: an exact table name, an exact
-learned synonym (CHIP-CDN train), then character n-gram TF-IDF over names and synonyms reranked with
-rapidfuzz. Every candidate code exists in the active table — a learned code from another edition is
-mapped to its closest existing code (itself, its subcategory or its category) or dropped.
+forms (心梗 → 心肌梗死, COPD → 慢性阻塞性肺疾病). Sources: an exact table name, an exact learned synonym
+(CHIP-CDN train), character n-gram TF-IDF over names and synonyms reranked with rapidfuzz, learned cues,
+and the codes of the most similar coded examples. When a ranker has been learned (``icd_ranker``) it turns
+that evidence into a probability per code; without one, candidates rank by similarity. Every candidate
+code exists in the active table — a learned code from another edition is mapped to its closest existing
+code (itself, its subcategory or its category) or dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from inference.clinical_terms import expand_terms
-from inference.icd_synonyms import load_cues, load_learned, normalize_text, split_segments
+from inference.icd_ranker import FEATURES, MATCH_KINDS, MODEL_FILE_NAME, RankerModel, load_model
+from inference.icd_synonyms import LearnedData, load_learned, normalize_text, split_segments
 from inference.icd_table import IcdTable, open_table
 
 # Hedges and work-up wording that do not change the diagnosis being coded.
@@ -33,6 +36,11 @@ _STAGING = re.compile(r"([CP]?T[0-9XIS][A-C]?N[0-9X][A-C]?M[0-9X][A-C]?|[IV]+[A-
 _UNSPECIFIED = re.compile(r"^未特指的|[，,]\s*未特指的?$")
 _RETRIEVE = 40
 _MIN_SCORE = 0.35
+_PART_TOP = 10  # candidates per part handed to the ranker
+_NEIGHBOURS = 10
+_NEIGHBOUR_MIN_SIMILARITY = 0.2
+_MIN_PROBABILITY = 0.1  # below this a ranked candidate is not worth showing
+_MIN_CODED_SCORE = 0.5  # without a ranker: similarity a part's best candidate needs to be coded
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,65 @@ def _features(text: str) -> dict[str, float]:
     return features
 
 
+class _NgramIndex:
+    """Cosine similarity of character uni/bigram TF-IDF vectors, searched through posting lists."""
+
+    def __init__(self, texts: list[str]) -> None:
+        postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for doc_id, text in enumerate(texts):
+            for feature, tf in _features(text).items():
+                postings[feature].append((doc_id, tf))
+        self.size = len(texts)
+        self._idf = {f: math.log(1 + self.size / len(p)) for f, p in postings.items()}
+        norms = np.zeros(self.size)
+        for feature, plist in postings.items():
+            idf = self._idf[feature]
+            for doc_id, tf in plist:
+                norms[doc_id] += (tf * idf) ** 2
+        norms = np.sqrt(np.maximum(norms, 1e-12))
+        self._postings = {
+            feature: (
+                np.fromiter((d for d, _ in plist), dtype=np.int32, count=len(plist)),
+                np.fromiter((tf * self._idf[feature] / norms[d] for d, tf in plist), dtype=np.float32, count=len(plist)),
+            )
+            for feature, plist in postings.items()
+        }
+
+    def search(self, text: str, k: int) -> list[tuple[int, float]]:
+        weights = {f: tf * self._idf[f] for f, tf in _features(text).items() if f in self._idf}
+        if not weights or not self.size:
+            return []
+        norm = math.sqrt(sum(w * w for w in weights.values()))
+        scores = np.zeros(self.size, dtype=np.float32)
+        for feature, weight in weights.items():
+            doc_ids, doc_weights = self._postings[feature]
+            scores[doc_ids] += doc_weights * (weight / norm)
+        top = np.argpartition(-scores, min(k, self.size - 1))[:k]
+        return sorted(((int(i), float(scores[i])) for i in top if scores[i] > 0), key=lambda hit: -hit[1])
+
+
+@dataclass
+class _Evidence:
+    """What the lookup found for one code across the parts of a diagnosis string."""
+
+    candidate: Candidate  # the best-scoring match, as the heuristic ranks it
+    part: str
+    rank: int = 99
+    gap: float = 1.0
+    parts: int = 0
+    cue: float = 0.0
+    neighbour_vote: float = 0.0
+    neighbour_best: float = 0.0
+    from_lookup: bool = False
+
+
 class IcdMatcher:
-    def __init__(self, table: IcdTable, use_learned: bool = True) -> None:
+    def __init__(self, table: IcdTable, learned: LearnedData | None = None, ranker: RankerModel | None = None) -> None:
+        """``learned`` None: the learned files and ranker in the data dir; ``LearnedData()``: no learning."""
+        if learned is None:
+            from inference.paths import data_dir
+
+            learned, ranker = load_learned(), load_model(data_dir() / MODEL_FILE_NAME)
         self.table = table
         self._docs: list[_Doc] = []
         self._exact: dict[str, list[int]] = defaultdict(list)
@@ -95,49 +160,66 @@ class IcdMatcher:
         for clinical, title in _lookup_synonyms():
             for code in by_title.get(title, []):
                 self._add(_Doc(normalize_text(clinical), code, title, "alias", 1.0))
-        if use_learned:
-            for alias, synonyms in load_learned().items():
-                total = sum(s.count for s in synonyms)
-                for synonym in synonyms:
-                    existing = table.closest_existing(synonym.code)
-                    if existing is None:
-                        continue
-                    name = synonym.term if existing.code == synonym.code else existing.name
-                    self._add(_Doc(alias, existing.code, name, "synonym", synonym.count / total))
-        self._cues = load_cues() if use_learned else {}
+        for alias, synonyms in learned.synonyms.items():
+            total = sum(s.count for s in synonyms)
+            for synonym in synonyms:
+                existing = table.closest_existing(synonym.code)
+                if existing is None:
+                    continue
+                name = synonym.term if existing.code == synonym.code else existing.name
+                self._add(_Doc(alias, existing.code, name, "synonym", synonym.count / total))
+        self._cues = learned.cues
         self._vocabulary = {doc.text for doc in self._docs if len(doc.text) >= 2}
-        self._build_index()
+        self._index = _NgramIndex([doc.text for doc in self._docs])
+        self._examples = [
+            (example.text, list(dict.fromkeys(entry.code for entry in map(table.closest_existing, example.codes) if entry)))
+            for example in learned.examples
+        ]
+        self._example_index = _NgramIndex([text for text, _ in self._examples])
+        self._category_prior: dict[str, int] = defaultdict(int)
+        for _text, codes in self._examples:
+            for category in {code[:3] for code in codes}:
+                self._category_prior[category] += 1
+        self.ranker = ranker
 
     def _add(self, doc: _Doc) -> None:
         self._exact[doc.text].append(len(self._docs))
         self._docs.append(doc)
 
-    def _build_index(self) -> None:
-        postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for doc_id, doc in enumerate(self._docs):
-            for feature, tf in _features(doc.text).items():
-                postings[feature].append((doc_id, tf))
-        n_docs = len(self._docs)
-        self._idf = {f: math.log(1 + n_docs / len(p)) for f, p in postings.items()}
-        norms = np.zeros(n_docs)
-        for feature, plist in postings.items():
-            idf = self._idf[feature]
-            for doc_id, tf in plist:
-                norms[doc_id] += (tf * idf) ** 2
-        norms = np.sqrt(np.maximum(norms, 1e-12))
-        self._postings = {
-            feature: (
-                np.fromiter((d for d, _ in plist), dtype=np.int32, count=len(plist)),
-                np.fromiter((tf * self._idf[feature] / norms[d] for d, tf in plist), dtype=np.float32, count=len(plist)),
-            )
-            for feature, plist in postings.items()
-        }
-        self._n_docs = n_docs
-
     # -- single diagnosis -------------------------------------------------------------------------
 
     def lookup(self, disease_name: str, top_k: int = 5) -> list[Candidate]:
-        """Ranked candidates for one diagnosis (several diagnoses in one string: use ``lookup_all``)."""
+        """Ranked candidates for a diagnosis string: by the learned ranker's probability when there is one
+        (the string's parts, cues and similar examples all count), else by similarity."""
+        if self.ranker is None:
+            return self._lookup_part(disease_name, top_k)
+        return [c for c in self._ranked(disease_name) if c.score >= _MIN_PROBABILITY][:top_k]
+
+    def codes(self, text: str) -> list[Candidate]:
+        """The codes a diagnosis string means (possibly several): what is coded without a doctor choosing."""
+        if self.ranker is not None:
+            return [c for c in self._ranked(text) if c.score >= self.ranker.threshold]
+        chosen: list[Candidate] = []
+        for _part, candidates in self.lookup_all(text, top_k=8):
+            if not candidates or candidates[0].score < _MIN_CODED_SCORE:
+                continue
+            top = candidates[0]
+            chosen.append(top)
+            if top.match.startswith("learned_synonym"):  # one learned wording can stand for several terms
+                chosen += [c for c in candidates[1:] if c.match.startswith("learned_synonym") and c.score >= top.score]
+        names = {c.name for c in chosen}
+        return chosen + [c for c in self.implied_codes(text) if c.name not in names]
+
+    def _ranked(self, text: str) -> list[Candidate]:
+        evidence = self.evidence(text)
+        probabilities = self.ranker.probabilities(self.feature_matrix(evidence, text)) if self.ranker else []
+        ranked = [
+            Candidate(e.candidate.code, e.candidate.name, float(p), e.candidate.match)
+            for e, p in zip(evidence, probabilities)
+        ]
+        return sorted(ranked, key=lambda c: (-c.score, len(c.code), c.code))
+
+    def _lookup_part(self, disease_name: str, top_k: int) -> list[Candidate]:
         scored: dict[str, Candidate] = {}
         for variant, note in self._variants(disease_name):
             for candidate in self._match(variant, note):
@@ -177,21 +259,8 @@ class IcdMatcher:
         return found + self._fuzzy(text, note, penalty)
 
     def _fuzzy(self, text: str, note: str, penalty: float) -> list[Candidate]:
-        query = _features(text)
-        weights = {f: tf * self._idf[f] for f, tf in query.items() if f in self._idf}
-        if not weights:
-            return []
-        norm = math.sqrt(sum(w * w for w in weights.values()))
-        scores = np.zeros(self._n_docs, dtype=np.float32)
-        for feature, weight in weights.items():
-            doc_ids, doc_weights = self._postings[feature]
-            scores[doc_ids] += doc_weights * (weight / norm)
-        top = np.argpartition(-scores, min(_RETRIEVE, self._n_docs - 1))[:_RETRIEVE]
         candidates = []
-        for doc_id in top:
-            cosine = float(scores[doc_id])
-            if cosine <= 0:
-                continue
+        for doc_id, cosine in self._index.search(text, _RETRIEVE):
             doc = self._docs[doc_id]
             similarity = 0.55 * cosine + 0.45 * fuzz.ratio(text, doc.text) / 100
             if doc.text in text or text in doc.text:
@@ -259,7 +328,8 @@ class IcdMatcher:
         return merged if len(merged) > 1 else [segment]
 
     def lookup_all(self, text: str, top_k: int = 5) -> list[tuple[str, list[Candidate]]]:
-        return [(part, self.lookup(part, top_k)) for part in self.split_diagnoses(text)]
+        """Each part of the string with its candidates by similarity (the evidence the ranker weighs)."""
+        return [(part, self._lookup_part(part, top_k)) for part in self.split_diagnoses(text)]
 
     def implied_codes(self, text: str) -> list[Candidate]:
         """Codes the wording implies without naming them (…鳞癌 → 鳞状细胞癌 morphology), learned as cues."""
@@ -278,14 +348,73 @@ class IcdMatcher:
         return sorted(found.values(), key=lambda c: -c.score)
 
 
+    # -- evidence for the ranker ------------------------------------------------------------------
+
+    def evidence(self, text: str) -> list[_Evidence]:
+        found: dict[str, _Evidence] = {}
+        parts = self.lookup_all(text, top_k=_PART_TOP)
+        for part, candidates in parts:
+            best = candidates[0].score if candidates else 0.0
+            for rank, candidate in enumerate(candidates):
+                item = found.setdefault(candidate.code, _Evidence(candidate, part))
+                item.parts += 1
+                item.from_lookup = True
+                if candidate.score >= item.candidate.score:
+                    item.candidate, item.part, item.gap = candidate, part, best - candidate.score
+                item.rank = min(item.rank, rank)
+        for candidate in self.implied_codes(text):
+            item = found.setdefault(candidate.code, _Evidence(candidate, text))
+            item.cue = max(item.cue, candidate.score)
+        hits = self._example_index.search(normalize_text(text), _NEIGHBOURS)
+        total = sum(similarity for _, similarity in hits) or 1.0
+        for example_id, similarity in hits:
+            example_text, codes = self._examples[example_id]
+            for code in codes:
+                item = found.get(code)
+                if item is None:
+                    if similarity < _NEIGHBOUR_MIN_SIMILARITY:
+                        continue
+                    entry = self.table.get(code)
+                    match = f"similar_example (via {example_text})"
+                    item = found[code] = _Evidence(Candidate(code, entry.name if entry else code, 0.0, match), text)
+                item.neighbour_vote += similarity / total
+                item.neighbour_best = max(item.neighbour_best, similarity)
+        return list(found.values())
+
+    def feature_matrix(self, evidence: list[_Evidence], text: str) -> np.ndarray:
+        normalized = normalize_text(text)
+        n_parts = len(self.split_diagnoses(text))
+        rows = []
+        for item in evidence:
+            candidate = item.candidate
+            kind = candidate.match.split(" ")[0]
+            title = normalize_text(candidate.name)
+            score = candidate.score if item.from_lookup else 0.0
+            row = [
+                score, score * score, item.rank == 0, min(item.rank, 10) / 10, item.gap, item.parts,
+                item.cue, item.cue > 0 and not item.from_lookup,
+                *(item.from_lookup and kind == k for k in MATCH_KINDS),
+                "expanded:" in candidate.match, "qualifiers_removed" in candidate.match, "tumour_site" in candidate.match,
+                math.log1p(self._category_prior.get(candidate.code[:3], 0)), math.log1p(n_parts),
+                len(candidate.code.replace(".", "")) > 3, "未特指" in candidate.name, min(len(title), 20) / 20,
+                len(set(title) & set(normalized)) / max(len(set(title)), 1),
+                len(set(title) & set(item.part)) / max(len(set(item.part)), 1),
+                fuzz.partial_ratio(title, normalized) / 100, fuzz.ratio(title, item.part) / 100, title in normalized,
+                item.from_lookup, item.neighbour_vote, item.neighbour_best,
+            ]
+            rows.append(row)
+        matrix = np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
+        return matrix
+
+
 _matcher_cache: dict[tuple[str, str, str], IcdMatcher] = {}
 
 
 def matcher_for(table: IcdTable) -> IcdMatcher:
-    """Built once per table and learned-synonym file (about a second for 40k names), then shared."""
-    from inference.icd_synonyms import learned_path
+    """Built once per table and data dir (about a second for 40k names), then shared."""
+    from inference.paths import data_dir
 
-    key = (table.info.name, table.info.sha256, str(learned_path()))
+    key = (table.info.name, table.info.sha256, str(data_dir()))
     if key not in _matcher_cache:
         _matcher_cache[key] = IcdMatcher(table)
     return _matcher_cache[key]

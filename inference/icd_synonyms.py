@@ -1,23 +1,20 @@
-"""Synonyms learned from CHIP-CDN train: hospital diagnosis wording → standard term and its code.
+"""What the ICD lookup learns from CHIP-CDN train: synonyms, cues and coded examples.
 
 CHIP-CDN pairs real diagnosis strings with 北京临床版 terms. Each raw string is split into segments and
-every gold term is aligned to the segment that shares the most characters with it. The learned file
-lives in the user data dir (built by setup when ``../shared`` is present) and is never committed.
-CHIP-CDN dev is held out for evaluation and must never be passed here.
-
-    python -m inference.icd_synonyms build --train CHIP-CDN_train.json --table icd10_beijing_v601.csv
+every gold term is aligned to the segment that shares the most characters with it (synonyms); short
+fragments that nearly always imply a term are cues; every whole string with its codes is an example the
+lookup finds neighbours among. The files live in the user data dir (built by ``inference.icd_learning``
+when ``../shared`` is present) and are never committed. CHIP-CDN dev is held out and never passed here.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
-import sys
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from inference.tsv_files import read_tsv
 
 FILE_NAME = "icd_synonyms_learned.tsv"
 CUES_FILE_NAME = "icd_cues_learned.tsv"
+EXAMPLES_FILE_NAME = "icd_examples_learned.tsv"
 # A cue is a 2–4 character fragment of the raw wording that, in train, nearly always comes with a
 # standard term the wording does not spell out (…鳞癌 → 鳞状细胞癌, …化疗 → 化学治疗).
 CUE_MIN_SUPPORT = 4
@@ -128,6 +126,23 @@ def learn_cues(train: list[dict[str, str]], term_codes: dict[str, str]) -> list[
     return sorted(cues, key=lambda c: (c.cue, c.term))
 
 
+@dataclass(frozen=True)
+class LearnedExample:
+    text: str  # normalized diagnosis string
+    codes: tuple[str, ...]  # its gold codes (北京临床版)
+
+
+def learn_examples(train: list[dict[str, str]], term_codes: dict[str, str]) -> list[LearnedExample]:
+    examples = []
+    for record in train:
+        terms = dict.fromkeys(t.strip().strip('"') for t in record["normalized_result"].split("##") if t.strip())
+        codes = tuple(term_codes[t] for t in terms if t in term_codes)
+        text = normalize_text(record["text"])
+        if codes and text:
+            examples.append(LearnedExample(text, codes))
+    return examples
+
+
 def read_term_codes(table_csv: Path) -> dict[str, str]:
     term_codes: dict[str, str] = {}
     with table_csv.open(encoding="utf-8-sig", newline="") as handle:
@@ -137,67 +152,64 @@ def read_term_codes(table_csv: Path) -> dict[str, str]:
     return term_codes
 
 
+def read_training_set(train_json: Path) -> list[dict[str, str]]:
+    if "dev" in train_json.name.lower():
+        raise IcdTableError("CHIP-CDN dev 是保留评测集，不能用于学习 / the dev split is held out")
+    return json.loads(train_json.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class LearnedData:
+    """Everything learned from a training set; empty means the hand lexicon and fuzzy matching only."""
+
+    synonyms: dict[str, list[LearnedSynonym]] = field(default_factory=dict)
+    cues: dict[str, list[LearnedCue]] = field(default_factory=dict)
+    examples: list[LearnedExample] = field(default_factory=list)
+
+    @classmethod
+    def learn(cls, train: list[dict[str, str]], term_codes: dict[str, str]) -> LearnedData:
+        synonyms: dict[str, list[LearnedSynonym]] = defaultdict(list)
+        for synonym in learn(train, term_codes):
+            synonyms[synonym.alias].append(synonym)
+        cues: dict[str, list[LearnedCue]] = defaultdict(list)
+        for cue in learn_cues(train, term_codes):
+            cues[cue.cue].append(cue)
+        return cls(dict(synonyms), dict(cues), learn_examples(train, term_codes))
+
+    def write(self, directory: Path, source: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        lines = [f"# learned from {source}: alias, term, code, count"]
+        lines += [f"{s.alias}\t{s.term}\t{s.code}\t{s.count}" for group in self.synonyms.values() for s in group]
+        (directory / FILE_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        lines = [f"# learned from {source}: cue, term, code, precision"]
+        lines += [f"{c.cue}\t{c.term}\t{c.code}\t{c.precision}" for group in self.cues.values() for c in group]
+        (directory / CUES_FILE_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        lines = [f"# learned from {source}: diagnosis string, codes separated by |"]
+        lines += [f"{e.text}\t{'|'.join(e.codes)}" for e in self.examples]
+        (directory / EXAMPLES_FILE_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _read.cache_clear()
+
+
 def learned_path() -> Path:
     return data_dir() / FILE_NAME
 
 
-def build(train_json: Path, table_csv: Path, target: Path | None = None) -> Path:
-    if "dev" in train_json.name.lower():
-        raise IcdTableError("CHIP-CDN dev 是保留评测集，不能用于学习 / the dev split is held out")
-    train = json.loads(train_json.read_text(encoding="utf-8"))
-    learned = learn(train, read_term_codes(table_csv))
-    target = target or learned_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"# learned from {train_json.name} with codes from {table_csv.name}"]
-    lines += [f"{s.alias}\t{s.term}\t{s.code}\t{s.count}" for s in learned]
-    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    cues = learn_cues(train, read_term_codes(table_csv))
-    cue_lines = [f"# learned from {train_json.name}: cue, term, code, precision"]
-    cue_lines += [f"{c.cue}\t{c.term}\t{c.code}\t{c.precision}" for c in cues]
-    (target.parent / CUES_FILE_NAME).write_text("\n".join(cue_lines) + "\n", encoding="utf-8")
-    _load_learned.cache_clear()
-    _load_cues.cache_clear()
-    return target
-
-
-def load_learned(path: Path | None = None) -> dict[str, list[LearnedSynonym]]:
-    return _load_learned(path or learned_path())
+def load_learned(directory: Path | None = None) -> LearnedData:
+    """The learned files in the data dir (or ``directory``); missing files learn nothing."""
+    return _read(directory or data_dir())
 
 
 @lru_cache(maxsize=4)
-def _load_learned(path: Path) -> dict[str, list[LearnedSynonym]]:
-    by_alias: dict[str, list[LearnedSynonym]] = defaultdict(list)
-    for alias, term, code, count in read_tsv(path, 4) if path.exists() else []:
-        by_alias[alias].append(LearnedSynonym(alias, term, code, int(count)))
-    return dict(by_alias)
+def _read(directory: Path) -> LearnedData:
+    def rows(name: str, columns: int) -> list[list[str]]:
+        path = directory / name
+        return read_tsv(path, columns) if path.exists() else []
 
-
-def load_cues(path: Path | None = None) -> dict[str, list[LearnedCue]]:
-    return _load_cues(path or learned_path().parent / CUES_FILE_NAME)
-
-
-@lru_cache(maxsize=4)
-def _load_cues(path: Path) -> dict[str, list[LearnedCue]]:
-    by_cue: dict[str, list[LearnedCue]] = defaultdict(list)
-    for cue, term, code, precision in read_tsv(path, 4) if path.exists() else []:
-        by_cue[cue].append(LearnedCue(cue, term, code, float(precision)))
-    return dict(by_cue)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inference.icd_synonyms")
-    parser.add_argument("action", choices=["build"])
-    parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--table", type=Path, required=True, help="北京临床版 CSV (code,name,…)")
-    args = parser.parse_args(argv)
-    try:
-        path = build(args.train, args.table)
-    except (IcdTableError, OSError, ValueError, KeyError) as exc:
-        print(f"cannot learn synonyms: {exc}", file=sys.stderr)
-        return 6
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    synonyms: dict[str, list[LearnedSynonym]] = defaultdict(list)
+    for alias, term, code, count in rows(FILE_NAME, 4):
+        synonyms[alias].append(LearnedSynonym(alias, term, code, int(count)))
+    cues: dict[str, list[LearnedCue]] = defaultdict(list)
+    for cue, term, code, precision in rows(CUES_FILE_NAME, 4):
+        cues[cue].append(LearnedCue(cue, term, code, float(precision)))
+    examples = [LearnedExample(text, tuple(codes.split("|"))) for text, codes in rows(EXAMPLES_FILE_NAME, 2) if codes]
+    return LearnedData(dict(synonyms), dict(cues), examples)

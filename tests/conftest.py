@@ -66,7 +66,8 @@ INSTALLED_DATA_DIR = _data_dir()
 @pytest.fixture(scope="session")
 def icd_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding the bundled WHO table (installed by setup) and, when ../shared is present,
-    synonyms learned from CHIP-CDN train."""
+    what the lookup learns from CHIP-CDN train (synonyms, cues, examples, ranker) — copied from the
+    user data dir when setup built it there, else learned here."""
     import shutil
 
     source = INSTALLED_DATA_DIR / "icd_tables" / "who-zh.sqlite"
@@ -78,9 +79,18 @@ def icd_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train = SHARED_DIR / "eval" / "chip_cdn" / "CHIP-CDN_train.json"
     beijing = SHARED_DIR / "data" / "icd10" / "beijing_v601" / "icd10_beijing_v601.csv"
     if train.exists() and beijing.exists():
-        from inference.icd_synonyms import build
+        from inference.icd_ranker import MODEL_FILE_NAME
+        from inference.icd_synonyms import CUES_FILE_NAME, EXAMPLES_FILE_NAME, FILE_NAME
 
-        build(train, beijing, home / "icd_synonyms_learned.tsv")
+        learned = [FILE_NAME, CUES_FILE_NAME, EXAMPLES_FILE_NAME, MODEL_FILE_NAME]
+        if all((INSTALLED_DATA_DIR / name).exists() for name in learned):
+            for name in learned:
+                shutil.copy(INSTALLED_DATA_DIR / name, home / name)
+        else:
+            from inference.icd_learning import build
+            from inference.icd_table import load_table
+
+            build(train, beijing, home, load_table(home / "icd_tables" / "who-zh.sqlite"))
     return home
 
 

@@ -1,0 +1,88 @@
+"""Learn the ICD lookup's synonyms, cues, examples and ranker from CHIP-CDN train (never dev).
+
+The ranker must learn how far to trust each kind of evidence on strings it has not learned from, so it
+is trained with cross-fitting: synonyms, cues and examples learned on one half of train produce the
+evidence for the other half, and the other way round. The files written to the data dir are then learned
+from all of train. Evidence is gathered on the bundled WHO table; the features do not depend on the table,
+so the same model ranks candidates from an imported hospital table.
+
+    python -m inference.icd_learning build --train CHIP-CDN_train.json --table icd10_beijing_v601.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from inference.errors import IcdTableError
+from inference.icd_lookup import IcdMatcher
+from inference.icd_ranker import MODEL_FILE_NAME, RankerModel, fit
+from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set
+from inference.icd_table import BUNDLED_TABLE, IcdTable, open_table
+from inference.paths import data_dir
+
+FOLDS = 2
+
+
+def training_rows(
+    matcher: IcdMatcher, records: list[dict[str, str]], term_codes: dict[str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evidence features of every candidate, labelled by whether its code is the gold code as the table has it."""
+    blocks, labels = [], []
+    for record in records:
+        gold = set()
+        for term in record["normalized_result"].split("##"):
+            entry = matcher.table.closest_existing(term_codes.get(term.strip().strip('"'), "")) if term.strip() else None
+            if entry is not None:
+                gold.add(entry.code)
+        evidence = matcher.evidence(record["text"])
+        if evidence:
+            blocks.append(matcher.feature_matrix(evidence, record["text"]))
+            labels += [item.candidate.code in gold for item in evidence]
+    return np.vstack(blocks), np.array(labels, dtype=float)
+
+
+def train_ranker(train: list[dict[str, str]], term_codes: dict[str, str], table: IcdTable, source: str) -> RankerModel:
+    folds = [train[i::FOLDS] for i in range(FOLDS)]
+    features, labels = [], []
+    for i, held in enumerate(folds):
+        rest = [record for j, fold in enumerate(folds) if j != i for record in fold]
+        matcher = IcdMatcher(table, LearnedData.learn(rest, term_codes))
+        x, y = training_rows(matcher, held, term_codes)
+        features.append(x)
+        labels.append(y)
+    return fit(np.vstack(features), np.concatenate(labels), trained_on=f"{source} ({len(train)} strings, {FOLDS}-fold)")
+
+
+def build(train_json: Path, table_csv: Path, target: Path | None = None, table: IcdTable | None = None) -> Path:
+    """Learn everything into ``target`` (default: the data dir); returns the ranker model path."""
+    train = read_training_set(train_json)
+    term_codes = read_term_codes(table_csv)
+    target = target or data_dir()
+    source = f"{train_json.name} with codes from {table_csv.name}"
+    model = train_ranker(train, term_codes, table or open_table(BUNDLED_TABLE), source)
+    LearnedData.learn(train, term_codes).write(target, source)
+    model.save(target / MODEL_FILE_NAME)
+    return target / MODEL_FILE_NAME
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inference.icd_learning")
+    parser.add_argument("action", choices=["build"])
+    parser.add_argument("--train", type=Path, required=True, help="CHIP-CDN_train.json")
+    parser.add_argument("--table", type=Path, required=True, help="北京临床版 CSV (code,name,…)")
+    args = parser.parse_args(argv)
+    try:
+        path = build(args.train, args.table)
+    except (IcdTableError, OSError, ValueError, KeyError) as exc:
+        print(f"cannot learn the ICD lookup: {exc}", file=sys.stderr)
+        return 6
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
