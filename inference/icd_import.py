@@ -85,6 +85,12 @@ def import_table(
     name_column: str | None = None,
 ) -> TableInfo:
     path = Path(path)
+    entries = read_entries(path, code_column=code_column, name_column=name_column)
+    return save_table(name, version=version or path.stem, source=f"imported from {path.name}", entries=entries)
+
+
+def read_entries(path: Path, *, code_column: str | None = None, name_column: str | None = None) -> list[IcdEntry]:
+    """The codes and names of a CSV/XLSX table (columns detected unless named); raises IcdTableError."""
     rows = [row for row in read_rows(path) if any(row)]
     if not rows:
         raise IcdTableError(f"文件没有数据 / the table file is empty: {path.name}")
@@ -123,4 +129,4 @@ def import_table(
         raise IcdTableError(f"没有可导入的 ICD 编码 / no ICD-10 codes found in {path.name}")
     if bad > len(entries):
         raise IcdTableError(f"{bad} 行编码格式不正确，多于有效行 / most rows have malformed codes: {path.name}")
-    return save_table(name, version=version or path.stem, source=f"imported from {path.name}", entries=entries)
+    return entries

@@ -3,8 +3,9 @@
 The ranker must learn how far to trust each kind of evidence on strings it has not learned from, so it
 is trained with cross-fitting: synonyms, cues and examples learned on one half of train produce the
 evidence for the other half, and the other way round. The files written to the data dir are then learned
-from all of train. Evidence is gathered on the bundled WHO table; the features do not depend on the table,
-so the same model ranks candidates from an imported hospital table.
+from all of train. Evidence is gathered on two tables — the bundled WHO table and the hospital edition
+the training set is coded in (北京临床版) — and one feature says how detailed a table's codes are, so the
+same model ranks candidates from the bundled table and from an imported hospital table.
 
     python -m inference.icd_learning build --train CHIP-CDN_train.json --table icd10_beijing_v601.csv
 """
@@ -21,7 +22,8 @@ from inference.errors import IcdTableError
 from inference.icd_lookup import IcdMatcher
 from inference.icd_ranker import MODEL_FILE_NAME, RankerModel, fit
 from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set
-from inference.icd_table import BUNDLED_TABLE, IcdTable, open_table
+from inference.icd_import import read_entries
+from inference.icd_table import BUNDLED_TABLE, IcdTable, TableInfo, open_table
 from inference.paths import data_dir
 
 FOLDS = 2
@@ -45,25 +47,31 @@ def training_rows(
     return np.vstack(blocks), np.array(labels, dtype=float)
 
 
-def train_ranker(train: list[dict[str, str]], term_codes: dict[str, str], table: IcdTable, source: str) -> RankerModel:
+def train_ranker(
+    train: list[dict[str, str]], term_codes: dict[str, str], tables: list[IcdTable], source: str
+) -> RankerModel:
     folds = [train[i::FOLDS] for i in range(FOLDS)]
     features, labels = [], []
     for i, held in enumerate(folds):
-        rest = [record for j, fold in enumerate(folds) if j != i for record in fold]
-        matcher = IcdMatcher(table, LearnedData.learn(rest, term_codes))
-        x, y = training_rows(matcher, held, term_codes)
-        features.append(x)
-        labels.append(y)
-    return fit(np.vstack(features), np.concatenate(labels), trained_on=f"{source} ({len(train)} strings, {FOLDS}-fold)")
+        learned = LearnedData.learn([r for j, fold in enumerate(folds) if j != i for r in fold], term_codes)
+        for table in tables:
+            x, y = training_rows(IcdMatcher(table, learned), held, term_codes)
+            features.append(x)
+            labels.append(y)
+    names = ", ".join(table.info.name for table in tables)
+    return fit(np.vstack(features), np.concatenate(labels), f"{source} ({len(train)} strings, {FOLDS}-fold; {names})")
 
 
-def build(train_json: Path, table_csv: Path, target: Path | None = None, table: IcdTable | None = None) -> Path:
+def build(train_json: Path, table_csv: Path, target: Path | None = None, tables: list[IcdTable] | None = None) -> Path:
     """Learn everything into ``target`` (default: the data dir); returns the ranker model path."""
     train = read_training_set(train_json)
     term_codes = read_term_codes(table_csv)
     target = target or data_dir()
     source = f"{train_json.name} with codes from {table_csv.name}"
-    model = train_ranker(train, term_codes, table or open_table(BUNDLED_TABLE), source)
+    if tables is None:  # the bundled table the app ships, and the hospital edition the training set is coded in
+        coded_in = IcdTable(TableInfo(table_csv.stem, "", f"read from {table_csv.name}", "", 0, ""), read_entries(table_csv))
+        tables = [open_table(BUNDLED_TABLE), coded_in]
+    model = train_ranker(train, term_codes, tables, source)
     LearnedData.learn(train, term_codes).write(target, source)
     model.save(target / MODEL_FILE_NAME)
     return target / MODEL_FILE_NAME

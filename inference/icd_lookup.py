@@ -181,6 +181,9 @@ class IcdMatcher:
             for category in {code[:3] for code in codes}:
                 self._category_prior[category] += 1
         self.ranker = ranker
+        # Hospital editions extend WHO codes (I50.900x018); how detailed the table is changes what a good candidate looks like.
+        codes = [entry.code for entry in table.lookup_entries()]
+        self._detailed_share = sum(len(code) > 5 for code in codes) / max(len(codes), 1)
 
     def _add(self, doc: _Doc) -> None:
         self._exact[doc.text].append(len(self._docs))
@@ -353,6 +356,9 @@ class IcdMatcher:
     def evidence(self, text: str) -> list[_Evidence]:
         found: dict[str, _Evidence] = {}
         parts = self.lookup_all(text, top_k=_PART_TOP)
+        split = {part for part, _ in parts}
+        # An unsplit segment can be a learned wording as a whole (胃溃疡伴出血): its matches count too.
+        parts += [(s, self._lookup_part(s, _PART_TOP)) for s in split_segments(normalize_text(text)) if s not in split]
         for part, candidates in parts:
             best = candidates[0].score if candidates else 0.0
             for rank, candidate in enumerate(candidates):
@@ -400,7 +406,7 @@ class IcdMatcher:
                 len(set(title) & set(normalized)) / max(len(set(title)), 1),
                 len(set(title) & set(item.part)) / max(len(set(item.part)), 1),
                 fuzz.partial_ratio(title, normalized) / 100, fuzz.ratio(title, item.part) / 100, title in normalized,
-                item.from_lookup, item.neighbour_vote, item.neighbour_best,
+                item.from_lookup, item.neighbour_vote, item.neighbour_best, self._detailed_share,
             ]
             rows.append(row)
         matrix = np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))

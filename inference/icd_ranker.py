@@ -38,7 +38,7 @@ FEATURES = (
     "via_expansion", "via_qualifier_removal", "via_tumour_site",
     "category_prior", "log_parts", "subcategory_code", "unspecified_title", "title_length",
     "title_chars_in_text", "part_chars_in_title", "title_partial_ratio", "title_part_ratio", "title_in_text",
-    "from_lookup", "neighbour_vote", "neighbour_best_similarity",
+    "from_lookup", "neighbour_vote", "neighbour_best_similarity", "table_detail",
 )
 
 

@@ -30,7 +30,7 @@ EXAMPLES_FILE_NAME = "icd_examples_learned.tsv"
 # standard term the wording does not spell out (…鳞癌 → 鳞状细胞癌, …化疗 → 化学治疗).
 CUE_MIN_SUPPORT = 4
 CUE_MIN_PRECISION = 0.75
-_SEGMENT_SPLIT = re.compile(r"[;；,，、/\s]+|(?<=[\u4e00-\u9fff])\.(?=[\u4e00-\u9fff])")
+_SEGMENT_SPLIT = re.compile(r"[;；,，、。/\s]+|(?<=[\u4e00-\u9fff])\.(?=[\u4e00-\u9fff])")
 
 
 @dataclass(frozen=True)
