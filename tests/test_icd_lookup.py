@@ -11,6 +11,7 @@ import pytest
 from inference.errors import IcdTableError
 from inference.icd_import import import_table
 from inference.icd_lookup import IcdMatcher, get_icd_code
+from inference.icd_synonyms import LearnedData
 from inference.icd_table import normalize_code, open_table
 from tests.conftest import REPO_ROOT, shared_path
 
@@ -22,7 +23,7 @@ def who_matcher_plain(icd_home: Path) -> IcdMatcher:
 
     os.environ["MEDBRIEF_DATA_DIR"] = str(icd_home)
     try:
-        return IcdMatcher(open_table("who-zh"), use_learned=False)
+        return IcdMatcher(open_table("who-zh"), LearnedData())
     finally:
         del os.environ["MEDBRIEF_DATA_DIR"]
 
@@ -89,7 +90,7 @@ def test_nonsense_gets_no_candidate(who_matcher_plain: IcdMatcher) -> None:
 def test_learned_synonyms_from_chip_cdn_train_help_hospital_wording(icd_data: Path) -> None:
     shared_path("eval", "chip_cdn", "CHIP-CDN_train.json")
     table = open_table("who-zh")
-    learned, plain = IcdMatcher(table), IcdMatcher(table, use_learned=False)
+    learned, plain = IcdMatcher(table), IcdMatcher(table, LearnedData())
     top = learned.lookup("腰椎间盘突出")[0]
     assert top.code.startswith("M51") and "learned_synonym" in top.match
     assert not plain.lookup("腰椎间盘突出")[0].code.startswith("M51")  # fuzzy alone picks the injury code
@@ -124,7 +125,7 @@ def test_importer_reads_the_real_national_tables(parts: tuple[str, str], rows: i
     assert info.rows == rows
     table = open_table("hospital")
     assert any(e.code == example[0] and e.name == example[1] for e in table.entries)
-    matcher = IcdMatcher(table, use_learned=False)
+    matcher = IcdMatcher(table, LearnedData())
     assert matcher.lookup("慢性心力衰竭")[0].code.startswith("I50")
 
 
