@@ -27,6 +27,7 @@ from inference.icd_lookup import Candidate, IcdMatcher  # noqa: E402
 from inference.icd_synonyms import read_term_codes  # noqa: E402
 from inference.icd_table import BUNDLED_TABLE, IcdTableError, open_table  # noqa: E402
 
+
 def prf(gold: list[set[str]], pred: list[set[str]]) -> dict[str, float]:
     tp = sum(len(g & p) for g, p in zip(gold, pred))
     n_pred = sum(len(p) for p in pred)

@@ -254,7 +254,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_icd(args: argparse.Namespace) -> int:
     from inference.icd_import import import_table
-    from inference.icd_lookup import matcher_for
+    from inference.icd_lookup import lookup_provenance, matcher_for
     from inference.icd_table import list_tables, open_table
     from inference.settings import load_config, save_config
 
@@ -299,9 +299,10 @@ def _cmd_icd(args: argparse.Namespace) -> int:
     if not query:
         raise InputError("请给出要查询的诊断 / give a diagnosis to look up, or --batch FILE")
     results = [(part, matcher.lookup(part, args.top)) for part in matcher.split_diagnoses(query)] or [(query, [])]
+    provenance = lookup_provenance(table)
     if args.json:
         payload = [{"query": part, "candidates": [c.as_dict() for c in found]} for part, found in results]
-        print(json.dumps({"table": table.info.as_dict(), "results": payload}, ensure_ascii=False, indent=2))
+        print(json.dumps({"table": provenance, "results": payload}, ensure_ascii=False, indent=2))
         return 0
     for part, found in results:
         print(f"{part}:")
@@ -309,7 +310,8 @@ def _cmd_icd(args: argparse.Namespace) -> int:
             print(f"  {candidate.code}\t{candidate.name}\t{candidate.score:.2f}\t{candidate.match}")
         if not found:
             print("  （表中没有足够相似的条目 / no close match in the table）")
-    print(f"[table {table.info.name} {table.info.version}, sha256 {table.info.sha256[:12]}]")
+    scores = "probability (learned ranker)" if matcher.ranker else "similarity"
+    print(f"[table {table.info.name} {table.info.version}, sha256 {table.info.sha256[:12]}; scores: {scores}]")
     return 0
 
 

@@ -19,7 +19,7 @@ from rapidfuzz import fuzz
 from inference.engine import Engine, TokenCallback
 from inference.errors import GenerationError
 from inference.grammar import gbnf_from_json_schema
-from inference.icd_lookup import Candidate, matcher_for
+from inference.icd_lookup import Candidate, lookup_provenance, matcher_for
 from inference.icd_table import IcdTable
 from inference.tool_calls import Tool, ToolCall, parse_tool_calls, run_tool_call
 
@@ -85,7 +85,7 @@ def direct_assignment(diagnosis: str, table: IcdTable, note: str = "",
     candidates = candidates if candidates is not None else matcher_for(table).lookup(diagnosis, TOP_K)
     top = candidates[0] if candidates else None
     return IcdAssignment(diagnosis, top.code if top else None, top.name if top else None, top.score if top else 0.0,
-                         DIRECT_LOOKUP, candidates, table.info.as_dict(), note)
+                         DIRECT_LOOKUP, candidates, lookup_provenance(table), note)
 
 
 @dataclass
@@ -259,7 +259,7 @@ def _assign(diagnoses: list[str], chosen: dict[str, str], looked_up: dict[str, l
             entry = table.get(code)
             score = next((c.score for c in candidates if c.code == code), 0.0)
             assignments.append(IcdAssignment(diagnosis, entry.code, entry.name, score, MODEL_TOOL_CALL,
-                                             candidates, table.info.as_dict(), note))
+                                             candidates, lookup_provenance(table), note))
             continue
         if code is not None and not note:
             note = "模型未调用查询函数即给出编码，改为直接查询 / model answered without calling the function"

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import IcdTableError
+from inference.icd_import import read_entries
 from inference.icd_lookup import IcdMatcher
 from inference.icd_ranker import MODEL_FILE_NAME, RankerModel, fit
 from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set
-from inference.icd_import import read_entries
 from inference.icd_table import BUNDLED_TABLE, IcdTable, TableInfo, open_table
 from inference.paths import data_dir
 

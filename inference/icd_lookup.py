@@ -426,6 +426,12 @@ def matcher_for(table: IcdTable) -> IcdMatcher:
     return _matcher_cache[key]
 
 
+def lookup_provenance(table: IcdTable) -> dict[str, str | int]:
+    """Which table and which ranking produced a result: recorded with every coded diagnosis."""
+    ranker = matcher_for(table).ranker
+    return table.info.as_dict() | {"ranking": f"learned ranker: {ranker.trained_on}" if ranker else "similarity"}
+
+
 def get_icd_code(disease_name: str, table: IcdTable | None = None, top_k: int = 5) -> list[dict[str, str | float]]:
     """The function the model calls: 根据疾病名称查询对应的ICD-10编码."""
     table = table or open_table()

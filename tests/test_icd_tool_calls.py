@@ -104,7 +104,7 @@ def test_the_demo_model_codes_the_sample_diagnoses_through_function_calls(icd_da
     for assignment in assignments:
         assert assignment.code in table
         assert all(c.code in table for c in assignment.candidates)
-        assert assignment.table["name"] == "who-zh" and assignment.table["sha256"]
+        assert assignment.table["name"] == "who-zh" and assignment.table["sha256"] and assignment.table["ranking"]
     assert "<tool_call>" in "".join(streamed)
     assert trace.calls and all(call["name"] == "get_icd_code" for call in trace.calls)
     assert any(a.provenance == MODEL_TOOL_CALL for a in assignments)
