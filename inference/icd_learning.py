@@ -32,18 +32,17 @@ FOLDS = 2
 def training_rows(
     matcher: IcdMatcher, records: list[dict[str, str]], term_codes: dict[str, str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Evidence features of every candidate, labelled by whether its code is the gold code as the table has it."""
+    """Evidence features of every candidate, labelled right when it is a gold term (by name — an edition
+    may list one name under a category and its leaf code) or the gold code as the table has it."""
     blocks, labels = [], []
     for record in records:
-        gold = set()
-        for term in record["normalized_result"].split("##"):
-            entry = matcher.table.closest_existing(term_codes.get(term.strip().strip('"'), "")) if term.strip() else None
-            if entry is not None:
-                gold.add(entry.code)
+        terms = {t.strip().strip('"') for t in record["normalized_result"].split("##") if t.strip()}
+        entries = (matcher.table.closest_existing(term_codes[t]) for t in terms if t in term_codes)
+        codes = {entry.code for entry in entries if entry is not None}
         evidence = matcher.evidence(record["text"])
         if evidence:
             blocks.append(matcher.feature_matrix(evidence, record["text"]))
-            labels += [item.candidate.code in gold for item in evidence]
+            labels += [item.candidate.code in codes or item.candidate.name in terms for item in evidence]
     return np.vstack(blocks), np.array(labels, dtype=float)
 
 

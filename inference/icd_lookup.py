@@ -216,11 +216,17 @@ class IcdMatcher:
     def _ranked(self, text: str) -> list[Candidate]:
         evidence = self.evidence(text)
         probabilities = self.ranker.probabilities(self.feature_matrix(evidence, text)) if self.ranker else []
-        ranked = [
-            Candidate(e.candidate.code, e.candidate.name, float(p), e.candidate.match)
-            for e, p in zip(evidence, probabilities)
-        ]
-        return sorted(ranked, key=lambda c: (-c.score, len(c.code), c.code))
+        by_name: dict[str, Candidate] = {}
+        for item, probability in zip(evidence, probabilities):
+            found = item.candidate
+            other = by_name.get(found.name)
+            if other is None or probability > other.score:
+                # One name listed under a category and under its leaf (C67 / C67.901 膀胱恶性肿瘤): code the leaf.
+                code = found.code if other is None or len(found.code) >= len(other.code) else other.code
+                by_name[found.name] = Candidate(code, found.name, float(probability), found.match)
+            elif len(found.code) > len(other.code):
+                by_name[found.name] = Candidate(found.code, other.name, other.score, other.match)
+        return sorted(by_name.values(), key=lambda c: (-c.score, len(c.code), c.code))
 
     def _lookup_part(self, disease_name: str, top_k: int) -> list[Candidate]:
         scored: dict[str, Candidate] = {}
