@@ -164,8 +164,10 @@ class IcdMatcher:
             total = sum(s.count for s in synonyms)
             for synonym in synonyms:
                 existing = table.closest_existing(synonym.code)
-                if existing is None:
-                    continue
+                if existing is None or any(
+                    self._docs[i].kind == "name" and self._docs[i].code == existing.code for i in self._exact.get(alias, [])
+                ):
+                    continue  # not in this table, or already one of its names
                 name = synonym.term if existing.code == synonym.code else existing.name
                 self._add(_Doc(alias, existing.code, name, "synonym", synonym.count / total))
         self._cues = learned.cues

@@ -1,7 +1,9 @@
 """What the ICD lookup learns from CHIP-CDN train: synonyms, cues and coded examples.
 
 CHIP-CDN pairs real diagnosis strings with 北京临床版 terms. Each raw string is split into segments and
-every gold term is aligned to the segment that shares the most characters with it (synonyms); short
+every gold term is aligned to the segment that shares the most characters with it (synonyms); every
+name of the edition the set is coded in is a synonym of its code too (the bundled WHO table has only
+official titles — 未特指的心力衰竭 — while editions list clinical names — 慢性心力衰竭); short
 fragments that nearly always imply a term are cues; every whole string with its codes is an example the
 lookup finds neighbours among. The files live in the user data dir (built by ``inference.icd_learning``
 when ``../shared`` is present) and are never committed. CHIP-CDN dev is held out and never passed here.
@@ -171,6 +173,10 @@ class LearnedData:
         synonyms: dict[str, list[LearnedSynonym]] = defaultdict(list)
         for synonym in learn(train, term_codes):
             synonyms[synonym.alias].append(synonym)
+        for term, code in term_codes.items():  # every name of the edition: its code's clinical wording
+            alias = normalize_text(term)
+            if alias not in synonyms:
+                synonyms[alias].append(LearnedSynonym(alias, term, code, 1))
         cues: dict[str, list[LearnedCue]] = defaultdict(list)
         for cue in learn_cues(train, term_codes):
             cues[cue.cue].append(cue)
