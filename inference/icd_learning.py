@@ -13,6 +13,7 @@ same model ranks candidates from the bundled table and from an imported hospital
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
@@ -21,12 +22,13 @@ import numpy as np
 from inference.errors import IcdTableError
 from inference.icd_import import read_entries
 from inference.icd_lookup import IcdMatcher
-from inference.icd_ranker import MODEL_FILE_NAME, RankerModel, fit
+from inference.icd_ranker import MODEL_FILE_NAME, RankerModel, fit, load_model
 from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set
 from inference.icd_table import BUNDLED_TABLE, IcdTable, TableInfo, open_table
-from inference.paths import data_dir
+from inference.paths import data_dir, resources_dir
 
 FOLDS = 2
+FINGERPRINT_FILE_NAME = "icd_learned.fingerprint"
 
 
 def training_rows(
@@ -61,6 +63,26 @@ def train_ranker(
     return fit(np.vstack(features), np.concatenate(labels), f"{source} ({len(train)} strings, {FOLDS}-fold; {names})")
 
 
+def fingerprint(train_json: Path, table_csv: Path) -> str:
+    """Of the inputs and of the code and lexicons that shape what is learned: equal means nothing to relearn."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    sources = [train_json, table_csv, *sorted(package.glob("icd_*.py")), package / "clinical_terms.py",
+               *sorted((resources_dir() / "terms").glob("*.tsv"))]
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def is_current(train_json: Path, table_csv: Path, target: Path | None = None) -> bool:
+    target = target or data_dir()
+    stamp = target / FINGERPRINT_FILE_NAME
+    return (
+        stamp.exists() and stamp.read_text(encoding="utf-8").strip() == fingerprint(train_json, table_csv)
+        and load_model(target / MODEL_FILE_NAME) is not None
+    )
+
+
 def build(train_json: Path, table_csv: Path, target: Path | None = None, tables: list[IcdTable] | None = None) -> Path:
     """Learn everything into ``target`` (default: the data dir); returns the ranker model path."""
     train = read_training_set(train_json)
@@ -71,8 +93,11 @@ def build(train_json: Path, table_csv: Path, target: Path | None = None, tables:
         coded_in = IcdTable(TableInfo(table_csv.stem, "", f"read from {table_csv.name}", "", 0, ""), read_entries(table_csv))
         tables = [open_table(BUNDLED_TABLE), coded_in]
     model = train_ranker(train, term_codes, tables, source)
+    stamp = target / FINGERPRINT_FILE_NAME
+    stamp.unlink(missing_ok=True)  # written last: a build cut short is redone
     LearnedData.learn(train, term_codes).write(target, source)
     model.save(target / MODEL_FILE_NAME)
+    stamp.write_text(fingerprint(train_json, table_csv) + "\n", encoding="utf-8")
     return target / MODEL_FILE_NAME
 
 
@@ -81,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["build"])
     parser.add_argument("--train", type=Path, required=True, help="CHIP-CDN_train.json")
     parser.add_argument("--table", type=Path, required=True, help="北京临床版 CSV (code,name,…)")
+    parser.add_argument("--if-changed", action="store_true", help="do nothing when inputs and code are unchanged")
     args = parser.parse_args(argv)
     try:
+        if args.if_changed and is_current(args.train, args.table):
+            print(f"up to date: {data_dir()}")
+            return 0
         path = build(args.train, args.table)
     except (IcdTableError, OSError, ValueError, KeyError) as exc:
         print(f"cannot learn the ICD lookup: {exc}", file=sys.stderr)

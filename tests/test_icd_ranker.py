@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inference.errors import IcdTableError
-from inference.icd_learning import build, train_ranker
+from inference.icd_learning import build, is_current, train_ranker
 from inference.icd_lookup import IcdMatcher
 from inference.icd_ranker import FEATURES, MODEL_FILE_NAME, fit, load_model
 from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set
@@ -114,3 +114,6 @@ def test_build_writes_every_learned_file(tmp_path: Path, icd_data: Path) -> None
     assert len(reloaded.examples) == len(learned.examples) > 250
     assert reloaded.synonyms.keys() == learned.synonyms.keys()
     assert reloaded.cues.keys() == learned.cues.keys()
+    assert is_current(small, beijing, tmp_path / "learned")  # setup skips an unchanged rebuild
+    small.write_text(json.dumps(train[:299], ensure_ascii=False), encoding="utf-8")
+    assert not is_current(small, beijing, tmp_path / "learned")
