@@ -39,7 +39,7 @@ _MIN_SCORE = 0.35
 _PART_TOP = 10  # candidates per part handed to the ranker
 _NEIGHBOURS = 10
 _NEIGHBOUR_MIN_SIMILARITY = 0.2
-_MIN_PROBABILITY = 0.1  # below this a ranked candidate is not worth showing
+_MIN_PROBABILITY = 0.01  # below this a ranked candidate is not worth offering as an alternative
 _MIN_CODED_SCORE = 0.5  # without a ranker: similarity a part's best candidate needs to be coded
 
 
@@ -198,12 +198,12 @@ class IcdMatcher:
         (the string's parts, cues and similar examples all count), else by similarity."""
         if self.ranker is None:
             return self._lookup_part(disease_name, top_k)
-        return [c for c in self._ranked(disease_name) if c.score >= _MIN_PROBABILITY][:top_k]
+        return [c for c in self._ranked(disease_name, self.ranker) if c.score >= _MIN_PROBABILITY][:top_k]
 
     def codes(self, text: str) -> list[Candidate]:
         """The codes a diagnosis string means (possibly several): what is coded without a doctor choosing."""
         if self.ranker is not None:
-            return [c for c in self._ranked(text) if c.score >= self.ranker.threshold]
+            return [c for c in self._ranked(text, self.ranker) if c.score >= self.ranker.threshold]
         chosen: list[Candidate] = []
         for _part, candidates in self.lookup_all(text, top_k=8):
             if not candidates or candidates[0].score < _MIN_CODED_SCORE:
@@ -215,9 +215,9 @@ class IcdMatcher:
         names = {c.name for c in chosen}
         return chosen + [c for c in self.implied_codes(text) if c.name not in names]
 
-    def _ranked(self, text: str) -> list[Candidate]:
+    def _ranked(self, text: str, ranker: RankerModel) -> list[Candidate]:
         evidence = self.evidence(text)
-        probabilities = self.ranker.probabilities(self.feature_matrix(evidence, text)) if self.ranker else []
+        probabilities = ranker.probabilities(self.feature_matrix(evidence, text))
         by_name: dict[str, Candidate] = {}
         for item, probability in zip(evidence, probabilities):
             found = item.candidate
@@ -358,7 +358,6 @@ class IcdMatcher:
                     found[name] = Candidate(existing.code, name, learned.precision * 0.9, f"learned_cue (via {cue})")
         return sorted(found.values(), key=lambda c: -c.score)
 
-
     # -- evidence for the ranker ------------------------------------------------------------------
 
     def evidence(self, text: str) -> list[_Evidence]:
@@ -417,8 +416,7 @@ class IcdMatcher:
                 item.from_lookup, item.neighbour_vote, item.neighbour_best, self._detailed_share,
             ]
             rows.append(row)
-        matrix = np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
-        return matrix
+        return np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
 
 
 _matcher_cache: dict[tuple[str, str, str], IcdMatcher] = {}

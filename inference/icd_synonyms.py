@@ -196,10 +196,6 @@ class LearnedData:
         _read.cache_clear()
 
 
-def learned_path() -> Path:
-    return data_dir() / FILE_NAME
-
-
 def load_learned(directory: Path | None = None) -> LearnedData:
     """The learned files in the data dir (or ``directory``); missing files learn nothing."""
     return _read(directory or data_dir())
