@@ -41,9 +41,9 @@ def training_rows(
         terms = {t.strip().strip('"') for t in record["normalized_result"].split("##") if t.strip()}
         entries = (matcher.table.closest_existing(term_codes[t]) for t in terms if t in term_codes)
         codes = {entry.code for entry in entries if entry is not None}
-        evidence = matcher.evidence(record["text"])
+        evidence, features = matcher.evidence(record["text"])
         if evidence:
-            blocks.append(matcher.feature_matrix(evidence, record["text"]))
+            blocks.append(features)
             labels += [item.candidate.code in codes or item.candidate.name in terms for item in evidence]
     return np.vstack(blocks), np.array(labels, dtype=float)
 

@@ -216,8 +216,8 @@ class IcdMatcher:
         return chosen + [c for c in self.implied_codes(text) if c.name not in names]
 
     def _ranked(self, text: str, ranker: RankerModel) -> list[Candidate]:
-        evidence = self.evidence(text)
-        probabilities = ranker.probabilities(self.feature_matrix(evidence, text))
+        evidence, features = self.evidence(text)
+        probabilities = ranker.probabilities(features)
         by_name: dict[str, Candidate] = {}
         for item, probability in zip(evidence, probabilities):
             found = item.candidate
@@ -360,12 +360,15 @@ class IcdMatcher:
 
     # -- evidence for the ranker ------------------------------------------------------------------
 
-    def evidence(self, text: str) -> list[_Evidence]:
+    def evidence(self, text: str) -> tuple[list[_Evidence], np.ndarray]:
+        """Every candidate code for a diagnosis string with what supports it, and the ranker's features."""
         found: dict[str, _Evidence] = {}
+        normalized = normalize_text(text)
         parts = self.lookup_all(text, top_k=_PART_TOP)
+        n_parts = len(parts)
         split = {part for part, _ in parts}
         # An unsplit segment can be a learned wording as a whole (胃溃疡伴出血): its matches count too.
-        parts += [(s, self._lookup_part(s, _PART_TOP)) for s in split_segments(normalize_text(text)) if s not in split]
+        parts += [(s, self._lookup_part(s, _PART_TOP)) for s in split_segments(normalized) if s not in split]
         for part, candidates in parts:
             best = candidates[0].score if candidates else 0.0
             for rank, candidate in enumerate(candidates):
@@ -378,7 +381,7 @@ class IcdMatcher:
         for candidate in self.implied_codes(text):
             item = found.setdefault(candidate.code, _Evidence(candidate, text))
             item.cue = max(item.cue, candidate.score)
-        hits = self._example_index.search(normalize_text(text), _NEIGHBOURS)
+        hits = self._example_index.search(normalized, _NEIGHBOURS)
         total = sum(similarity for _, similarity in hits) or 1.0
         for example_id, similarity in hits:
             example_text, codes = self._examples[example_id]
@@ -392,11 +395,10 @@ class IcdMatcher:
                     item = found[code] = _Evidence(Candidate(code, entry.name if entry else code, 0.0, match), text)
                 item.neighbour_vote += similarity / total
                 item.neighbour_best = max(item.neighbour_best, similarity)
-        return list(found.values())
+        items = list(found.values())
+        return items, self._feature_matrix(items, normalized, n_parts)
 
-    def feature_matrix(self, evidence: list[_Evidence], text: str) -> np.ndarray:
-        normalized = normalize_text(text)
-        n_parts = len(self.split_diagnoses(text))
+    def _feature_matrix(self, evidence: list[_Evidence], normalized: str, n_parts: int) -> np.ndarray:
         rows = []
         for item in evidence:
             candidate = item.candidate

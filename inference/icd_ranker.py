@@ -1,4 +1,4 @@
-"""Which ICD candidates a diagnosis string really means: a logistic model over lookup evidence.
+"""Which ICD candidates a diagnosis string really means: boosted trees over the lookup's evidence.
 
 The lookup proposes candidates from several sources (table names, lexicon, learned synonyms, cues,
 similar coded examples); each carries evidence (similarities, match kinds, how many parts of the string
