@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from inference.icd_bundle import install as install_bundled  # noqa: E402
 from inference.icd_import import import_table  # noqa: E402
 from inference.icd_lookup import Candidate, IcdMatcher  # noqa: E402
-from inference.icd_synonyms import read_term_codes  # noqa: E402
+from inference.icd_synonyms import read_term_codes, record_terms  # noqa: E402
 from inference.icd_table import BUNDLED_TABLE, IcdTableError, open_table  # noqa: E402
 
 
@@ -51,7 +51,7 @@ def main() -> int:
     records = json.loads(dev_path.read_text(encoding="utf-8"))
     records = records[: args.limit] if args.limit else records
     term_codes = read_term_codes(beijing_csv)
-    gold_terms = [{t.strip().strip('"') for t in r["normalized_result"].split("##") if t.strip()} for r in records]
+    gold_terms = [set(record_terms(r)) for r in records]
     gold_categories = [{term_codes[t][:3] for t in terms if t in term_codes} for terms in gold_terms]
     # 临床版 tables also carry ICD-O tumour morphology codes (M8140/3 腺癌). Their first three characters
     # are not an ICD-10 category and WHO ICD-10 has no such codes, so the WHO score leaves them out.
@@ -67,12 +67,11 @@ def main() -> int:
     import_table(beijing_csv, "beijing-v601-eval", version="北京临床版 v6.01")
     beijing = open_table("beijing-v601-eval")
     report: dict[str, object] = {"records": len(records)}
-    ranker = IcdMatcher(who).ranker
-    report["ranker"] = ranker.trained_on if ranker else "none (similarity ranking)"
     for label, table in (("who", who), ("beijing", beijing)):
         started = time.perf_counter()
         matcher = IcdMatcher(table)
         build_s = time.perf_counter() - started
+        report.setdefault("ranker", matcher.ranker.trained_on if matcher.ranker else "none (similarity ranking)")
         latencies: list[float] = []
         predictions: list[list[Candidate]] = []
         for record in records:

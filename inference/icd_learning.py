@@ -23,7 +23,7 @@ from inference.errors import IcdTableError
 from inference.icd_import import read_entries
 from inference.icd_lookup import IcdMatcher
 from inference.icd_ranker import MODEL_FILE_NAME, RankerModel, fit, load_model
-from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set
+from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set, record_terms
 from inference.icd_table import BUNDLED_TABLE, IcdTable, TableInfo, open_table
 from inference.paths import data_dir, resources_dir
 
@@ -38,7 +38,7 @@ def training_rows(
     may list one name under a category and its leaf code) or the gold code as the table has it."""
     blocks, labels = [], []
     for record in records:
-        terms = {t.strip().strip('"') for t in record["normalized_result"].split("##") if t.strip()}
+        terms = set(record_terms(record))
         entries = (matcher.table.closest_existing(term_codes[t]) for t in terms if t in term_codes)
         codes = {entry.code for entry in entries if entry is not None}
         evidence, features = matcher.evidence(record["text"])

@@ -22,7 +22,7 @@ from rapidfuzz import fuzz
 
 from inference.clinical_terms import expand_terms
 from inference.icd_ranker import FEATURES, MATCH_KINDS, MODEL_FILE_NAME, RankerModel, load_model
-from inference.icd_synonyms import LearnedData, load_learned, normalize_text, split_segments
+from inference.icd_synonyms import LearnedData, fragments, load_learned, normalize_text, split_segments
 from inference.icd_table import IcdTable, open_table
 
 # Hedges and work-up wording that do not change the diagnosis being coded.
@@ -346,10 +346,8 @@ class IcdMatcher:
         """Codes the wording implies without naming them (…鳞癌 → 鳞状细胞癌 morphology), learned as cues."""
         normalized = normalize_text(text)
         found: dict[str, Candidate] = {}
-        for cue, cues in self._cues.items():
-            if cue not in normalized:
-                continue
-            for learned in cues:
+        for cue in sorted(fragments(normalized) & self._cues.keys()):
+            for learned in self._cues[cue]:
                 existing = self.table.closest_existing(learned.code)
                 if existing is None:
                     continue

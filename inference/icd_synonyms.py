@@ -81,10 +81,15 @@ def _align(segments: list[str], terms: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def record_terms(record: dict[str, str]) -> list[str]:
+    """The standard terms a CHIP-CDN record is coded with, in order, once each."""
+    return list(dict.fromkeys(t.strip().strip('"') for t in record["normalized_result"].split("##") if t.strip()))
+
+
 def learn(train: list[dict[str, str]], term_codes: dict[str, str]) -> list[LearnedSynonym]:
     pairs: Counter[tuple[str, str]] = Counter()
     for record in train:
-        terms = list(dict.fromkeys(t.strip().strip('"') for t in record["normalized_result"].split("##") if t.strip()))
+        terms = record_terms(record)
         text = normalize_text(record["text"])
         segments = split_segments(text) or [text]
         for segment, term in _align(list(dict.fromkeys(segments)), terms):
@@ -107,19 +112,20 @@ class LearnedCue:
     precision: float
 
 
-def _fragments(text: str) -> set[str]:
-    fragments = {text[i:i + n] for n in (2, 3, 4) for i in range(len(text) - n + 1)}
-    return {f for f in fragments if all(ch.isalnum() for ch in f)}
+def fragments(text: str) -> set[str]:
+    """The 2–4 character alphanumeric pieces of a normalized string: what a cue can be."""
+    pieces = {text[i:i + n] for n in (2, 3, 4) for i in range(len(text) - n + 1)}
+    return {piece for piece in pieces if all(ch.isalnum() for ch in piece)}
 
 
 def learn_cues(train: list[dict[str, str]], term_codes: dict[str, str]) -> list[LearnedCue]:
     seen: Counter[str] = Counter()
     together: Counter[tuple[str, str]] = Counter()
     for record in train:
-        fragments = _fragments(normalize_text(record["text"]))
-        terms = {t.strip().strip('"') for t in record["normalized_result"].split("##") if t.strip()}
-        seen.update(fragments)
-        together.update((fragment, term) for fragment in fragments for term in terms)
+        pieces = fragments(normalize_text(record["text"]))
+        terms = set(record_terms(record))
+        seen.update(pieces)
+        together.update((piece, term) for piece in pieces for term in terms)
     cues = []
     for (fragment, term), count in together.items():
         precision = count / seen[fragment]
@@ -137,8 +143,7 @@ class LearnedExample:
 def learn_examples(train: list[dict[str, str]], term_codes: dict[str, str]) -> list[LearnedExample]:
     examples = []
     for record in train:
-        terms = dict.fromkeys(t.strip().strip('"') for t in record["normalized_result"].split("##") if t.strip())
-        codes = tuple(term_codes[t] for t in terms if t in term_codes)
+        codes = tuple(term_codes[t] for t in record_terms(record) if t in term_codes)
         text = normalize_text(record["text"])
         if codes and text:
             examples.append(LearnedExample(text, codes))

@@ -12,7 +12,7 @@ from inference.errors import IcdTableError
 from inference.icd_learning import build, is_current, train_ranker
 from inference.icd_lookup import IcdMatcher
 from inference.icd_ranker import FEATURES, MODEL_FILE_NAME, fit, load_model
-from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set
+from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set, record_terms
 from inference.icd_table import open_table
 from tests.conftest import shared_path
 
@@ -77,7 +77,7 @@ def test_ranker_codes_unseen_strings_better_than_similarity_alone(icd_data: Path
     learned = LearnedData.learn(learn_on, term_codes)
     ranked, unranked = IcdMatcher(table, learned, ranker), IcdMatcher(table, learned)
     gold = [
-        {term_codes[t][:3] for t in (s.strip() for s in r["normalized_result"].split("##")) if t in term_codes}
+        {term_codes[t][:3] for t in record_terms(r) if t in term_codes}
         for r in score_on
     ]
     f1_ranked = _f1(gold, [{c.code[:3] for c in ranked.codes(r["text"])} for r in score_on])
