@@ -22,13 +22,23 @@ import numpy as np
 from inference.errors import IcdTableError
 from inference.icd_import import read_entries
 from inference.icd_lookup import IcdMatcher
-from inference.icd_ranker import MODEL_FILE_NAME, RankerModel, fit, load_model
-from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set, record_terms
+from inference.icd_ranker import FEATURES, MODEL_FILE_NAME, RankerModel, fit, load_model
+from inference.icd_synonyms import (
+    CUES_FILE_NAME,
+    EXAMPLES_FILE_NAME,
+    FILE_NAME,
+    LearnedData,
+    read_term_codes,
+    read_training_set,
+    record_terms,
+)
 from inference.icd_table import BUNDLED_TABLE, IcdTable, TableInfo, open_table
 from inference.paths import data_dir, resources_dir
 
 FOLDS = 2
+MIN_POSITIVES = 20  # right and wrong candidates each, across the folds
 FINGERPRINT_FILE_NAME = "icd_learned.fingerprint"
+LEARNED_FILES = (FILE_NAME, CUES_FILE_NAME, EXAMPLES_FILE_NAME, MODEL_FILE_NAME, FINGERPRINT_FILE_NAME)
 
 
 def training_rows(
@@ -45,6 +55,8 @@ def training_rows(
         if evidence:
             blocks.append(features)
             labels += [item.candidate.code in codes or item.candidate.name in terms for item in evidence]
+    if not blocks:
+        return np.zeros((0, len(FEATURES))), np.zeros(0)
     return np.vstack(blocks), np.array(labels, dtype=float)
 
 
@@ -59,8 +71,11 @@ def train_ranker(
             x, y = training_rows(IcdMatcher(table, learned), held, term_codes)
             features.append(x)
             labels.append(y)
+    y = np.concatenate(labels)
+    if y.sum() < MIN_POSITIVES or (1 - y).sum() < MIN_POSITIVES:
+        raise IcdTableError(f"训练集太小，无法学习排序 / too few coded strings to learn a ranker ({len(train)})")
     names = ", ".join(table.info.name for table in tables)
-    return fit(np.vstack(features), np.concatenate(labels), f"{source} ({len(train)} strings, {FOLDS}-fold; {names})")
+    return fit(np.vstack(features), y, f"{source} ({len(train)} strings, {FOLDS}-fold; {names})")
 
 
 def fingerprint(train_json: Path, table_csv: Path) -> str:
@@ -83,16 +98,15 @@ def is_current(train_json: Path, table_csv: Path, target: Path | None = None) ->
     )
 
 
-def build(train_json: Path, table_csv: Path, target: Path | None = None, tables: list[IcdTable] | None = None) -> Path:
-    """Learn everything into ``target`` (default: the data dir); returns the ranker model path."""
+def build(train_json: Path, table_csv: Path, target: Path | None = None, bundled: IcdTable | None = None) -> Path:
+    """Learn everything into ``target`` (default: the data dir); returns the ranker model path. Evidence is
+    gathered on ``bundled`` (default: the installed WHO table) and on the edition ``table_csv`` itself."""
     train = read_training_set(train_json)
     term_codes = read_term_codes(table_csv)
     target = target or data_dir()
     source = f"{train_json.name} with codes from {table_csv.name}"
-    if tables is None:  # the bundled table the app ships, and the hospital edition the training set is coded in
-        coded_in = IcdTable(TableInfo(table_csv.stem, "", f"read from {table_csv.name}", "", 0, ""), read_entries(table_csv))
-        tables = [open_table(BUNDLED_TABLE), coded_in]
-    model = train_ranker(train, term_codes, tables, source)
+    coded_in = IcdTable(TableInfo(table_csv.stem, "", f"read from {table_csv.name}", "", 0, ""), read_entries(table_csv))
+    model = train_ranker(train, term_codes, [bundled or open_table(BUNDLED_TABLE), coded_in], source)
     stamp = target / FINGERPRINT_FILE_NAME
     stamp.unlink(missing_ok=True)  # written last: a build cut short is redone
     LearnedData.learn(train, term_codes).write(target, source)

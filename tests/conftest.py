@@ -67,7 +67,7 @@ INSTALLED_DATA_DIR = _data_dir()
 def icd_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding the bundled WHO table (installed by setup) and, when ../shared is present,
     what the lookup learns from CHIP-CDN train (synonyms, cues, examples, ranker) — copied from the
-    user data dir when setup built it there, else learned here."""
+    user data dir when setup built it there from the same inputs and code, else learned here (~1 min)."""
     import shutil
 
     source = INSTALLED_DATA_DIR / "icd_tables" / "who-zh.sqlite"
@@ -79,17 +79,13 @@ def icd_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train = SHARED_DIR / "eval" / "chip_cdn" / "CHIP-CDN_train.json"
     beijing = SHARED_DIR / "data" / "icd10" / "beijing_v601" / "icd10_beijing_v601.csv"
     if train.exists() and beijing.exists():
-        from inference.icd_ranker import MODEL_FILE_NAME
-        from inference.icd_synonyms import CUES_FILE_NAME, EXAMPLES_FILE_NAME, FILE_NAME
+        from inference.icd_learning import LEARNED_FILES, build, is_current
+        from inference.icd_table import load_table
 
-        learned = [FILE_NAME, CUES_FILE_NAME, EXAMPLES_FILE_NAME, MODEL_FILE_NAME]
-        if all((INSTALLED_DATA_DIR / name).exists() for name in learned):
-            for name in learned:
+        if is_current(train, beijing, INSTALLED_DATA_DIR):
+            for name in LEARNED_FILES:
                 shutil.copy(INSTALLED_DATA_DIR / name, home / name)
         else:
-            from inference.icd_learning import build
-            from inference.icd_table import load_table
-
             build(train, beijing, home, load_table(home / "icd_tables" / "who-zh.sqlite"))
     return home
 
