@@ -310,8 +310,7 @@ def _cmd_icd(args: argparse.Namespace) -> int:
             print(f"  {candidate.code}\t{candidate.name}\t{candidate.score:.2f}\t{candidate.match}")
         if not found:
             print("  （表中没有足够相似的条目 / no close match in the table）")
-    scores = "probability (learned ranker)" if matcher.ranker else "similarity"
-    print(f"[table {table.info.name} {table.info.version}, sha256 {table.info.sha256[:12]}; scores: {scores}]")
+    print(f"[table {table.info.name} {table.info.version}, sha256 {table.info.sha256[:12]}; {provenance['ranking']}]")
     return 0
 
 

@@ -142,11 +142,13 @@ class _Evidence:
 
 class IcdMatcher:
     def __init__(self, table: IcdTable, learned: LearnedData | None = None, ranker: RankerModel | None = None) -> None:
-        """``learned`` None: the learned files and ranker in the data dir; ``LearnedData()``: no learning."""
+        """``learned`` None: the learned files (and, unless given, the ranker) in the data dir;
+        ``LearnedData()``: no learning."""
         if learned is None:
             from inference.paths import data_dir
 
-            learned, ranker = load_learned(), load_model(data_dir() / MODEL_FILE_NAME)
+            learned = load_learned()
+            ranker = ranker or load_model(data_dir() / MODEL_FILE_NAME)
         self.table = table
         self._docs: list[_Doc] = []
         self._exact: dict[str, list[int]] = defaultdict(list)

@@ -106,9 +106,22 @@ def load_model(path: Path) -> RankerModel | None:
         if data.get("version") != MODEL_VERSION or data.get("features") != list(FEATURES):
             return None
         trees = tuple(Tree.from_dict(t) for t in data["trees"])
+        if not all(_well_formed(tree) for tree in trees):
+            return None
         return RankerModel(float(data["base"]), trees, float(data["threshold"]), str(data["trained_on"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _well_formed(tree: Tree) -> bool:
+    """Arrays of one length, features that exist, children that exist: a damaged file must not crash a lookup."""
+    n = len(tree.feature)
+    inner = tree.feature >= 0
+    return (
+        n > 0 and all(len(a) == n for a in (tree.threshold, tree.left, tree.right, tree.value))
+        and bool((tree.feature < len(FEATURES)).all())
+        and bool(((tree.left[inner] > 0) & (tree.left[inner] < n) & (tree.right[inner] > 0) & (tree.right[inner] < n)).all())
+    )
 
 
 def fit(features: np.ndarray, labels: np.ndarray, trained_on: str) -> RankerModel:

@@ -160,9 +160,19 @@ def read_term_codes(table_csv: Path) -> dict[str, str]:
 
 
 def read_training_set(train_json: Path) -> list[dict[str, str]]:
+    """CHIP-CDN-shaped records (``text``, ``normalized_result``); raises IcdTableError on anything else."""
     if "dev" in train_json.name.lower():
         raise IcdTableError("CHIP-CDN dev 是保留评测集，不能用于学习 / the dev split is held out")
-    return json.loads(train_json.read_text(encoding="utf-8"))
+    records = json.loads(train_json.read_text(encoding="utf-8"))
+    if not isinstance(records, list) or not records or not all(
+        isinstance(r, dict) and isinstance(r.get("text"), str) and isinstance(r.get("normalized_result"), str)
+        for r in records
+    ):
+        raise IcdTableError(
+            f"训练集应为含 text 与 normalized_result 的非空列表 / {train_json.name} is not a non-empty list of "
+            "records with text and normalized_result"
+        )
+    return records
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,10 @@ def test_model_file_round_trips_exactly_and_bad_files_fall_back(tmp_path: Path) 
     data["features"] = data["features"][:-1]  # written by another version of the lookup
     path.write_text(json.dumps(data), encoding="utf-8")
     assert load_model(path) is None
+    data["features"] = list(FEATURES)
+    data["trees"][0]["left"][0] = 10_000  # a damaged tree must not crash a lookup later
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert load_model(path) is None
     path.write_text("{ not json", encoding="utf-8")
     assert load_model(path) is None
     assert load_model(tmp_path / "missing.json") is None
