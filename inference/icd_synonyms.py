@@ -11,7 +11,6 @@ when ``../shared`` is present) and are never committed. CHIP-CDN dev is held out
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import unicodedata
@@ -21,7 +20,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from inference.errors import IcdTableError
-from inference.icd_table import normalize_code
 from inference.paths import data_dir
 from inference.tsv_files import read_tsv
 
@@ -151,11 +149,12 @@ def learn_examples(train: list[dict[str, str]], term_codes: dict[str, str]) -> l
 
 
 def read_term_codes(table_csv: Path) -> dict[str, str]:
+    """Each name of an edition table with its (first) code, read by the table importer's parser."""
+    from inference.icd_import import read_entries
+
     term_codes: dict[str, str] = {}
-    with table_csv.open(encoding="utf-8-sig", newline="") as handle:
-        for row in csv.reader(handle):
-            if len(row) >= 2 and row[0] != "code":
-                term_codes.setdefault(row[1].strip(), normalize_code(row[0]))
+    for entry in read_entries(table_csv):
+        term_codes.setdefault(entry.name, entry.code)
     return term_codes
 
 
