@@ -14,7 +14,7 @@ hold-out 0.70 vs 0.68). The model file lives in the user data dir beside the lea
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +139,7 @@ def fit(features: np.ndarray, labels: np.ndarray, trained_on: str) -> RankerMode
         trees.append(tree)
         z += tree.predict(features)
     model = RankerModel(base, tuple(trees), 0.5, trained_on)
-    return RankerModel(base, tuple(trees), _best_threshold(model.probabilities(features), y), trained_on)
+    return replace(model, threshold=_best_threshold(model.probabilities(features), y))
 
 
 def _grow(binned: np.ndarray, edges: list[np.ndarray], g: np.ndarray, h: np.ndarray) -> Tree:
