@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import IcdTableError
+from inference.icd_encoder import ENCODER_FILE_NAME
 from inference.icd_import import read_entries
 from inference.icd_lookup import IcdMatcher
 from inference.icd_ranker import FEATURES, MODEL_FILE_NAME, RankerModel, fit, load_model
@@ -38,7 +39,9 @@ from inference.paths import data_dir, resources_dir
 FOLDS = 2
 MIN_POSITIVES = 20  # right and wrong candidates each, across the folds
 FINGERPRINT_FILE_NAME = "icd_learned.fingerprint"
-LEARNED_FILES = (FILE_NAME, CUES_FILE_NAME, EXAMPLES_FILE_NAME, MODEL_FILE_NAME, FINGERPRINT_FILE_NAME)
+LEARNED_FILES = (
+    FILE_NAME, CUES_FILE_NAME, EXAMPLES_FILE_NAME, ENCODER_FILE_NAME, MODEL_FILE_NAME, FINGERPRINT_FILE_NAME
+)
 
 
 def training_rows(
@@ -65,8 +68,9 @@ def train_ranker(
 ) -> RankerModel:
     folds = [train[i::FOLDS] for i in range(FOLDS)]
     features, labels = [], []
+    titles = reference_titles(tables[0])
     for i, held in enumerate(folds):
-        learned = LearnedData.learn([r for j, fold in enumerate(folds) if j != i for r in fold], term_codes)
+        learned = LearnedData.learn([r for j, fold in enumerate(folds) if j != i for r in fold], term_codes, titles)
         for table in tables:
             x, y = training_rows(IcdMatcher(table, learned), held, term_codes)
             features.append(x)
@@ -76,6 +80,10 @@ def train_ranker(
         raise IcdTableError(f"训练集太小，无法学习排序 / too few coded strings to learn a ranker ({len(train)})")
     names = ", ".join(table.info.name for table in tables)
     return fit(np.vstack(features), y, f"{source} ({len(train)} strings, {FOLDS}-fold; {names})")
+
+
+def reference_titles(table: IcdTable) -> dict[str, str]:
+    return {entry.code: entry.name for entry in table.lookup_entries()}
 
 
 def fingerprint(train_json: Path, table_csv: Path) -> str:
@@ -106,10 +114,11 @@ def build(train_json: Path, table_csv: Path, target: Path | None = None, bundled
     target = target or data_dir()
     source = f"{train_json.name} with codes from {table_csv.name}"
     coded_in = IcdTable(TableInfo(table_csv.stem, "", f"read from {table_csv.name}", "", 0, ""), read_entries(table_csv))
-    model = train_ranker(train, term_codes, [bundled or open_table(BUNDLED_TABLE), coded_in], source)
+    bundled = bundled or open_table(BUNDLED_TABLE)
+    model = train_ranker(train, term_codes, [bundled, coded_in], source)
     stamp = target / FINGERPRINT_FILE_NAME
     stamp.unlink(missing_ok=True)  # written last: a build cut short is redone
-    LearnedData.learn(train, term_codes).write(target, source)
+    LearnedData.learn(train, term_codes, reference_titles(bundled)).write(target, source)
     model.save(target / MODEL_FILE_NAME)
     stamp.write_text(fingerprint(train_json, table_csv) + "\n", encoding="utf-8")
     return target / MODEL_FILE_NAME

@@ -23,7 +23,7 @@ from rapidfuzz import fuzz
 from inference.clinical_terms import expand_terms
 from inference.icd_ranker import FEATURES, MATCH_KINDS, MODEL_FILE_NAME, RankerModel, load_model
 from inference.icd_synonyms import LearnedData, fragments, load_learned, normalize_text, split_segments
-from inference.icd_table import IcdTable, open_table
+from inference.icd_table import IcdEntry, IcdTable, open_table
 
 # Hedges and work-up wording that do not change the diagnosis being coded.
 _HEDGES = re.compile(r"(待查|待排|可能性大|可能|考虑|疑似|不除外|\?|？|原因待查|史$)")
@@ -40,7 +40,10 @@ _PART_TOP = 10  # candidates per part handed to the ranker
 _NEIGHBOURS = 10
 _NEIGHBOUR_MIN_SIMILARITY = 0.2
 _MIN_PROBABILITY = 0.01  # below this a ranked candidate is not worth offering as an alternative
+_MIN_MEANING_ONLY_PROBABILITY = 0.05  # … and below this when only the encoder proposed it (any text has neighbours)
 _MIN_CODED_SCORE = 0.5  # without a ranker: similarity a part's best candidate needs to be coded
+_MEANING_TOP = 5  # names nearest in the learned encoder's space offered for the whole string
+_MEANING_PART_TOP = 3  # … and for each part
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class _Evidence:
     cue: float = 0.0
     neighbour_vote: float = 0.0
     neighbour_best: float = 0.0
+    meaning_rank: int = 99
     from_lookup: bool = False
 
 
@@ -184,10 +188,18 @@ class IcdMatcher:
         for _text, codes in self._examples:
             for category in {code[:3] for code in codes}:
                 self._category_prior[category] += 1
-        self.ranker = ranker
+        # The ranker weighs the encoder's similarities; without the encoder it would misjudge every candidate.
+        self.ranker = ranker if learned.encoder is not None else None
         # Hospital editions extend WHO codes (I50.900x018); how detailed the table is changes what a good candidate looks like.
         codes = [entry.code for entry in table.lookup_entries()]
         self._detailed_share = sum(len(code) > 5 for code in codes) / max(len(codes), 1)
+        self._encoder = learned.encoder
+        named: dict[str, IcdEntry] = {}
+        for entry in table.lookup_entries():
+            named.setdefault(normalize_text(entry.name), entry)
+        self._named = list(named.values())
+        self._name_row = {text: row for row, text in enumerate(named)}
+        self._name_vectors = self._encoder.encode(list(named)) if self._encoder else None
 
     def _add(self, doc: _Doc) -> None:
         self._exact[doc.text].append(len(self._docs))
@@ -200,7 +212,11 @@ class IcdMatcher:
         (the string's parts, cues and similar examples all count), else by similarity."""
         if self.ranker is None:
             return self._lookup_part(disease_name, top_k)
-        return [c for c in self._ranked(disease_name, self.ranker) if c.score >= _MIN_PROBABILITY][:top_k]
+        offered = [
+            c for c in self._ranked(disease_name, self.ranker)
+            if c.score >= (_MIN_MEANING_ONLY_PROBABILITY if c.match.startswith("similar_meaning") else _MIN_PROBABILITY)
+        ]
+        return offered[:top_k]
 
     def codes(self, text: str) -> list[Candidate]:
         """The codes a diagnosis string means (possibly several): what is coded without a doctor choosing."""
@@ -395,10 +411,41 @@ class IcdMatcher:
                     item = found[code] = _Evidence(Candidate(code, entry.name if entry else code, 0.0, match), text)
                 item.neighbour_vote += similarity / total
                 item.neighbour_best = max(item.neighbour_best, similarity)
+        meaning = self._meaning_evidence(found, normalized, [part for part, _ in parts])
         items = list(found.values())
-        return items, self._feature_matrix(items, normalized, n_parts)
+        return items, self._feature_matrix(items, normalized, n_parts, meaning)
 
-    def _feature_matrix(self, evidence: list[_Evidence], normalized: str, n_parts: int) -> np.ndarray:
+    def _meaning_evidence(
+        self, found: dict[str, _Evidence], normalized: str, parts: list[str]
+    ) -> dict[str, np.ndarray] | None:
+        """Names nearest in meaning to the string and to each part join the candidates; returns the
+        vectors of the string and its parts for the features (None without an encoder)."""
+        if self._encoder is None or self._name_vectors is None or not len(self._name_vectors):
+            return None
+        texts = list(dict.fromkeys([normalized, *parts]))
+        encoded = self._encoder.encode(texts)
+        similarities = self._name_vectors @ encoded.T  # names × texts
+        top = min(_MEANING_TOP, len(self._named))
+        nearest = np.argpartition(-similarities, top - 1, axis=0)[:top]
+        for column, text in enumerate(texts):
+            rows = sorted(nearest[:, column], key=lambda r: -similarities[r, column])
+            for rank, row in enumerate(rows[: _MEANING_TOP if column == 0 else _MEANING_PART_TOP]):
+                entry = self._named[row]
+                item = found.get(entry.code)
+                if item is None:
+                    match = f"similar_meaning ({similarities[row, column]:.2f})"
+                    item = found[entry.code] = _Evidence(Candidate(entry.code, entry.name, 0.0, match), text)
+                item.meaning_rank = min(item.meaning_rank, rank)
+        vectors = dict(zip(texts, encoded))
+        return vectors
+
+    def _name_vector(self, name: str) -> np.ndarray:
+        row = self._name_row.get(name)
+        return self._name_vectors[row] if row is not None else self._encoder.encode([name])[0]
+
+    def _feature_matrix(
+        self, evidence: list[_Evidence], normalized: str, n_parts: int, meaning: dict[str, np.ndarray] | None
+    ) -> np.ndarray:
         rows = []
         for item in evidence:
             candidate = item.candidate
@@ -416,9 +463,22 @@ class IcdMatcher:
                 len(set(title) & set(item.part)) / max(len(set(item.part)), 1),
                 fuzz.partial_ratio(title, normalized) / 100, fuzz.ratio(title, item.part) / 100, title in normalized,
                 item.from_lookup, item.neighbour_vote, item.neighbour_best, self._detailed_share,
+                *self._meaning_features(item, title, normalized, meaning),
             ]
             rows.append(row)
         return np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
+
+
+    def _meaning_features(
+        self, item: _Evidence, title: str, normalized: str, meaning: dict[str, np.ndarray] | None
+    ) -> tuple[float, float, float]:
+        if meaning is None:
+            return (-1.0, -1.0, 1.0)  # no encoder: a value no learned cosine takes
+        name = self._name_vector(title)
+        part = meaning.get(item.part)
+        if part is None:
+            part = meaning[item.part] = self._encoder.encode([item.part])[0]
+        return (float(name @ meaning[normalized]), float(name @ part), min(item.meaning_rank, _MEANING_TOP) / _MEANING_TOP)
 
 
 _matcher_cache: dict[tuple[str, str, str], IcdMatcher] = {}

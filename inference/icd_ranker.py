@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 MODEL_FILE_NAME = "icd_ranker_learned.json"
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 TREES = 150
 DEPTH = 3
 LEARNING_RATE = 0.1
@@ -39,6 +40,7 @@ FEATURES = (
     "category_prior", "log_parts", "subcategory_code", "unspecified_title", "title_length",
     "title_chars_in_text", "part_chars_in_title", "title_partial_ratio", "title_part_ratio", "title_in_text",
     "from_lookup", "neighbour_vote", "neighbour_best_similarity", "table_detail",
+    "meaning_text", "meaning_part", "meaning_rank",
 )
 
 
@@ -83,12 +85,33 @@ class RankerModel:
     trained_on: str
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        if features.size == 0:
-            return np.zeros(0)
-        z = np.full(len(features), self.base)
-        for tree in self.trees:
-            z += tree.predict(features)
-        return 1.0 / (1.0 + np.exp(-z))
+        if features.size == 0 or not self.trees:
+            return np.full(len(features), 1.0 / (1.0 + np.exp(-self.base)))
+        feature, threshold, left, right, value = self._forest
+        trees = np.arange(len(self.trees))[None, :]
+        samples = np.arange(len(features))[:, None]
+        node = np.zeros((len(features), len(self.trees)), dtype=int)
+        for _ in range(DEPTH):  # every tree at once; a leaf points to itself
+            goes_left = features[samples, feature[trees, node]] <= threshold[trees, node]
+            node = np.where(goes_left, left[trees, node], right[trees, node])
+        return 1.0 / (1.0 + np.exp(-(self.base + value[trees, node].sum(axis=1))))
+
+    @cached_property
+    def _forest(self) -> tuple[np.ndarray, ...]:
+        """The trees padded into (tree, node) arrays so that a batch of candidates goes through all at once."""
+        width = max(len(tree.feature) for tree in self.trees)
+        feature = np.zeros((len(self.trees), width), dtype=int)
+        threshold = np.full((len(self.trees), width), np.inf)
+        left = np.tile(np.arange(width), (len(self.trees), 1))
+        right, value = left.copy(), np.zeros((len(self.trees), width))
+        for t, tree in enumerate(self.trees):
+            n, inner = len(tree.feature), tree.feature >= 0
+            feature[t, :n][inner] = tree.feature[inner]
+            threshold[t, :n][inner] = tree.threshold[inner]
+            left[t, :n][inner] = tree.left[inner]
+            right[t, :n][inner] = tree.right[inner]
+            value[t, :n] = tree.value
+        return feature, threshold, left, right, value
 
     def save(self, path: Path) -> None:
         data = {

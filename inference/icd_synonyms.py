@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from inference.errors import IcdTableError
+from inference.icd_encoder import ENCODER_FILE_NAME, TextEncoder, train_encoder
 from inference.paths import data_dir
 from inference.tsv_files import read_tsv
 
@@ -174,6 +175,19 @@ def read_training_set(train_json: Path) -> list[dict[str, str]]:
     return records
 
 
+def encoder_pairs(
+    train: list[dict[str, str]], term_codes: dict[str, str], reference_titles: dict[str, str]
+) -> list[tuple[str, str]]:
+    """What the encoder should place close: each training string and its gold terms; each edition name and
+    the reference table's title of its subcategory (or category)."""
+    pairs = [(normalize_text(r["text"]), normalize_text(t)) for r in train for t in record_terms(r) if t in term_codes]
+    for name, code in term_codes.items():
+        title = reference_titles.get(code[:5]) or reference_titles.get(code[:3])
+        if title and title != name:
+            pairs.append((normalize_text(name), normalize_text(title)))
+    return pairs
+
+
 @dataclass(frozen=True)
 class LearnedData:
     """Everything learned from a training set; empty means the hand lexicon and fuzzy matching only."""
@@ -181,9 +195,14 @@ class LearnedData:
     synonyms: dict[str, list[LearnedSynonym]] = field(default_factory=dict)
     cues: dict[str, list[LearnedCue]] = field(default_factory=dict)
     examples: list[LearnedExample] = field(default_factory=list)
+    encoder: TextEncoder | None = None
 
     @classmethod
-    def learn(cls, train: list[dict[str, str]], term_codes: dict[str, str]) -> LearnedData:
+    def learn(
+        cls, train: list[dict[str, str]], term_codes: dict[str, str], reference_titles: dict[str, str] | None = None
+    ) -> LearnedData:
+        """``reference_titles`` (code → title of the bundled table): also learn the text encoder, from the
+        training strings and from each edition name paired with the reference title of its code."""
         synonyms: dict[str, list[LearnedSynonym]] = defaultdict(list)
         for synonym in learn(train, term_codes):
             synonyms[synonym.alias].append(synonym)
@@ -194,7 +213,8 @@ class LearnedData:
         cues: dict[str, list[LearnedCue]] = defaultdict(list)
         for cue in learn_cues(train, term_codes):
             cues[cue.cue].append(cue)
-        return cls(dict(synonyms), dict(cues), learn_examples(train, term_codes))
+        encoder = train_encoder(encoder_pairs(train, term_codes, reference_titles)) if reference_titles else None
+        return cls(dict(synonyms), dict(cues), learn_examples(train, term_codes), encoder)
 
     def write(self, directory: Path, source: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -207,6 +227,10 @@ class LearnedData:
         lines = [f"# learned from {source}: diagnosis string, codes separated by |"]
         lines += [f"{e.text}\t{'|'.join(e.codes)}" for e in self.examples]
         (directory / EXAMPLES_FILE_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if self.encoder is not None:
+            self.encoder.save(directory / ENCODER_FILE_NAME)
+        else:
+            (directory / ENCODER_FILE_NAME).unlink(missing_ok=True)
         _read.cache_clear()
 
 
@@ -228,4 +252,4 @@ def _read(directory: Path) -> LearnedData:
     for cue, term, code, precision in rows(CUES_FILE_NAME, 4):
         cues[cue].append(LearnedCue(cue, term, code, float(precision)))
     examples = [LearnedExample(text, tuple(codes.split("|"))) for text, codes in rows(EXAMPLES_FILE_NAME, 2) if codes]
-    return LearnedData(dict(synonyms), dict(cues), examples)
+    return LearnedData(dict(synonyms), dict(cues), examples, TextEncoder.load(directory / ENCODER_FILE_NAME))

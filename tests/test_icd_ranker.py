@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inference.errors import IcdTableError
-from inference.icd_learning import build, is_current, train_ranker
+from inference.icd_learning import build, is_current, reference_titles, train_ranker
 from inference.icd_lookup import IcdMatcher
 from inference.icd_ranker import FEATURES, MODEL_FILE_NAME, fit, load_model
 from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set, record_terms
@@ -78,7 +78,7 @@ def test_ranker_codes_unseen_strings_better_than_similarity_alone(icd_data: Path
     learn_on, score_on = records[:1600], records[-400:]
     table = open_table("who-zh")
     ranker = train_ranker(learn_on, term_codes, [table], "test")
-    learned = LearnedData.learn(learn_on, term_codes)
+    learned = LearnedData.learn(learn_on, term_codes, reference_titles(table))
     ranked, unranked = IcdMatcher(table, learned, ranker), IcdMatcher(table, learned)
     gold = [
         {term_codes[t][:3] for t in record_terms(r) if t in term_codes}
@@ -119,6 +119,7 @@ def test_build_writes_every_learned_file(tmp_path: Path, icd_data: Path) -> None
     assert len(reloaded.examples) == len(learned.examples) > 250
     assert reloaded.synonyms.keys() == learned.synonyms.keys()
     assert reloaded.cues.keys() == learned.cues.keys()
+    assert reloaded.encoder is not None and learned.encoder is None  # the encoder needs the reference titles
     assert is_current(small, beijing, tmp_path / "learned")  # setup skips an unchanged rebuild
     small.write_text(json.dumps(train[:299], ensure_ascii=False), encoding="utf-8")
     assert not is_current(small, beijing, tmp_path / "learned")

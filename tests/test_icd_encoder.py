@@ -1,0 +1,78 @@
+"""The learned text encoder: training pulls paired wordings together, its file, and what it finds on real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from inference.icd_encoder import BUCKETS, DIMENSIONS, ENCODER_FILE_NAME, TextEncoder, gram_ids, train_encoder
+from inference.icd_learning import reference_titles
+from inference.icd_synonyms import encoder_pairs, normalize_text, read_term_codes, read_training_set, record_terms
+from inference.icd_table import open_table
+from tests.conftest import shared_path
+
+_PAIRS = [
+    ("心梗", "心肌梗死"), ("急性心梗", "心肌梗死"), ("陈旧性心梗", "心肌梗死"),
+    ("慢阻肺", "慢性阻塞性肺疾病"), ("慢阻肺急性加重", "慢性阻塞性肺疾病"),
+    ("脑梗", "脑梗死"), ("多发脑梗", "脑梗死"),
+    ("房颤", "心房颤动"), ("阵发性房颤", "心房颤动"),
+]
+
+
+def test_training_places_each_wording_nearest_its_paired_name() -> None:
+    encoder = train_encoder(_PAIRS * 30, epochs=4)
+    names = sorted({name for _, name in _PAIRS})
+    vectors = encoder.encode(names)
+    for query in ("心梗", "慢阻肺急性加重", "多发脑梗", "阵发性房颤"):
+        nearest = names[int(np.argmax(vectors @ encoder.encode([query])[0]))]
+        assert nearest == dict(_PAIRS)[query]
+    untrained = TextEncoder.initial()  # the same seed without training: no such structure
+    hits = sum(
+        names[int(np.argmax(untrained.encode(names) @ untrained.encode([q])[0]))] == n for q, n in _PAIRS
+    )
+    assert hits < len(_PAIRS)
+    assert np.allclose(np.linalg.norm(encoder.encode(["", "心梗", "X" * 300]), axis=1), 1.0, atol=1e-4)
+
+
+def test_training_is_deterministic_and_any_text_has_grams() -> None:
+    a, b = train_encoder(_PAIRS, epochs=2), train_encoder(_PAIRS, epochs=2)
+    assert np.array_equal(a.vectors, b.vectors)
+    assert len(gram_ids("")) == 1 and all(0 <= i < BUCKETS for i in gram_ids("高血压3级"))
+
+
+def test_encoder_file_round_trips_and_bad_files_are_ignored(tmp_path: Path) -> None:
+    encoder = train_encoder(_PAIRS, epochs=2)
+    path = tmp_path / ENCODER_FILE_NAME
+    encoder.save(path)
+    loaded = TextEncoder.load(path)
+    assert loaded is not None
+    texts = ["心梗", "慢性阻塞性肺疾病"]
+    assert np.allclose(loaded.encode(texts), encoder.encode(texts), atol=2e-3)  # stored as float16
+    np.save(path, np.zeros((10, DIMENSIONS), dtype=np.float16))  # another shape: another version
+    assert TextEncoder.load(path) is None
+    path.write_bytes(b"not an array")
+    assert TextEncoder.load(path) is None
+    assert TextEncoder.load(tmp_path / "missing.npy") is None
+
+
+def test_learned_encoder_finds_gold_terms_of_unseen_strings(icd_data: Path) -> None:
+    """Learn on part of CHIP-CDN train, retrieve 北京临床版 names for strings of another part (dev untouched)."""
+    records = read_training_set(shared_path("eval", "chip_cdn", "CHIP-CDN_train.json"))
+    term_codes = read_term_codes(shared_path("data", "icd10", "beijing_v601", "icd10_beijing_v601.csv"))
+    learn_on, score_on = records[:2000], records[-300:]
+    encoder = train_encoder(encoder_pairs(learn_on, term_codes, reference_titles(open_table("who-zh"))), epochs=4)
+    names = sorted(term_codes)
+    vectors = encoder.encode([normalize_text(n) for n in names])
+    untrained = TextEncoder.initial()
+    untrained_vectors = untrained.encode([normalize_text(n) for n in names])
+    found = found_untrained = total = 0
+    for record in score_on:
+        gold = set(record_terms(record))
+        text = normalize_text(record["text"])
+        top = np.argsort(-(vectors @ encoder.encode([text])[0]))[:5]
+        top_untrained = np.argsort(-(untrained_vectors @ untrained.encode([text])[0]))[:5]
+        found += len(gold & {names[i] for i in top})
+        found_untrained += len(gold & {names[i] for i in top_untrained})
+        total += len(gold)
+    assert found / total > 0.4 and found > found_untrained + 0.1 * total, (found, found_untrained, total)
