@@ -18,11 +18,11 @@ import numpy as np
 
 ENCODER_FILE_NAME = "icd_encoder_learned.npy"
 BUCKETS = 1 << 17
-DIMENSIONS = 64
-EPOCHS = 8
+DIMENSIONS = 96
+EPOCHS = 12
 BATCH = 256
 LEARNING_RATE = 0.5
-TEMPERATURE = 0.05
+TEMPERATURE = 0.1
 SEED = 0
 
 
