@@ -1,7 +1,7 @@
-"""Learn the ICD lookup's synonyms, cues, examples and ranker from CHIP-CDN train (never dev).
+"""Learn the ICD lookup's synonyms, cues, examples, text encoder and ranker from CHIP-CDN train (never dev).
 
 The ranker must learn how far to trust each kind of evidence on strings it has not learned from, so it
-is trained with cross-fitting: synonyms, cues and examples learned on one half of train produce the
+is trained with cross-fitting: synonyms, cues, examples and encoder learned on one half of train produce the
 evidence for the other half, and the other way round. The files written to the data dir are then learned
 from all of train. Evidence is gathered on two tables — the bundled WHO table and the hospital edition
 the training set is coded in (北京临床版) — and one feature says how detailed a table's codes are, so the

@@ -3,7 +3,8 @@
 Matching runs on a normalized form (NFKC, no spaces, Latin upper-case) after expanding non-standard
 forms (心梗 → 心肌梗死, COPD → 慢性阻塞性肺疾病). Sources: an exact table name, an exact learned synonym
 (CHIP-CDN train), character n-gram TF-IDF over names and synonyms reranked with rapidfuzz, learned cues,
-and the codes of the most similar coded examples. When a ranker has been learned (``icd_ranker``) it turns
+the codes of the most similar coded examples, and the names nearest in meaning by the learned text encoder
+(``icd_encoder``). When a ranker has been learned (``icd_ranker``) it turns
 that evidence into a probability per code; without one, candidates rank by similarity. Every candidate
 code exists in the active table — a learned code from another edition is mapped to its closest existing
 code (itself, its subcategory or its category) or dropped.
