@@ -42,6 +42,7 @@ _NEIGHBOURS = 10
 _NEIGHBOUR_MIN_SIMILARITY = 0.2
 _MIN_PROBABILITY = 0.01  # below this a ranked candidate is not worth offering as an alternative
 _MIN_MEANING_ONLY_PROBABILITY = 0.05  # … and below this when only the encoder proposed it (any text has neighbours)
+_MIN_SOLE_PROBABILITY = 0.2  # with a ranker: no candidate clears the threshold, the best is coded from this
 _MIN_CODED_SCORE = 0.5  # without a ranker: similarity a part's best candidate needs to be coded
 _MEANING_TOP = 5  # names nearest in the learned encoder's space offered for the whole string
 _MEANING_PART_TOP = 3  # … and for each part
@@ -224,7 +225,11 @@ class IcdMatcher:
     def codes(self, text: str) -> list[Candidate]:
         """The codes a diagnosis string means (possibly several): what is coded without a doctor choosing."""
         if self.ranker is not None:
-            return [c for c in self._ranked(text, self.ranker) if c.score >= self.ranker.threshold]
+            ranked = self._ranked(text, self.ranker)
+            chosen = [c for c in ranked if c.score >= self.ranker.threshold]
+            if not chosen and ranked and ranked[0].score >= _MIN_SOLE_PROBABILITY:
+                chosen = ranked[:1]  # a diagnosis string means some code: its likeliest one, shown with its score
+            return chosen
         chosen: list[Candidate] = []
         for _part, candidates in self.lookup_all(text, top_k=8):
             if not candidates or candidates[0].score < _MIN_CODED_SCORE:

@@ -123,3 +123,21 @@ def test_build_writes_every_learned_file(tmp_path: Path, icd_data: Path) -> None
     assert is_current(small, beijing, tmp_path / "learned")  # setup skips an unchanged rebuild
     small.write_text(json.dumps(train[:299], ensure_ascii=False), encoding="utf-8")
     assert not is_current(small, beijing, tmp_path / "learned")
+
+
+def test_a_string_with_no_candidate_over_the_threshold_still_gets_its_likeliest_code(icd_data: Path) -> None:
+    """Tree-less rankers give every candidate the same probability: the rule, not the trees, decides here."""
+    from inference.icd_encoder import TextEncoder
+    from inference.icd_ranker import RankerModel
+
+    def constant(probability: float) -> RankerModel:
+        return RankerModel(float(np.log(probability / (1 - probability))), (), 0.5, "constant")
+
+    learned = LearnedData(encoder=TextEncoder.initial())  # a ranker is only used beside an encoder
+    table = open_table("who-zh")
+    likely = IcdMatcher(table, learned, constant(0.3))
+    ranked = likely.lookup("慢性心力衰竭", top_k=3)
+    assert likely.codes("慢性心力衰竭") == ranked[:1] and ranked[0].score == pytest.approx(0.3)
+    assert IcdMatcher(table, learned, constant(0.1)).codes("慢性心力衰竭") == []  # below the floor: no code
+    every = IcdMatcher(table, learned, constant(0.6)).codes("慢性心力衰竭")  # all over the threshold: all coded
+    assert len(every) > 1 and all(c.score == pytest.approx(0.6) for c in every)
