@@ -143,7 +143,6 @@ class _Evidence:
     neighbour_vote: float = 0.0
     neighbour_best: float = 0.0
     meaning_rank: int = 99
-    meaning_vote: float = 0.0
     from_lookup: bool = False
 
 
@@ -203,7 +202,6 @@ class IcdMatcher:
         self._named = list(named.values())
         self._name_row = {text: row for row, text in enumerate(named)}
         self._name_vectors = self._encoder.encode(list(named)) if self._encoder else None
-        self._example_vectors = self._encoder.encode([t for t, _ in self._examples]) if self._encoder and self._examples else None
 
     def _add(self, doc: _Doc) -> None:
         self._exact[doc.text].append(len(self._docs))
@@ -444,17 +442,8 @@ class IcdMatcher:
                     match = f"similar_meaning ({similarities[row, column]:.2f})"
                     item = found[entry.code] = _Evidence(Candidate(entry.code, entry.name, 0.0, match), text)
                 item.meaning_rank = min(item.meaning_rank, rank)
-        if self._example_vectors is not None:  # coded training strings nearest in meaning vote for their codes
-            similarities = self._example_vectors @ encoded[0]
-            k = min(_NEIGHBOURS, len(similarities))
-            nearest = np.argpartition(-similarities, k - 1)[:k]
-            weights = np.exp((similarities[nearest] - similarities[nearest].max()) / 0.1)
-            weights /= weights.sum()
-            for row, weight in zip(nearest, weights):
-                for code in self._examples[row][1]:
-                    if code in found:
-                        found[code].meaning_vote += float(weight)
-        return dict(zip(texts, encoded))
+        vectors = dict(zip(texts, encoded))
+        return vectors
 
     def _name_vector(self, name: str) -> np.ndarray:
         row = self._name_row.get(name)
@@ -488,17 +477,14 @@ class IcdMatcher:
 
     def _meaning_features(
         self, item: _Evidence, title: str, normalized: str, meaning: dict[str, np.ndarray] | None
-    ) -> tuple[float, float, float, float]:
+    ) -> tuple[float, float, float]:
         if meaning is None:
-            return (-1.0, -1.0, 1.0, 0.0)  # no encoder: a value no learned cosine takes
+            return (-1.0, -1.0, 1.0)  # no encoder: a value no learned cosine takes
         name = self._name_vector(title)
         part = meaning.get(item.part)
         if part is None:
             part = meaning[item.part] = self._encoder.encode([item.part])[0]
-        return (
-            float(name @ meaning[normalized]), float(name @ part), min(item.meaning_rank, _MEANING_TOP) / _MEANING_TOP,
-            item.meaning_vote,
-        )
+        return (float(name @ meaning[normalized]), float(name @ part), min(item.meaning_rank, _MEANING_TOP) / _MEANING_TOP)
 
 
 _matcher_cache: dict[tuple[str, str, str], IcdMatcher] = {}

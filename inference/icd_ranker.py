@@ -40,7 +40,7 @@ FEATURES = (
     "category_prior", "log_parts", "subcategory_code", "unspecified_title", "title_length",
     "title_chars_in_text", "part_chars_in_title", "title_partial_ratio", "title_part_ratio", "title_in_text",
     "from_lookup", "neighbour_vote", "neighbour_best_similarity", "table_detail",
-    "meaning_text", "meaning_part", "meaning_rank", "meaning_neighbour_vote",
+    "meaning_text", "meaning_part", "meaning_rank",
 )
 
 
