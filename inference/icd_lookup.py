@@ -193,11 +193,11 @@ class IcdMatcher:
         # The ranker weighs the encoder's similarities; without the encoder it would misjudge every candidate.
         self.ranker = ranker if learned.encoder is not None else None
         # Hospital editions extend WHO codes (I50.900x018); how detailed the table is changes what a good candidate looks like.
-        codes = [entry.code for entry in table.lookup_entries()]
-        self._detailed_share = sum(len(code) > 5 for code in codes) / max(len(codes), 1)
+        entries = table.lookup_entries()
+        self._detailed_share = sum(len(entry.code) > 5 for entry in entries) / max(len(entries), 1)
         self._encoder = learned.encoder
-        named: dict[str, IcdEntry] = {}
-        for entry in table.lookup_entries():
+        named: dict[str, IcdEntry] = {}  # one row per distinct name, for the encoder's nearest names
+        for entry in entries:
             named.setdefault(normalize_text(entry.name), entry)
         self._named = list(named.values())
         self._name_row = {text: row for row, text in enumerate(named)}
@@ -442,8 +442,7 @@ class IcdMatcher:
                     match = f"similar_meaning ({similarities[row, column]:.2f})"
                     item = found[entry.code] = _Evidence(Candidate(entry.code, entry.name, 0.0, match), text)
                 item.meaning_rank = min(item.meaning_rank, rank)
-        vectors = dict(zip(texts, encoded))
-        return vectors
+        return dict(zip(texts, encoded))
 
     def _name_vector(self, name: str) -> np.ndarray:
         row = self._name_row.get(name)
@@ -473,7 +472,6 @@ class IcdMatcher:
             ]
             rows.append(row)
         return np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
-
 
     def _meaning_features(
         self, item: _Evidence, title: str, normalized: str, meaning: dict[str, np.ndarray] | None
