@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import IcdTableError
-from inference.icd_encoder import ENCODER_FILE_NAME
+from inference.icd_encoder import ENCODER_FILE_NAME, TextEncoder
 from inference.icd_import import read_entries
 from inference.icd_lookup import IcdMatcher
 from inference.icd_ranker import FEATURES, MODEL_FILE_NAME, RankerModel, fit, load_model
@@ -103,6 +103,7 @@ def is_current(train_json: Path, table_csv: Path, target: Path | None = None) ->
     return (
         stamp.exists() and stamp.read_text(encoding="utf-8").strip() == fingerprint(train_json, table_csv)
         and load_model(target / MODEL_FILE_NAME) is not None
+        and TextEncoder.load(target / ENCODER_FILE_NAME) is not None  # without it the ranker is not used
     )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from inference.errors import IcdTableError
+from inference.icd_encoder import ENCODER_FILE_NAME
 from inference.icd_learning import build, is_current, reference_titles, train_ranker
 from inference.icd_lookup import IcdMatcher
 from inference.icd_ranker import FEATURES, MODEL_FILE_NAME, fit, load_model
@@ -121,6 +122,12 @@ def test_build_writes_every_learned_file(tmp_path: Path, icd_data: Path) -> None
     assert reloaded.cues.keys() == learned.cues.keys()
     assert reloaded.encoder is not None and learned.encoder is None  # the encoder needs the reference titles
     assert is_current(small, beijing, tmp_path / "learned")  # setup skips an unchanged rebuild
+    encoder_file = tmp_path / "learned" / ENCODER_FILE_NAME
+    saved = encoder_file.read_bytes()
+    encoder_file.write_bytes(b"damaged")  # a damaged encoder is relearned, not kept as up to date
+    assert not is_current(small, beijing, tmp_path / "learned")
+    encoder_file.write_bytes(saved)
+    assert is_current(small, beijing, tmp_path / "learned")
     small.write_text(json.dumps(train[:299], ensure_ascii=False), encoding="utf-8")
     assert not is_current(small, beijing, tmp_path / "learned")
 
