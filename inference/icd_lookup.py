@@ -94,38 +94,49 @@ def _features(text: str) -> dict[str, float]:
 
 
 class _NgramIndex:
-    """Cosine similarity of character uni/bigram TF-IDF vectors, searched through posting lists."""
+    """Cosine similarity of character uni/bigram TF-IDF vectors, searched through posting lists.
+
+    The postings are two flat arrays sorted by feature (doc ids and normalised weights) with each feature's
+    start offset, built with numpy: a 40k-name table indexes in well under a second."""
 
     def __init__(self, texts: list[str]) -> None:
-        postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        numbering: defaultdict[str, int] = defaultdict()
+        numbering.default_factory = numbering.__len__  # a new feature gets the next id
+        doc_ids: list[int] = []
+        feature_ids: list[int] = []
+        counts: list[float] = []
         for doc_id, text in enumerate(texts):
-            for feature, tf in _features(text).items():
-                postings[feature].append((doc_id, tf))
+            features = _features(text)
+            feature_ids.extend(map(numbering.__getitem__, features))
+            counts.extend(features.values())
+            doc_ids.extend([doc_id] * len(features))
+        self._feature_ids = dict(numbering)  # a plain dict: looking up a query's features must not add any
         self.size = len(texts)
-        self._idf = {f: math.log(1 + self.size / len(p)) for f, p in postings.items()}
-        norms = np.zeros(self.size)
-        for feature, plist in postings.items():
-            idf = self._idf[feature]
-            for doc_id, tf in plist:
-                norms[doc_id] += (tf * idf) ** 2
-        norms = np.sqrt(np.maximum(norms, 1e-12))
-        self._postings = {
-            feature: (
-                np.fromiter((d for d, _ in plist), dtype=np.int32, count=len(plist)),
-                np.fromiter((tf * self._idf[feature] / norms[d] for d, tf in plist), dtype=np.float32, count=len(plist)),
-            )
-            for feature, plist in postings.items()
-        }
+        docs = np.array(doc_ids, dtype=np.int32)
+        features = np.array(feature_ids, dtype=np.int32)
+        frequency = np.bincount(features, minlength=len(self._feature_ids))
+        idf = np.log1p(self.size / np.maximum(frequency, 1))
+        weights = np.array(counts) * idf[features]
+        norms = np.sqrt(np.maximum(np.bincount(docs, weights=weights**2, minlength=self.size), 1e-12))
+        order = np.argsort(features, kind="stable")  # by feature, doc order kept within one
+        self._docs = docs[order]
+        self._weights = (weights / norms[docs])[order].astype(np.float32)
+        self._starts = np.concatenate([[0], np.cumsum(frequency)]).tolist()
+        self._idf = idf.tolist()
 
     def search(self, text: str, k: int) -> list[tuple[int, float]]:
-        weights = {f: tf * self._idf[f] for f, tf in _features(text).items() if f in self._idf}
+        weights: dict[int, float] = {}
+        for feature, tf in _features(text).items():
+            feature_id = self._feature_ids.get(feature)
+            if feature_id is not None:
+                weights[feature_id] = tf * self._idf[feature_id]
         if not weights or not self.size:
             return []
         norm = math.sqrt(sum(w * w for w in weights.values()))
         scores = np.zeros(self.size, dtype=np.float32)
-        for feature, weight in weights.items():
-            doc_ids, doc_weights = self._postings[feature]
-            scores[doc_ids] += doc_weights * (weight / norm)
+        for feature_id, weight in weights.items():
+            start, stop = self._starts[feature_id], self._starts[feature_id + 1]
+            scores[self._docs[start:stop]] += self._weights[start:stop] * (weight / norm)
         top = np.argpartition(-scores, min(k, self.size - 1))[:k]
         return sorted(((int(i), float(scores[i])) for i in top if scores[i] > 0), key=lambda hit: -hit[1])
 
