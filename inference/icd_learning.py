@@ -1,8 +1,8 @@
 """Learn the ICD lookup's synonyms, cues, examples, text encoder and ranker from CHIP-CDN train (never dev).
 
 The ranker must learn how far to trust each kind of evidence on strings it has not learned from, so it
-is trained with cross-fitting: synonyms, cues, examples and encoder learned on one half of train produce the
-evidence for the other half, and the other way round. The files written to the data dir are then learned
+is trained with cross-fitting: synonyms, cues, examples and encoder learned on four fifths of train produce the
+evidence for the remaining fifth, fold by fold. The files written to the data dir are then learned
 from all of train. Evidence is gathered on two tables — the bundled WHO table and the hospital edition
 the training set is coded in (北京临床版) — and one feature says how detailed a table's codes are, so the
 same model ranks candidates from the bundled table and from an imported hospital table.
@@ -36,7 +36,10 @@ from inference.icd_synonyms import (
 from inference.icd_table import BUNDLED_TABLE, IcdTable, TableInfo, open_table
 from inference.paths import data_dir, resources_dir
 
-FOLDS = 2
+# Each fold's evidence comes from what was learned on the other folds: with 5, that is 80% of train, close to
+# what the lookup learns from all of it (train hold-out, WHO category / 北京 term F1: 2 folds 0.749 / 0.651,
+# 4 folds 0.754 / 0.654, 5 folds 0.758 / 0.655). Each fold learns an encoder, so learning takes longer.
+FOLDS = 5
 MIN_POSITIVES = 20  # right and wrong candidates each, across the folds
 FINGERPRINT_FILE_NAME = "icd_learned.fingerprint"
 LEARNED_FILES = (
@@ -64,13 +67,13 @@ def training_rows(
 
 
 def train_ranker(
-    train: list[dict[str, str]], term_codes: dict[str, str], tables: list[IcdTable], source: str
+    train: list[dict[str, str]], term_codes: dict[str, str], tables: list[IcdTable], source: str, folds: int = FOLDS
 ) -> RankerModel:
-    folds = [train[i::FOLDS] for i in range(FOLDS)]
+    parts = [train[i::folds] for i in range(folds)]
     features, labels = [], []
     titles = reference_titles(tables[0])
-    for i, held in enumerate(folds):
-        learned = LearnedData.learn([r for j, fold in enumerate(folds) if j != i for r in fold], term_codes, titles)
+    for i, held in enumerate(parts):
+        learned = LearnedData.learn([r for j, part in enumerate(parts) if j != i for r in part], term_codes, titles)
         for table in tables:
             x, y = training_rows(IcdMatcher(table, learned), held, term_codes)
             features.append(x)
@@ -79,7 +82,7 @@ def train_ranker(
     if y.sum() < MIN_POSITIVES or (1 - y).sum() < MIN_POSITIVES:
         raise IcdTableError(f"训练集太小，无法学习排序 / too few coded strings to learn a ranker ({len(train)})")
     names = ", ".join(table.info.name for table in tables)
-    return fit(np.vstack(features), y, f"{source} ({len(train)} strings, {FOLDS}-fold; {names})")
+    return fit(np.vstack(features), y, f"{source} ({len(train)} strings, {folds}-fold; {names})")
 
 
 def reference_titles(table: IcdTable) -> dict[str, str]:

@@ -4,7 +4,7 @@ The lookup proposes candidates from several sources (table names, lexicon, learn
 similar coded examples); each carries evidence (similarities, match kinds, how many parts of the string
 support it, how often similar strings were given that code). The model turns that evidence into the
 probability that the code is right. It is trained on CHIP-CDN train with cross-fitting (the evidence
-for one half comes from what was learned on the other half), so it never sees its own synonyms as
+for each fifth comes from what was learned on the other four), so it never sees its own synonyms as
 exact matches. The model is a small gradient-boosted tree ensemble (200 depth-4 trees, Newton steps on
 log-loss, features binned at quantiles) written in plain numpy: no extra dependency, deterministic, the
 same trees on every machine. It beat a logistic model on the same evidence (category F1 on a train

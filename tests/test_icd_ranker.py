@@ -78,7 +78,7 @@ def test_ranker_codes_unseen_strings_better_than_similarity_alone(icd_data: Path
     records = read_training_set(train_path)
     learn_on, score_on = records[:1600], records[-400:]
     table = open_table("who-zh")
-    ranker = train_ranker(learn_on, term_codes, [table], "test")
+    ranker = train_ranker(learn_on, term_codes, [table], "test", folds=2)  # setup's 5 folds take longer
     learned = LearnedData.learn(learn_on, term_codes, reference_titles(table))
     ranked, unranked = IcdMatcher(table, learned, ranker), IcdMatcher(table, learned)
     gold = [
