@@ -62,7 +62,7 @@ install_assets() {
   .venv/bin/python -m inference.icd_bundle install >/dev/null
   local train=../shared/eval/chip_cdn/CHIP-CDN_train.json table=../shared/data/icd10/beijing_v601/icd10_beijing_v601.csv
   if [ -f "$train" ] && [ -f "$table" ]; then
-    log "learning ICD synonyms, examples, text encoder and ranker from CHIP-CDN train (../shared) → user data dir (~4 min, skipped when unchanged)"
+    log "learning ICD synonyms, examples, text encoder and ranker from CHIP-CDN train (../shared) → user data dir (~6 min, skipped when unchanged)"
     .venv/bin/python -m inference.icd_learning build --if-changed --train "$train" --table "$table" >/dev/null
   else
     log "../shared not found: ICD lookup runs without learned data (hand lexicon and similarity ranking only)"
