@@ -54,18 +54,6 @@ class Tree:
     right: np.ndarray
     value: np.ndarray
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        node = np.zeros(len(x), dtype=int)
-        for _ in range(DEPTH):
-            feature = self.feature[node]
-            inner = feature >= 0
-            if not inner.any():
-                break
-            rows = np.flatnonzero(inner)
-            goes_left = x[rows, feature[rows]] <= self.threshold[node[rows]]
-            node[rows] = np.where(goes_left, self.left[node[rows]], self.right[node[rows]])
-        return self.value[node]
-
     def as_dict(self) -> dict[str, list[float] | list[int]]:
         return {"feature": self.feature.tolist(), "threshold": self.threshold.tolist(),
                 "left": self.left.tolist(), "right": self.right.tolist(), "value": self.value.tolist()}
@@ -158,21 +146,25 @@ def fit(features: np.ndarray, labels: np.ndarray, trained_on: str) -> RankerMode
     trees = []
     for _ in range(TREES):
         p = 1.0 / (1.0 + np.exp(-z))
-        tree = _grow(binned, edges, p - y, p * (1 - p))
+        tree, step = _grow(binned, edges, p - y, p * (1 - p))
         trees.append(tree)
-        z += tree.predict(features)
+        z += step
     model = RankerModel(base, tuple(trees), 0.5, trained_on)
     return replace(model, threshold=_best_threshold(model.probabilities(features), y))
 
 
-def _grow(binned: np.ndarray, edges: list[np.ndarray], g: np.ndarray, h: np.ndarray) -> Tree:
+def _grow(binned: np.ndarray, edges: list[np.ndarray], g: np.ndarray, h: np.ndarray) -> tuple[Tree, np.ndarray]:
+    """One tree, and its value for each training row (the leaf the row was grown into)."""
     n_features = binned.shape[1]
     n_bins = MAX_BINS + 1
     offsets = np.arange(n_features) * n_bins
     nodes: list[list[float]] = []  # feature, threshold, left, right, value
+    step = np.zeros(len(g))
 
     def leaf(rows: np.ndarray) -> int:
-        nodes.append([-1, 0.0, -1, -1, -LEARNING_RATE * g[rows].sum() / (h[rows].sum() + L2)])
+        value = -LEARNING_RATE * g[rows].sum() / (h[rows].sum() + L2)
+        step[rows] = value
+        nodes.append([-1, 0.0, -1, -1, value])
         return len(nodes) - 1
 
     def grow(rows: np.ndarray, depth: int) -> int:
@@ -200,8 +192,9 @@ def _grow(binned: np.ndarray, edges: list[np.ndarray], g: np.ndarray, h: np.ndar
 
     grow(np.arange(len(g)), 0)
     columns = list(zip(*nodes))
-    return Tree(np.array(columns[0], dtype=int), np.array(columns[1]), np.array(columns[2], dtype=int),
+    tree = Tree(np.array(columns[0], dtype=int), np.array(columns[1]), np.array(columns[2], dtype=int),
                 np.array(columns[3], dtype=int), np.array(columns[4]))
+    return tree, step
 
 
 def _best_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
