@@ -146,7 +146,7 @@ class _Evidence:
     """What the lookup found for one code across the parts of a diagnosis string."""
 
     candidate: Candidate  # the best-scoring match, as the heuristic ranks it
-    part: str
+    part: str  # a part of the string, the normalized string, or (cue and example items) the string as given
     rank: int = 99
     gap: float = 1.0
     parts: int = 0
@@ -428,20 +428,21 @@ class IcdMatcher:
                     item = found[code] = _Evidence(Candidate(code, entry.name if entry else code, 0.0, match), text)
                 item.neighbour_vote += similarity / total
                 item.neighbour_best = max(item.neighbour_best, similarity)
-        meaning = self._meaning_evidence(found, normalized, [part for part, _ in parts])
+        meaning = self._meaning_evidence(found, normalized, [part for part, _ in parts], text)
         items = list(found.values())
         return items, self._feature_matrix(items, normalized, n_parts, meaning)
 
     def _meaning_evidence(
-        self, found: dict[str, _Evidence], normalized: str, parts: list[str]
+        self, found: dict[str, _Evidence], normalized: str, parts: list[str], raw: str
     ) -> dict[str, np.ndarray] | None:
         """Names nearest in meaning to the string and to each part join the candidates; returns the
-        vectors of the string and its parts for the features (None without an encoder)."""
-        if self._encoder is None or self._name_vectors is None or not len(self._name_vectors):
+        vectors of every text an item's ``part`` can be for the features (None without an encoder)."""
+        if self._name_vectors is None or not len(self._name_vectors):
             return None
         texts = list(dict.fromkeys([normalized, *parts]))
-        encoded = self._encoder.encode(texts)
-        similarities = self._name_vectors @ encoded.T  # names × texts
+        # Cue and example items carry the string as given (the ranker learned them so): encoded in the same call.
+        encoded = self._encoder.encode(texts + ([raw] if raw not in texts else []))
+        similarities = self._name_vectors @ encoded[: len(texts)].T  # names × texts
         top = min(_MEANING_TOP, len(self._named))
         nearest = np.argpartition(-similarities, top - 1, axis=0)[:top]
         for column, text in enumerate(texts):
@@ -453,7 +454,7 @@ class IcdMatcher:
                     match = f"similar_meaning ({similarities[row, column]:.2f})"
                     item = found[entry.code] = _Evidence(Candidate(entry.code, entry.name, 0.0, match), text)
                 item.meaning_rank = min(item.meaning_rank, rank)
-        return dict(zip(texts, encoded))
+        return dict(zip([*texts, raw], encoded))
 
     def _name_vector(self, name: str) -> np.ndarray:
         row = self._name_row.get(name)
@@ -490,10 +491,8 @@ class IcdMatcher:
         if meaning is None:
             return (-1.0, -1.0, 1.0)  # no encoder: a value no learned cosine takes
         name = self._name_vector(title)
-        part = meaning.get(item.part)
-        if part is None:
-            part = meaning[item.part] = self._encoder.encode([item.part])[0]
-        return (float(name @ meaning[normalized]), float(name @ part), min(item.meaning_rank, _MEANING_TOP) / _MEANING_TOP)
+        return (float(name @ meaning[normalized]), float(name @ meaning[item.part]),
+                min(item.meaning_rank, _MEANING_TOP) / _MEANING_TOP)
 
 
 _matcher_cache: dict[tuple[str, str, str], IcdMatcher] = {}
