@@ -113,6 +113,8 @@ def is_current(train_json: Path, table_csv: Path, target: Path | None = None) ->
 def build(train_json: Path, table_csv: Path, target: Path | None = None, bundled: IcdTable | None = None) -> Path:
     """Learn everything into ``target`` (default: the data dir); returns the ranker model path. Evidence is
     gathered on ``bundled`` (default: the installed WHO table) and on the edition ``table_csv`` itself."""
+    # Taken before learning: inputs or code edited during the minutes it takes must not be stamped as learned.
+    inputs = fingerprint(train_json, table_csv)
     train = read_training_set(train_json)
     term_codes = read_term_codes(table_csv)
     target = target or data_dir()
@@ -124,7 +126,7 @@ def build(train_json: Path, table_csv: Path, target: Path | None = None, bundled
     stamp.unlink(missing_ok=True)  # written last: a build cut short is redone
     LearnedData.learn(train, term_codes, reference_titles(bundled)).write(target, source)
     model.save(target / MODEL_FILE_NAME)
-    stamp.write_text(fingerprint(train_json, table_csv) + "\n", encoding="utf-8")
+    stamp.write_text(inputs + "\n", encoding="utf-8")
     return target / MODEL_FILE_NAME
 
 

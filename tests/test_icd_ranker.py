@@ -132,6 +132,27 @@ def test_build_writes_every_learned_file(tmp_path: Path, icd_data: Path) -> None
     assert not is_current(small, beijing, tmp_path / "learned")
 
 
+def test_inputs_edited_while_learning_are_not_stamped_as_learned(
+    tmp_path: Path, icd_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Learning takes minutes; a training file changed meanwhile must be learned again by the next setup."""
+    import inference.icd_learning as learning
+
+    train = read_training_set(shared_path("eval", "chip_cdn", "CHIP-CDN_train.json"))[:300]
+    beijing = shared_path("data", "icd10", "beijing_v601", "icd10_beijing_v601.csv")
+    small = tmp_path / "train_slice.json"
+    small.write_text(json.dumps(train, ensure_ascii=False), encoding="utf-8")
+    real_train_ranker = learning.train_ranker
+
+    def edited_meanwhile(*args: object, **kwargs: object) -> object:
+        small.write_text(json.dumps(train[:299], ensure_ascii=False), encoding="utf-8")
+        return real_train_ranker(*args, **kwargs, folds=2)
+
+    monkeypatch.setattr(learning, "train_ranker", edited_meanwhile)
+    build(small, beijing, tmp_path / "learned")
+    assert not is_current(small, beijing, tmp_path / "learned")
+
+
 def test_a_string_with_no_candidate_over_the_threshold_still_gets_its_likeliest_code(icd_data: Path) -> None:
     """Tree-less rankers give every candidate the same probability: the rule, not the trees, decides here."""
     from inference.icd_encoder import TextEncoder
