@@ -47,12 +47,45 @@ install_python() {
     "$python" -m venv .venv
   fi
   .venv/bin/python -m pip install -q --upgrade pip wheel
-  if [ -n "${MEDBRIEF_REBUILD_LLAMA:-}" ]; then
-    log "rebuilding llama-cpp-python with CMAKE_ARGS='${CMAKE_ARGS:-}'"
-    .venv/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==0.3.36"
-  fi
-  log "installing Python dependencies (first run builds llama-cpp-python: ~7 min on 2 cores)"
+  install_llama_cpp
+  log "installing Python dependencies"
   .venv/bin/python -m pip install -q -e '.[test]'
+}
+
+# llama.cpp's CPU code is built for the instruction sets this CPU has, named explicitly instead of
+# -march=native: native builds use AMX tile instructions wherever the CPU lists them, and on VMs that
+# list AMX without supporting it every prompt of 32+ tokens dies with SIGILL. AMX only speeds up
+# big-batch int8 work on Xeons, so it is left out. The wheel is kept per flag set in the user cache.
+llama_cpu_args() {
+  local flags; flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+  local args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  has() { [[ " $flags " == *" $1 "* ]]; }
+  has avx && args+=" -DGGML_AVX=ON"
+  has avx2 && args+=" -DGGML_AVX2=ON"
+  has fma && args+=" -DGGML_FMA=ON"
+  has f16c && args+=" -DGGML_F16C=ON"
+  has bmi2 && args+=" -DGGML_BMI2=ON"
+  has avx512f && has avx512bw && has avx512vl && args+=" -DGGML_AVX512=ON"
+  has avx512_vnni && args+=" -DGGML_AVX512_VNNI=ON"
+  has avx512_bf16 && args+=" -DGGML_AVX512_BF16=ON"
+  has avx_vnni && args+=" -DGGML_AVX_VNNI=ON"
+  echo "$args"
+}
+
+install_llama_cpp() {
+  local args="${CMAKE_ARGS:-} $(llama_cpu_args)"
+  local key; key=$(printf '%s' "$args" | sha256sum | cut -c1-16)
+  local wheels="${XDG_CACHE_HOME:-$HOME/.cache}/medbrief/wheels/llama-$key"
+  if [ -f .venv/.llama-build ] && [ "$(cat .venv/.llama-build)" = "$key" ] && [ -z "${MEDBRIEF_REBUILD_LLAMA:-}" ]; then
+    return
+  fi
+  if [ -n "${MEDBRIEF_REBUILD_LLAMA:-}" ] || ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    log "building llama-cpp-python 0.3.36 from source with '$args' (~7 min on 2 cores)"
+    rm -rf "$wheels"
+    CMAKE_ARGS="$args" .venv/bin/python -m pip wheel -q --no-deps --no-cache-dir -w "$wheels" "llama-cpp-python==0.3.36"
+  fi
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheels"/llama_cpp_python-*.whl
+  echo "$key" > .venv/.llama-build
 }
 
 install_assets() {
