@@ -8,7 +8,10 @@ effect within one token's time and leaves the engine ready for the next request.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import ctypes
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -17,12 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from inference.chat_template import ChatTemplate, strip_thinking
+from inference.decoder import Decoder, DecodeResult, common_prefix
 from inference.demo_model import DEMO_MODEL_LABEL, is_demo_model, require_demo_model
 from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.gguf_header import GgufInfo, check_loadable, read_gguf_header
+from inference.gpu_memory import MemoryEstimate, estimate, gpu_devices
+from inference.sampling import CompiledGrammar, DraftStats, GrammarMatcher, PickStats, SamplingParams, TokenPicker
 from inference.settings import EngineSettings
 
 TokenCallback = Callable[[str], None]
+GPU_DRAFT_TOKENS = 8
+_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+_BUFFER = re.compile(r"(\S+) (model|KV|compute|output) buffer size =\s*([\d.]+) MiB")
 
 _GGML_TYPE_F16 = 1
 _GGML_TYPE_Q8_0 = 8
@@ -45,6 +54,9 @@ class EngineInfo:
     total_layers: int
     flash_attn: bool
     load_s: float
+    requested_gpu_layers: int = -1
+    draft_tokens: int = 0
+    warning: str = ""  # shown in the status bar: CPU-only build, or fewer layers on the GPU than asked
 
     @property
     def label(self) -> str:
@@ -53,7 +65,7 @@ class EngineInfo:
 
     @property
     def placement(self) -> str:
-        if self.backend == "GPU":
+        if self.gpu_layers_offloaded > 0:
             return f"GPU {self.gpu_layers_offloaded}/{self.total_layers} 层"
         return "CPU"
 
@@ -71,6 +83,8 @@ class EngineInfo:
             "total_layers": self.total_layers,
             "n_ctx": self.n_ctx,
             "flash_attn": self.flash_attn,
+            "draft_tokens": self.draft_tokens,
+            "warning": self.warning,
         }
 
 
@@ -82,6 +96,19 @@ class GenerationResult:
     ttft_s: float
     total_s: float
     finish_reason: str
+    prompt_tokens_evaluated: int = 0  # the rest came from the KV cache or a prefix snapshot
+    prompt_s: float = 0.0
+    picks: PickStats = field(default_factory=PickStats)
+    drafts: DraftStats = field(default_factory=DraftStats)
+
+    @classmethod
+    def from_decode(cls, result: DecodeResult) -> "GenerationResult":
+        return cls(
+            text=strip_thinking(result.text), prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens, ttft_s=result.ttft_s, total_s=result.total_s,
+            finish_reason=result.finish_reason, prompt_tokens_evaluated=result.prompt_tokens_evaluated,
+            prompt_s=result.prompt_s, picks=result.picks, drafts=result.drafts,
+        )
 
     @property
     def tokens_per_s(self) -> float:
@@ -109,15 +136,17 @@ class Engine:
         path = settings.model_path if settings.model_path is not None else require_demo_model()
         self.gguf: GgufInfo = read_gguf_header(path)
         check_loadable(self.gguf, settings.n_ctx)
+        self.memory = _check_fits(self.gguf, settings, llama_cpp)
         started = time.perf_counter()
         try:
-            with _quiet_native_stderr():
+            with _llama_log() as log, _quiet_native_stderr():
                 self._llama = llama_cpp.Llama(
                     model_path=str(path),
                     n_gpu_layers=settings.n_gpu_layers,
                     flash_attn=settings.flash_attn,
                     n_ctx=settings.n_ctx,
                     n_batch=settings.n_batch,
+                    n_ubatch=settings.n_ubatch,
                     n_threads=settings.n_threads,
                     seed=settings.seed,
                     use_mmap=settings.use_mmap,
@@ -132,10 +161,12 @@ class Engine:
             ) from exc
         load_s = time.perf_counter() - started
         total_layers = int(llama_cpp.llama_model_n_layer(self._llama.model)) + 1  # + output layer
-        gpu = bool(llama_cpp.llama_supports_gpu_offload()) and settings.n_gpu_layers != 0
-        offloaded = 0
-        if gpu:
-            offloaded = total_layers if settings.n_gpu_layers < 0 else min(settings.n_gpu_layers, total_layers)
+        offloaded, total_layers = _placed_layers("".join(log), total_layers)
+        warning = _placement_warning(settings.n_gpu_layers, offloaded, total_layers,
+                                     bool(llama_cpp.llama_supports_gpu_offload()))
+        draft_tokens = settings.draft_tokens
+        if draft_tokens is None:
+            draft_tokens = GPU_DRAFT_TOKENS if offloaded == total_layers and offloaded > 0 else 0
         self.info = EngineInfo(
             model_path=str(path),
             model_name=self.gguf.name,
@@ -145,11 +176,14 @@ class Engine:
             is_demo=is_demo_model(path),
             n_ctx=self._llama.n_ctx(),
             n_ctx_train=self.gguf.context_length,
-            backend="GPU" if gpu else "CPU",
+            backend="GPU" if offloaded > 0 else "CPU",
             gpu_layers_offloaded=offloaded,
             total_layers=total_layers,
             flash_attn=settings.flash_attn,
             load_s=load_s,
+            requested_gpu_layers=settings.n_gpu_layers,
+            draft_tokens=draft_tokens,
+            warning=warning,
         )
         vocab = self._llama._model
         self.template = ChatTemplate(
@@ -157,37 +191,48 @@ class Engine:
             bos_token=_token_text(vocab, vocab.token_bos()),
             eos_token=_token_text(vocab, vocab.token_eos()),
         )
+        self._n_vocab = self._llama.n_vocab()
+        self.eos_token = int(self._llama.token_eos())
+        self._load_log = "".join(log)
+        # Makes the picker for each call; bench/ swaps it to replay a recorded output at the model's speed.
+        self.picker_factory: Callable[[SamplingParams, GrammarMatcher | None], TokenPicker] = TokenPicker
+        self._decoder = Decoder(llama_cpp, self._llama._ctx.ctx, self._llama._model.vocab, self._n_vocab,
+                                settings.n_batch, draft_tokens)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(self.tokenize(text, add_bos=False))
 
-    def compile_grammar(self, gbnf: str) -> Any:
+    def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
+        return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def compile_grammar(self, gbnf: str) -> CompiledGrammar:
         """Check a GBNF grammar with llama.cpp's own parser; an invalid one raises instead of crashing."""
-        import llama_cpp
-        from llama_cpp.llama_grammar import LlamaGrammar
+        return CompiledGrammar(self._llama._model.vocab, gbnf)
 
-        sampler = llama_cpp.llama_sampler_init_grammar(
-            self._llama._model.vocab, gbnf.encode("utf-8"), b"root"
-        )
-        if not sampler:
-            raise GenerationError("约束语法无效 / the output grammar failed to compile in llama.cpp")
-        llama_cpp.llama_sampler_free(sampler)
-        return LlamaGrammar.from_string(gbnf, verbose=False)
+    @property
+    def sampling(self) -> SamplingParams:
+        s = self.settings
+        return SamplingParams(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p, seed=s.seed)
 
     def chat(
         self,
         messages: list[dict[str, Any]],
         *,
         tools: list[dict[str, Any]] | None = None,
-        grammar: Any = None,
+        grammar: CompiledGrammar | None = None,
         max_tokens: int | None = None,
+        fixed_messages: int = 0,
         on_token: TokenCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
+        """Render with the model's template and generate. The first ``fixed_messages`` messages (with the
+        tools) are the same for every record: their tokens are evaluated once per loaded model."""
+        fixed = self.template.render(messages[:fixed_messages], tools=tools) if fixed_messages else None
         return self.generate(
             self.template.render(messages, tools=tools),
             grammar=grammar,
             max_tokens=max_tokens,
+            fixed_prefix=fixed,
             on_token=on_token,
             cancel=cancel,
         )
@@ -196,79 +241,178 @@ class Engine:
         self,
         prompt: str,
         *,
-        grammar: Any = None,
+        grammar: CompiledGrammar | None = None,
+        max_tokens: int | None = None,
+        fixed_prefix: str | None = None,
+        on_token: TokenCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        tokens, limit = self._prompt_tokens(prompt, max_tokens)
+        if cancel is not None and cancel.is_set():
+            raise GenerationCancelled("已停止 / generation stopped")
+        keep = common_prefix(tokens, self.tokenize(fixed_prefix)) if fixed_prefix else 0
+        picker = self.picker_factory(self.sampling, grammar.matcher(self._n_vocab) if grammar is not None else None)
+        try:
+            result = self._decoder.generate(tokens, picker, limit=limit, keep_prefix=keep,
+                                            draft=self.info.draft_tokens > 0, on_token=on_token, cancel=cancel)
+        finally:
+            if picker.grammar is not None:
+                picker.grammar.close()
+        return GenerationResult.from_decode(result)
+
+    def reference_completion(
+        self,
+        prompt: str,
+        *,
+        grammar: CompiledGrammar | None = None,
         max_tokens: int | None = None,
         on_token: TokenCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
+        """llama-cpp-python's own ``create_completion`` on the same prompt and settings: the baseline the
+        benchmarks compare with and the tests check ``generate`` against (with a grammar it masks the whole
+        vocabulary at every step). Not used by the app."""
         import llama_cpp
+        from llama_cpp.llama_grammar import LlamaGrammar
 
-        limit = min(max_tokens or self.settings.max_tokens, self.settings.max_tokens)
-        tokens = self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-        prompt_tokens = len(tokens)
-        if prompt_tokens + limit > self.info.n_ctx:
-            raise GenerationError(
-                f"病历过长：提示 {prompt_tokens} 个 token，加上输出上限 {limit} 超过上下文 {self.info.n_ctx} / "
-                "record too long for the context window; raise n_ctx or shorten the record"
-            )
-        if cancel is not None and cancel.is_set():
-            raise GenerationCancelled("已停止 / generation stopped")
+        tokens, limit = self._prompt_tokens(prompt, max_tokens)
+        self._decoder.forget()
+        self._llama.reset()
         stopper = _Stopper(cancel)
         started = time.perf_counter()
         first_token_at: float | None = None
         pieces: list[str] = []
         finish_reason = "stop"
+        s = self.settings
         stream = self._llama.create_completion(
-            tokens,
-            max_tokens=limit,
-            temperature=self.settings.temperature,
-            seed=self.settings.seed,
-            repeat_penalty=1.0,
-            stream=True,
-            grammar=grammar,
+            tokens, max_tokens=limit, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
+            seed=s.seed, repeat_penalty=1.0, stream=True,
+            grammar=LlamaGrammar.from_string(grammar.gbnf, verbose=False) if grammar is not None else None,
             stopping_criteria=llama_cpp.StoppingCriteriaList([stopper]),
         )
         try:
             for chunk in stream:
                 choice = chunk["choices"][0]
-                piece = choice["text"]
-                if piece:
-                    if first_token_at is None:
-                        first_token_at = time.perf_counter()
-                    pieces.append(piece)
+                if choice["text"]:
+                    first_token_at = first_token_at or time.perf_counter()
+                    pieces.append(choice["text"])
                     if on_token is not None:
-                        on_token(piece)
+                        on_token(choice["text"])
                 if choice.get("finish_reason"):
                     finish_reason = choice["finish_reason"]
                 if stopper.fired:
                     break
         finally:
             stream.close()  # same thread that iterates it
+            self._llama.reset()
+            self._decoder.forget()
         total_s = time.perf_counter() - started
         if stopper.fired:
             raise GenerationCancelled("已停止 / generation stopped")
         text = "".join(pieces)
-        completion_tokens = self.count_tokens(text) if text else 0
         return GenerationResult(
-            text=strip_thinking(text),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            ttft_s=(first_token_at or time.perf_counter()) - started,
-            total_s=total_s,
-            finish_reason=finish_reason,
+            text=strip_thinking(text), prompt_tokens=len(tokens), completion_tokens=self.count_tokens(text) if text else 0,
+            ttft_s=(first_token_at or time.perf_counter()) - started, total_s=total_s, finish_reason=finish_reason,
+            prompt_tokens_evaluated=len(tokens),
         )
 
+    def set_draft_tokens(self, n: int) -> None:
+        self._decoder.max_draft = n
+        self.info = dataclasses.replace(self.info, draft_tokens=n)
+
+    def forget_cache(self) -> None:
+        """Empty the KV cache and drop the prefix snapshots (benchmarks: a cold start without reloading)."""
+        self._decoder.forget(snapshots=True)
+
+    def buffer_sizes(self) -> dict[str, float]:
+        """The buffers llama.cpp allocated at load, in MiB, by device and kind (from its log)."""
+        sizes: dict[str, float] = {}
+        for device, kind, mib in _BUFFER.findall(self._load_log):
+            key = f"{device} {kind}"
+            sizes[key] = round(sizes.get(key, 0.0) + float(mib), 1)
+        return sizes
+
+    def _prompt_tokens(self, prompt: str, max_tokens: int | None) -> tuple[list[int], int]:
+        limit = min(max_tokens or self.settings.max_tokens, self.settings.max_tokens)
+        tokens = self.tokenize(prompt)
+        if len(tokens) + limit > self.info.n_ctx:
+            raise GenerationError(
+                f"病历过长：提示 {len(tokens)} 个 token，加上输出上限 {limit} 超过上下文 {self.info.n_ctx} / "
+                "record too long for the context window; raise n_ctx or shorten the record"
+            )
+        return tokens, limit
+
     def close(self) -> None:
+        decoder = getattr(self, "_decoder", None)
+        if decoder is not None:
+            decoder.close()
+            self._decoder = None
         llama = getattr(self, "_llama", None)
         if llama is not None:
             llama.close()
             self._llama = None
 
 
+def _check_fits(gguf: GgufInfo, settings: EngineSettings, llama_cpp: Any) -> MemoryEstimate | None:
+    """Refuse, before llama.cpp allocates anything, a model that cannot fit the free GPU memory."""
+    if settings.n_gpu_layers == 0 or not llama_cpp.llama_supports_gpu_offload():
+        return None
+    devices = gpu_devices()
+    memory = estimate(gguf, n_ctx=settings.n_ctx, kv_cache_type=settings.kv_cache_type, n_ubatch=settings.n_ubatch,
+                      n_gpu_layers=settings.n_gpu_layers, device=devices[0] if devices else None)
+    if memory.device is not None and memory.total > memory.device.free:
+        raise ModelError(f"显存不足 / not enough GPU memory: {memory.verdict()}")
+    return memory
+
+
+def _placed_layers(log: str, total_layers: int) -> tuple[int, int]:
+    """What llama.cpp actually put on the GPU, from its load log ("offloaded 41/41 layers to GPU")."""
+    found = _OFFLOADED.findall(log)
+    if not found:
+        return 0, total_layers
+    offloaded, total = found[-1]
+    return int(offloaded), int(total)
+
+
+def _placement_warning(requested: int, offloaded: int, total: int, gpu_build: bool) -> str:
+    if requested == 0:
+        return ""
+    if not gpu_build:
+        return "此版本 llama.cpp 不支持 GPU，模型在 CPU 上运行（很慢）/ CPU-only llama.cpp build: running on the CPU"
+    if offloaded == 0:
+        return "未找到可用的 GPU，模型在 CPU 上运行（很慢）/ no usable GPU found: running on the CPU"
+    wanted = total if requested < 0 else min(requested, total)
+    if offloaded < wanted:
+        return (f"只有 {offloaded}/{total} 层放到了 GPU 上（显存不足？），速度会明显下降 / only {offloaded} of "
+                f"{total} layers on the GPU")
+    return ""
+
+
 def _token_text(vocab: Any, token: int) -> str:
     if token < 0:
         return ""
     return vocab.token_get_text(token) if hasattr(vocab, "token_get_text") else ""
+
+
+@contextlib.contextmanager
+def _llama_log():  # type: ignore[no-untyped-def]
+    """Collect what llama.cpp logs while the block runs (it says where it placed the layers)."""
+    import llama_cpp
+    from llama_cpp import _logger
+
+    lines: list[str] = []
+
+    @llama_cpp.llama_log_callback
+    def collect(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        lines.append(text.decode("utf-8", errors="replace"))
+        if os.environ.get("MEDBRIEF_DEBUG"):
+            _logger.llama_log_callback(level, text, _user_data)
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield lines
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 @contextlib.contextmanager

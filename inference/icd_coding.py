@@ -16,7 +16,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from inference.engine import Engine, TokenCallback
+from inference.engine import Engine, GenerationResult, TokenCallback
 from inference.errors import GenerationError
 from inference.grammar import gbnf_from_json_schema
 from inference.icd_lookup import Candidate, lookup_provenance, matcher_for
@@ -96,6 +96,7 @@ class CodingTrace:
     calls: list[dict[str, Any]] = field(default_factory=list)
     rejected_codes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    generations: list[GenerationResult] = field(default_factory=list)  # one per round, for the timings
 
 
 def icd_tool(table: IcdTable) -> Tool:
@@ -171,8 +172,9 @@ def code_diagnoses(
         grammar = engine.compile_grammar(_grammar_text(options, max_calls, allow_final=not missing or last_round))
         if on_progress:
             on_progress(f"ICD 编码第 {round_index} 轮 / coding round {round_index}")
-        result = engine.chat(messages, tools=[tool.schema()], grammar=grammar, max_tokens=768,
+        result = engine.chat(messages, tools=[tool.schema()], grammar=grammar, max_tokens=768, fixed_messages=1,
                              on_token=on_token, cancel=cancel)
+        trace.generations.append(result)
         calls = parse_tool_calls(result.text) if "<tool_call>" in result.text else []
         if calls:
             messages.append({"role": "assistant", "content": "", "tool_calls": [

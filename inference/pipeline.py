@@ -10,7 +10,7 @@ from inference.documents import Document
 from inference.engine import Engine, TokenCallback
 from inference.icd_coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
 from inference.icd_table import IcdTable
-from inference.summarizer import ProgressCallback, SummaryResult, summarize
+from inference.summarizer import ProgressCallback, SummaryResult, call_timing, summarize
 from inference.summary_schema import ABSENT, render_emr_text
 from inference.validation import INFO, Finding, ValidationReport, validate
 
@@ -84,6 +84,8 @@ def run_pipeline(
             engine, names, table, on_token=on_token, on_progress=on_progress, cancel=cancel
         )
         check_no_foreign_codes(report.icd, table)
+        result.timings.calls += [call_timing(f"icd round {i}", r)
+                                 for i, r in enumerate(report.coding_trace.generations, 1)]
     if on_progress:
         on_progress("核对原文 / validating against the record")
     report.validation = validate(result.summary, document.text, table)

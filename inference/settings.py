@@ -27,10 +27,21 @@ class EngineSettings(BaseModel):
     n_gpu_layers: int = Field(-1, description="Layers offloaded to the GPU; -1 offloads all, 0 runs on CPU.")
     flash_attn: bool = Field(True, description="Flash attention: less KV memory and faster long prompts on CUDA.")
     n_ctx: int = Field(32768, ge=512, description="Context window in tokens (prompt plus summary).")
-    n_batch: int = Field(512, ge=32, description="Prompt tokens evaluated per batch.")
+    n_batch: int = Field(2048, ge=32, description="Prompt tokens handed to llama.cpp per call (logical batch).")
+    n_ubatch: int = Field(
+        2048, ge=32, description="Prompt tokens computed at once (physical batch); long records evaluate faster "
+        "at 2048 than at llama.cpp's 512 (bench/bench_speed.py), for a few hundred MB more compute buffer."
+    )
     n_threads: int | None = Field(None, ge=1, description="CPU threads; None lets llama.cpp choose.")
     max_tokens: int = Field(2048, ge=16, le=16384, description="Upper bound on generated tokens per request.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 is greedy: the most faithful, repeatable draft.")
+    top_k: int = Field(40, ge=0, description="With temperature > 0: draw among the k likeliest allowed tokens (0: all).")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="With temperature > 0: nucleus cut within the top k.")
+    min_p: float = Field(0.05, ge=0.0, lt=1.0, description="With temperature > 0: drop tokens under min_p × the best.")
+    draft_tokens: int | None = Field(
+        None, ge=0, le=32, description="Prompt-lookup drafts verified per step (the output is unchanged). "
+        "None: 8 when the model runs on a GPU, 0 on CPU, where verifying drafts costs more than it saves."
+    )
     seed: int = Field(42, description="Sampling seed, recorded with every run.")
     use_mmap: bool = Field(True, description="Memory-map the GGUF instead of reading it into RAM.")
     kv_cache_type: Literal["f16", "q8_0"] = Field(

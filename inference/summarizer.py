@@ -29,6 +29,7 @@ from inference.summary_schema import (
 
 ProgressCallback = Callable[[str], None]
 PROMPT_NAME = "summary"
+FIXED_MESSAGES = 3  # system, example record, example summary: the same for every record
 
 
 
@@ -39,6 +40,8 @@ class Timings:
     total_s: float
     prompt_tokens: int
     completion_tokens: int
+    prompt_tokens_evaluated: int = 0
+    calls: list[dict[str, Any]] = field(default_factory=list)  # one per model call: summary parts, ICD rounds
 
     @property
     def tokens_per_s(self) -> float:
@@ -53,7 +56,24 @@ class Timings:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "tokens_per_s": round(self.tokens_per_s, 1),
+            "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
+            "calls": self.calls,
         }
+
+
+def call_timing(kind: str, result: GenerationResult) -> dict[str, Any]:
+    """One model call as recorded in the timings: how much of the prompt was evaluated, how fast."""
+    return {
+        "kind": kind,
+        "prompt_tokens": result.prompt_tokens,
+        "prompt_tokens_evaluated": result.prompt_tokens_evaluated,
+        "completion_tokens": result.completion_tokens,
+        "ttft_s": round(result.ttft_s, 3),
+        "total_s": round(result.total_s, 3),
+        "tokens_per_s": round(result.tokens_per_s, 1),
+        "grammar": result.picks.as_dict(),
+        "drafts": result.drafts.as_dict(),
+    }
 
 
 @dataclass
@@ -108,7 +128,8 @@ def summarize(
         if on_progress:
             step = "生成摘要 / writing summary"
             on_progress(step if len(chunks) == 1 else f"分段摘要 {index}/{len(chunks)} / summarizing part {index}")
-        result = engine.chat(build_messages(chunk), grammar=grammar, on_token=on_token, cancel=cancel)
+        result = engine.chat(build_messages(chunk), grammar=grammar, fixed_messages=FIXED_MESSAGES,
+                             on_token=on_token, cancel=cancel)
         if result.finish_reason == "length":
             raise GenerationError(
                 f"摘要超过输出上限 {engine.settings.max_tokens} 个 token 被截断 / summary hit max_tokens; raise it in settings"
@@ -131,6 +152,9 @@ def summarize(
             total_s=sum(r.total_s for r in results),
             prompt_tokens=sum(r.prompt_tokens for r in results),
             completion_tokens=sum(r.completion_tokens for r in results),
+            prompt_tokens_evaluated=sum(r.prompt_tokens_evaluated for r in results),
+            calls=[call_timing("summary" if len(results) == 1 else f"summary part {i}", r)
+                   for i, r in enumerate(results, 1)],
         ),
         raw_output="\n".join(r.text for r in results),
         extra={"chunks": len(chunks), "removed_diagnoses": removed},
