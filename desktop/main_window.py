@@ -182,10 +182,15 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"模型：{Path(info.model_path).name}（{info.quantization}）")
         self.demo_badge.setVisible(info.is_demo)
         self.demo_banner.setVisible(info.is_demo)
-        self.placement_label.setText(f"运行于：{info.placement}")
+        self.placement_label.setText(f"运行于：{info.placement}" + (" ⚠" if info.warning else ""))
+        self.placement_label.setToolTip(info.warning)
+        self.placement_label.setStyleSheet("color:#b26a00; font-weight:bold;" if info.warning else "")
         self.context_label.setText(f"上下文：0 / {info.n_ctx}")
         self._set_generating(False)
-        self.statusBar().showMessage(f"模型已加载（{info.load_s:.1f} 秒）", 5000)
+        if info.warning:
+            self.statusBar().showMessage(f"模型已加载，但{info.warning.split(' / ')[0]}", 15000)
+        else:
+            self.statusBar().showMessage(f"模型已加载（{info.load_s:.1f} 秒）", 5000)
 
     def _engine_failed(self, message: str) -> None:
         self.model_label.setText("模型：未加载")

@@ -112,7 +112,54 @@ def build_parser() -> argparse.ArgumentParser:
     icd.add_argument("--code-column", help="code column (header name or 1-based number) for import")
     icd.add_argument("--name-column", help="name column (header name or 1-based number) for import")
     icd.set_defaults(handler=_cmd_icd)
+
+    model = commands.add_parser(
+        "model", help="inspect a GGUF model: what it is and whether it fits the GPU",
+        description="medbrief model inspect PATH [--ctx N] [--kv f16|q8_0] [--json]\n"
+                    "Reads the GGUF header only (nothing is loaded) and estimates the GPU memory needed.",
+        epilog=_exit_code_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    model.add_argument("action", choices=["inspect"])
+    model.add_argument("path", nargs="?", help="GGUF file (else $MEDBRIEF_MODEL, the config file, the demo model)")
+    model.add_argument("--ctx", type=int, help="context window in tokens (default: the configured n_ctx)")
+    model.add_argument("--kv", choices=["f16", "q8_0"], help="KV cache precision (default: the configured one)")
+    model.add_argument("--gpu-layers", type=int, help="layers to offload (-1 all)")
+    model.add_argument("--json", action="store_true", help="JSON output")
+    model.set_defaults(handler=_cmd_model)
     return parser
+
+
+def _cmd_model(args: argparse.Namespace) -> int:
+    from inference.demo_model import require_demo_model
+    from inference.gguf_header import read_gguf_header
+    from inference.gpu_memory import GIB, estimate, gpu_devices
+    from inference.settings import load_config, resolve_model_path
+
+    config = load_config()
+    path = resolve_model_path(args.path, config) or require_demo_model()
+    info = read_gguf_header(path)
+    engine = config.engine
+    devices = gpu_devices()
+    guess = estimate(info, n_ctx=args.ctx or engine.n_ctx, kv_cache_type=args.kv or engine.kv_cache_type,
+                     n_ubatch=engine.n_ubatch,
+                     n_gpu_layers=engine.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
+                     device=devices[0] if devices else None)
+    if args.json:
+        print(json.dumps({"file": str(path), "architecture": info.architecture, "name": info.name,
+                          "quantization": info.quantization, "file_size": info.file_size,
+                          "context_length": info.context_length, "layers": info.block_count,
+                          "memory": guess.as_dict()}, ensure_ascii=False, indent=2))
+        return 0
+    print(f"模型 / model: {path.name} — {info.name} ({info.architecture}, {info.quantization}, "
+          f"{info.file_size / 1e9:.1f} GB, {info.block_count} layers, trained context {info.context_length})")
+    print(f"设置 / settings: n_ctx {guess.n_ctx}, KV {guess.kv_cache_type}, n_ubatch {guess.n_ubatch}, "
+          f"GPU layers {guess.gpu_layers}/{guess.total_layers}")
+    print(f"显存估算 / estimate: weights {guess.weights / GIB:.1f} GiB + KV cache {guess.kv_cache / GIB:.1f} GiB "
+          f"+ compute {guess.compute / GIB:.1f} GiB = {guess.total / GIB:.1f} GiB")
+    for device in devices:
+        print(f"GPU: {device.name}, free {device.free / GIB:.1f} of {device.total / GIB:.1f} GiB")
+    print(guess.verdict())
+    return 0
 
 
 def _engine_settings(args: argparse.Namespace) -> Any:

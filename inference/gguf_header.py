@@ -7,7 +7,7 @@ say *why*: not a GGUF, truncated, an architecture this build cannot load, a cont
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -54,6 +54,8 @@ class GgufInfo:
     block_count: int | None
     tensor_count: int
     metadata: dict[str, Any]
+    tensor_bytes: dict[str, int] = field(default_factory=dict)  # name → bytes of data (0: unknown type)
+    n_vocab: int | None = None  # rows of the token embedding
 
     @property
     def size_gib(self) -> float:
@@ -122,13 +124,18 @@ def read_gguf_header(path: str | Path) -> GgufInfo:
             key = reader.string()
             metadata[key] = reader.value(reader.scalar("<I"))
         data_end = 0
+        tensor_bytes: dict[str, int] = {}
+        n_vocab = None
         for _ in range(tensor_count):
-            reader.string()
+            name = reader.string()
             n_dims = reader.scalar("<I")
             dims = [reader.scalar("<Q") for _ in range(n_dims)]
             tensor_type = reader.scalar("<I")
             offset = reader.scalar("<Q")
-            data_end = max(data_end, offset + _tensor_bytes(tensor_type, dims))
+            tensor_bytes[name] = _tensor_bytes(tensor_type, dims)
+            if name == "token_embd.weight" and len(dims) == 2:
+                n_vocab = dims[1]
+            data_end = max(data_end, offset + tensor_bytes[name])
         alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT))
         data_start = -(-handle.tell() // alignment) * alignment
     if data_start + data_end > file_size:
@@ -152,6 +159,8 @@ def read_gguf_header(path: str | Path) -> GgufInfo:
         block_count=int(block_count) if block_count is not None else None,
         tensor_count=tensor_count,
         metadata=metadata,
+        tensor_bytes=tensor_bytes,
+        n_vocab=n_vocab,
     )
 
 

@@ -189,6 +189,24 @@ def test_demo_model_shows_banner_and_badge(qtbot, make_window) -> None:
     assert window.demo_banner.isVisibleTo(window) and window.demo_badge.isVisibleTo(window)
     assert "不可用于临床" in window.demo_banner.text()
     assert "CPU" in window.placement_label.text() and "32768" in window.context_label.text()
+    assert "⚠" not in window.placement_label.text()
+
+
+def test_a_silent_fall_back_to_the_cpu_is_shown_as_a_warning(qtbot, make_window) -> None:
+    from dataclasses import replace
+
+    from inference.engine import _placement_warning
+
+    window = make_window()
+    _ready(qtbot, window)
+    warning = _placement_warning(requested=-1, offloaded=0, total=41, gpu_build=True)
+    window._engine_loaded(replace(fake_info(demo=False), warning=warning))
+    assert window.placement_label.text() == "运行于：CPU ⚠"
+    assert "未找到可用的 GPU" in window.placement_label.toolTip()
+    partial = replace(fake_info(demo=False), backend="GPU", gpu_layers_offloaded=30, total_layers=41,
+                      warning=_placement_warning(requested=-1, offloaded=30, total=41, gpu_build=True))
+    window._engine_loaded(partial)
+    assert window.placement_label.text().startswith("运行于：GPU 30/41 层") and "30/41" in partial.warning
 
 
 def test_clicking_a_statement_highlights_its_source_span(qtbot, make_window) -> None:

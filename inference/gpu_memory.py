@@ -1,0 +1,179 @@
+"""Will this model fit? GPU memory estimated from the GGUF header before llama.cpp loads anything.
+
+The estimate adds the weights that go to the GPU, the KV cache for ``n_ctx`` at the chosen precision and
+llama.cpp's compute buffer for one physical batch. It is compared with the free memory the GPU reports
+(through ggml's device API, the same numbers llama.cpp sees). ``medbrief model inspect`` prints it; the
+desktop shows it before a model is loaded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Any
+
+from inference.gguf_header import GgufInfo
+
+GIB = 2**30
+# Bytes per element of the KV cache: f16, and q8_0's 34-byte blocks of 32.
+KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32}
+# llama.cpp rounds the context up to a multiple of 256 cells.
+KV_PAD = 256
+# Compute buffer beyond the per-token terms below (graph bookkeeping, small tensors).
+COMPUTE_FIXED = 256 * 2**20
+# What the desktop itself and the CUDA context take on a ward PC's card beside llama.cpp.
+HEADROOM = GIB // 2
+_GGML_DEVICE_GPU = 1
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    name: str
+    free: int
+    total: int
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    model: str
+    n_ctx: int
+    kv_cache_type: str
+    n_ubatch: int
+    gpu_layers: int  # layers (of ``total_layers``) placed on the GPU
+    total_layers: int
+    weights: int  # bytes of weights on the GPU
+    kv_cache: int
+    compute: int
+    device: GpuDevice | None
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute
+
+    @property
+    def fits(self) -> bool | None:
+        """None when no GPU is visible (nothing to compare with)."""
+        if self.device is None:
+            return None
+        return self.total + HEADROOM <= self.device.free
+
+    def verdict(self) -> str:
+        need = f"需要约 {self.total / GIB:.1f} GiB 显存 / needs about {self.total / GIB:.1f} GiB"
+        if self.device is None:
+            return f"{need}；未检测到 GPU，将在 CPU 上运行 / no GPU visible: it will run on the CPU"
+        have = f"{self.device.name} 空闲 {self.device.free / GIB:.1f} GiB"
+        if self.fits:
+            return f"{need}，{have}：可以完全放入 GPU / fits on the GPU"
+        return f"{need}，{have}：放不下 / does not fit. {self.suggestion()}"
+
+    def suggestion(self) -> str:
+        if self.device is None:
+            return ""
+        room = self.device.free - HEADROOM
+        if self.kv_cache_type == "f16":
+            q8 = self.weights + int(self.kv_cache * KV_BYTES["q8_0"] / KV_BYTES["f16"]) + self.compute
+            if q8 <= room:
+                return "建议：KV 缓存改为 q8_0 / use kv_cache_type q8_0 (needs flash attention)"
+        per_token = self.kv_cache / max(self.n_ctx, 1)
+        ctx = int((room - self.weights - self.compute) / per_token) // KV_PAD * KV_PAD if per_token else 0
+        if ctx >= 4096:
+            return f"建议：上下文改为 {ctx} 以下 / lower n_ctx to {ctx} or less"
+        return "建议：换用更小的量化（如 Q4_K_M）或更大的显卡 / use a smaller quantization or a larger GPU"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "n_ctx": self.n_ctx, "kv_cache_type": self.kv_cache_type, "n_ubatch": self.n_ubatch,
+            "gpu_layers": self.gpu_layers, "total_layers": self.total_layers,
+            "weights_gib": round(self.weights / GIB, 2), "kv_cache_gib": round(self.kv_cache / GIB, 2),
+            "compute_gib": round(self.compute / GIB, 2), "total_gib": round(self.total / GIB, 2),
+            "device": None if self.device is None else {
+                "name": self.device.name, "free_gib": round(self.device.free / GIB, 2),
+                "total_gib": round(self.device.total / GIB, 2)},
+            "fits": self.fits, "verdict": self.verdict(),
+        }
+
+
+def estimate(
+    info: GgufInfo,
+    *,
+    n_ctx: int,
+    kv_cache_type: str = "f16",
+    n_ubatch: int = 512,
+    n_gpu_layers: int = -1,
+    device: GpuDevice | None = None,
+) -> MemoryEstimate:
+    meta = info.metadata
+    arch = info.architecture
+    n_layer = int(meta.get(f"{arch}.block_count") or 0)
+    n_embd = int(meta.get(f"{arch}.embedding_length") or 0)
+    n_head = _first(meta.get(f"{arch}.attention.head_count")) or 1
+    n_head_kv = _first(meta.get(f"{arch}.attention.head_count_kv")) or n_head
+    head_k = int(meta.get(f"{arch}.attention.key_length") or (n_embd // n_head if n_head else 0))
+    head_v = int(meta.get(f"{arch}.attention.value_length") or head_k)
+    n_ff = _first(meta.get(f"{arch}.feed_forward_length")) or 4 * n_embd
+    n_vocab = info.n_vocab or 32_000
+    total_layers = n_layer + 1  # + the output layer, as llama.cpp counts
+    on_gpu = total_layers if n_gpu_layers < 0 else min(n_gpu_layers, total_layers)
+
+    layer_bytes = [0] * n_layer
+    embedding = info.tensor_bytes.get("token_embd.weight", 0)
+    output = info.tensor_bytes.get("output.weight")
+    other = 0
+    for name, size in info.tensor_bytes.items():
+        if name.startswith("blk."):
+            index = int(name.split(".")[1])
+            if index < n_layer:
+                layer_bytes[index] += size
+        elif name != "token_embd.weight":
+            other += size  # output norm and output
+    # The input embedding stays in host memory; a model with tied embeddings uses it again as output.
+    output_layer = other + (embedding if output is None else 0)
+    repeating = min(on_gpu, n_layer)
+    weights = sum(layer_bytes[n_layer - repeating:]) + (output_layer if on_gpu > n_layer else 0)
+
+    cells = -(-n_ctx // KV_PAD) * KV_PAD
+    kv_cache = int(repeating * cells * n_head_kv * (head_k + head_v) * KV_BYTES.get(kv_cache_type, 2.0))
+    # Worst-case graph llama.cpp reserves: every token of a physical batch with its logits, FFN and attention.
+    compute = (n_ubatch * 4 * (n_vocab + 3 * n_ff + 8 * n_embd) + COMPUTE_FIXED) if on_gpu else 0
+    return MemoryEstimate(
+        model=info.path.name, n_ctx=n_ctx, kv_cache_type=kv_cache_type, n_ubatch=n_ubatch, gpu_layers=on_gpu,
+        total_layers=total_layers, weights=weights, kv_cache=kv_cache, compute=compute, device=device,
+    )
+
+
+def _first(value: Any) -> int:
+    if isinstance(value, list):
+        value = max(value) if value else 0
+    return int(value or 0)
+
+
+def gpu_devices() -> list[GpuDevice]:
+    """GPUs that llama.cpp's build can use, with their free memory; empty on a CPU-only build."""
+    try:
+        from llama_cpp._ggml import libggml
+    except (ImportError, OSError):
+        return []
+    try:
+        lib = libggml
+        lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+        lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+        lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+        lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+        lib.ggml_backend_dev_type.restype = ctypes.c_int
+        lib.ggml_backend_dev_description.argtypes = [ctypes.c_void_p]
+        lib.ggml_backend_dev_description.restype = ctypes.c_char_p
+        lib.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                                                ctypes.POINTER(ctypes.c_size_t)]
+        lib.ggml_backend_dev_memory.restype = None
+    except AttributeError:
+        return []
+    devices = []
+    for index in range(lib.ggml_backend_dev_count()):
+        handle = lib.ggml_backend_dev_get(index)
+        if lib.ggml_backend_dev_type(handle) != _GGML_DEVICE_GPU:
+            continue
+        free, total = ctypes.c_size_t(), ctypes.c_size_t()
+        lib.ggml_backend_dev_memory(handle, ctypes.byref(free), ctypes.byref(total))
+        name = (lib.ggml_backend_dev_description(handle) or b"GPU").decode("utf-8", errors="replace")
+        devices.append(GpuDevice(name=name, free=free.value, total=total.value))
+    return devices
