@@ -212,6 +212,8 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     progress.step("加载模型 / loading model …")
     engine = Engine(settings)
     progress.step(f"模型 {engine.info.label}，运行于 {engine.info.placement}，加载 {engine.info.load_s:.1f}s")
+    if engine.info.warning:
+        progress.step(f"警告 / warning: {engine.info.warning}")
     table = None
     if not args.no_icd:
         from inference.icd_table import open_table

@@ -57,10 +57,7 @@ class PickStats:
     full_masks: int = 0  # picks that fell back to masking the whole vocabulary
     check_s: float = 0.0
     mask_s: float = 0.0
-
-    def merge(self, other: "PickStats") -> None:
-        for name in ("picks", "checks", "rejected_first", "full_masks", "check_s", "mask_s"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+    accept_s: float = 0.0  # advancing the grammar past each chosen token (the full-mask path pays it too)
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -70,6 +67,7 @@ class PickStats:
             "rejection_rate": round(self.rejected_first / self.picks, 4) if self.picks else 0.0,
             "check_us_per_pick": round(1e6 * self.check_s / self.picks, 1) if self.picks else 0.0,
             "mask_ms_per_mask": round(1e3 * self.mask_s / self.full_masks, 2) if self.full_masks else 0.0,
+            "accept_us_per_pick": round(1e6 * self.accept_s / self.picks, 1) if self.picks else 0.0,
         }
 
 
@@ -155,7 +153,9 @@ class TokenPicker:
 
     def accept(self, token: int) -> None:
         if self.grammar is not None:
+            started = time.perf_counter()
             self.grammar.accept(token)
+            self.stats.accept_s += time.perf_counter() - started
 
     def verify(self, logits: np.ndarray, drafted: int) -> int:
         """The next token where ``drafted`` was proposed for it; same distribution as ``pick``.
