@@ -141,7 +141,7 @@ def _cmd_model(args: argparse.Namespace) -> int:
     engine = config.engine
     devices = gpu_devices()
     guess = estimate(info, n_ctx=args.ctx or engine.n_ctx, kv_cache_type=args.kv or engine.kv_cache_type,
-                     n_ubatch=engine.n_ubatch,
+                     n_ubatch=engine.n_ubatch, flash_attn=engine.flash_attn,
                      n_gpu_layers=engine.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
                      device=devices[0] if devices else None)
     if args.json:

@@ -359,6 +359,7 @@ def _check_fits(gguf: GgufInfo, settings: EngineSettings, llama_cpp: Any) -> Mem
         return None
     devices = gpu_devices()
     memory = estimate(gguf, n_ctx=settings.n_ctx, kv_cache_type=settings.kv_cache_type, n_ubatch=settings.n_ubatch,
+                      flash_attn=settings.flash_attn,
                       n_gpu_layers=settings.n_gpu_layers, device=devices[0] if devices else None)
     if memory.device is not None and memory.total > memory.device.free:
         raise ModelError(f"显存不足 / not enough GPU memory: {memory.verdict()}")

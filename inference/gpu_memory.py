@@ -19,8 +19,11 @@ GIB = 2**30
 KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32}
 # llama.cpp rounds the context up to a multiple of 256 cells.
 KV_PAD = 256
-# Compute buffer beyond the per-token terms below (graph bookkeeping, small tensors).
-COMPUTE_FIXED = 256 * 2**20
+# llama.cpp's CUDA compute buffer with flash attention, measured for the Qwen3-14B shape on an H200
+# (bench/results/h200_synthetic_qwen3_14b.json): 306.8 MiB at n_ubatch 512 and 1227.0 MiB at 2048, i.e.
+# 4 bytes × (vocabulary + hidden size) per token of the physical batch (the worst-case graph llama.cpp
+# reserves keeps the logits of every token), plus this much.
+COMPUTE_FIXED = 16 * 2**20
 # What the desktop itself and the CUDA context take on a ward PC's card beside llama.cpp.
 HEADROOM = GIB // 2
 _GGML_DEVICE_GPU = 1
@@ -100,6 +103,7 @@ def estimate(
     kv_cache_type: str = "f16",
     n_ubatch: int = 512,
     n_gpu_layers: int = -1,
+    flash_attn: bool = True,
     device: GpuDevice | None = None,
 ) -> MemoryEstimate:
     meta = info.metadata
@@ -110,7 +114,6 @@ def estimate(
     n_head_kv = _first(meta.get(f"{arch}.attention.head_count_kv")) or n_head
     head_k = int(meta.get(f"{arch}.attention.key_length") or (n_embd // n_head if n_head else 0))
     head_v = int(meta.get(f"{arch}.attention.value_length") or head_k)
-    n_ff = _first(meta.get(f"{arch}.feed_forward_length")) or 4 * n_embd
     n_vocab = info.n_vocab or 32_000
     total_layers = n_layer + 1  # + the output layer, as llama.cpp counts
     on_gpu = total_layers if n_gpu_layers < 0 else min(n_gpu_layers, total_layers)
@@ -129,12 +132,13 @@ def estimate(
     # The input embedding stays in host memory; a model with tied embeddings uses it again as output.
     output_layer = other + (embedding if output is None else 0)
     repeating = min(on_gpu, n_layer)
+    cells = -(-n_ctx // KV_PAD) * KV_PAD
     weights = sum(layer_bytes[n_layer - repeating:]) + (output_layer if on_gpu > n_layer else 0)
 
-    cells = -(-n_ctx // KV_PAD) * KV_PAD
     kv_cache = int(repeating * cells * n_head_kv * (head_k + head_v) * KV_BYTES.get(kv_cache_type, 2.0))
-    # Worst-case graph llama.cpp reserves: every token of a physical batch with its logits, FFN and attention.
-    compute = (n_ubatch * 4 * (n_vocab + 3 * n_ff + 8 * n_embd) + COMPUTE_FIXED) if on_gpu else 0
+    compute = (n_ubatch * 4 * (n_vocab + n_embd) + COMPUTE_FIXED) if on_gpu else 0
+    if on_gpu and not flash_attn:  # attention scores materialized per head (not measured: flash attention is the default)
+        compute += n_ubatch * cells * n_head * 4
     return MemoryEstimate(
         model=info.path.name, n_ctx=n_ctx, kv_cache_type=kv_cache_type, n_ubatch=n_ubatch, gpu_layers=on_gpu,
         total_layers=total_layers, weights=weights, kv_cache=kv_cache, compute=compute, device=device,
@@ -148,7 +152,27 @@ def _first(value: Any) -> int:
 
 
 def gpu_devices() -> list[GpuDevice]:
-    """GPUs that llama.cpp's build can use, with their free memory; empty on a CPU-only build."""
+    """NVIDIA GPUs with their free memory (nvidia-smi, as the driver reports them); empty when there is none."""
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        run = subprocess.run([smi, "--query-gpu=name,memory.free,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    devices = []
+    for line in run.stdout.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            devices.append(GpuDevice(name=parts[0], free=int(parts[1]) * 2**20, total=int(parts[2]) * 2**20))
+    return devices
+
+
+def _ggml_devices() -> list[GpuDevice]:
     try:
         from llama_cpp._ggml import libggml
     except (ImportError, OSError):

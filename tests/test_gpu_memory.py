@@ -12,7 +12,7 @@ import pytest
 import inference.engine as engine_module
 from inference.engine import _placed_layers, _placement_warning
 from inference.errors import ModelError
-from inference.gguf_header import read_gguf_header
+from inference.gguf_header import GgufInfo, read_gguf_header
 from inference.gpu_memory import GIB, HEADROOM, GpuDevice, estimate
 from inference.settings import EngineSettings
 
@@ -31,6 +31,23 @@ def test_kv_cache_follows_the_architecture(demo_model_path: Path) -> None:
     assert f16.weights == sum(info.tensor_bytes.values()) - info.tensor_bytes["token_embd.weight"]
     assert estimate(info, n_ctx=4096, n_gpu_layers=0).total == 0
     assert f16.fits is None and "未检测到 GPU" in f16.verdict()
+
+
+def test_estimate_matches_what_llama_cpp_allocated_for_qwen3_14b() -> None:
+    """Qwen3-14B's shape (40 layers, 8 KV heads of 128, hidden 5120, vocabulary 151,936) against the buffers
+    llama.cpp reported on an H200 (bench/results/h200_synthetic_qwen3_14b.json, 32K context, flash attention):
+    KV 5120.0 MiB in f16 and 2720.0 in q8_0, compute 306.8 MiB at n_ubatch 512 and 1227.0 at 2048."""
+    meta = {"general.architecture": "qwen3", "qwen3.block_count": 40, "qwen3.embedding_length": 5120,
+            "qwen3.attention.head_count": 40, "qwen3.attention.head_count_kv": 8, "qwen3.attention.key_length": 128,
+            "qwen3.attention.value_length": 128}
+    info = GgufInfo(path=Path("Qwen3-14B-Q4_K_M.gguf"), file_size=0, version=3, architecture="qwen3", name="Qwen3-14B",
+                    context_length=40960, quantization="Q4_K_M", chat_template=None, block_count=40, tensor_count=0,
+                    metadata=meta, tensor_bytes={}, n_vocab=151_936)
+    mib = 2**20
+    assert estimate(info, n_ctx=32768).kv_cache / mib == 5120.0
+    assert estimate(info, n_ctx=32768, kv_cache_type="q8_0").kv_cache / mib == 2720.0
+    assert estimate(info, n_ctx=32768, n_ubatch=512).compute / mib == pytest.approx(306.8, rel=0.06)
+    assert estimate(info, n_ctx=32768, n_ubatch=2048).compute / mib == pytest.approx(1227.0, rel=0.02)
 
 
 def test_verdict_says_whether_it_fits_and_what_to_change(demo_model_path: Path) -> None:
