@@ -32,7 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# llama.cpp's libraries before numpy's: the other order segfaulted inside model loading on the H200 host (its
+# python and numpy come from a PyTorch image; a second OpenMP runtime is the likely cause, not confirmed).
+try:
+    import llama_cpp  # noqa: F401
+except ImportError:
+    pass
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -137,7 +143,8 @@ def _call(result: GenerationResult, wall_s: float) -> dict[str, Any]:
     return {
         "wall_s": round(wall_s, 3), "ttft_s": round(result.ttft_s, 3), "prompt_tokens": result.prompt_tokens,
         "prompt_tokens_evaluated": result.prompt_tokens_evaluated,
-        "prompt_tokens_per_s": round(result.prompt_tokens_evaluated / result.prompt_s, 1) if result.prompt_s else None,
+        # Up to the first token: llama_decode returns before a GPU finishes, so the prompt phase alone under-counts.
+        "prompt_tokens_per_s": round(result.prompt_tokens_evaluated / result.ttft_s, 1) if result.ttft_s else None,
         "completion_tokens": result.completion_tokens,
         "decode_tokens_per_s": round((result.completion_tokens - 1) / decode_s, 1) if decode_s > 0 else None,
         "grammar": result.picks.as_dict(), "drafts": result.drafts.as_dict(),
@@ -283,7 +290,7 @@ def memory_variants(model: Path | None, records: dict[str, str], args: argparse.
             "llama_buffers_mib": engine.buffer_sizes(),
             "estimate_gib": guess.as_dict(),
             "prompt_tokens": result.prompt_tokens,
-            "prompt_tokens_per_s": round(result.prompt_tokens_evaluated / result.prompt_s, 1),
+            "prompt_tokens_per_s": round(result.prompt_tokens_evaluated / result.ttft_s, 1),
         })
         engine.close()
         print(json.dumps(rows[-1], ensure_ascii=False), file=sys.stderr)

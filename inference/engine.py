@@ -1,15 +1,15 @@
 """The inference engine: one loaded GGUF, streaming generation, cooperative cancel.
 
-An ``Engine`` is not thread-safe (neither is ``Llama``): one thread owns it. Cancel is a
-``threading.Event`` checked by llama.cpp's stopping criteria after every token, so a stop takes
-effect within one token's time and leaves the engine ready for the next request.
+An ``Engine`` is not thread-safe (neither is ``Llama``): one thread owns it. Generation runs in
+``decoder.Decoder``; cancel is a ``threading.Event`` checked before every step, so a stop takes effect
+within one step's time and leaves the engine ready for the next request.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ctypes
+import dataclasses
 import os
 import re
 import threading
