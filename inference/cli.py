@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_model(args: argparse.Namespace) -> int:
     from inference.demo_model import require_demo_model
+    from inference.engine import physical_batch
     from inference.gguf_header import read_gguf_header
     from inference.gpu_memory import GIB, estimate, gpu_devices
     from inference.settings import load_config, resolve_model_path
@@ -141,7 +142,7 @@ def _cmd_model(args: argparse.Namespace) -> int:
     engine = config.engine
     devices = gpu_devices()
     guess = estimate(info, n_ctx=args.ctx or engine.n_ctx, kv_cache_type=args.kv or engine.kv_cache_type,
-                     n_ubatch=engine.n_ubatch, flash_attn=engine.flash_attn,
+                     n_ubatch=physical_batch(engine, on_gpu=bool(devices)), flash_attn=engine.flash_attn,
                      n_gpu_layers=engine.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
                      device=devices[0] if devices else None)
     if args.json:

@@ -30,6 +30,7 @@ from inference.settings import EngineSettings
 
 TokenCallback = Callable[[str], None]
 GPU_DRAFT_TOKENS = 8
+GPU_UBATCH, CPU_UBATCH = 2048, 512  # measured: bench/results/h200_synthetic_qwen3_14b.json and the README
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _BUFFER = re.compile(r"(\S+) (model|KV|compute|output) buffer size =\s*([\d.]+) MiB")
 
@@ -136,6 +137,10 @@ class Engine:
         path = settings.model_path if settings.model_path is not None else require_demo_model()
         self.gguf: GgufInfo = read_gguf_header(path)
         check_loadable(self.gguf, settings.n_ctx)
+        if settings.n_ubatch is None:
+            on_gpu = settings.n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload() and bool(gpu_devices())
+            settings = settings.model_copy(update={"n_ubatch": physical_batch(settings, on_gpu)})
+            self.settings = settings
         self.memory = _check_fits(self.gguf, settings, llama_cpp)
         started = time.perf_counter()
         try:
@@ -351,6 +356,13 @@ class Engine:
         if llama is not None:
             llama.close()
             self._llama = None
+
+
+def physical_batch(settings: EngineSettings, on_gpu: bool) -> int:
+    """The configured n_ubatch, else what measured fastest where the model runs."""
+    if settings.n_ubatch is not None:
+        return settings.n_ubatch
+    return GPU_UBATCH if on_gpu else CPU_UBATCH
 
 
 def _check_fits(gguf: GgufInfo, settings: EngineSettings, llama_cpp: Any) -> MemoryEstimate | None:
