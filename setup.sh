@@ -7,7 +7,7 @@
 #   bash setup.sh test    set up, then run the test suite
 #   bash setup.sh         set up only
 #
-# GPU build: CMAKE_ARGS="-DGGML_CUDA=on" MEDBRIEF_REBUILD_LLAMA=1 bash setup.sh
+# GPU build: CMAKE_ARGS="-DGGML_CUDA=on" bash setup.sh   (MEDBRIEF_REBUILD_LLAMA=1 forces a rebuild)
 set -euo pipefail
 cd "$(dirname "$0")"
 mode="${1:-install}"
