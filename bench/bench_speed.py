@@ -304,8 +304,8 @@ def run(args: argparse.Namespace) -> int:
     replay = json.loads((args.records / "replay.json").read_text(encoding="utf-8")) if args.replay else None
     args.out.mkdir(parents=True, exist_ok=True)
     devices_before = gpu_devices()
-    engine = Engine(EngineSettings(model_path=args.model, n_ctx=args.n_ctx, n_gpu_layers=args.gpu_layers,
-                                   draft_tokens=args.draft_tokens))
+    overrides = {} if args.draft_tokens is None else {"draft_tokens": args.draft_tokens}
+    engine = Engine(EngineSettings(model_path=args.model, n_ctx=args.n_ctx, n_gpu_layers=args.gpu_layers, **overrides))
     devices_after = gpu_devices()
     table = open_table() if not args.no_icd else None
     result: dict[str, Any] = {

@@ -29,7 +29,6 @@ from inference.sampling import CompiledGrammar, DraftStats, GrammarMatcher, Pick
 from inference.settings import EngineSettings
 
 TokenCallback = Callable[[str], None]
-GPU_DRAFT_TOKENS = 8
 GPU_UBATCH, CPU_UBATCH = 2048, 512  # measured: bench/results/h200_synthetic_qwen3_14b.json and the README
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _BUFFER = re.compile(r"(\S+) (model|KV|compute|output) buffer size =\s*([\d.]+) MiB")
@@ -170,8 +169,6 @@ class Engine:
         warning = _placement_warning(settings.n_gpu_layers, offloaded, total_layers,
                                      bool(llama_cpp.llama_supports_gpu_offload()))
         draft_tokens = settings.draft_tokens
-        if draft_tokens is None:
-            draft_tokens = GPU_DRAFT_TOKENS if offloaded == total_layers and offloaded > 0 else 0
         self.info = EngineInfo(
             model_path=str(path),
             model_name=self.gguf.name,
