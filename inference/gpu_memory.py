@@ -1,14 +1,13 @@
 """Will this model fit? GPU memory estimated from the GGUF header before llama.cpp loads anything.
 
 The estimate adds the weights that go to the GPU, the KV cache for ``n_ctx`` at the chosen precision and
-llama.cpp's compute buffer for one physical batch. It is compared with the free memory the GPU reports
-(through ggml's device API, the same numbers llama.cpp sees). ``medbrief model inspect`` prints it; the
-desktop shows it before a model is loaded.
+llama.cpp's compute buffer for one physical batch. It is compared with the free memory nvidia-smi reports
+(NVIDIA only: with another GPU, or none visible, nothing is compared). ``medbrief model inspect`` prints it;
+the engine refuses, before loading, a model that cannot fit, and the desktop shows that one-line reason.
 """
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,6 @@ KV_PAD = 256
 COMPUTE_FIXED = 16 * 2**20
 # What the desktop itself and the CUDA context take on a ward PC's card beside llama.cpp.
 HEADROOM = GIB // 2
-_GGML_DEVICE_GPU = 1
 
 
 @dataclass(frozen=True)
@@ -169,35 +167,4 @@ def gpu_devices() -> list[GpuDevice]:
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
             devices.append(GpuDevice(name=parts[0], free=int(parts[1]) * 2**20, total=int(parts[2]) * 2**20))
-    return devices
-
-
-def _ggml_devices() -> list[GpuDevice]:
-    try:
-        from llama_cpp._ggml import libggml
-    except (ImportError, OSError):
-        return []
-    try:
-        lib = libggml
-        lib.ggml_backend_dev_count.restype = ctypes.c_size_t
-        lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
-        lib.ggml_backend_dev_get.restype = ctypes.c_void_p
-        lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
-        lib.ggml_backend_dev_type.restype = ctypes.c_int
-        lib.ggml_backend_dev_description.argtypes = [ctypes.c_void_p]
-        lib.ggml_backend_dev_description.restype = ctypes.c_char_p
-        lib.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
-                                                ctypes.POINTER(ctypes.c_size_t)]
-        lib.ggml_backend_dev_memory.restype = None
-    except AttributeError:
-        return []
-    devices = []
-    for index in range(lib.ggml_backend_dev_count()):
-        handle = lib.ggml_backend_dev_get(index)
-        if lib.ggml_backend_dev_type(handle) != _GGML_DEVICE_GPU:
-            continue
-        free, total = ctypes.c_size_t(), ctypes.c_size_t()
-        lib.ggml_backend_dev_memory(handle, ctypes.byref(free), ctypes.byref(total))
-        name = (lib.ggml_backend_dev_description(handle) or b"GPU").decode("utf-8", errors="replace")
-        devices.append(GpuDevice(name=name, free=free.value, total=total.value))
     return devices
