@@ -367,7 +367,8 @@ def _check_fits(gguf: GgufInfo, settings: EngineSettings, llama_cpp: Any) -> Mem
     if settings.n_gpu_layers == 0 or not llama_cpp.llama_supports_gpu_offload():
         return None
     devices = gpu_devices()
-    memory = estimate(gguf, n_ctx=settings.n_ctx, kv_cache_type=settings.kv_cache_type, n_ubatch=settings.n_ubatch,
+    memory = estimate(gguf, n_ctx=settings.n_ctx, kv_cache_type=settings.kv_cache_type,
+                      n_ubatch=physical_batch(settings, on_gpu=True),
                       flash_attn=settings.flash_attn,
                       n_gpu_layers=settings.n_gpu_layers, device=devices[0] if devices else None)
     if memory.device is not None and memory.total > memory.device.free:
