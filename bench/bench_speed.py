@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.documents import load_document  # noqa: E402
+from inference.documents import document_from_text, load_document  # noqa: E402
 from inference.engine import Engine, GenerationResult  # noqa: E402
 from inference.errors import MedBriefError  # noqa: E402
 from inference.gpu_memory import estimate, gpu_devices  # noqa: E402
@@ -227,7 +227,7 @@ def bench_record(engine: Engine, name: str, text: str, args: argparse.Namespace,
             player = use_replay()
             started = time.perf_counter()
             try:
-                report = run_pipeline(load_document_text(name, text), engine, table=table)
+                report = run_pipeline(document_from_text(text, f"{name}.txt"), engine, table=table)
             except MedBriefError as exc:  # synthetic weights without --replay never finish a summary
                 row[key] = {"error": str(exc)}
                 break
@@ -246,14 +246,6 @@ def bench_record(engine: Engine, name: str, text: str, args: argparse.Namespace,
         "app_vs_bare_time": _ratio(app["wall_s"], row["bare_same_tokens_s"]),
     }
     return row
-
-
-def load_document_text(name: str, text: str):  # noqa: ANN201
-    from inference.documents import Document
-
-    import hashlib
-    return Document(text=text, file_name=f"{name}.txt", encoding="utf-8",
-                    sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_exit_code_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model.add_argument("action", choices=["inspect"])
-    model.add_argument("path", nargs="?", help="GGUF file (else $MEDBRIEF_MODEL, the config file, the demo model)")
-    model.add_argument("--ctx", type=int, help="context window in tokens (default: the configured n_ctx)")
+    model.add_argument("model", nargs="?", metavar="PATH",
+                       help="GGUF file (else $MEDBRIEF_MODEL, the config file, the demo model)")
+    model.add_argument("--ctx", dest="n_ctx", type=int, help="context window in tokens (default: the configured n_ctx)")
     model.add_argument("--kv", choices=["f16", "q8_0"], help="KV cache precision (default: the configured one)")
     model.add_argument("--gpu-layers", type=int, help="layers to offload (-1 all)")
     model.add_argument("--json", action="store_true", help="JSON output")
@@ -134,17 +135,16 @@ def _cmd_model(args: argparse.Namespace) -> int:
     from inference.engine import physical_batch
     from inference.gguf_header import read_gguf_header
     from inference.gpu_memory import GIB, estimate, gpu_devices
-    from inference.settings import load_config, resolve_model_path
 
-    config = load_config()
-    path = resolve_model_path(args.path, config) or require_demo_model()
+    engine = _engine_settings(args)  # the same validation and precedence as summarize
+    if args.kv:
+        engine = engine.model_copy(update={"kv_cache_type": args.kv})
+    path = engine.model_path or require_demo_model()
     info = read_gguf_header(path)
-    engine = config.engine
     devices = gpu_devices()
-    guess = estimate(info, n_ctx=args.ctx or engine.n_ctx, kv_cache_type=args.kv or engine.kv_cache_type,
+    guess = estimate(info, n_ctx=engine.n_ctx, kv_cache_type=engine.kv_cache_type,
                      n_ubatch=physical_batch(engine, on_gpu=bool(devices)), flash_attn=engine.flash_attn,
-                     n_gpu_layers=engine.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
-                     device=devices[0] if devices else None)
+                     n_gpu_layers=engine.n_gpu_layers, device=devices[0] if devices else None)
     if args.json:
         print(json.dumps({"file": str(path), "architecture": info.architecture, "name": info.name,
                           "quantization": info.quantization, "file_size": info.file_size,

@@ -43,7 +43,6 @@ class DecodeResult:
     prompt_tokens_evaluated: int
     completion_tokens: int
     ttft_s: float
-    prompt_s: float
     total_s: float
     finish_reason: str
     picks: PickStats = field(default_factory=PickStats)
@@ -62,7 +61,6 @@ class Decoder:
         self.max_draft = max_draft
         capacity = max(n_batch, max_draft + 1)
         self._batch = self._lib.llama_batch_init(capacity, 0, 1)
-        self._capacity = capacity
         self._tokens_view = np.ctypeslib.as_array(self._batch.token, shape=(capacity,))
         self._pos_view = np.ctypeslib.as_array(self._batch.pos, shape=(capacity,))
         self._logits_view = np.ctypeslib.as_array(self._batch.logits, shape=(capacity,))
@@ -171,13 +169,6 @@ class Decoder:
     def _is_end(self, token: int) -> bool:
         return bool(self._lib.llama_vocab_is_eog(self._vocab, token))
 
-    @staticmethod
-    def _emit(token: int, text: "_TextStream", lookup: PromptLookup | None) -> int:
-        text.push(token)
-        if lookup is not None:
-            lookup.add(token)
-        return 1
-
     def logits(self, index: int) -> np.ndarray:
         pointer = self._lib.llama_get_logits_ith(self._ctx, index)
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
@@ -197,8 +188,7 @@ class Decoder:
     ) -> DecodeResult:
         started = time.perf_counter()
         evaluated = self.prepare(tokens, keep_prefix)
-        prompt_s = time.perf_counter() - started
-        lookup = PromptLookup(list(tokens), max_draft=self.max_draft) if draft and self.max_draft > 0 else None
+        lookup = PromptLookup(tokens, max_draft=self.max_draft) if draft and self.max_draft > 0 else None
         drafts = DraftStats()
         text = _TextStream(self._lib, self._vocab, on_token)
         produced = 0
@@ -224,18 +214,20 @@ class Decoder:
             drafts.accepted += len(accepted)
             if len(accepted) < len(proposed):
                 self._truncate(len(self.cached) - (len(proposed) - len(accepted)))
-            stop = False
-            for token in accepted:
-                produced += self._emit(token, text, lookup)
-                first_token_at = first_token_at or time.perf_counter()
-            if self._is_end(next_token):
-                finish_reason, stop = "stop", True
-            else:
+            ended = self._is_end(next_token)
+            if not ended:
                 picker.accept(next_token)
-                produced += self._emit(next_token, text, lookup)
-                first_token_at = first_token_at or time.perf_counter()
-                stop = produced >= limit
-            if stop:
+            for token in accepted if ended else accepted + [next_token]:
+                text.push(token)
+                if lookup is not None:
+                    lookup.add(token)
+            produced += len(accepted) + (0 if ended else 1)
+            if produced and first_token_at is None:
+                first_token_at = time.perf_counter()
+            if ended:
+                finish_reason = "stop"
+                break
+            if produced >= limit:
                 break
             if lookup is not None and drafts.proposed >= DRAFT_PROBE \
                     and drafts.accepted < DRAFT_MIN_ACCEPTANCE * drafts.proposed:
@@ -245,8 +237,6 @@ class Decoder:
             feed = [next_token] + proposed
             self._decode(feed, outputs="all" if proposed else "last")
             rows = list(range(len(feed))) if proposed else [-1]
-            if proposed:
-                drafts.batches += 1
         total_s = time.perf_counter() - started
         return DecodeResult(
             text=text.finish(),
@@ -254,7 +244,6 @@ class Decoder:
             prompt_tokens_evaluated=evaluated,
             completion_tokens=produced,
             ttft_s=(first_token_at or time.perf_counter()) - started,
-            prompt_s=prompt_s,
             total_s=total_s,
             finish_reason=finish_reason,
             picks=picker.stats,
@@ -274,8 +263,11 @@ class _TextStream:
         self._buffer = ctypes.create_string_buffer(256)
 
     def push(self, token: int) -> None:
-        n = self._lib.llama_token_to_piece(self._vocab, token, self._buffer, 256, 0, False)
-        piece = self._decoder.decode(self._buffer.raw[:max(n, 0)])
+        n = self._lib.llama_token_to_piece(self._vocab, token, self._buffer, len(self._buffer), 0, False)
+        if n < 0:  # a piece longer than the buffer: llama.cpp says how long
+            self._buffer = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self._vocab, token, self._buffer, len(self._buffer), 0, False)
+        piece = self._decoder.decode(self._buffer.raw[:n])
         if piece:
             self._pieces.append(piece)
             if self._on_token is not None:

@@ -24,7 +24,7 @@ from inference.decoder import Decoder, DecodeResult, common_prefix
 from inference.demo_model import DEMO_MODEL_LABEL, is_demo_model, require_demo_model
 from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.gguf_header import GgufInfo, check_loadable, read_gguf_header
-from inference.gpu_memory import MemoryEstimate, estimate, gpu_devices
+from inference.gpu_memory import GpuDevice, estimate, gpu_devices
 from inference.sampling import CompiledGrammar, DraftStats, GrammarMatcher, PickStats, SamplingParams, TokenPicker
 from inference.settings import EngineSettings
 
@@ -54,7 +54,6 @@ class EngineInfo:
     total_layers: int
     flash_attn: bool
     load_s: float
-    requested_gpu_layers: int = -1
     draft_tokens: int = 0
     warning: str = ""  # shown in the status bar: CPU-only build, or fewer layers on the GPU than asked
 
@@ -97,7 +96,6 @@ class GenerationResult:
     total_s: float
     finish_reason: str
     prompt_tokens_evaluated: int = 0  # the rest came from the KV cache or a prefix snapshot
-    prompt_s: float = 0.0
     picks: PickStats = field(default_factory=PickStats)
     drafts: DraftStats = field(default_factory=DraftStats)
 
@@ -107,7 +105,7 @@ class GenerationResult:
             text=strip_thinking(result.text), prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens, ttft_s=result.ttft_s, total_s=result.total_s,
             finish_reason=result.finish_reason, prompt_tokens_evaluated=result.prompt_tokens_evaluated,
-            prompt_s=result.prompt_s, picks=result.picks, drafts=result.drafts,
+            picks=result.picks, drafts=result.drafts,
         )
 
     @property
@@ -136,11 +134,13 @@ class Engine:
         path = settings.model_path if settings.model_path is not None else require_demo_model()
         self.gguf: GgufInfo = read_gguf_header(path)
         check_loadable(self.gguf, settings.n_ctx)
+        wants_gpu = settings.n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload()
+        devices = gpu_devices() if wants_gpu else []
         if settings.n_ubatch is None:
-            on_gpu = settings.n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload() and bool(gpu_devices())
-            settings = settings.model_copy(update={"n_ubatch": physical_batch(settings, on_gpu)})
+            settings = settings.model_copy(update={"n_ubatch": physical_batch(settings, on_gpu=bool(devices))})
             self.settings = settings
-        self.memory = _check_fits(self.gguf, settings, llama_cpp)
+        if wants_gpu:
+            _check_fits(self.gguf, settings, devices)
         started = time.perf_counter()
         try:
             with _llama_log() as log, _quiet_native_stderr():
@@ -168,7 +168,6 @@ class Engine:
         offloaded, total_layers = _placed_layers("".join(log), total_layers)
         warning = _placement_warning(settings.n_gpu_layers, offloaded, total_layers,
                                      bool(llama_cpp.llama_supports_gpu_offload()))
-        draft_tokens = settings.draft_tokens
         self.info = EngineInfo(
             model_path=str(path),
             model_name=self.gguf.name,
@@ -183,8 +182,7 @@ class Engine:
             total_layers=total_layers,
             flash_attn=settings.flash_attn,
             load_s=load_s,
-            requested_gpu_layers=settings.n_gpu_layers,
-            draft_tokens=draft_tokens,
+            draft_tokens=settings.draft_tokens,
             warning=warning,
         )
         vocab = self._llama._model
@@ -199,7 +197,7 @@ class Engine:
         # Makes the picker for each call; bench/ swaps it to replay a recorded output at the model's speed.
         self.picker_factory: Callable[[SamplingParams, GrammarMatcher | None], TokenPicker] = TokenPicker
         self._decoder = Decoder(llama_cpp, self._llama._ctx.ctx, self._llama._model.vocab, self._n_vocab,
-                                settings.n_batch, draft_tokens)
+                                settings.n_batch, settings.draft_tokens)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text, add_bos=False))
@@ -362,18 +360,13 @@ def physical_batch(settings: EngineSettings, on_gpu: bool) -> int:
     return GPU_UBATCH if on_gpu else CPU_UBATCH
 
 
-def _check_fits(gguf: GgufInfo, settings: EngineSettings, llama_cpp: Any) -> MemoryEstimate | None:
+def _check_fits(gguf: GgufInfo, settings: EngineSettings, devices: list[GpuDevice]) -> None:
     """Refuse, before llama.cpp allocates anything, a model that cannot fit the free GPU memory."""
-    if settings.n_gpu_layers == 0 or not llama_cpp.llama_supports_gpu_offload():
-        return None
-    devices = gpu_devices()
     memory = estimate(gguf, n_ctx=settings.n_ctx, kv_cache_type=settings.kv_cache_type,
-                      n_ubatch=physical_batch(settings, on_gpu=True),
-                      flash_attn=settings.flash_attn,
+                      n_ubatch=physical_batch(settings, on_gpu=True), flash_attn=settings.flash_attn,
                       n_gpu_layers=settings.n_gpu_layers, device=devices[0] if devices else None)
-    if memory.device is not None and memory.total > memory.device.free:
+    if memory.fits is False:  # the same rule `medbrief model inspect` states
         raise ModelError(f"显存不足 / not enough GPU memory: {memory.verdict()}")
-    return memory
 
 
 def _placed_layers(log: str, total_layers: int) -> tuple[int, int]:

@@ -56,6 +56,8 @@ class MemoryEstimate:
         """None when no GPU is visible (nothing to compare with)."""
         if self.device is None:
             return None
+        if self.gpu_layers == 0:
+            return True  # nothing goes to the GPU
         return self.total + HEADROOM <= self.device.free
 
     def verdict(self) -> str:

@@ -78,7 +78,6 @@ class CompiledGrammar:
         import llama_cpp
 
         self.gbnf = gbnf
-        self._vocab = vocab
         sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
         if not sampler:
             raise GenerationError("约束语法无效 / the output grammar failed to compile in llama.cpp")
@@ -105,12 +104,8 @@ class GrammarMatcher:
             data=ctypes.cast(self._one, llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False
         )
         self._one_ref = ctypes.byref(self._one_array)
-        self._all = np.zeros(n_vocab, dtype=_TOKEN_DATA)
-        self._ids = np.arange(n_vocab, dtype=np.intc)
-        self._all_array = llama_cpp.llama_token_data_array(
-            data=self._all.ctypes.data_as(llama_cpp.llama_token_data_p), size=n_vocab, selected=-1, sorted=False
-        )
-        self._all_ref = ctypes.byref(self._all_array)
+        self._n_vocab = n_vocab
+        self._all: np.ndarray | None = None  # the whole-vocabulary array, made on the first (rare) mask
 
     def allows(self, token: int) -> bool:
         entry = self._one[0]
@@ -122,12 +117,14 @@ class GrammarMatcher:
 
     def mask(self, logits: np.ndarray) -> np.ndarray:
         """The logits with every token the grammar refuses set to -inf (a new array)."""
-        self._all["id"] = self._ids
+        lib = self._llama_cpp
+        if self._all is None:
+            self._all = np.zeros(self._n_vocab, dtype=_TOKEN_DATA)
+            self._all["id"] = np.arange(self._n_vocab, dtype=np.intc)
         self._all["logit"] = logits
-        self._all["p"] = 0.0
-        self._all_array.size = len(self._all)
-        self._all_array.sorted = False
-        self._llama_cpp.llama_sampler_apply(self._sampler, self._all_ref)
+        array = lib.llama_token_data_array(data=self._all.ctypes.data_as(lib.llama_token_data_p),
+                                           size=self._n_vocab, selected=-1, sorted=False)
+        lib.llama_sampler_apply(self._sampler, ctypes.byref(array))
         return self._all["logit"].copy()
 
     def accept(self, token: int) -> None:
@@ -275,7 +272,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 class DraftStats:
     proposed: int = 0
     accepted: int = 0
-    batches: int = 0
 
     def as_dict(self) -> dict[str, float | int]:
         return {

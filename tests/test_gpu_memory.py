@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -62,13 +61,13 @@ def test_verdict_says_whether_it_fits_and_what_to_change(demo_model_path: Path) 
     assert "n_ctx" in tiny.suggestion()
 
 
-def test_engine_refuses_a_model_that_cannot_fit_before_loading(demo_model_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(engine_module, "gpu_devices", lambda: [GpuDevice("RTX 4090", free=100 * 2**20, total=24 * GIB)])
-    gpu_build = SimpleNamespace(llama_supports_gpu_offload=lambda: True)
+def test_engine_refuses_a_model_that_cannot_fit_before_loading(demo_model_path: Path) -> None:
+    small = [GpuDevice("RTX 4090", free=100 * 2**20, total=24 * GIB)]
     info = read_gguf_header(demo_model_path)
     with pytest.raises(ModelError, match="显存不足"):
-        engine_module._check_fits(info, EngineSettings(), gpu_build)
-    assert engine_module._check_fits(info, EngineSettings(n_gpu_layers=0), gpu_build) is None
+        engine_module._check_fits(info, EngineSettings(), small)
+    assert engine_module._check_fits(info, EngineSettings(n_gpu_layers=0), small) is None  # CPU on purpose
+    assert engine_module._check_fits(info, EngineSettings(), []) is None  # no NVIDIA GPU visible: nothing to compare
 
 
 def test_placement_comes_from_what_llama_cpp_logged() -> None:
@@ -92,3 +91,6 @@ def test_model_inspect_prints_the_estimate(demo_model_path: Path) -> None:
                              capture_output=True, text=True, cwd=REPO, timeout=120)
     assert missing.returncode == 4 and "model file not found" in missing.stderr
     assert "Traceback" not in missing.stderr
+    tiny = subprocess.run([sys.executable, "-m", "inference", "model", "inspect", str(demo_model_path), "--ctx", "0"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert tiny.returncode == 3 and "invalid engine option n_ctx" in tiny.stderr and "Traceback" not in tiny.stderr
