@@ -4,6 +4,10 @@ A statement is each sentence of 现病史, the 主诉, each 辅助检查 item an
 measured on character bigrams: the share of the statement's bigrams found in the chosen source
 sentences. Exam items and diagnoses first try an exact anchor (the same value with its unit; the same
 diagnosis wording) so the desktop can highlight precisely.
+
+A summary of a long record made in parts says which part each statement came from (``Scopes``): such a
+statement is grounded only in its part, so a value that happens to stand in another patient's admission
+further down the record does not count as support.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from inference.values import find_measurements, fold
 _SENTENCE_END = re.compile(r"[。；;！？!?\n]")
 _NOT_CONTENT = re.compile(r"[\s,，、:：。；;()（）\"“”'‘’\[\]【】]")
 SUPPORTED = 0.5
+Range = tuple[int, int]
+# (section, statement text) → the record ranges it was summarized from; statements not listed: the whole record.
+Scopes = dict[tuple[str, str], list[Range]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,10 @@ class Statement:
     offset: int = 0  # start of ``text`` inside its field (sentences of 现病史)
     sources: list[SourceSpan] = field(default_factory=list)
     support: float = 0.0
+    scope: list[Range] | None = None  # where in the record it may be supported; None: anywhere
+
+    def in_scope(self, start: int, end: int) -> bool:
+        return self.scope is None or any(s <= start and end <= e for s, e in self.scope)
 
     @property
     def is_absent_marker(self) -> bool:
@@ -85,6 +96,7 @@ class SourceIndex:
     def ground(self, statement: Statement) -> None:
         if statement.is_absent_marker or not statement.text.strip():
             return
+        sentences = [s for s in self.sentences if statement.in_scope(s[0], s[0] + len(s[1]))]
         anchored = self._anchor(statement)
         grams = _bigrams(statement.text)
         if not grams:
@@ -95,7 +107,7 @@ class SourceIndex:
             chosen.append(anchored)
             covered |= grams & _bigrams(anchored.text)
         while len(chosen) < 3:
-            best = max(self.sentences, key=lambda s: len((grams - covered) & s[2]), default=None)
+            best = max(sentences, key=lambda s: len((grams - covered) & s[2]), default=None)
             if best is None or not (grams - covered) & best[2]:
                 break
             gain = (grams - covered) & best[2]
@@ -112,24 +124,34 @@ class SourceIndex:
         if statement.section == "auxiliary_exams":
             mine = find_measurements(text)
             for measurement in self.measurements:
-                if mine and measurement.identity == mine[0].identity:
+                if mine and measurement.identity == mine[0].identity \
+                        and statement.in_scope(measurement.start, measurement.end):
                     span = self.source[measurement.start:measurement.end]
                     return SourceSpan(measurement.start, measurement.end, span, 1.0)
             name = text.split(" ")[0]
-            position = self.folded.find(name) if len(name) >= 2 else -1
+            position = self._find(name, statement) if len(name) >= 2 else -1
             if position >= 0:
                 return SourceSpan(position, position + len(name), self.source[position:position + len(name)], 0.5)
             return None
         if statement.section in ("diagnoses", "chief_complaint"):
-            position = self.folded.find(text)
+            position = self._find(text, statement)
             if position >= 0 and text:
                 return SourceSpan(position, position + len(text), self.source[position:position + len(text)], 1.0)
         return None
 
 
-def ground_summary(summary: StructuredSummary, source: str) -> list[Statement]:
+    def _find(self, text: str, statement: Statement) -> int:
+        position = self.folded.find(text)
+        while position >= 0 and not statement.in_scope(position, position + len(text)):
+            position = self.folded.find(text, position + 1)
+        return position
+
+
+def ground_summary(summary: StructuredSummary, source: str, scopes: Scopes | None = None) -> list[Statement]:
     index = SourceIndex(source)
     statements = statements_of(summary)
     for statement in statements:
+        if scopes:
+            statement.scope = scopes.get((statement.section, statement.text))
         index.ground(statement)
     return statements

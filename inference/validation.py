@@ -8,27 +8,50 @@ Rules (ids are stable; the desktop colours by severity, tests and the held-out c
   T1 non-standard or colloquial term       T2 diagnosis the source negates
   T3 diagnosis not found in the code table
   F1 medical wording not found in the source (paraphrase)  G1 statement with no support in the source
-  G2 diagnoses listed although the record states none
-One problem gets one finding: a statement that already carries a finding (S, V, T, G2) is not flagged
-again by F1 or G1.
+  G2 diagnoses listed although the record states none      G3 diagnosis not in the record, removed from the draft
+  N1 negation flipped or dropped (颈静脉怒张 ↔ 无颈静脉怒张)   N2 certainty changed (肺结核待排 ↔ 肺结核)
+  R1 the draft repeats the prompt's example patient        R2 most of the draft has no support in the record
+One problem gets one finding: a statement that already carries a finding (S, V, T, N, G2) is not flagged
+again by F1 or G1. Many omitted key values (V2) are one finding with the list behind it.
+
+The review's verdict: "rejected" when an R finding says the draft does not come from the record (it is
+then not a draft of this patient at all: it cannot be copied, exported or signed), else "errors",
+"warnings" or "ok" by the worst finding.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from inference.clinical_terms import expand_terms, find_nonstandard_terms
-from inference.grounding import SUPPORTED, SourceSpan, Statement, ground_summary
+from inference.draft_guard import Removal
+from inference.grounding import SUPPORTED, Scopes, SourceSpan, Statement, ground_summary, split_sentences
 from inference.icd_table import IcdTable
 from inference.paths import resources_dir
+from inference.polarity import NEGATION, compare
 from inference.summary_schema import ABSENT, DIAGNOSIS_CUES, DIAGNOSIS_SEPARATORS, SECTION_HEADINGS, StructuredSummary
 from inference.tsv_files import read_tsv
-from inference.values import Measurement, find_measurements, fold, implausible, is_key, resolve_parameter
+from inference.values import (
+    Measurement,
+    find_measurements,
+    fold,
+    implausible,
+    is_key,
+    resolve_parameter,
+    same_measurement,
+)
 
 ERROR, WARNING, INFO = "error", "warning", "info"
+REJECTED, ERRORS, WARNINGS, OK = "rejected", "errors", "warnings", "ok"
+# A draft is refused when fewer than half of its statements (those removed for lack of support included) are
+# supported by the record. Drafts of the record itself copy its wording: on CMB-Clin their supported share
+# is far above this (README); the prompt's example patient against any real record scores 0.
+MIN_SUPPORTED_SHARE = 0.5
+GROUP_OMISSIONS_OVER = 3  # more omitted key values than this are one finding with the list behind it
 SEVERITY_LABELS = {ERROR: "错误", WARNING: "警告", INFO: "提示"}
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
@@ -49,29 +72,48 @@ class Finding:
     message: str
     suggestion: str = ""
     source_spans: list[SourceSpan] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # the items behind a grouped finding
 
     def as_dict(self) -> dict[str, Any]:
         return {"rule_id": self.rule_id, "severity": self.severity, "section": self.section,
                 "section_name": SECTION_HEADINGS.get(self.section, self.section), "index": self.index,
                 "span": list(self.span) if self.span else None, "message": self.message,
-                "suggestion": self.suggestion, "source_spans": [s.as_dict() for s in self.source_spans]}
+                "suggestion": self.suggestion, "source_spans": [s.as_dict() for s in self.source_spans],
+                "details": self.details}
 
 
 @dataclass
 class ValidationReport:
     findings: list[Finding]
     statements: list[Statement]
+    unchecked: int = 0  # statements the record leaves undecided (it says both 有 and 无): for the doctor
 
     @property
     def has_errors(self) -> bool:
         return any(f.severity == ERROR for f in self.findings)
 
+    @property
+    def verdict(self) -> str:
+        if any(f.rule_id in ("R1", "R2") for f in self.findings):
+            return REJECTED
+        if self.has_errors:
+            return ERRORS
+        return WARNINGS if any(f.severity == WARNING for f in self.findings) else OK
+
+    @property
+    def rejected(self) -> bool:
+        return self.verdict == REJECTED
+
     def counts(self) -> dict[str, int]:
         return {level: sum(f.severity == level for f in self.findings) for level in (ERROR, WARNING, INFO)}
 
+    def supported_share(self) -> float:
+        content = [s for s in self.statements if not s.is_absent_marker and s.text.strip()]
+        return sum(s.support >= SUPPORTED for s in content) / len(content) if content else 1.0
+
     def as_dict(self) -> dict[str, Any]:
-        return {"findings": [f.as_dict() for f in self.findings], "counts": self.counts(),
-                "statements": [s.as_dict() for s in self.statements]}
+        return {"verdict": self.verdict, "findings": [f.as_dict() for f in self.findings], "counts": self.counts(),
+                "unchecked": self.unchecked, "statements": [s.as_dict() for s in self.statements]}
 
 
 @lru_cache(maxsize=1)
@@ -80,12 +122,14 @@ def allowed_additions() -> frozenset[str]:
 
 
 class _Checker:
-    def __init__(self, summary: StructuredSummary, source: str, table: IcdTable | None) -> None:
+    def __init__(self, summary: StructuredSummary, source: str, table: IcdTable | None,
+                 scopes: Scopes | None = None) -> None:
         self.summary = summary
         self.source = source
         self.folded_source = fold(source)
         self.table = table
-        self.statements = ground_summary(summary, source)
+        self.statements = ground_summary(summary, source, scopes)
+        self.unchecked = 0
         self.findings: list[Finding] = []
         self.source_measurements = find_measurements(source)
         self.explained: set[tuple[str, int]] = set()  # statements that already carry a finding
@@ -144,7 +188,6 @@ class _Checker:
     # -- V: values -------------------------------------------------------------------------------
 
     def values(self) -> None:
-        by_identity = {m.identity: m for m in self.source_measurements}
         summary_identities: set[tuple[str, tuple[float, ...], str]] = set()
         for statement, measurement, span in self._summary_measurements():
             summary_identities.add(measurement.identity)
@@ -157,7 +200,8 @@ class _Checker:
                                  f"（{limit.unit} 合理范围 {limit.low:g}–{limit.high:g}）", hint,
                                  self._spans_of(same_name)))
                 continue
-            if measurement.identity in by_identity:
+            if any(same_measurement(measurement, m) and statement.in_scope(m.start, m.end)
+                   for m in self.source_measurements):
                 continue
             self.add(Finding("V1", ERROR, statement.section, statement.index, span,
                              f"数值在原文中找不到（编造或改动）：{measurement.name} {measurement.as_text()}".replace("  ", " "),
@@ -174,13 +218,18 @@ class _Checker:
                                      self._spans_of(match)))
         already_cited = {(span.start, span.end) for f in self.findings if f.rule_id in ("V1", "V3", "V4")
                          for span in f.source_spans}
-        for measurement in self.source_measurements:
-            if (measurement.start, measurement.end) in already_cited:
-                continue  # an altered value was already reported with this original as its hint
-            if is_key(measurement) and measurement.identity not in summary_identities:
-                text = self.source[measurement.start:measurement.end]
-                self.add(Finding("V2", WARNING, self._section_for(measurement), None, None,
-                                 f"原文的关键数值未出现在摘要中：{text}", f"补充 {text}", self._spans_of(measurement)))
+        omitted = [m for m in self.source_measurements if (m.start, m.end) not in already_cited
+                   and is_key(m) and m.identity not in summary_identities]
+        if len(omitted) > GROUP_OMISSIONS_OVER:
+            texts = [self.source[m.start:m.end] for m in omitted]
+            self.add(Finding("V2", WARNING, "auxiliary_exams", None, None,
+                             f"原文有 {len(omitted)} 个关键数值未出现在摘要中：{'、'.join(texts[:3])} 等",
+                             "逐项核对原文，需要的补入摘要", [s for m in omitted for s in self._spans_of(m)], texts))
+            return
+        for measurement in omitted:
+            text = self.source[measurement.start:measurement.end]
+            self.add(Finding("V2", WARNING, self._section_for(measurement), None, None,
+                         f"原文的关键数值未出现在摘要中：{text}", f"补充 {text}", self._spans_of(measurement)))
 
     def _summary_measurements(self) -> list[tuple[Statement, Measurement, tuple[int, int]]]:
         found = []
@@ -275,6 +324,61 @@ class _Checker:
         candidates = matcher.lookup(name, top_k=1)
         return bool(candidates) and candidates[0].score >= 0.6
 
+    # -- N: negation and certainty ------------------------------------------------------------------
+
+    def polarity(self) -> None:
+        for statement in self.statements:
+            if statement.is_absent_marker or not statement.text.strip() \
+                    or (statement.section, statement.index) in self.explained:
+                continue
+            near = [(span.start, span.end) for span in statement.sources] or statement.scope or []
+            disagreements, undecided = compare(statement.text, self.source, near)
+            self.unchecked += bool(undecided) and not disagreements
+            for disagreement in disagreements[:1]:
+                term, found = disagreement.term, disagreement.source
+                start, end = disagreement.source_start, disagreement.source_end
+                quote = self._clause_around(start, end)
+                if disagreement.kind == NEGATION:
+                    rule, message = "N1", (f"否定被改变：摘要写“{statement.text.strip()}”，"
+                                           f"原文为“{quote.text}”（{term.text}：原文{found.describe()}）")
+                else:
+                    rule, message = "N2", (f"确定程度被改变：摘要写“{statement.text.strip()}”，原文为“{quote.text}”")
+                span = (statement.offset + term.start, statement.offset + term.end)
+                self.add(Finding(rule, ERROR, statement.section, statement.index, span, message,
+                                 f"按原文改为“{quote.text}”", [quote]))
+
+    def _clause_around(self, start: int, end: int) -> SourceSpan:
+        marks = "，,。；;：:\n"
+        left = max(self.source.rfind(c, 0, start) for c in marks) + 1
+        rights = [i for i in (self.source.find(c, end) for c in marks) if i >= 0]
+        right = min(rights) if rights else len(self.source)
+        return SourceSpan(left, right, self.source[left:right].strip(), 1.0)
+
+    # -- R: does the draft come from this record at all ------------------------------------------------
+
+    def provenance(self, removals: list[Removal]) -> None:
+        copied = _example_copies(self.summary, self.folded_source)
+        if copied:
+            self.add(Finding("R1", ERROR, "chief_complaint", None, None,
+                             f"摘要与提示词中的示例病例雷同（{'、'.join(copied[:3])}），不是本病历的摘要",
+                             "分段重新生成"))
+            return
+        content = [s for s in self.statements if not s.is_absent_marker and s.text.strip()]
+        unsupported_removals = [r for r in removals if r.rule_id in ("G3", "V1")]
+        total = len(content) + len(unsupported_removals)
+        supported = sum(s.support >= SUPPORTED for s in content)
+        if total and supported / total < MIN_SUPPORTED_SHARE:
+            self.add(Finding("R2", ERROR, "chief_complaint", None, None,
+                             f"摘要与原文不符：{total} 条内容中只有 {supported} 条在原文中有依据",
+                             "分段重新生成"))
+
+    def removed(self, removals: list[Removal]) -> None:
+        for removal in removals:
+            severity = INFO if removal.rule_id == "G2" else WARNING
+            self.findings.append(Finding(removal.rule_id, severity, removal.section, None, None,
+                                         f"已从草稿中移除（{removal.reason}）：模型原文为“{removal.text}”",
+                                         "核对原文；确有依据时手工补回"))
+
     # -- F and G: faithfulness and grounding -------------------------------------------------------
 
     def faithfulness(self) -> None:
@@ -336,12 +440,50 @@ def _named(measurement: Measurement, name: str) -> Measurement:
     return replace(measurement, name=name, parameter=resolve_parameter(name, measurement.unit))
 
 
-def validate(summary: StructuredSummary, source: str, table: IcdTable | None = None) -> ValidationReport:
-    checker = _Checker(summary, source, table)
+@lru_cache(maxsize=1)
+def _example() -> tuple[str, frozenset[str]]:
+    """The shipped prompt's example (record and summary, folded) and its statements; empty without one."""
+    from inference.prompts import load_prompt
+
+    prompt = load_prompt("summary")
+    if "example_summary" not in prompt.sections:
+        return "", frozenset()
+    text = fold(prompt.section("example_record") + "\n" + prompt.section("example_summary"))
+    data = json.loads(prompt.section("example_summary"))
+    statements = [data.get("chief_complaint", "")] + [d["name"] for d in data.get("diagnoses", [])]
+    statements += [f"{i['name']} {i['value']}" for i in data.get("auxiliary_exams", [])]
+    return text, frozenset(fold(s) for s in statements if s)
+
+
+def _example_copies(summary: StructuredSummary, folded_source: str) -> list[str]:
+    """Statements of the draft that stand in the prompt's example (or are its 【…】 placeholders) and not in
+    the record: the model wrote the example patient, not this one."""
+    example_text, example_statements = _example()
+    copies = []
+    candidates = [summary.chief_complaint, *[d.name for d in summary.diagnoses],
+                  *[f"{i.name} {i.value}" for i in summary.auxiliary_exams],
+                  *[sentence for _o, sentence in split_sentences(summary.present_illness)]]
+    for text in candidates:
+        folded = fold(text).strip(" 。")
+        if not folded or folded == ABSENT or folded in folded_source:
+            continue
+        if "【" in folded or folded in example_statements or (len(folded) >= 8 and folded in example_text):
+            copies.append(text.strip())
+    return copies
+
+
+def validate(summary: StructuredSummary, source: str, table: IcdTable | None = None, *,
+             scopes: Scopes | None = None, removals: list[Removal] | None = None) -> ValidationReport:
+    """Check ``summary`` against ``source``. ``scopes``: the record part each statement was summarized
+    from (long records); ``removals``: what the draft guard took out of the model's draft."""
+    checker = _Checker(summary, source, table, scopes)
     checker.structure()
     checker.values()
     checker.terms()
+    checker.polarity()
     checker.faithfulness()
     checker.grounding()
+    checker.provenance(removals or [])
+    checker.removed(removals or [])
     findings = sorted(checker.findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.rule_id))
-    return ValidationReport(findings=findings, statements=checker.statements)
+    return ValidationReport(findings=findings, statements=checker.statements, unchecked=checker.unchecked)

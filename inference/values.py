@@ -145,3 +145,11 @@ def is_key(measurement: Measurement) -> bool:
         return False
     ranges, _ = parameter_table()
     return any(r.key and r.unit == measurement.unit for r in ranges.get(measurement.parameter, []))
+
+
+def same_measurement(written: Measurement, source: Measurement) -> bool:
+    """``written`` (in a summary) states ``source``'s value: the same value and unit, and where both name
+    what they measure, the same parameter (HR 105次/分 is not supported by R 105次/分)."""
+    if written.identity != source.identity:
+        return False
+    return written.parameter is None or source.parameter is None or written.parameter == source.parameter
