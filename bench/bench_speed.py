@@ -50,7 +50,7 @@ from inference.icd_table import open_table  # noqa: E402
 from inference.pipeline import run_pipeline  # noqa: E402
 from inference.sampling import GrammarMatcher, SamplingParams, TokenPicker  # noqa: E402
 from inference.settings import EngineSettings  # noqa: E402
-from inference.summarizer import FIXED_MESSAGES, build_messages, summary_gbnf  # noqa: E402
+from inference.summarizer import build_messages, summary_gbnf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -166,7 +166,7 @@ def bench_record(engine: Engine, name: str, text: str, args: argparse.Namespace,
     grammar = engine.compile_grammar(summary_gbnf())
     messages = build_messages(text)
     prompt = engine.template.render(messages)
-    fixed = engine.template.render(messages[:FIXED_MESSAGES])
+    fixed = engine.template.render(messages[:-1])
     row: dict[str, Any] = {"record": name, "chars": len(text)}
     if replay is not None:
         row["replayed_output_of"] = name if name in replay else "sample"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.chat_template import ChatTemplate, strip_thinking
-from inference.decoder import Decoder, DecodeResult, common_prefix
+from inference.decoder import Decoder, DecodeResult, PromptCallback, TokenCallback, common_prefix
 from inference.demo_model import DEMO_MODEL_LABEL, is_demo_model, require_demo_model
 from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.gguf_header import GgufInfo, check_loadable, read_gguf_header
@@ -28,7 +28,6 @@ from inference.gpu_memory import GpuDevice, estimate, gpu_devices
 from inference.sampling import CompiledGrammar, DraftStats, GrammarMatcher, PickStats, SamplingParams, TokenPicker
 from inference.settings import EngineSettings
 
-TokenCallback = Callable[[str], None]
 GPU_UBATCH, CPU_UBATCH = 2048, 512  # measured: bench/results/h200_synthetic_qwen3_14b.json and the README
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _BUFFER = re.compile(r"(\S+) (model|KV|compute|output) buffer size =\s*([\d.]+) MiB")
@@ -55,6 +54,7 @@ class EngineInfo:
     flash_attn: bool
     load_s: float
     draft_tokens: int = 0
+    n_params: int = 0  # parameters, as llama.cpp counts them: sizes the record part a model summarizes well
     warning: str = ""  # shown in the status bar: CPU-only build, or fewer layers on the GPU than asked
 
     @property
@@ -83,6 +83,7 @@ class EngineInfo:
             "n_ctx": self.n_ctx,
             "flash_attn": self.flash_attn,
             "draft_tokens": self.draft_tokens,
+            "n_params": self.n_params,
             "warning": self.warning,
         }
 
@@ -183,6 +184,7 @@ class Engine:
             flash_attn=settings.flash_attn,
             load_s=load_s,
             draft_tokens=settings.draft_tokens,
+            n_params=int(llama_cpp.llama_model_n_params(self._llama.model)),
             warning=warning,
         )
         vocab = self._llama._model
@@ -223,6 +225,7 @@ class Engine:
         max_tokens: int | None = None,
         fixed_messages: int = 0,
         on_token: TokenCallback | None = None,
+        on_prompt: PromptCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
         """Render with the model's template and generate. The first ``fixed_messages`` messages (with the
@@ -234,6 +237,7 @@ class Engine:
             max_tokens=max_tokens,
             fixed_prefix=fixed,
             on_token=on_token,
+            on_prompt=on_prompt,
             cancel=cancel,
         )
 
@@ -245,6 +249,7 @@ class Engine:
         max_tokens: int | None = None,
         fixed_prefix: str | None = None,
         on_token: TokenCallback | None = None,
+        on_prompt: PromptCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
         tokens, limit = self._prompt_tokens(prompt, max_tokens)
@@ -254,7 +259,8 @@ class Engine:
         picker = self.picker_factory(self.sampling, grammar.matcher(self._n_vocab) if grammar is not None else None)
         try:
             result = self._decoder.generate(tokens, picker, limit=limit, keep_prefix=keep,
-                                            draft=self.info.draft_tokens > 0, on_token=on_token, cancel=cancel)
+                                            draft=self.info.draft_tokens > 0, on_token=on_token, on_prompt=on_prompt,
+                                            cancel=cancel)
         finally:
             if picker.grammar is not None:
                 picker.grammar.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,7 +147,7 @@ def code_diagnoses(
     table: IcdTable,
     *,
     on_token: TokenCallback | None = None,
-    on_progress: Any = None,
+    on_progress: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> tuple[list[IcdAssignment], CodingTrace]:
     trace = CodingTrace()
@@ -171,7 +172,7 @@ def code_diagnoses(
         max_calls = 0 if last_round else len(missing)
         grammar = engine.compile_grammar(_grammar_text(options, max_calls, allow_final=not missing or last_round))
         if on_progress:
-            on_progress(f"ICD 编码第 {round_index} 轮 / coding round {round_index}")
+            on_progress(f"第 {round_index} 轮")
         result = engine.chat(messages, tools=[tool.schema()], grammar=grammar, max_tokens=768, fixed_messages=1,
                              on_token=on_token, cancel=cancel)
         trace.generations.append(result)

@@ -93,7 +93,9 @@ def fingerprint(train_json: Path, table_csv: Path) -> str:
     """Of the inputs and of the code and lexicons that shape what is learned: equal means nothing to relearn."""
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
-    sources = [train_json, table_csv, *sorted(package.glob("icd_*.py")), package / "clinical_terms.py",
+    # icd_coding.py (the model's function-call loop) reads what is learned but does not shape it.
+    code = [path for path in sorted(package.glob("icd_*.py")) if path.name != "icd_coding.py"]
+    sources = [train_json, table_csv, *code, package / "clinical_terms.py",
                *sorted((resources_dir() / "terms").glob("*.tsv"))]
     for path in sources:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from inference.documents import Document
 from inference.engine import Engine, TokenCallback
+from inference.errors import GenerationCancelled
 from inference.icd_coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
 from inference.icd_table import IcdTable
-from inference.summarizer import ProgressCallback, SummaryResult, call_timing, summarize
-from inference.summary_schema import ABSENT, render_emr_text
-from inference.validation import INFO, Finding, ValidationReport, validate
+from inference.progress import CHECKING, CODING, ProgressCallback, ProgressTracker
+from inference.summarizer import SummaryResult, call_timing, summarize
+from inference.summary_schema import render_emr_text
+from inference.validation import ValidationReport, validate
 
 
 @dataclass
@@ -22,6 +25,7 @@ class BriefReport:
     icd: list[IcdAssignment] = field(default_factory=list)
     coding_trace: CodingTrace | None = None
     validation: ValidationReport | None = None
+    elapsed_s: float = 0.0  # the whole run as the doctor waited for it: parts, ICD rounds and checks
 
     def emr_text(self) -> str:
         return render_emr_text(self.result.summary)
@@ -40,7 +44,14 @@ class BriefReport:
                  "sources": self._sources_for("diagnoses", i)}
                 for i, diagnosis in enumerate(summary.diagnoses)
             ],
+            "verdict": self.verdict,
             "findings": [f.as_dict() for f in self.validation.findings] if self.validation else [],
+            "unchecked": self.validation.unchecked if self.validation else 0,
+            "removed": [{"rule_id": r.rule_id, "section": r.section, "text": r.text, "reason": r.reason}
+                        for r in self.result.removals],
+            "parts": [{"index": p.index, "start": p.start, "end": p.end, "headings": list(p.headings)}
+                      for p in self.result.parts],
+            "elapsed_s": round(self.elapsed_s, 3),
             "statements": [s.as_dict() for s in self.validation.statements] if self.validation else [],
             "model": self.result.model,
             "prompt_version": self.result.prompt_version,
@@ -65,6 +76,14 @@ class BriefReport:
     def has_errors(self) -> bool:
         return self.validation is not None and self.validation.has_errors
 
+    @property
+    def verdict(self) -> str:
+        return self.validation.verdict if self.validation is not None else "unchecked"
+
+    @property
+    def rejected(self) -> bool:
+        return self.validation is not None and self.validation.rejected
+
 
 def run_pipeline(
     document: Document,
@@ -74,24 +93,31 @@ def run_pipeline(
     on_token: TokenCallback | None = None,
     cancel: threading.Event | None = None,
     table: IcdTable | None = None,
+    part_budget: int | None = None,
 ) -> BriefReport:
-    """Summarize, code the diagnoses against ``table`` (none: no coding), validate against the record."""
-    result = summarize(engine, document.text, on_token=on_token, on_progress=on_progress, cancel=cancel)
+    """Summarize, code the diagnoses against ``table`` (none: no coding), validate against the record.
+    ``part_budget``: record tokens per part for this run (a rerun in parts after a rejected draft)."""
+    tracker = ProgressTracker(on_progress)
+    result = summarize(engine, document.text, on_token=on_token, cancel=cancel, part_budget=part_budget,
+                       tracker=tracker)
     report = BriefReport(document=document, result=result)
-    if table is not None:
+    if table is not None and result.summary.diagnoses:
         names = [d.name for d in result.summary.diagnoses]
         report.icd, report.coding_trace = code_diagnoses(
-            engine, names, table, on_token=on_token, on_progress=on_progress, cancel=cancel
+            engine, names, table, on_token=on_token, on_progress=lambda step: tracker.phase(CODING, detail=step),
+            cancel=cancel,
         )
         check_no_foreign_codes(report.icd, table)
         result.timings.calls += [call_timing(f"icd round {i}", r)
                                  for i, r in enumerate(report.coding_trace.generations, 1)]
-    if on_progress:
-        on_progress("核对原文 / validating against the record")
-    report.validation = validate(result.summary, document.text, table)
-    removed = result.extra.get("removed_diagnoses") or []
-    if removed:
-        report.validation.findings.append(Finding(
-            "G2", INFO, "diagnoses", None, None,
-            f"原文没有给出诊断，已从草稿中移除模型自行给出的诊断：{'、'.join(removed)}", f"保持“{ABSENT}”，由医生诊断"))
+    _check_cancel(cancel)
+    tracker.phase(CHECKING)
+    report.validation = validate(result.summary, document.text, table, scopes=result.scopes,
+                                 removals=result.removals)
+    report.elapsed_s = time.perf_counter() - tracker.started
     return report
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise GenerationCancelled("已停止 / generation stopped")

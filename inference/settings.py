@@ -34,6 +34,11 @@ class EngineSettings(BaseModel):
     )
     n_threads: int | None = Field(None, ge=1, description="CPU threads; None lets llama.cpp choose.")
     max_tokens: int = Field(2048, ge=16, le=16384, description="Upper bound on generated tokens per request.")
+    part_tokens: int | None = Field(
+        None, ge=200, description="Record tokens summarized per call; a longer record is summarized in parts at "
+        "its section headings. None: by model size (1,500 under 3B parameters, measured on the demo model; 8,000 "
+        "otherwise)."
+    )
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 is greedy: the most faithful, repeatable draft.")
     top_k: int = Field(40, ge=0, description="With temperature > 0: draw among the k likeliest allowed tokens (0: all).")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="With temperature > 0: nucleus cut within the top k.")

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 
-from inference.chunking import merge_summaries, split_record
+from inference.draft_guard import Removal, guard_draft
 from inference.engine import Engine, GenerationResult, TokenCallback
 from inference.errors import GenerationError
+from inference.grounding import Scopes
 from inference.grammar import gbnf_from_json_schema
-from inference.prompts import load_prompt
+from inference.prompts import PromptTemplate, load_prompt
+from inference.progress import READING, SUMMARIZING, ProgressCallback, ProgressTracker
+from inference.record_parts import RecordPart, fuse, split_into_parts
 from inference.summary_schema import (
     ABSENT,
-    DIAGNOSIS_CUES,
     DIAGNOSIS_SEPARATORS,
     Diagnosis,
     ExamItem,
@@ -27,9 +28,13 @@ from inference.summary_schema import (
     split_value_unit,
 )
 
-ProgressCallback = Callable[[str], None]
 PROMPT_NAME = "summary"
-FIXED_MESSAGES = 3  # system, example record, example summary: the same for every record
+# Record tokens per part by model size. The demo model (0.5B) keeps to its record up to about this length
+# (bench/part_length_eval.py; README); models of 3B and more get parts of LARGE_MODEL_PART_TOKENS, a
+# conservative default for Qwen3-14B that hospitals can change (``part_tokens``).
+SMALL_MODEL_PARAMS = 3_000_000_000
+SMALL_MODEL_PART_TOKENS = 1500
+LARGE_MODEL_PART_TOKENS = 8000
 
 
 
@@ -83,6 +88,10 @@ class SummaryResult:
     model: dict[str, Any]
     timings: Timings
     raw_output: str
+    draft: StructuredSummary | None = None  # the model's draft before the guard removed anything
+    removals: list[Removal] = field(default_factory=list)
+    scopes: Scopes = field(default_factory=dict)  # record ranges of each statement (long records)
+    parts: list[RecordPart] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,14 +101,33 @@ def summary_gbnf() -> str:
     return gbnf_from_json_schema(generation_schema())
 
 
-def build_messages(record_text: str) -> list[dict[str, str]]:
-    prompt = load_prompt(PROMPT_NAME)
-    return [
-        {"role": "system", "content": prompt.section("system")},
-        {"role": "user", "content": prompt.section("user").replace("{record}", prompt.section("example_record"))},
-        {"role": "assistant", "content": prompt.section("example_summary")},
-        {"role": "user", "content": prompt.section("user").replace("{record}", record_text)},
-    ]
+def build_messages(record_text: str, prompt: PromptTemplate | None = None) -> list[dict[str, str]]:
+    """System instructions, the example exchange when the template has one, then the record. Every
+    message but the last is the same for every record (the decoder keeps that prefix cached)."""
+    prompt = prompt or load_prompt(PROMPT_NAME)
+    messages = [{"role": "system", "content": prompt.section("system")}]
+    if "example_record" in prompt.sections:
+        messages += [
+            {"role": "user", "content": prompt.section("user").replace("{record}", prompt.section("example_record"))},
+            {"role": "assistant", "content": prompt.section("example_summary")},
+        ]
+    return messages + [{"role": "user", "content": prompt.section("user").replace("{record}", record_text)}]
+
+
+def part_tokens(engine: Engine, override: int | None = None) -> int:
+    """Record tokens per part: the setting, else what a model of this size summarizes reliably, never more
+    than the context leaves after the prompt and the summary."""
+    overhead = engine.count_tokens(engine.template.render(build_messages("")))
+    room = engine.info.n_ctx - engine.settings.max_tokens - overhead
+    if room <= 0:
+        raise GenerationError(f"上下文 {engine.info.n_ctx} 太小，放不下提示词和输出 / n_ctx too small for prompt and output")
+    wanted = override or engine.settings.part_tokens or reliable_part_tokens(engine.info.n_params)
+    return max(1, min(room, wanted))
+
+
+def reliable_part_tokens(n_params: int) -> int:
+    """How much record a model keeps track of in one call (see ``SMALL_MODEL_PART_TOKENS``)."""
+    return SMALL_MODEL_PART_TOKENS if 0 < n_params < SMALL_MODEL_PARAMS else LARGE_MODEL_PART_TOKENS
 
 
 def summarize(
@@ -109,39 +137,45 @@ def summarize(
     on_token: TokenCallback | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    prompt: PromptTemplate | None = None,
+    part_budget: int | None = None,
+    tracker: ProgressTracker | None = None,
 ) -> SummaryResult:
-    """One call for a record that fits the context; chunks merged without new words for one that does not."""
-    prompt = load_prompt(PROMPT_NAME)
+    """Summarize a record: in one call when it is within the model's reliable length, else in parts at its
+    section headings, fused without new words. Then the draft guard removes what the record does not say."""
+    prompt = prompt or load_prompt(PROMPT_NAME)
+    tracker = tracker or ProgressTracker(on_progress)
     grammar = engine.compile_grammar(summary_gbnf())
-    overhead = engine.count_tokens(engine.template.render(build_messages("")))
-    budget = engine.info.n_ctx - engine.settings.max_tokens - overhead
+    budget = part_tokens(engine, part_budget)
+    tracker.phase(READING)
+    if engine.count_tokens(record_text) <= budget:
+        parts = [RecordPart(1, 0, len(record_text), record_text, ())]
+    else:
+        parts = split_into_parts(record_text, engine.count_tokens, budget)
+    prompts = [build_messages(part.text, prompt) for part in parts]
+    tracker.plan([engine.count_tokens(engine.template.render(m)) for m in prompts])
 
-    def fits(text: str) -> bool:
-        return engine.count_tokens(text) <= budget
+    def token(piece: str) -> None:
+        tracker.token(piece)
+        if on_token is not None:
+            on_token(piece)
 
-    if budget <= 0:
-        raise GenerationError(f"上下文 {engine.info.n_ctx} 太小，放不下提示词和输出 / n_ctx too small for prompt and output")
-    chunks = [record_text] if fits(record_text) else split_record(record_text, fits)
-    parts: list[StructuredSummary] = []
+    drafts: list[tuple[RecordPart, StructuredSummary]] = []
     results: list[GenerationResult] = []
-    for index, chunk in enumerate(chunks, 1):
-        if on_progress:
-            step = "生成摘要 / writing summary"
-            on_progress(step if len(chunks) == 1 else f"分段摘要 {index}/{len(chunks)} / summarizing part {index}")
-        result = engine.chat(build_messages(chunk), grammar=grammar, fixed_messages=FIXED_MESSAGES,
-                             on_token=on_token, cancel=cancel)
+    for part, messages in zip(parts, prompts):
+        tracker.phase(SUMMARIZING, part.index)
+        result = engine.chat(messages, grammar=grammar, fixed_messages=len(messages) - 1,
+                             on_token=token, on_prompt=tracker.prompt, cancel=cancel)
+        tracker.part_done(result.completion_tokens)
         if result.finish_reason == "length":
             raise GenerationError(
                 f"摘要超过输出上限 {engine.settings.max_tokens} 个 token 被截断 / summary hit max_tokens; raise it in settings"
             )
-        parts.append(parse_summary(result.text))
+        drafts.append((part, parse_summary(result.text)))
         results.append(result)
-    summary = parts[0] if len(parts) == 1 else normalize_summary(merge_summaries(parts))
-    removed: list[str] = []
-    if summary.diagnoses and not DIAGNOSIS_CUES.search(record_text):
-        # The record states no diagnosis: one in the draft would be the model's invention.
-        removed = [d.name for d in summary.diagnoses]
-        summary = summary.model_copy(update={"diagnoses": []})
+    fused, scopes = fuse(drafts) if len(drafts) > 1 else (drafts[0][1], {})
+    draft = normalize_summary(fused)
+    summary, removals, scopes = guard_draft(draft, record_text, scopes)
     return SummaryResult(
         summary=summary,
         prompt_version=prompt.version,
@@ -157,7 +191,11 @@ def summarize(
                    for i, r in enumerate(results, 1)],
         ),
         raw_output="\n".join(r.text for r in results),
-        extra={"chunks": len(chunks), "removed_diagnoses": removed},
+        draft=draft,
+        removals=removals,
+        scopes=scopes,
+        parts=parts,
+        extra={"parts": len(parts), "part_tokens": budget},
     )
 
 

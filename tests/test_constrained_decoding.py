@@ -17,7 +17,7 @@ from inference.engine import Engine
 from inference.icd_coding import FUNCTION_NAME, SYSTEM_PROMPT, _grammar_text
 from inference.sampling import PromptLookup, SamplingParams, TokenPicker, chain_probabilities
 from inference.settings import EngineSettings
-from inference.summarizer import FIXED_MESSAGES, build_messages, summary_gbnf
+from inference.summarizer import build_messages, summary_gbnf
 
 pytestmark = pytest.mark.real_model
 
@@ -30,7 +30,7 @@ OTHER_RECORD = (
 
 def _summary_prompt(engine: Engine, record: str) -> tuple[str, str]:
     messages = build_messages(record)
-    return engine.template.render(messages), engine.template.render(messages[:FIXED_MESSAGES])
+    return engine.template.render(messages), engine.template.render(messages[:-1])
 
 
 def test_summary_is_byte_identical_to_the_full_mask_path(demo_engine: Engine, sample_text: str) -> None:

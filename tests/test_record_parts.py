@@ -1,0 +1,131 @@
+"""Long records in parts: split at the record's section headings under a token budget, summarized part by
+part on the real model with progress, fused so every part's values survive, cancellable in every phase."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from inference.errors import GenerationCancelled
+from inference.progress import CHECKING, CODING, SUMMARIZING, Progress, ProgressTracker
+from inference.record_parts import fuse, section_headings, sections, split_into_parts
+from inference.summary_schema import Diagnosis, ExamItem, StructuredSummary, render_emr_text
+from tests.conftest import SAMPLE_RECORD
+
+COURSE = "".join(f"住院第{day}天:患者胸闷较前减轻,双下肢水肿减轻,继续利尿治疗,监测出入量。\n" for day in range(2, 12))
+LONG_RECORD = (
+    "入院记录\n" + SAMPLE_RECORD.read_text(encoding="utf-8")
+    + "病程记录\n" + COURSE
+    + "出院记录\n复查:NT-proBNP 2100 pg/mL,肌酐 120 μmol/L。\n出院诊断:慢性心力衰竭。\n"
+)
+
+
+def chars(text: str) -> int:
+    return len(text)
+
+
+def test_the_section_headings_are_one_list_in_resources() -> None:
+    assert {"入院记录", "主诉", "现病史", "既往史", "体格检查", "辅助检查", "病程记录", "出院诊断", "出院医嘱"} <= set(
+        section_headings())
+
+
+def test_sections_begin_at_headings_with_or_without_numbering() -> None:
+    text = "入院记录\n一、主诉:发热3天\n（2）现病史：3天前发热\n体格检查 T 38℃\n辅助检查\n血常规正常\n"
+    assert [h for _, h in sections(text)] == ["入院记录", "主诉", "现病史", "体格检查", "辅助检查"]
+    assert [h for _, h in sections("患者因发热入院,诊断为主诉不详")] == [""]  # only at a line start
+
+
+def test_parts_cover_the_record_exactly_and_keep_to_the_budget() -> None:
+    parts = split_into_parts(LONG_RECORD, chars, 300)
+    assert len(parts) >= 3
+    assert "".join(p.text for p in parts) == LONG_RECORD  # nothing dropped or repeated at the seams
+    assert all(len(p.text) <= 300 for p in parts)
+    assert [p.index for p in parts] == list(range(1, len(parts) + 1))
+    assert parts[0].headings[0] == "入院记录" and any("出院记录" in p.headings for p in parts)
+    assert all(LONG_RECORD[p.start:p.end] == p.text for p in parts)
+
+
+def test_a_section_longer_than_the_budget_is_cut_at_line_ends() -> None:
+    parts = split_into_parts(COURSE, chars, 100)
+    assert all(p.text.endswith("\n") for p in parts) and "".join(p.text for p in parts) == COURSE
+
+
+def test_fusion_keeps_every_parts_values_and_diagnoses_and_says_where_each_came_from() -> None:
+    parts = split_into_parts(LONG_RECORD, chars, 300)
+    first = StructuredSummary(chief_complaint="反复胸闷气促3年", present_illness="既往高血压病史15年",
+                              auxiliary_exams=[ExamItem(name="NT-proBNP", value="4500", unit="pg/mL")],
+                              diagnoses=[Diagnosis(name="慢性心力衰竭急性加重")])
+    last = StructuredSummary(chief_complaint="原文未记载", present_illness="原文未记载",
+                             auxiliary_exams=[ExamItem(name="NT-proBNP", value="2100", unit="pg/mL")],
+                             diagnoses=[Diagnosis(name="慢性心力衰竭")])
+    fused, scopes = fuse([(parts[0], first), (parts[-1], last)])
+    assert [i.value for i in fused.auxiliary_exams] == ["4500", "2100"]
+    assert [d.name for d in fused.diagnoses] == ["慢性心力衰竭急性加重", "慢性心力衰竭"]
+    assert fused.chief_complaint == "反复胸闷气促3年" and fused.present_illness == "既往高血压病史15年。"
+    assert scopes[("auxiliary_exams", "NT-proBNP 2100 pg/mL")] == [(parts[-1].start, parts[-1].end)]
+    assert scopes[("present_illness", "既往高血压病史15年。")] == [(parts[0].start, parts[0].end)]
+
+
+def test_progress_lines_say_phase_part_tokens_and_time() -> None:
+    seen: list[Progress] = []
+    tracker = ProgressTracker(seen.append)
+    tracker.plan([1000, 1000])
+    tracker.phase(SUMMARIZING, 1)
+    tracker.prompt(1000, 1000)
+    for _ in range(20):
+        tracker.token()
+    tracker.part_done(20)
+    tracker.phase(SUMMARIZING, 2)
+    line = seen[-1].line()
+    assert "第 2/2 段" in line and "1,020/" in line and "已用" in line
+    assert seen[-1].remaining_s is not None and 0 < seen[-1].fraction < 1
+    tracker.phase(CODING, detail="第 1 轮")
+    tracker.phase(CHECKING)
+    assert [p.phase for p in seen[-2:]] == [CODING, CHECKING]
+
+
+@pytest.mark.real_model
+def test_a_long_record_is_summarized_in_parts_with_progress_and_keeps_every_parts_values(demo_engine) -> None:
+    from inference.summarizer import summarize
+    from inference.validation import validate
+
+    seen: list[Progress] = []
+    result = summarize(demo_engine, LONG_RECORD, on_progress=seen.append, part_budget=400)
+    assert result.extra["parts"] >= 2 and len(result.parts) == result.extra["parts"]
+    parts_seen = {p.part for p in seen if p.phase == SUMMARIZING}
+    assert parts_seen == set(range(1, result.extra["parts"] + 1))
+    assert all(p.parts == result.extra["parts"] for p in seen if p.phase == SUMMARIZING)
+    assert any(p.tokens_done > 0 and p.tokens_total >= p.tokens_done for p in seen)
+    report = validate(result.summary, LONG_RECORD, scopes=result.scopes, removals=result.removals)
+    assert not [f for f in report.findings if f.rule_id == "V1"]  # no invented value in the draft
+    kept = render_emr_text(result.summary)
+    omitted = " ".join(f.message + " ".join(f.details) for f in report.findings if f.rule_id == "V2")
+    for value in ("4500", "2100", "138", "120"):  # the first part's and the last part's values
+        assert value in kept or value in omitted  # kept, or flagged as omitted
+
+
+@pytest.mark.real_model
+def test_cancel_works_while_a_long_prompt_is_read(demo_model_path) -> None:
+    """Cancel set after the first prompt batch stops before the next one: no token is generated."""
+    from inference.engine import Engine
+    from inference.settings import EngineSettings
+    from inference.summarizer import summarize
+
+    cancel = threading.Event()
+    seen: list[Progress] = []
+    tokens: list[str] = []
+
+    def stop_on_prompt(progress: Progress) -> None:
+        seen.append(progress)
+        if progress.phase == SUMMARIZING and progress.tokens_done > 0:
+            cancel.set()
+
+    engine = Engine(EngineSettings(n_batch=64, n_ctx=4096))
+    try:
+        with pytest.raises(GenerationCancelled):
+            summarize(engine, LONG_RECORD, on_progress=stop_on_prompt, on_token=tokens.append, cancel=cancel,
+                      part_budget=2000)
+    finally:
+        engine.close()
+    assert tokens == [] and 0 < seen[-1].tokens_done < seen[-1].tokens_total
