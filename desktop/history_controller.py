@@ -14,6 +14,7 @@ from desktop.main_window import MainWindow
 from inference.documents import Document
 from inference.errors import StorageError
 from inference.gguf_header import model_fingerprint
+from inference.history.models import REJECTED
 from inference.history.store import HistoryStore
 from inference.icd_coding import IcdAssignment
 from inference.summary_schema import StructuredSummary
@@ -42,6 +43,7 @@ class HistoryController(QObject):
         window.toolbar.addAction(toggle)
         self.review_action = self._status_action("标记已审核", "Ctrl+Shift+R", "reviewed")
         self.sign_action = self._status_action("签署", "Ctrl+Shift+S", "signed")
+        window.rejected_changed.connect(self._rejected_changed)
         window.report_ready.connect(self._record_run)
         window.summary_edited.connect(lambda _summary: self.autosave("edit"))
         window.codes_changed.connect(lambda: self.autosave("accept_code"))
@@ -54,6 +56,10 @@ class HistoryController(QObject):
         action.triggered.connect(lambda: self.set_status(status))
         self.window.toolbar.addAction(action)
         return action
+
+    def _rejected_changed(self, rejected: bool) -> None:
+        self.review_action.setEnabled(not rejected)
+        self.sign_action.setEnabled(not rejected)
 
     def _refresh_panel(self) -> None:
         """Only a visible list is re-queried (autosave runs every ~1.5 s while typing); showing it refreshes."""
@@ -120,7 +126,8 @@ class HistoryController(QObject):
         self._loading = True
         try:
             self.window.show_saved(document, StructuredSummary.model_validate(latest.summary),
-                                   [IcdAssignment.from_record(item) for item in latest.icd])
+                                   [IcdAssignment.from_record(item) for item in latest.icd],
+                                   rejected=latest.status == REJECTED)
         finally:
             self._loading = False
         self.document_id = document_id

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from desktop.highlight_edit import ERROR_COLOUR, SOURCE_COLOUR, Mark, plain_edit
 from inference.history.store import HistoryStore, RecordSummary
 
-STATUS_LABELS = {"draft": "草稿", "reviewed": "已审核", "signed": "已签署"}
+STATUS_LABELS = {"draft": "草稿", "reviewed": "已审核", "signed": "已签署", "rejected": "未通过核对"}
 ACTION_LABELS = {"generate": "生成", "edit": "编辑", "status": "状态变更", "accept_code": "确认编码",
                  "export": "导出", "delete": "删除"}
 

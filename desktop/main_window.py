@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
+    QProgressBar,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -47,6 +48,7 @@ class MainWindow(QMainWindow):
     codes_changed = Signal()
     document_changed = Signal(object)  # Document
     exported = Signal(str, str)  # path, format
+    rejected_changed = Signal(bool)  # the draft on screen was refused by the checks (not from the record)
 
     def __init__(
         self,
@@ -65,6 +67,8 @@ class MainWindow(QMainWindow):
         self.validation: ValidationReport | None = None
         self.engine_info: EngineInfo | None = None
         self.generating = False
+        self.rejected = False
+        self._last_step: tuple[str, int] | None = None
         self._build_panes()
         self._build_actions()
         self._build_status_bar()
@@ -97,6 +101,12 @@ class MainWindow(QMainWindow):
         self.demo_banner.setStyleSheet("background:#fff3b0; color:#6b4e00; padding:6px; font-weight:bold;")
         self.demo_banner.setVisible(False)
         layout.addWidget(self.demo_banner)
+        self.rejected_banner = QLabel("")
+        self.rejected_banner.setObjectName("rejected_banner")
+        self.rejected_banner.setWordWrap(True)
+        self.rejected_banner.setStyleSheet("background:#c62828; color:white; padding:6px; font-weight:bold;")
+        self.rejected_banner.setVisible(False)
+        layout.addWidget(self.rejected_banner)
         self.document_pane = DocumentPane()
         self.document_pane.file_dropped.connect(self.open_file)
         self.document_pane.text_dropped.connect(self.set_document_text)
@@ -151,6 +161,7 @@ class MainWindow(QMainWindow):
         self.open_action = self._action("打开", QKeySequence.StandardKey.Open, self.choose_file, "open")
         self.paste_action = self._action("粘贴病历", "Ctrl+Shift+V", self.paste_document, "paste")
         self.generate_action = self._action("生成摘要", "Ctrl+Return", self.generate, "generate")
+        self.rerun_action = self._action("分段重新生成", "Ctrl+Shift+Return", self.rerun_in_parts, "rerun_in_parts")
         self.stop_action = self._action("停止", "Esc", self.stop, "stop")
         self.copy_action = self._action("复制", "Ctrl+Shift+C", self.copy_summary, "copy")
         self.export_action = self._action("导出", "Ctrl+E", self.choose_export, "export")
@@ -166,6 +177,13 @@ class MainWindow(QMainWindow):
         self.placement_label = QLabel("")
         self.context_label = QLabel("")
         self.speed_label = QLabel("")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setObjectName("progress_bar")
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setMaximumWidth(160)
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setVisible(False)
+        bar.addWidget(self.progress_bar)
         for widget in (self.model_label, self.demo_badge, self.placement_label, self.context_label, self.speed_label):
             bar.addPermanentWidget(widget)
 
@@ -227,6 +245,7 @@ class MainWindow(QMainWindow):
         self.document = document
         self.report = None
         self.validation = None
+        self.set_rejected(False)
         self.document_pane.setPlainText(document.text)
         self.summary_pane.clear()
         self.icd_panel.set_assignments([])
@@ -236,7 +255,12 @@ class MainWindow(QMainWindow):
 
     # -- generation ----------------------------------------------------------------------------------
 
-    def generate(self) -> None:
+    def rerun_in_parts(self) -> None:
+        """After a rejected draft: the same record again in parts half as long as the last run's."""
+        last = self.report.result.extra.get("part_tokens") if self.report is not None else None
+        self.generate(part_budget=max(200, int(last) // 2) if last else 1000)
+
+    def generate(self, part_budget: int | None = None) -> None:
         if self.generating:
             return
         if self.document is None:
@@ -246,8 +270,9 @@ class MainWindow(QMainWindow):
             self.show_error("模型未就绪", "模型尚未加载成功，请检查“设置”中的模型文件。")
             return
         self.progress.clear()
+        self._last_step = None
         self._set_generating(True)
-        self.host.run(self.document, self.table)
+        self.host.run(self.document, self.table, part_budget)
 
     def stop(self) -> None:
         if self.generating:
@@ -258,14 +283,28 @@ class MainWindow(QMainWindow):
         self.generating = generating
         ready = self.engine_info is not None
         self.generate_action.setEnabled(ready and not generating)
+        self.rerun_action.setEnabled(ready and not generating and self.rejected)
+        self.copy_action.setEnabled(not self.rejected)
+        self.export_action.setEnabled(not self.rejected)
         self.stop_action.setEnabled(generating)
+        self.progress_bar.setVisible(generating)
+        if not generating:
+            self.progress_bar.reset()
         self.open_action.setEnabled(not generating)
         self.paste_action.setEnabled(not generating)
         self.settings_action.setEnabled(not generating)
 
-    def _step(self, message: str) -> None:
-        self.progress.appendPlainText(f"\n▶ {message}\n")
-        self.statusBar().showMessage(message)
+    def _step(self, progress: Any) -> None:
+        """A Progress from the worker: the status bar always, the log once per phase or part."""
+        line = progress.line() if hasattr(progress, "line") else str(progress)
+        key = (getattr(progress, "phase", line), getattr(progress, "part", 0))
+        if key != self._last_step:
+            self._last_step = key
+            self.progress.appendPlainText(f"\n▶ {line}\n")
+        self.statusBar().showMessage(line)
+        fraction = getattr(progress, "fraction", None)
+        if fraction is not None:
+            self.progress_bar.setValue(round(fraction * 1000))
 
     def _tokens(self, chunk: str) -> None:
         cursor = self.progress.textCursor()
@@ -275,21 +314,39 @@ class MainWindow(QMainWindow):
         self.progress.ensureCursorVisible()
 
     def _finished(self, report: BriefReport) -> None:
-        self._set_generating(False)
         self.report = report
+        self.set_rejected(report.rejected, report.validation)
+        self._set_generating(False)
         self.summary_pane.set_summary(report.result.summary)
         self.icd_panel.set_assignments(report.icd)
         self.validation = report.validation
         if report.validation is not None:
-            self.summary_pane.show_findings(report.validation.findings, report.validation.statements)
+            self.summary_pane.show_findings(report.validation.findings, report.validation.statements,
+                                            report.validation.unchecked)
         self.document_pane.set_marks([])
         timings = report.result.timings
         used = timings.prompt_tokens + timings.completion_tokens
         if self.engine_info is not None:
             self.context_label.setText(f"上下文：{used} / {self.engine_info.n_ctx}")
         self.speed_label.setText(f"{timings.tokens_per_s:.1f} token/s · 首字 {timings.ttft_s:.1f}s")
-        self.statusBar().showMessage(f"摘要完成，用时 {timings.total_s:.1f} 秒", 8000)
+        elapsed = report.elapsed_s or timings.total_s
+        if report.rejected:
+            self.statusBar().showMessage(f"未通过核对：摘要与原文不符（用时 {elapsed:.1f} 秒）")
+        else:
+            self.statusBar().showMessage(f"摘要完成，用时 {elapsed:.1f} 秒", 8000)
         self.report_ready.emit(report)
+
+    def set_rejected(self, rejected: bool, validation: ValidationReport | None = None) -> None:
+        """A refused draft stays on screen to be seen, never to be used: no copy, export, review or signing."""
+        self.rejected = rejected
+        if rejected:
+            reasons = "；".join(f.message for f in (validation.findings if validation else [])
+                               if f.rule_id in ("R1", "R2"))
+            self.rejected_banner.setText("未通过核对：摘要与原文不符，草稿不可复制、导出或签署。"
+                                         + (f"{reasons}。" if reasons else "") + "请点击“分段重新生成”。")
+        self.rejected_banner.setVisible(rejected)
+        self._set_generating(self.generating)
+        self.rejected_changed.emit(rejected)
 
     def _cancelled(self) -> None:
         self._set_generating(False)
@@ -314,7 +371,7 @@ class MainWindow(QMainWindow):
         if summary is None or self.document is None:
             return
         self.validation = validate(summary, self.document.text)
-        self.summary_pane.show_findings(self.validation.findings, self.validation.statements)
+        self.summary_pane.show_findings(self.validation.findings, self.validation.statements, self.validation.unchecked)
         self.icd_panel.sync_diagnoses([d.name for d in summary.diagnoses])
         self.summary_edited.emit(summary)
 
@@ -331,7 +388,14 @@ class MainWindow(QMainWindow):
                     self.document_pane.show_sources(statement.sources)
                     return
 
+    def _refuse_rejected(self, what: str) -> bool:
+        if self.rejected:
+            self.show_error(f"不能{what}", f"该草稿未通过核对（与原文不符），不能{what}。请分段重新生成。")
+        return self.rejected
+
     def copy_summary(self) -> str:
+        if self._refuse_rejected("复制"):
+            return ""
         summary = self.current_summary()
         if summary is None:
             return ""
@@ -348,6 +412,8 @@ class MainWindow(QMainWindow):
             self.export_to(Path(path), fmt)
 
     def export_to(self, path: Path, fmt: str) -> bool:
+        if self._refuse_rejected("导出"):
+            return False
         summary = self.current_summary()
         if summary is None:
             return False
@@ -381,13 +447,15 @@ class MainWindow(QMainWindow):
             return
         QMessageBox.critical(self, title, message)
 
-    def show_saved(self, document: Document, summary: StructuredSummary, icd: list[Any]) -> None:
+    def show_saved(self, document: Document, summary: StructuredSummary, icd: list[Any],
+                   rejected: bool = False) -> None:
         """Reopen a record from the history into the panes."""
         self._set_document(document)
         self.summary_pane.set_summary(summary)
         self.icd_panel.set_assignments(icd)
         self.validation = validate(summary, document.text, self.table)
-        self.summary_pane.show_findings(self.validation.findings, self.validation.statements)
+        self.summary_pane.show_findings(self.validation.findings, self.validation.statements, self.validation.unchecked)
+        self.set_rejected(rejected, self.validation)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.host.stop()

@@ -13,6 +13,7 @@ from inference.summary_schema import ABSENT, SECTIONS, Diagnosis, StructuredSumm
 from inference.validation import SEVERITY_LABELS, Finding
 
 REVALIDATE_DELAY_MS = 400
+FINDINGS_MIN_HEIGHT = 160  # about seven rows: errors first, then warnings, readable without scrolling at once
 MAX_EDIT_DELAY_S = 1.5  # continuous typing still autosaves at least this often (≤ 2 s of work at risk)
 
 
@@ -43,10 +44,12 @@ class SummaryPane(QWidget):
         self.findings_label = QLabel("核对结果")
         self.findings_list = QListWidget()
         self.findings_list.setObjectName("findings")
+        self.findings_list.setMinimumHeight(FINDINGS_MIN_HEIGHT)
+        self.findings_list.setWordWrap(True)
         self.findings_list.itemActivated.connect(self._finding_clicked)
         self.findings_list.itemClicked.connect(self._finding_clicked)
         layout.addWidget(self.findings_label)
-        layout.addWidget(self.findings_list, 1)
+        layout.addWidget(self.findings_list, 2)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REVALIDATE_DELAY_MS)
@@ -91,7 +94,7 @@ class SummaryPane(QWidget):
 
     # -- findings ----------------------------------------------------------------------------------
 
-    def show_findings(self, findings: list[Finding], statements: list[Statement]) -> None:
+    def show_findings(self, findings: list[Finding], statements: list[Statement], unchecked: int = 0) -> None:
         self._findings = findings
         self._statements = statements
         marks: dict[str, list[Mark]] = {name: [] for name in self.editors}
@@ -112,12 +115,13 @@ class SummaryPane(QWidget):
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, finding)
             item.setBackground(SEVERITY_COLOURS[finding.severity])
-            item.setToolTip(text)
+            item.setToolTip(text + "".join(f"\n· {detail}" for detail in finding.details))
             self.findings_list.addItem(item)
         counts = {level: sum(f.severity == level for f in findings) for level in SEVERITY_LABELS}
+        note = f"；另有 {unchecked} 条原文说法不一，未能自动核对" if unchecked else ""
         self.findings_label.setText(
-            "核对结果：未发现问题" if not findings else
-            f"核对结果：错误 {counts['error']}，警告 {counts['warning']}，提示 {counts['info']}")
+            ("核对结果：未发现问题" if not findings else
+             f"核对结果：错误 {counts['error']}，警告 {counts['warning']}，提示 {counts['info']}") + note)
 
     def editor_span(self, finding: Finding) -> tuple[int, int] | None:
         """Where a finding sits in its section's editor text."""

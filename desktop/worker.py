@@ -26,7 +26,7 @@ RunJob = Callable[..., Any]
 class EngineWorker(QObject):
     loaded = Signal(object)  # the engine's EngineInfo
     load_failed = Signal(str)
-    step = Signal(str)
+    step = Signal(object)  # a Progress (phase, part i of n, tokens, elapsed and remaining time)
     tokens = Signal(str)  # throttled chunks of streamed text
     finished = Signal(object)  # the job's result (a BriefReport)
     failed = Signal(str)
@@ -54,8 +54,8 @@ class EngineWorker(QObject):
             return
         self.loaded.emit(self.engine.info)
 
-    @Slot(object, object)
-    def run(self, document: Any, table: Any) -> None:
+    @Slot(object, object, object)
+    def run(self, document: Any, table: Any, part_budget: Any = None) -> None:
         if self.engine is None:
             self.failed.emit("模型尚未加载 / no model loaded")
             return
@@ -63,7 +63,7 @@ class EngineWorker(QObject):
         self._buffer.clear()
         try:
             result = self._run_job(document, self.engine, on_token=self._on_token, on_progress=self.step.emit,
-                                   cancel=self.cancel_event, table=table)
+                                   cancel=self.cancel_event, table=table, part_budget=part_budget)
         except GenerationCancelled:
             self._flush()
             self.cancelled.emit()
@@ -110,7 +110,7 @@ class WorkerHost(QObject):
     """Owns the thread; the GUI talks to the worker only through these queued signals."""
 
     _load_requested = Signal(object)
-    _run_requested = Signal(object, object)
+    _run_requested = Signal(object, object, object)
     _prepare_requested = Signal(object)
     _shutdown_requested = Signal()
 
@@ -129,8 +129,8 @@ class WorkerHost(QObject):
     def load(self, settings: Any) -> None:
         self._load_requested.emit(settings)
 
-    def run(self, document: Any, table: Any) -> None:
-        self._run_requested.emit(document, table)
+    def run(self, document: Any, table: Any, part_budget: int | None = None) -> None:
+        self._run_requested.emit(document, table, part_budget)
 
     def prepare(self, table: Any) -> None:
         self._prepare_requested.emit(table)

@@ -26,6 +26,8 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-layers", type=int, help="layers offloaded to the GPU (-1 all, 0 CPU only)")
     parser.add_argument("--threads", type=int, help="CPU threads")
     parser.add_argument("--max-tokens", type=int, help="upper bound on generated tokens")
+    parser.add_argument("--part-tokens", type=int,
+                        help="record tokens per part: a longer record is summarized in parts (default: by model size)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     history.add_argument("action", choices=["list", "show", "search", "export"])
     history.add_argument("target", nargs="?", help="record ID (show, export) or QUERY (search)")
-    history.add_argument("--status", choices=["draft", "reviewed", "signed"])
+    history.add_argument("--status", choices=["draft", "reviewed", "signed", "rejected"])
     history.add_argument("--diagnosis", help="only records whose diagnoses contain this text")
     history.add_argument("--icd", help="only records coded with this ICD code (prefix)")
     history.add_argument("--format", default="txt", choices=["txt", "md", "json", "fhir"])
@@ -171,7 +173,7 @@ def _engine_settings(args: argparse.Namespace) -> Any:
     config = load_config()
     overrides: dict[str, Any] = {"model_path": resolve_model_path(args.model, config)}
     for option, field_name in (("n_ctx", "n_ctx"), ("gpu_layers", "n_gpu_layers"), ("threads", "n_threads"),
-                               ("max_tokens", "max_tokens")):
+                               ("max_tokens", "max_tokens"), ("part_tokens", "part_tokens")):
         value = getattr(args, option, None)
         if value is not None:
             overrides[field_name] = value
@@ -184,20 +186,27 @@ def _engine_settings(args: argparse.Namespace) -> Any:
 
 
 class _StderrProgress:
-    """Progress for long work on stderr; throttled so a terminal is not flooded per token."""
+    """Progress for long work on stderr: a line per phase or part, and every few seconds in between."""
+
+    EVERY_S = 5.0
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
-        self.tokens = 0
+        self._last: tuple[str, int] | None = None
+        self._last_at = 0.0
 
     def step(self, message: str) -> None:
         if not self.quiet:
             print(f"[medbrief] {message}", file=sys.stderr, flush=True)
 
-    def token(self, _piece: str) -> None:
-        self.tokens += 1
-        if not self.quiet and self.tokens % 50 == 0:
-            print(f"[medbrief] … {self.tokens} tokens", file=sys.stderr, flush=True)
+    def progress(self, progress: Any) -> None:
+        import time
+
+        key = (progress.phase, progress.part)
+        now = time.monotonic()
+        if key != self._last or now - self._last_at >= self.EVERY_S:
+            self._last, self._last_at = key, now
+            self.step(progress.line())
 
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
@@ -221,9 +230,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 
         table = open_table(args.table)
     try:
-        report = run_pipeline(
-            document, engine, on_progress=progress.step, on_token=progress.token, cancel=threading.Event(), table=table,
-        )
+        report = run_pipeline(document, engine, on_progress=progress.progress, cancel=threading.Event(), table=table)
     finally:
         engine.close()
     if args.save:
@@ -236,12 +243,20 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
         finally:
             store.close()
         progress.step(f"已保存到历史记录 / saved to history: record {recorded.document_id}, run {recorded.run_id}")
+    progress.step(f"完成，用时 {report.elapsed_s:.1f} 秒 / done in {report.elapsed_s:.1f} s")
     if args.json:
-        output = json.dumps(report.as_json(), ensure_ascii=False, indent=2)
-    else:
-        output = (report.emr_text() + _icd_text(report.icd)
-                  + _findings_text(report.validation.findings if report.validation else []))
-    _write_output(output, args.out)
+        _write_output(json.dumps(report.as_json(), ensure_ascii=False, indent=2), args.out)
+    elif not report.rejected:
+        _write_output(report.emr_text() + _icd_text(report.icd)
+                      + _findings_text(report.validation.findings if report.validation else [],
+                                       report.validation.unchecked if report.validation else 0), args.out)
+    if report.rejected:
+        from inference.errors import DraftRejected
+
+        reasons = "；".join(f.message for f in report.validation.findings if f.rule_id in ("R1", "R2"))
+        raise DraftRejected(f"未通过核对：摘要与原文不符（{reasons}）。草稿不可使用；可用 --part-tokens "
+                            f"{max(200, report.result.extra.get('part_tokens', 1500) // 2)} 分段重新生成 / "
+                            "draft rejected: it does not come from the record")
     return 1 if args.fail_on_findings and report.has_errors else 0
 
 
@@ -257,16 +272,18 @@ def _icd_text(assignments: list[Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _findings_text(findings: list[Any]) -> str:
+def _findings_text(findings: list[Any], unchecked: int = 0) -> str:
+    note = f"\n另有 {unchecked} 条陈述原文说法不一，未能自动核对，请人工核对" if unchecked else ""
     if not findings:
-        return "\n【核对】未发现问题\n"
+        return f"\n【核对】未发现问题{note}\n"
     from inference.validation import SEVERITY_LABELS
 
     lines = [f"\n【核对】{len(findings)} 条"]
     for finding in findings:
         suggestion = f"（建议：{finding.suggestion}）" if finding.suggestion else ""
         lines.append(f"- [{SEVERITY_LABELS[finding.severity]} {finding.rule_id}] {finding.message}{suggestion}")
-    return "\n".join(lines) + "\n"
+        lines += [f"    · {detail}" for detail in finding.details]
+    return "\n".join(lines) + note + "\n"
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -298,7 +315,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
-        sys.stdout.write(_findings_text(report.findings).lstrip("\n"))
+        sys.stdout.write(_findings_text(report.findings, report.unchecked).lstrip("\n"))
     return 1 if report.has_errors else 0
 
 

@@ -34,6 +34,13 @@ class GenerationError(MedBriefError):
     exit_code = 5
 
 
+class DraftRejected(MedBriefError):
+    """The draft does not come from the record (another patient, the prompt's example): refused, not shown
+    as a summary. Kept in the history as rejected; a rerun in parts usually cures it."""
+
+    exit_code = 8
+
+
 class GenerationCancelled(MedBriefError):
     """The user stopped generation. Not a failure of the engine, which stays usable."""
 
@@ -63,5 +70,6 @@ EXIT_CODES: dict[int, str] = {
     5: "generation error: grammar, invalid output, record longer than the context",
     6: "ICD table error: missing or malformed table, failed import",
     7: "history store error: database locked, corrupt, from a newer version, disk full",
+    8: "draft rejected: the summary does not come from the record (verdict \"rejected\"; rerun with --part-tokens)",
     130: "cancelled by the user (Ctrl+C)",
 }

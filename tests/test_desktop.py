@@ -20,7 +20,9 @@ from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.icd_coding import MANUAL, direct_assignment
 from inference.icd_table import open_table
 from inference.pipeline import BriefReport
+from inference.progress import SUMMARIZING, Progress
 from inference.settings import AppConfig, EngineSettings
+from inference.summary_schema import StructuredSummary
 from inference.summarizer import SummaryResult, Timings
 from inference.validation import validate
 from tests.conftest import SAMPLE_RECORD
@@ -47,14 +49,17 @@ class FakeEngine:
 class FakeJob:
     """Streams ``tokens`` pieces, ``delay`` apart, honouring cancel; then returns a real report."""
 
-    def __init__(self, tokens: int = 40, delay: float = 0.01, error: str | None = None) -> None:
-        self.tokens, self.delay, self.error = tokens, delay, error
+    def __init__(self, tokens: int = 40, delay: float = 0.01, error: str | None = None,
+                 summary: StructuredSummary = SAMPLE_SUMMARY) -> None:
+        self.tokens, self.delay, self.error, self.summary = tokens, delay, error, summary
         self.thread_names: list[str] = []
+        self.part_budgets: list[int | None] = []
 
     def __call__(self, document: Document, engine: Any, *, on_token, on_progress, cancel: threading.Event,
-                 table) -> BriefReport:
+                 table, part_budget=None) -> BriefReport:
         self.thread_names.append(threading.current_thread() is threading.main_thread())
-        on_progress("生成摘要 / writing summary")
+        self.part_budgets.append(part_budget)
+        on_progress(Progress(SUMMARIZING, 1, 1, 0, self.tokens))
         for i in range(self.tokens):
             if cancel.is_set():
                 raise GenerationCancelled("已停止")
@@ -62,10 +67,11 @@ class FakeJob:
             time.sleep(self.delay)
         if self.error:
             raise GenerationError(self.error)
-        icd = [direct_assignment(d.name, table) for d in SAMPLE_SUMMARY.diagnoses]
-        result = SummaryResult(summary=SAMPLE_SUMMARY, prompt_version="test", model={},
+        icd = [direct_assignment(d.name, table) for d in self.summary.diagnoses]
+        result = SummaryResult(summary=self.summary, prompt_version="test", model={},
                                timings=Timings(0.0, 0.1, 0.5, 800, 200), raw_output="{}")
-        return BriefReport(document=document, result=result, icd=icd, validation=validate(SAMPLE_SUMMARY, document.text))
+        return BriefReport(document=document, result=result, icd=icd, validation=validate(self.summary, document.text),
+                           elapsed_s=1.25)
 
 
 @pytest.fixture
@@ -282,6 +288,44 @@ def test_copy_puts_the_emr_format_on_the_clipboard(qtbot, make_window) -> None:
     assert text.rstrip().endswith("【初步诊断】\n慢性心力衰竭急性加重\n高血压心脏病\n肾功能不全")
 
 
+def test_a_rejected_draft_cannot_be_copied_or_exported_and_offers_a_rerun_in_parts(
+        qtbot, make_window, tmp_path: Path) -> None:
+    from tests.test_draft_trust import OTHER_PATIENT
+
+    job = FakeJob(tokens=3, summary=OTHER_PATIENT)
+    window = make_window(job)
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    assert not window.rerun_action.isEnabled()
+    report = _generate(qtbot, window)
+    assert report.rejected and window.rejected and not window.rejected_banner.isHidden()
+    assert "未通过核对" in window.statusBar().currentMessage() and "摘要完成" not in window.statusBar().currentMessage()
+    QGuiApplication.clipboard().setText("之前的内容")
+    assert window.copy_summary() == "" and QGuiApplication.clipboard().text() == "之前的内容"
+    assert not window.copy_action.isEnabled() and not window.export_action.isEnabled()
+    assert not window.export_to(tmp_path / "x.txt", "txt") and not (tmp_path / "x.txt").exists()
+    assert window.rerun_action.isEnabled()
+    job.summary = SAMPLE_SUMMARY
+    with qtbot.waitSignal(window.report_ready, timeout=10_000):
+        window.rerun_action.trigger()
+    assert job.part_budgets == [None, 1000]  # the rerun asked for parts
+    assert not window.rejected and window.rejected_banner.isHidden() and window.copy_action.isEnabled()
+    assert window.copy_summary().startswith("【主诉】")
+    assert "用时 1.2 秒" in window.statusBar().currentMessage()  # the whole run, ICD rounds and checks included
+
+
+def test_progress_shows_phase_and_part_in_the_status_bar(qtbot, make_window) -> None:
+    window = make_window(FakeJob(tokens=60, delay=0.02))
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    window.generate_action.trigger()
+    qtbot.waitUntil(lambda: "生成摘要" in window.statusBar().currentMessage(), timeout=5_000)
+    assert not window.progress_bar.isHidden()
+    qtbot.waitUntil(lambda: not window.generating, timeout=10_000)
+    assert window.progress_bar.isHidden()
+    assert window.summary_pane.findings_list.minimumHeight() >= 150
+
+
 def test_export_writes_every_format(qtbot, make_window, tmp_path: Path) -> None:
     import json
 
@@ -317,6 +361,9 @@ def test_real_demo_model_end_to_end(qtbot, icd_data: Path, demo_model_path: Path
         assert window.icd_panel.rows.rowCount() == 3
         assert all(a.code in table for a in window.icd_panel.assignments)
         assert "<tool_call>" in window.progress.toPlainText()
+        report = window.report
+        assert report.elapsed_s >= sum(call["total_s"] for call in report.result.timings.calls)  # ICD rounds too
+        assert any(call["kind"].startswith("icd round") for call in report.result.timings.calls)
         diagnoses = window.summary_pane.editors["diagnoses"]
         with qtbot.waitSignal(window.summary_edited, timeout=3_000):
             diagnoses.setPlainText("心梗\n" + "\n".join(d.name for d in summary.diagnoses[1:]))

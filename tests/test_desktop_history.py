@@ -77,6 +77,25 @@ def test_review_and_sign_move_the_status_forward(app_with_history) -> None:
     assert store.versions(controller.document_id)[-1].status == "signed"
 
 
+def test_a_rejected_draft_is_kept_as_rejected_and_cannot_be_reviewed_or_signed(qtbot, make_window, history) -> None:  # noqa: F811
+    from tests.test_desktop import FakeJob
+    from tests.test_draft_trust import OTHER_PATIENT
+
+    window = make_window(FakeJob(tokens=3, summary=OTHER_PATIENT))
+    controller = HistoryController(window, history)
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    assert history.list_records()[0].status == "rejected"
+    assert not controller.sign_action.isEnabled() and not controller.review_action.isEnabled()
+    controller.set_status("signed")
+    assert history.list_records()[0].status == "rejected" and "不能审核或签署" in window.last_error
+    window.open_file(str(SAMPLE_RECORD))
+    assert not window.rejected
+    controller.reopen(history.list_records()[0].document_id)
+    assert window.rejected and not window.copy_action.isEnabled()
+
+
 def test_search_filter_and_reopen_restore_the_panes(qtbot, app_with_history) -> None:
     window, controller, store, _ = app_with_history
     editor = window.summary_pane.editors["chief_complaint"]

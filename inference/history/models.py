@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-STATUSES = ("draft", "reviewed", "signed")
+STATUSES = ("draft", "reviewed", "signed")  # the review moves forward only
+REJECTED = "rejected"  # a draft the checks refused (not from the record): kept, never reviewed or signed
 
 
 class Base(DeclarativeBase):

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from inference.documents import Document
 from inference.errors import InputError, StorageError
-from inference.history.models import STATUSES, AuditEventRow, DocumentRow, RunRow, SummaryVersionRow
+from inference.history.models import REJECTED, STATUSES, AuditEventRow, DocumentRow, RunRow, SummaryVersionRow
 from inference.icd_coding import IcdAssignment
 from inference.paths import data_dir
 from inference.summary_schema import StructuredSummary, render_emr_text
@@ -246,7 +246,8 @@ class HistoryStore:
             )
             session.add(run)
             session.flush()
-            version = self._add_version(session, document_id, report.result.summary, icd, "draft", "model", run.id)
+            status = REJECTED if getattr(report, "rejected", False) else "draft"
+            version = self._add_version(session, document_id, report.result.summary, icd, status, "model", run.id)
             self._audit(session, "generate", document_id, version.id, run_id=run.id, model=run.model_file,
                         prompt_version=run.prompt_version)
             return RecordedRun(document_id, run.id, version.id)
@@ -282,7 +283,8 @@ class HistoryStore:
             latest = self._latest(session, document_id)
             if latest is not None and latest.summary == summary.model_dump() and latest.icd == icd:
                 return None
-            version = self._add_version(session, document_id, summary, icd, "draft",
+            status = REJECTED if latest is not None and latest.status == REJECTED else "draft"
+            version = self._add_version(session, document_id, summary, icd, status,
                                         "code" if action == "accept_code" else "edit")
             self._audit(session, action, document_id, version.id)
             return version.id
@@ -294,6 +296,9 @@ class HistoryStore:
             latest = self._latest(session, document_id)
             if latest is None:
                 raise StorageError(f"记录 {document_id} 没有摘要 / record has no summary")
+            if latest.status == REJECTED:
+                raise StorageError("该草稿未通过核对（与原文不符），不能审核或签署，请重新生成 / "
+                                   "a rejected draft cannot be reviewed or signed; generate it again")
             if STATUSES.index(status) < STATUSES.index(latest.status):
                 raise StorageError(f"状态只能前进：{latest.status} → {status} 不允许 / status only moves forward")
             version = self._add_version(session, document_id, StructuredSummary.model_validate(latest.summary),
@@ -422,6 +427,8 @@ class HistoryStore:
         if not versions:
             raise StorageError(f"没有编号为 {document_id} 的记录 / no such record")
         latest = versions[-1]
+        if latest.status == REJECTED:
+            raise StorageError("该草稿未通过核对（与原文不符），不能导出 / a rejected draft cannot be exported")
         summary = StructuredSummary.model_validate(latest.summary)
         icd = [IcdAssignment.from_record(item) for item in latest.icd]
         output = export(summary, fmt, icd, status=latest.status, version=latest.number)
