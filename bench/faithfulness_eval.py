@@ -41,6 +41,8 @@ def main() -> int:
     cases = json.loads(path.read_text(encoding="utf-8"))[: args.cases]
     engine = Engine(EngineSettings(model_path=args.model))
     rules: Counter[str] = Counter()
+    verdicts: Counter[str] = Counter()
+    shares: list[float] = []
     invented_diagnoses = 0
     leaked_diagnoses = 0
     failures = 0
@@ -54,9 +56,11 @@ def main() -> int:
             failures += 1
             continue
         seconds.append(time.perf_counter() - started)
-        report = validate(result.summary, record)
+        report = validate(result.summary, record, scopes=result.scopes, removals=result.removals)
         rules.update(f.rule_id for f in report.findings)
-        if result.extra.get("removed_diagnoses"):
+        verdicts[report.verdict] += 1
+        shares.append(report.supported_share())
+        if any(r.rule_id in ("G2", "G3") for r in result.removals):
             invented_diagnoses += 1  # the model wrote diagnoses the record never states; the guard removed them
         if result.summary.diagnoses and not DIAGNOSIS_CUES.search(record):
             leaked_diagnoses += 1
@@ -68,6 +72,9 @@ def main() -> int:
         "drafts_with_invented_diagnoses_removed": invented_diagnoses,
         "summaries_still_listing_unstated_diagnoses": leaked_diagnoses,
         "median_seconds": round(statistics.median(seconds), 1) if seconds else None,
+        "verdicts": dict(verdicts),
+        "supported_share_min": round(min(shares), 3) if shares else None,
+        "supported_share_median": round(statistics.median(shares), 3) if shares else None,
     }, ensure_ascii=False, indent=2))
     return 0
 

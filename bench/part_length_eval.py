@@ -1,0 +1,98 @@
+"""How long a record the model keeps to in one call: the demo model's reliable part length.
+
+CMB-Clin cases (held out: measured, never tuned on) are joined into records of about N tokens and each
+is summarized in ONE call (no parts). For each length: the share of the draft's statements supported by
+the record, statements and values copied from the prompt's example patient, values not in the record
+(V1), and the verdict. The shortest length where drafts stop keeping to the record bounds the part size
+(``SMALL_MODEL_PART_TOKENS`` in inference/summarizer.py).
+
+    .venv/bin/python bench/part_length_eval.py [--lengths 1000,2000,4000,8000] [--records 2] [--prompt FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
+
+from inference.engine import Engine  # noqa: E402
+from inference.errors import GenerationError  # noqa: E402
+from inference.prompts import load_prompt, parse_prompt  # noqa: E402
+from inference.settings import EngineSettings  # noqa: E402
+from inference.summarizer import summarize  # noqa: E402
+from inference.validation import validate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def joined_records(cases: list[dict], engine: Engine, tokens: int, count: int, offset: int) -> list[str]:
+    """``count`` records of about ``tokens`` tokens, each of consecutive cases from a different start."""
+    records = []
+    start = offset
+    for _ in range(count):
+        text, i = "", start
+        while engine.count_tokens(text) < tokens and i < len(cases):
+            text += ("\n\n" if text else "") + cases[i]["description"]
+            i += 1
+        records.append(text)
+        start = i
+    return records
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--lengths", default="1000,2000,4000,8000")
+    parser.add_argument("--records", type=int, default=2)
+    parser.add_argument("--prompt", type=Path, action="append", help="prompt file(s); default: the shipped one")
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    path = args.shared / "eval" / "cmb_clin" / "CMB-test-qa.json"
+    if not path.exists():
+        print("skipped: CMB-Clin not found", file=sys.stderr)
+        return 0
+    cases = json.loads(path.read_text(encoding="utf-8"))
+    engine = Engine(EngineSettings(model_path=args.model, n_ctx=20480))
+    prompts = ([parse_prompt(p.read_text(encoding="utf-8"), str(p)) for p in args.prompt] if args.prompt
+               else [load_prompt("summary")])
+    rows = []
+    for prompt in prompts:
+        for tokens in (int(n) for n in args.lengths.split(",")):
+            for number, record in enumerate(joined_records(cases, engine, tokens, args.records, offset=30), 1):
+                started = time.perf_counter()
+                try:
+                    result = summarize(engine, record, prompt=prompt, part_budget=100_000)
+                except GenerationError as exc:
+                    rows.append({"prompt": prompt.version, "tokens": tokens, "record": number, "failed": str(exc)[:80]})
+                    continue
+                draft = result.draft or result.summary
+                raw = validate(draft, record)
+                final = validate(result.summary, record, removals=result.removals)
+                rows.append({
+                    "prompt": prompt.version, "tokens": tokens, "record": number,
+                    "record_tokens": engine.count_tokens(record), "chars": len(record),
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "supported_share": round(raw.supported_share(), 3),
+                    "example_copies": sum(f.rule_id == "R1" for f in raw.findings),
+                    "invented_values": sum(f.rule_id == "V1" for f in raw.findings),
+                    "removed": len(result.removals), "verdict": final.verdict,
+                    "statements": len([s for s in raw.statements if not s.is_absent_marker]),
+                })
+                print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
+    engine.close()
+    text = json.dumps({"model": engine.info.as_dict()["file"], "rows": rows}, ensure_ascii=False, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
