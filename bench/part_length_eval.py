@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
+from bench.eval_io import SHARED, cmb_clin_cases, finish  # noqa: E402
 from inference.engine import Engine  # noqa: E402
 from inference.errors import GenerationError  # noqa: E402
 from inference.prompts import load_prompt, parse_prompt  # noqa: E402
@@ -47,18 +48,16 @@ def joined_records(cases: list[dict], engine: Engine, tokens: int, count: int, o
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--lengths", default="1000,2000,4000,8000")
     parser.add_argument("--records", type=int, default=2)
     parser.add_argument("--prompt", type=Path, action="append", help="prompt file(s); default: the shipped one")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    path = args.shared / "eval" / "cmb_clin" / "CMB-test-qa.json"
-    if not path.exists():
-        print("skipped: CMB-Clin not found", file=sys.stderr)
+    cases = cmb_clin_cases(args.shared)
+    if cases is None:
         return 0
-    cases = json.loads(path.read_text(encoding="utf-8"))
     engine = Engine(EngineSettings(model_path=args.model, n_ctx=20480))
     prompts = ([parse_prompt(p.read_text(encoding="utf-8"), str(p)) for p in args.prompt] if args.prompt
                else [load_prompt("summary")])
@@ -86,12 +85,7 @@ def main() -> int:
                     "statements": len([s for s in raw.statements if not s.is_absent_marker]),
                 })
                 print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
-    engine.close()
-    text = json.dumps({"model": engine.info.as_dict()["file"], "rows": rows}, ensure_ascii=False, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
-    return 0
+    return finish(engine, {"rows": rows}, args.out)
 
 
 if __name__ == "__main__":

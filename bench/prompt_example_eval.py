@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
+from bench.eval_io import SHARED, finish  # noqa: E402
 from inference.engine import Engine  # noqa: E402
 from inference.errors import GenerationError  # noqa: E402
 from inference.grounding import statements_of  # noqa: E402
-from inference.prompts import load_prompt, parse_prompt  # noqa: E402
+from inference.prompts import parse_prompt  # noqa: E402
 from inference.settings import EngineSettings  # noqa: E402
 from inference.summarizer import parse_summary, summarize  # noqa: E402
 from inference.validation import validate  # noqa: E402
@@ -47,7 +48,7 @@ def records(shared: Path, cases: int, long: int) -> list[tuple[str, str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--cases", type=int, default=8)
     parser.add_argument("--long", type=int, default=2)
     parser.add_argument("--variants", default="full_example,template_example,no_example")
@@ -112,12 +113,7 @@ def main() -> int:
         totals["prompt_version"] = prompt.version
         results[variant] = {"totals": totals, "records": rows}
         print(variant, "TOTALS", json.dumps(totals, ensure_ascii=False), flush=True)
-    engine.close()
-    text = json.dumps({"model": engine.info.as_dict()["file"], "variants": results}, ensure_ascii=False, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
-    return 0
+    return finish(engine, {"variants": results}, args.out)
 
 
 if __name__ == "__main__":

@@ -370,7 +370,10 @@ class MainWindow(QMainWindow):
         summary = self.current_summary()
         if summary is None or self.document is None:
             return
-        self.validation = validate(summary, self.document.text)
+        result = self.report.result if self.report is not None else None
+        # The run's part of the record for each statement it wrote, and what its guard removed, still hold.
+        self.validation = validate(summary, self.document.text, scopes=result.scopes if result else None,
+                                   removals=result.removals if result else None)
         self.summary_pane.show_findings(self.validation.findings, self.validation.statements, self.validation.unchecked)
         self.icd_panel.sync_diagnoses([d.name for d in summary.diagnoses])
         self.summary_edited.emit(summary)

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from inference.draft_guard import Removal, guard_draft
 from inference.engine import Engine, GenerationResult, TokenCallback
 from inference.errors import GenerationError
-from inference.grounding import Scopes
 from inference.grammar import gbnf_from_json_schema
-from inference.prompts import PromptTemplate, load_prompt
+from inference.grounding import Scopes
 from inference.progress import READING, SUMMARIZING, ProgressCallback, ProgressTracker
+from inference.prompts import PromptTemplate, load_prompt
 from inference.record_parts import RecordPart, fuse, split_into_parts
 from inference.summary_schema import (
     ABSENT,

@@ -22,8 +22,8 @@ from inference.icd_table import open_table
 from inference.pipeline import BriefReport
 from inference.progress import SUMMARIZING, Progress
 from inference.settings import AppConfig, EngineSettings
-from inference.summary_schema import StructuredSummary
 from inference.summarizer import SummaryResult, Timings
+from inference.summary_schema import StructuredSummary
 from inference.validation import validate
 from tests.conftest import SAMPLE_RECORD
 from tests.history_helpers import SAMPLE_SUMMARY
