@@ -54,8 +54,8 @@ class EngineWorker(QObject):
             return
         self.loaded.emit(self.engine.info)
 
-    @Slot(object, object, object)
-    def run(self, document: Any, table: Any, part_budget: Any = None) -> None:
+    @Slot(object, object, int)
+    def run(self, document: Any, table: Any, part_budget: int = 0) -> None:
         if self.engine is None:
             self.failed.emit("模型尚未加载 / no model loaded")
             return
@@ -63,7 +63,7 @@ class EngineWorker(QObject):
         self._buffer.clear()
         try:
             result = self._run_job(document, self.engine, on_token=self._on_token, on_progress=self.step.emit,
-                                   cancel=self.cancel_event, table=table, part_budget=part_budget)
+                                   cancel=self.cancel_event, table=table, part_budget=part_budget or None)
         except GenerationCancelled:
             self._flush()
             self.cancelled.emit()
@@ -110,7 +110,8 @@ class WorkerHost(QObject):
     """Owns the thread; the GUI talks to the worker only through these queued signals."""
 
     _load_requested = Signal(object)
-    _run_requested = Signal(object, object, object)
+    # document, table, record tokens per part (0: by model size)
+    _run_requested = Signal(object, object, int)
     _prepare_requested = Signal(object)
     _shutdown_requested = Signal()
 
@@ -130,7 +131,7 @@ class WorkerHost(QObject):
         self._load_requested.emit(settings)
 
     def run(self, document: Any, table: Any, part_budget: int | None = None) -> None:
-        self._run_requested.emit(document, table, part_budget)
+        self._run_requested.emit(document, table, part_budget or 0)
 
     def prepare(self, table: Any) -> None:
         self._prepare_requested.emit(table)
