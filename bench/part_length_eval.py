@@ -3,8 +3,8 @@
 CMB-Clin cases (held out: measured, never tuned on) are joined into records of about N tokens and each
 is summarized in ONE call (no parts). For each length: the share of the draft's statements supported by
 the record, statements and values copied from the prompt's example patient, values not in the record
-(V1), and the verdict. The shortest length where drafts stop keeping to the record bounds the part size
-(``SMALL_MODEL_PART_TOKENS`` in inference/summarizer.py).
+(V1), the key values of the record the draft kept, and the verdict. Where drafts stop keeping to the
+record, or keep little of it, bounds the part size (``SMALL_MODEL_PART_TOKENS`` in inference/summarizer.py).
 
     .venv/bin/python bench/part_length_eval.py [--lengths 1000,2000,4000,8000] [--records 2] [--prompt FILE]
 """
@@ -28,6 +28,7 @@ from inference.prompts import load_prompt, parse_prompt  # noqa: E402
 from inference.settings import EngineSettings  # noqa: E402
 from inference.summarizer import summarize  # noqa: E402
 from inference.validation import validate  # noqa: E402
+from inference.values import find_measurements, is_key  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +52,7 @@ def main() -> int:
     parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--lengths", default="1000,2000,4000,8000")
     parser.add_argument("--records", type=int, default=2)
+    parser.add_argument("--offset", type=int, default=0, help="first CMB-Clin case used")
     parser.add_argument("--prompt", type=Path, action="append", help="prompt file(s); default: the shipped one")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--out", type=Path)
@@ -64,7 +66,7 @@ def main() -> int:
     rows = []
     for prompt in prompts:
         for tokens in (int(n) for n in args.lengths.split(",")):
-            for number, record in enumerate(joined_records(cases, engine, tokens, args.records, offset=30), 1):
+            for number, record in enumerate(joined_records(cases, engine, tokens, args.records, args.offset), 1):
                 started = time.perf_counter()
                 try:
                     result = summarize(engine, record, prompt=prompt, part_budget=100_000)
@@ -73,6 +75,8 @@ def main() -> int:
                     continue
                 draft = result.draft or result.summary
                 raw = validate(draft, record)
+                key_values = [m for m in find_measurements(record) if is_key(m)]
+                drafted = {m.identity for st in raw.statements for m in find_measurements(st.text)}
                 final = validate(result.summary, record, removals=result.removals)
                 rows.append({
                     "prompt": prompt.version, "tokens": tokens, "record": number,
@@ -82,6 +86,7 @@ def main() -> int:
                     "example_copies": sum(f.rule_id == "R1" for f in raw.findings),
                     "invented_values": sum(f.rule_id == "V1" for f in raw.findings),
                     "removed": len(result.removals), "verdict": final.verdict,
+                    "key_values": len(key_values), "key_values_kept": sum(m.identity in drafted for m in key_values),
                     "statements": len([s for s in raw.statements if not s.is_absent_marker]),
                 })
                 print(json.dumps(rows[-1], ensure_ascii=False), flush=True)

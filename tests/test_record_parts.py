@@ -129,3 +129,14 @@ def test_cancel_works_while_a_long_prompt_is_read(demo_model_path) -> None:
     finally:
         engine.close()
     assert tokens == [] and 0 < seen[-1].tokens_done < seen[-1].tokens_total
+
+
+@pytest.mark.real_model
+def test_the_part_size_follows_the_model_and_the_setting_and_never_exceeds_the_context(demo_engine) -> None:
+    from inference.summarizer import SMALL_MODEL_PART_TOKENS, part_tokens, reliable_part_tokens
+
+    assert 0 < demo_engine.info.n_params < 3_000_000_000  # Qwen2.5-0.5B, as llama.cpp counts it
+    assert part_tokens(demo_engine) == SMALL_MODEL_PART_TOKENS
+    assert part_tokens(demo_engine, 700) == 700
+    assert part_tokens(demo_engine, 10**6) < demo_engine.info.n_ctx  # the context still bounds it
+    assert reliable_part_tokens(14_800_000_000) > SMALL_MODEL_PART_TOKENS
