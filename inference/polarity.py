@@ -80,7 +80,10 @@ def _clause(folded: str, start: int, end: int) -> tuple[int, int]:
 
 def polarity_at(text: str, start: int, end: int) -> Polarity:
     """The polarity the text gives to its span ``text[start:end]``."""
-    folded = fold(text)
+    return _polarity(fold(text), start, end)
+
+
+def _polarity(folded: str, start: int, end: int) -> Polarity:
     clause_start, clause_end = _clause(folded, start, end)
     negated = uncertain = False
     before = [(s, e, c) for s, e, c in _cue_matches(folded[clause_start:start]) if c.position == "before"]
@@ -117,7 +120,7 @@ def terms_of(text: str) -> list[Term]:
         term = match.group(0)
         if len(term) >= _MIN_TERM and term != ABSENT and re.search(r"[\u4e00-\u9fffA-Za-z]{2}", term):
             terms.append(Term(match.start(), match.end(), text[match.start():match.end()],
-                              polarity_at(text, match.start(), match.end())))
+                              _polarity(folded, match.start(), match.end())))
     return terms
 
 
@@ -144,7 +147,7 @@ def compare(statement: str, source: str, near: list[tuple[int, int]]) -> tuple[l
         where = [m.start() for m in re.finditer(re.escape(needle), folded_source)]
         if not where:
             continue
-        polarities = {p: polarity_at(source, p, p + len(needle)) for p in where}
+        polarities = {p: _polarity(folded_source, p, p + len(needle)) for p in where}
         local = [p for p in where if any(s <= p < e for s, e in near)]
         if term.polarity in polarities.values():
             agrees_nearby = bool(local) and all(polarities[p] == term.polarity for p in local)
