@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def assemble(cases: list[dict], size: int, start: int) -> tuple[str, int]:
     text, i = "", start
-    while len(text) < size and i < len(cases):
-        text += ("\n\n" if text else "") + "入院记录\n" + cases[i]["description"]
+    while len(text) < size:  # past the last case, on from the first again
+        text += ("\n\n" if text else "") + "入院记录\n" + cases[i % len(cases)]["description"]
         i += 1
     return text, i
 
@@ -60,7 +60,7 @@ def main() -> int:
     rows = []
     start = 0
     for size in (int(s) for s in args.sizes.split(",")):
-        text, start = assemble(cases, size, start % len(cases))
+        text, start = assemble(cases, size, start)
         document = document_from_text(text)
         started = time.perf_counter()
         report = run_pipeline(document, engine, table=table)
@@ -71,16 +71,18 @@ def main() -> int:
         rows.append({
             "chars": len(text), "tokens": engine.count_tokens(text), "seconds": round(wall, 1),
             "parts": len(report.result.parts), "part_tokens": report.result.extra.get("part_tokens"),
+            "parts_retried": report.result.extra.get("parts_retried", 0),
             "key_values_in_record": len(key_values),
             "key_values_kept": sum(m.identity in drafted for m in key_values),
             "values_in_draft": sum(len(find_measurements(s.text)) for s in validation.statements),
-            "invented_values_in_draft": sum(f.rule_id == "V1" for f in validation.findings),
+            "invented_values_in_draft": sum(f.rule_id == "V1" and f.index is not None for f in validation.findings),
             "removed_invented_values": sum(r.rule_id == "V1" for r in report.result.removals),
             "removed_diagnoses": sum(r.rule_id in ("G2", "G3") for r in report.result.removals),
             "diagnoses": len(summary.diagnoses), "verdict": report.verdict,
             "supported_share": round(validation.supported_share(), 3),
             "findings": {level: n for level, n in validation.counts().items()},
             "icd_rounds": sum(c["kind"].startswith("icd") for c in report.result.timings.calls),
+            "refused_because": [f.message for f in validation.findings if f.rule_id in ("R1", "R2")],
         })
         print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     return finish(engine, {"rows": rows}, args.out)

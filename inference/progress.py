@@ -84,6 +84,11 @@ class ProgressTracker:
         self._prompt_left = list(prompt_tokens)
         self.parts = len(prompt_tokens)
 
+    def add_parts(self, prompt_tokens: list[int]) -> None:
+        """More parts, next in line (a refused part summarized again in halves)."""
+        self._prompt_left[self.part:self.part] = list(prompt_tokens)
+        self.parts += len(prompt_tokens)
+
     def phase(self, name: str, part: int = 0, detail: str = "") -> None:
         self.phase_name, self.detail = name, detail
         if part:

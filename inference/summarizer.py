@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -35,6 +35,7 @@ PROMPT_NAME = "summary"
 SMALL_MODEL_PARAMS = 3_000_000_000
 SMALL_MODEL_PART_TOKENS = 1500
 LARGE_MODEL_PART_TOKENS = 8000
+MIN_RETRY_PART_TOKENS = 150  # a refused part is retried in halves only when each half keeps this much record
 
 
 
@@ -152,8 +153,7 @@ def summarize(
         parts = [RecordPart(1, 0, len(record_text), record_text, ())]
     else:
         parts = split_into_parts(record_text, engine.count_tokens, budget)
-    prompts = [build_messages(part.text, prompt) for part in parts]
-    tracker.plan([engine.count_tokens(engine.template.render(m)) for m in prompts])
+    tracker.plan([engine.count_tokens(engine.template.render(build_messages(p.text, prompt))) for p in parts])
 
     def token(piece: str) -> None:
         tracker.token(piece)
@@ -162,17 +162,35 @@ def summarize(
 
     drafts: list[tuple[RecordPart, StructuredSummary]] = []
     results: list[GenerationResult] = []
-    for part, messages in zip(parts, prompts):
-        tracker.phase(SUMMARIZING, part.index)
+    pending = [(part, False) for part in parts]  # (part, is a retry)
+    retried = 0
+    number = 0
+    while pending:
+        part, is_retry = pending.pop(0)
+        number += 1
+        tracker.phase(SUMMARIZING, number)
+        messages = build_messages(part.text, prompt)
         result = engine.chat(messages, grammar=grammar, fixed_messages=len(messages) - 1,
                              on_token=token, on_prompt=tracker.prompt, cancel=cancel)
         tracker.part_done(result.completion_tokens)
+        results.append(result)
         if result.finish_reason == "length":
             raise GenerationError(
                 f"摘要超过输出上限 {engine.settings.max_tokens} 个 token 被截断 / summary hit max_tokens; raise it in settings"
             )
-        drafts.append((part, parse_summary(result.text)))
-        results.append(result)
+        part_draft = parse_summary(result.text)
+        halves = [] if is_retry else _halves_if_refused(engine, part, part_draft)
+        if halves:
+            # This part's draft is not of its text (a small model lost track and wrote the prompt's example):
+            # summarize it again once, in two halves, instead of refusing the whole record for it.
+            retried += 1
+            pending[0:0] = [(half, True) for half in halves]
+            tracker.add_parts([engine.count_tokens(engine.template.render(build_messages(h.text, prompt)))
+                               for h in halves])
+            continue
+        drafts.append((part, part_draft))
+    parts = [replace(part, index=i) for i, (part, _draft) in enumerate(drafts, 1)]
+    drafts = list(zip(parts, [d for _part, d in drafts]))
     fused, scopes = fuse(drafts) if len(drafts) > 1 else (drafts[0][1], {})
     draft = normalize_summary(fused)
     summary, removals, scopes = guard_draft(draft, record_text, scopes)
@@ -195,8 +213,24 @@ def summarize(
         removals=removals,
         scopes=scopes,
         parts=parts,
-        extra={"parts": len(parts), "part_tokens": budget},
+        extra={"parts": len(parts), "part_tokens": budget, "parts_retried": retried},
     )
+
+
+def _halves_if_refused(engine: Engine, part: RecordPart, draft: StructuredSummary) -> list[RecordPart]:
+    """The part in two halves when its guarded draft would be refused (R1/R2) and it can be split."""
+    from inference.validation import validate
+
+    guarded, removals, _ = guard_draft(draft, part.text)
+    if not validate(guarded, part.text, removals=removals).rejected:
+        return []
+    tokens = engine.count_tokens(part.text)
+    if tokens < 2 * MIN_RETRY_PART_TOKENS:
+        return []
+    halves = split_into_parts(part.text, engine.count_tokens, tokens // 2 + 1)
+    if len(halves) < 2:
+        return []
+    return [replace(h, start=part.start + h.start, end=part.start + h.end) for h in halves]
 
 
 def parse_summary(text: str) -> StructuredSummary:

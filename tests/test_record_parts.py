@@ -140,3 +140,25 @@ def test_the_part_size_follows_the_model_and_the_setting_and_never_exceeds_the_c
     assert part_tokens(demo_engine, 700) == 700
     assert part_tokens(demo_engine, 10**6) < demo_engine.info.n_ctx  # the context still bounds it
     assert reliable_part_tokens(14_800_000_000) > SMALL_MODEL_PART_TOKENS
+
+
+@pytest.mark.real_model
+def test_a_part_whose_draft_is_the_prompts_example_is_summarized_again_in_halves(demo_engine) -> None:
+    """Seen on a 10k-character record: one 1,500-token part came back as the prompt's example patient. That
+    part is retried once in halves (offsets in the record kept) instead of refusing the whole record."""
+    from inference.prompts import load_prompt
+    from inference.record_parts import RecordPart
+    from inference.summarizer import _halves_if_refused, parse_summary
+
+    example = parse_summary(load_prompt("summary").section("example_summary"))
+    offset = 1000
+    part = RecordPart(3, offset, offset + len(LONG_RECORD), LONG_RECORD, ())
+    halves = _halves_if_refused(demo_engine, part, example)
+    assert len(halves) >= 2  # cut at section headings under half the part's tokens: two or three pieces
+    assert all(demo_engine.count_tokens(h.text) <= demo_engine.count_tokens(LONG_RECORD) // 2 + 1 for h in halves)
+    assert "".join(h.text for h in halves) == LONG_RECORD
+    assert halves[0].start == offset and halves[-1].end == offset + len(LONG_RECORD)
+    assert all(LONG_RECORD[h.start - offset:h.end - offset] == h.text for h in halves)
+    good = StructuredSummary(chief_complaint="反复胸闷气促3年,加重伴双下肢水肿1周", present_illness="既往高血压病史15年。",
+                             auxiliary_exams=[ExamItem(name="NT-proBNP", value="2100", unit="pg/mL")], diagnoses=[])
+    assert _halves_if_refused(demo_engine, part, good) == []
