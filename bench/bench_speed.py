@@ -355,7 +355,7 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["records"]:
-        app, free, bare = row["app"], row["free"], row["bare"]
+        app, free = row["app"], row["free"]
         pipeline = row.get("pipeline") if "wall_s" in row.get("pipeline", {}) else None
         cold = row.get("pipeline_cold", {}).get("wall_s", "-")
         lines.append(
