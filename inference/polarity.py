@@ -136,23 +136,49 @@ class Disagreement:
         return NEGATION if self.term.polarity.negated != self.source.negated else UNCERTAIN
 
 
+class _Mentions:
+    """Where a term stands in the record and what polarity it has there: written whole (颈静脉怒张), or with
+    a cue inside it (双下肢无水肿 is a mention of 双下肢水肿, denied)."""
+
+    def __init__(self, source: str) -> None:
+        self.folded = fold(source)
+        self._inner: list[tuple[int, int, Cue]] = [m for m in _cue_matches(self.folded) if m[2].kind != PLAIN]
+        keep = [True] * len(self.folded)
+        for start, end, _cue in self._inner:
+            keep[start:end] = [False] * (end - start)
+        self._positions = [i for i, kept in enumerate(keep) if kept]
+        self._stripped = "".join(self.folded[i] for i in self._positions)
+
+    def of(self, needle: str) -> dict[tuple[int, int], Polarity]:
+        found = {(m.start(), m.end()): _polarity(self.folded, m.start(), m.end())
+                 for m in re.finditer(re.escape(needle), self.folded)}
+        for match in re.finditer(re.escape(needle), self._stripped):
+            start = self._positions[match.start()]
+            end = self._positions[match.end() - 1] + 1
+            inside = [c for s, e, c in self._inner if start < s and e < end]
+            if end - start == len(needle) or not inside:
+                continue
+            kind = inside[-1].kind
+            outer = _polarity(self.folded, start, end)
+            found[(start, end)] = Polarity(kind == NEGATION, kind == UNCERTAIN or outer.uncertain)
+        return found
+
+
 def compare(statement: str, source: str, near: list[tuple[int, int]]) -> tuple[list[Disagreement], int]:
     """Terms of ``statement`` whose polarity or certainty no mention in the source shares, and how many
     terms the source leaves undecided (it says it both ways). ``near``: the statement's source sentences,
     whose mention is the one cited."""
-    folded_source = fold(source)
+    mentions = _Mentions(source)
     disagreements, undecided = [], 0
     for term in terms_of(statement):
-        needle = fold(term.text)
-        where = [m.start() for m in re.finditer(re.escape(needle), folded_source)]
-        if not where:
+        polarities = mentions.of(fold(term.text))
+        if not polarities:
             continue
-        polarities = {p: _polarity(folded_source, p, p + len(needle)) for p in where}
-        local = [p for p in where if any(s <= p < e for s, e in near)]
+        local = [span for span in polarities if any(s <= span[0] < e for s, e in near)]
         if term.polarity in polarities.values():
-            agrees_nearby = bool(local) and all(polarities[p] == term.polarity for p in local)
+            agrees_nearby = bool(local) and all(polarities[span] == term.polarity for span in local)
             undecided += len(set(polarities.values())) > 1 and not agrees_nearby
             continue
-        position = (local or where)[0]
-        disagreements.append(Disagreement(term, polarities[position], position, position + len(needle)))
+        start, end = (local or sorted(polarities))[0]
+        disagreements.append(Disagreement(term, polarities[(start, end)], start, end))
     return disagreements, undecided

@@ -100,3 +100,14 @@ def test_a_record_that_says_both_leaves_the_term_to_the_doctor() -> None:
     report = validate(StructuredSummary(chief_complaint="发热", present_illness="住院第3天出现发热,体温38.5℃。",
                                         auxiliary_exams=[], diagnoses=[]), record)
     assert report.unchecked == 1 and not [f for f in report.findings if f.rule_id == "N1"]
+
+
+def test_a_cue_inside_the_term_counts_双下肢无水肿_denies_双下肢水肿() -> None:
+    record = "查体:双肺呼吸音清,双下肢无水肿,腹部未触及包块。"
+    dropped = StructuredSummary(chief_complaint="原文未记载", present_illness="查体:双肺呼吸音清,双下肢水肿。",
+                                auxiliary_exams=[], diagnoses=[])
+    assert _polarity_findings(dropped, record) == [("N1", "present_illness")]
+    kept = dropped.model_copy(update={"present_illness": "查体:双肺呼吸音清,双下肢无水肿,腹部未触及包块。"})
+    assert _polarity_findings(kept, record) == []
+    found = dropped.model_copy(update={"present_illness": "腹部触及包块。"})
+    assert _polarity_findings(found, record) == [("N1", "present_illness")]
