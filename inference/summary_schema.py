@@ -41,14 +41,21 @@ class Diagnosis(BaseModel):
 class StructuredSummary(BaseModel):
     chief_complaint: str = Field(..., max_length=300, description="主诉，照原文；原文没有写“原文未记载”")
     present_illness: str = Field(..., description="现病史，含既往史与查体要点，数值照原文；原文没有写“原文未记载”")
-    auxiliary_exams: list[ExamItem] = Field(default_factory=list, max_length=80, description="辅助检查，每项一条")
-    diagnoses: list[Diagnosis] = Field(default_factory=list, max_length=30, description="初步诊断，每条一个诊断")
+    auxiliary_exams: list[ExamItem] = Field(default_factory=list, description="辅助检查，每项一条")
+    diagnoses: list[Diagnosis] = Field(default_factory=list, description="初步诊断，每条一个诊断")
+
+
+# Items one model call may write (the grammar's bound). A long record's fused summary, the union of its
+# parts', may hold more: the bound is on generation, not on the summary.
+MAX_ITEMS_PER_CALL = {"auxiliary_exams": 80, "diagnoses": 30}
 
 
 def generation_schema() -> dict[str, Any]:
     """The JSON schema the output grammar is built from (pydantic's, with titles dropped)."""
-    schema = StructuredSummary.model_json_schema()
-    return json.loads(json.dumps(schema), object_hook=_drop_titles)
+    schema = json.loads(json.dumps(StructuredSummary.model_json_schema()), object_hook=_drop_titles)
+    for name, limit in MAX_ITEMS_PER_CALL.items():
+        schema["properties"][name]["maxItems"] = limit
+    return schema
 
 
 def _drop_titles(node: dict[str, Any]) -> dict[str, Any]:

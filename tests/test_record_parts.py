@@ -162,3 +162,15 @@ def test_a_part_whose_draft_is_the_prompts_example_is_summarized_again_in_halves
     good = StructuredSummary(chief_complaint="反复胸闷气促3年,加重伴双下肢水肿1周", present_illness="既往高血压病史15年。",
                              auxiliary_exams=[ExamItem(name="NT-proBNP", value="2100", unit="pg/mL")], diagnoses=[])
     assert _halves_if_refused(demo_engine, part, good) == []
+
+
+def test_a_fused_summary_may_hold_more_items_than_one_call_may_write() -> None:
+    """A 30k-character record's parts wrote 33 diagnoses in all: the fusion must keep them, not crash."""
+    parts = split_into_parts(LONG_RECORD, chars, 300)
+    many = [StructuredSummary(chief_complaint="原文未记载", present_illness="原文未记载", auxiliary_exams=[],
+                              diagnoses=[Diagnosis(name=f"诊断{i}-{j}") for j in range(12)]) for i in range(3)]
+    fused, _ = fuse([(parts[i], many[i]) for i in range(3)])
+    assert len(fused.diagnoses) == 36
+    from inference.summary_schema import generation_schema
+
+    assert generation_schema()["properties"]["diagnoses"]["maxItems"] == 30  # one call is still bounded
