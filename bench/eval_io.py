@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -28,3 +29,12 @@ def finish(engine: Any, payload: dict[str, Any], out: Path | None) -> int:
         out.write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0
+
+
+def bench_parser() -> argparse.ArgumentParser:
+    """The options every CMB-Clin bench takes: where ../shared is, the model, where to write the results."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--out", type=Path)
+    return parser

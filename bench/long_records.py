@@ -12,7 +12,6 @@ verdict.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -22,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
-from bench.eval_io import SHARED, cmb_clin_cases, finish  # noqa: E402
+from bench.eval_io import bench_parser, cmb_clin_cases, finish  # noqa: E402
 from inference.documents import document_from_text  # noqa: E402
 from inference.engine import Engine  # noqa: E402
 from inference.pipeline import run_pipeline  # noqa: E402
@@ -41,12 +40,9 @@ def assemble(cases: list[dict], size: int, start: int) -> tuple[str, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--shared", type=Path, default=SHARED)
+    parser = bench_parser()
     parser.add_argument("--sizes", default="5000,10000,20000,30000")
     parser.add_argument("--no-icd", action="store_true")
-    parser.add_argument("--model", type=Path)
-    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     cases = cmb_clin_cases(args.shared)
     if cases is None:

@@ -11,7 +11,6 @@ record, or keep little of it, bounds the part size (``SMALL_MODEL_PART_TOKENS`` 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
-from bench.eval_io import SHARED, cmb_clin_cases, finish  # noqa: E402
+from bench.eval_io import bench_parser, cmb_clin_cases, finish  # noqa: E402
 from inference.engine import Engine  # noqa: E402
 from inference.errors import GenerationError  # noqa: E402
 from inference.prompts import load_prompt, parse_prompt  # noqa: E402
@@ -48,14 +47,11 @@ def joined_records(cases: list[dict], engine: Engine, tokens: int, count: int, o
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--shared", type=Path, default=SHARED)
+    parser = bench_parser()
     parser.add_argument("--lengths", default="1000,2000,4000,8000")
     parser.add_argument("--records", type=int, default=2)
     parser.add_argument("--offset", type=int, default=0, help="first CMB-Clin case used")
     parser.add_argument("--prompt", type=Path, action="append", help="prompt file(s); default: the shipped one")
-    parser.add_argument("--model", type=Path)
-    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     cases = cmb_clin_cases(args.shared)
     if cases is None:

@@ -12,7 +12,6 @@ and the mean support of the draft's statements in the record.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -23,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
-from bench.eval_io import SHARED, finish  # noqa: E402
+from bench.eval_io import bench_parser, finish  # noqa: E402
 from inference.engine import Engine  # noqa: E402
 from inference.errors import GenerationError  # noqa: E402
 from inference.grounding import statements_of  # noqa: E402
@@ -47,13 +46,10 @@ def records(shared: Path, cases: int, long: int) -> list[tuple[str, str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--shared", type=Path, default=SHARED)
+    parser = bench_parser()
     parser.add_argument("--cases", type=int, default=8)
     parser.add_argument("--long", type=int, default=2)
     parser.add_argument("--variants", default="full_example,template_example,no_example")
-    parser.add_argument("--model", type=Path)
-    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if not (args.shared / "eval" / "cmb_clin" / "CMB-test-qa.json").exists():
         print("skipped: CMB-Clin not found", file=sys.stderr)
