@@ -64,7 +64,7 @@ def main() -> int:
     except IcdTableError:
         install_bundled()
         who = open_table(BUNDLED_TABLE)
-    import_table(beijing_csv, "beijing-v601-eval", version="北京临床版 v6.01")
+    import_table(beijing_csv, "beijing-v601-eval", version="北京临床版 v6.01", replace=True)
     beijing = open_table("beijing-v601-eval")
     report: dict[str, object] = {"records": len(records)}
     for label, table in (("who", who), ("beijing", beijing)):

@@ -12,7 +12,7 @@ from desktop.history_controller import HistoryController
 from desktop.main_window import MainWindow
 from inference.engine import Engine
 from inference.errors import MedBriefError, StorageError
-from inference.history.instance_lock import InstanceLock
+from inference.history.instance_lock import InstanceLock, InstanceRunning
 from inference.history.store import HistoryStore
 from inference.icd_table import open_table
 from inference.paths import data_dir
@@ -58,8 +58,11 @@ def open_history(show_error: Callable[[str, str], None] = _critical) -> tuple[In
     lock = InstanceLock(data_dir() / "instance.lock")
     try:
         lock.acquire()
-    except StorageError as exc:
+    except InstanceRunning as exc:
         show_error("MedBrief 已在运行", exc.message)
+        return None, None, exc.exit_code
+    except StorageError as exc:
+        show_error("历史数据库不可用", exc.message)
         return None, None, exc.exit_code
     try:
         store = HistoryStore.open()

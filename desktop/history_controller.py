@@ -26,6 +26,7 @@ class HistoryController(QObject):
         self.window = window
         self.store = store
         self.document_id: int | None = None
+        self._unsaved_run: Any = None  # a BriefReport the history did not take yet
         self._loading = False
         self.panel = HistoryPanel(store, confirm or self._confirm)
         self.panel.open_requested.connect(self.reopen)
@@ -71,6 +72,15 @@ class HistoryController(QObject):
         return answer == QMessageBox.StandardButton.Yes
 
     def _record_run(self, report: Any) -> None:
+        self._unsaved_run = report
+        self._save_unsaved_run(tell=True)
+
+    def _save_unsaved_run(self, tell: bool = False) -> bool:
+        """Keep a run whose first save failed: retried at every autosave until the history takes it. The
+        draft never leaves the window because of a failed save."""
+        report = self._unsaved_run
+        if report is None:
+            return True
         info = self.window.engine_info
         try:
             fingerprint = model_fingerprint(info.model_path) if info and info.model_path else ""
@@ -79,13 +89,21 @@ class HistoryController(QObject):
         try:
             recorded = self.store.record_run(report, self.window.config.engine.model_dump(mode="json"), fingerprint)
         except StorageError as exc:
-            self.window.show_error("未能保存到历史记录", exc.message)
-            return
+            message = f"{exc.message}\n摘要仍在窗口中，可以继续编辑；每次自动保存时会重试。"
+            if tell:
+                self.window.show_error("未能保存到历史记录", message)
+            else:
+                self.window.statusBar().showMessage("摘要尚未保存到历史记录（重试失败）", 5000)
+            return False
+        self._unsaved_run = None
         self.document_id = recorded.document_id
         self._refresh_panel()
+        return True
 
     def autosave(self, action: str = "edit") -> int | None:
-        if self.document_id is None or self._loading:
+        if self._loading or not self._save_unsaved_run():
+            return None
+        if self.document_id is None:
             return None
         summary = self.window.current_summary()
         if summary is None:
@@ -136,6 +154,8 @@ class HistoryController(QObject):
 
     def _document_changed(self, _document: Document) -> None:
         if not self._loading:
+            self._save_unsaved_run()  # a last try: the window now shows another record
+            self._unsaved_run = None
             self.document_id = None
 
     def _deleted(self, document_id: int) -> None:

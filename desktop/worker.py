@@ -8,8 +8,10 @@ contract: the job functions run in the worker thread and never touch a widget. C
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +54,10 @@ class EngineWorker(QObject):
         except MemoryError:
             self.load_failed.emit("内存不足，无法加载模型 / out of memory while loading the model")
             return
+        except Exception as exc:  # noqa: BLE001 - the window must learn that loading ended, whatever ended it
+            _log_unexpected(exc)
+            self.load_failed.emit(f"模型加载失败 / model failed to load: {type(exc).__name__}: {exc}")
+            return
         self.loaded.emit(self.engine.info)
 
     @Slot(object, object, int)
@@ -74,6 +80,11 @@ class EngineWorker(QObject):
             return
         except MemoryError:
             self.failed.emit("内存不足 / out of memory during generation")
+            return
+        except Exception as exc:  # noqa: BLE001 - never leave the window waiting for a run that died
+            _log_unexpected(exc)
+            self._flush()
+            self.failed.emit(f"生成失败（内部错误，详情见日志）/ generation failed: {type(exc).__name__}: {exc}")
             return
         self._flush()
         self.finished.emit(result)
@@ -104,6 +115,11 @@ class EngineWorker(QObject):
             self.tokens.emit("".join(self._buffer))
             self._buffer.clear()
         self._last_flush = time.perf_counter()
+
+
+def _log_unexpected(exc: BaseException) -> None:
+    """An error no message was written for: its traceback goes to the log (stderr) for IT, not on screen."""
+    traceback.print_exception(exc, file=sys.stderr)
 
 
 class WorkerHost(QObject):

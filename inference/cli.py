@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from inference import __version__
-from inference.errors import EXIT_CODES, InputError, MedBriefError
+from inference.errors import (
+    EXIT_CODES,
+    DraftRejected,
+    GenerationCancelled,
+    InputError,
+    MedBriefError,
+    StorageError,
+    UsageError,
+)
 
 Handler = Callable[[argparse.Namespace], int]
+MAX_SUMMARY_BYTES = 4 * 1024 * 1024  # a summary JSON, sources and statements included, is tens of KB
 
 
 def _exit_code_epilog() -> str:
@@ -110,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     icd.add_argument("--json", action="store_true", help="JSON output")
     icd.add_argument("--batch", help="file with one query per line")
     icd.add_argument("--name", help="name for an imported table")
+    icd.add_argument("--replace", action="store_true", help="import over an imported table of the same name")
     icd.add_argument("--version", dest="table_version", default="", help="version label for an imported table")
     icd.add_argument("--code-column", help="code column (header name or 1-based number) for import")
     icd.add_argument("--name-column", help="name column (header name or 1-based number) for import")
@@ -182,7 +194,7 @@ def _engine_settings(args: argparse.Namespace) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise InputError(f"参数无效 / invalid engine option {where}: {first['msg']}") from exc
+        raise UsageError(f"参数无效 / invalid engine option {where}: {first['msg']}") from exc
 
 
 class _StderrProgress:
@@ -220,44 +232,103 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     settings = _engine_settings(args)
     progress.step(f"读取 {document.file_name}（{document.encoding}，{len(document.text)} 字）")
     progress.step("加载模型 / loading model …")
-    engine = Engine(settings)
-    progress.step(f"模型 {engine.info.label}，运行于 {engine.info.placement}，加载 {engine.info.load_s:.1f}s")
-    if engine.info.warning:
-        progress.step(f"警告 / warning: {engine.info.warning}")
-    table = None
-    if not args.no_icd:
-        from inference.icd_table import open_table
-
-        table = open_table(args.table)
-    try:
-        report = run_pipeline(document, engine, on_progress=progress.progress, cancel=threading.Event(), table=table)
-    finally:
-        engine.close()
-    if args.save:
-        from inference.gguf_header import model_fingerprint
-        from inference.history.store import HistoryStore
-
-        store = HistoryStore.open()
+    cancel = threading.Event()
+    with _ctrl_c_sets(cancel):
+        engine = Engine(settings)
         try:
-            recorded = store.record_run(report, settings.model_dump(mode="json"), model_fingerprint(engine.info.model_path))
+            _stop_if_cancelled(cancel)
+            progress.step(f"模型 {engine.info.label}，运行于 {engine.info.placement}，加载 {engine.info.load_s:.1f}s")
+            if engine.info.warning:
+                progress.step(f"警告 / warning: {engine.info.warning}")
+            table = None
+            if not args.no_icd:
+                from inference.icd_table import open_table
+
+                table = open_table(args.table)
+            _stop_if_cancelled(cancel)
+            report = run_pipeline(document, engine, on_progress=progress.progress, cancel=cancel, table=table)
         finally:
-            store.close()
-        progress.step(f"已保存到历史记录 / saved to history: record {recorded.document_id}, run {recorded.run_id}")
+            engine.close()
     progress.step(f"完成，用时 {report.elapsed_s:.1f} 秒 / done in {report.elapsed_s:.1f} s")
+    # The draft goes out before the history is touched: a history that cannot be written never costs the
+    # minutes of generation. Every problem is reported; the exit code is the last (the most serious) one's.
+    problems: list[MedBriefError] = []
+    try:
+        _write_summary(report, args)
+    except InputError as exc:
+        problems.append(exc)
+    if args.save:
+        problems += _save_run(report, settings, engine.info.model_path, progress, written=not problems)
+    if report.rejected:
+        reasons = "；".join(f.message for f in report.validation.findings if f.rule_id in ("R1", "R2"))
+        problems.append(DraftRejected(
+            f"未通过核对：摘要与原文不符（{reasons}）。草稿不可使用；可用 --part-tokens "
+            f"{max(200, report.result.extra.get('part_tokens', 1500) // 2)} 分段重新生成 / "
+            "draft rejected: it does not come from the record"))
+    for problem in problems[:-1]:
+        print(f"medbrief: {problem.message}", file=sys.stderr)
+    if problems:
+        raise problems[-1]
+    return 1 if args.fail_on_findings and report.has_errors else 0
+
+
+@contextmanager
+def _ctrl_c_sets(cancel: threading.Event) -> Iterator[None]:
+    """Ctrl+C sets ``cancel`` instead of raising: an exception raised while llama.cpp loads lands in its log
+    callback, where ctypes swallows it. A second Ctrl+C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("medbrief: 正在停止… / stopping (Ctrl+C again to quit at once)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_if_cancelled(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise GenerationCancelled("已取消 / cancelled")
+
+
+def _write_summary(report: Any, args: argparse.Namespace) -> None:
     if args.json:
         _write_output(json.dumps(report.as_json(), ensure_ascii=False, indent=2), args.out)
-    elif not report.rejected:
+    elif not report.rejected:  # a rejected draft is not a summary of this record: nothing to paste
         _write_output(report.emr_text() + _icd_text(report.icd)
                       + _findings_text(report.validation.findings if report.validation else [],
                                        report.validation.unchecked if report.validation else 0), args.out)
-    if report.rejected:
-        from inference.errors import DraftRejected
 
-        reasons = "；".join(f.message for f in report.validation.findings if f.rule_id in ("R1", "R2"))
-        raise DraftRejected(f"未通过核对：摘要与原文不符（{reasons}）。草稿不可使用；可用 --part-tokens "
-                            f"{max(200, report.result.extra.get('part_tokens', 1500) // 2)} 分段重新生成 / "
-                            "draft rejected: it does not come from the record")
-    return 1 if args.fail_on_findings and report.has_errors else 0
+
+def _save_run(report: Any, settings: Any, model_path: str, progress: _StderrProgress,
+              written: bool) -> list[MedBriefError]:
+    """Keep the run in the history; the problems to report (a failed save, a history found corrupt)."""
+    from inference.gguf_header import model_fingerprint
+    from inference.history.store import HistoryStore
+
+    kept = ("摘要已输出" if written else "摘要未能输出") if not report.rejected else "草稿未通过核对"
+    try:
+        store = HistoryStore.open()
+        try:
+            recorded = store.record_run(report, settings.model_dump(mode="json"), model_fingerprint(model_path))
+        finally:
+            store.close()
+    except (StorageError, OSError) as exc:
+        reason = exc.message if isinstance(exc, StorageError) else str(exc)
+        return [StorageError(f"{kept}，但未能保存到历史记录 / not saved to the history: {reason}")]
+    progress.step(f"已保存到历史记录 / saved to history: record {recorded.document_id}, run {recorded.run_id}")
+    if store.recovered:  # the run is saved, but a damaged history is reported with its exit code
+        return [StorageError(notice) for notice in store.notices]
+    for notice in store.notices:
+        progress.step(notice)
+    return []
 
 
 def _icd_text(assignments: list[Any]) -> str:
@@ -289,16 +360,19 @@ def _findings_text(findings: list[Any], unchecked: int = 0) -> str:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from inference.documents import load_document
+    from inference.documents import load_document, read_bounded
     from inference.summary_schema import StructuredSummary
     from inference.validation import validate
 
+    path = Path(args.summary)
+    if not path.is_file():
+        raise InputError(f"摘要文件不存在 / summary file not found: {args.summary}")
     try:
-        data = json.loads(Path(args.summary).read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise InputError(f"摘要文件不存在 / summary file not found: {args.summary}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(read_bounded(path, MAX_SUMMARY_BYTES, "摘要").decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"摘要不是有效的 JSON / summary is not valid JSON: {args.summary}: {exc}") from exc
+    except RecursionError:
+        raise InputError(f"摘要 JSON 嵌套过深 / summary JSON is nested too deeply: {args.summary}") from None
     try:
         summary = StructuredSummary.model_validate(data)
     except ValidationError as exc:
@@ -321,7 +395,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_icd(args: argparse.Namespace) -> int:
     from inference.icd_import import import_table
-    from inference.icd_lookup import lookup_provenance, matcher_for
+    from inference.icd_lookup import MAX_QUERY_CHARS, lookup_provenance, matcher_for
     from inference.icd_table import list_tables, open_table
     from inference.settings import load_config, save_config
 
@@ -334,14 +408,14 @@ def _cmd_icd(args: argparse.Namespace) -> int:
         return 0
     if words[:1] == ["import"]:
         if len(words) != 2 or not args.name:
-            raise InputError("用法 / usage: medbrief icd import FILE --name NAME")
-        info = import_table(words[1], args.name, version=args.table_version,
-                            code_column=args.code_column, name_column=args.name_column)
+            raise UsageError("用法 / usage: medbrief icd import FILE --name NAME")
+        info = import_table(words[1], args.name, version=args.table_version, code_column=args.code_column,
+                            name_column=args.name_column, replace=args.replace)
         print(f"imported {info.name}: {info.rows} codes, sha256 {info.sha256[:12]}")
         return 0
     if words[:1] == ["use"]:
         if len(words) != 2:
-            raise InputError("用法 / usage: medbrief icd use NAME")
+            raise UsageError("用法 / usage: medbrief icd use NAME")
         open_table(words[1])  # refuses a table that does not exist
         config = load_config()
         config.icd_table = words[1]
@@ -349,7 +423,7 @@ def _cmd_icd(args: argparse.Namespace) -> int:
         print(f"active ICD table: {words[1]}")
         return 0
     if args.top < 1:
-        raise InputError("--top 必须 ≥ 1 / --top must be at least 1")
+        raise UsageError("--top 必须 ≥ 1 / --top must be at least 1")
     table = open_table(args.table)
     matcher = matcher_for(table)
     if args.batch:
@@ -364,7 +438,10 @@ def _cmd_icd(args: argparse.Namespace) -> int:
         return 0
     query = " ".join(words).strip()
     if not query:
-        raise InputError("请给出要查询的诊断 / give a diagnosis to look up, or --batch FILE")
+        raise UsageError("请给出要查询的诊断 / give a diagnosis to look up, or --batch FILE")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InputError(f"查询过长（{len(query)} 字，上限 {MAX_QUERY_CHARS}），请只输入诊断名称 / query too long for "
+                         "a diagnosis")
     results = [(part, matcher.lookup(part, args.top)) for part in matcher.split_diagnoses(query)] or [(query, [])]
     provenance = lookup_provenance(table)
     if args.json:
@@ -388,14 +465,15 @@ def _cmd_history(args: argparse.Namespace) -> int:
     try:
         for notice in store.notices:
             print(f"medbrief: {notice}", file=sys.stderr)
-        return _history_action(store, args)
+        code = _history_action(store, args)
     finally:
         store.close()
+    return StorageError.exit_code if store.recovered and code == 0 else code
 
 
 def _record_id(target: str | None) -> int:
     if target is None or not target.isdigit():
-        raise InputError("请给出记录编号 / give a record ID (see `medbrief history list`)")
+        raise UsageError("请给出记录编号 / give a record ID (see `medbrief history list`)")
     return int(target)
 
 
@@ -403,7 +481,7 @@ def _history_action(store: Any, args: argparse.Namespace) -> int:
     filters = {"status": args.status, "diagnosis": args.diagnosis, "icd_code": args.icd}
     if args.action in ("list", "search"):
         if args.action == "search" and not args.target:
-            raise InputError("请给出检索词 / give a search query")
+            raise UsageError("请给出检索词 / give a search query")
         records = store.list_records(query=args.target if args.action == "search" else None, **filters)
         if args.json:
             print(json.dumps([{**r.__dict__, "imported_at": r.imported_at.isoformat(),
@@ -436,9 +514,12 @@ def _history_action(store: Any, args: argparse.Namespace) -> int:
     _check_output_folder(args.out)  # before anything is exported and audited
     if args.reviewed:
         if not args.out:
-            raise InputError("--reviewed 需要 --out FILE.jsonl / --reviewed needs --out")
-        count = store.export_reviewed_jsonl(Path(args.out))
+            raise UsageError("--reviewed 需要 --out FILE.jsonl / --reviewed needs --out")
+        count, damaged = store.export_reviewed_jsonl(Path(args.out))
         print(f"exported {count} reviewed summaries to {args.out}")
+        if damaged:
+            raise StorageError(f"{len(damaged)} 份记录已损坏，未导出（记录 {', '.join(map(str, damaged))}）/ "
+                               f"{len(damaged)} damaged records left out")
         return 0
     text = store.export_record(_record_id(args.target), args.format, args.out or "stdout")
     _write_output(text, args.out)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 
 from inference.errors import ModelError
@@ -35,7 +36,24 @@ def demo_model_path() -> Path:
 
 
 def is_demo_model(path: Path) -> bool:
-    return path.resolve() == demo_model_path().resolve()
+    """The demo model wherever it lies: a copy or hard link elsewhere keeps the not-for-clinical-use label.
+    Only a file of exactly the demo's size is hashed (about a second), once per file version."""
+    path = Path(path)
+    if path.resolve() == demo_model_path().resolve():
+        return True
+    try:
+        status = path.stat()
+    except OSError:
+        return False
+    return status.st_size == DEMO_SIZE and _has_demo_content(str(path.resolve()), status.st_mtime_ns, status.st_ino)
+
+
+@lru_cache(maxsize=8)
+def _has_demo_content(path: str, _mtime_ns: int, _inode: int) -> bool:
+    try:
+        return _sha256(Path(path)) == DEMO_SHA256
+    except OSError:
+        return False
 
 
 def require_demo_model() -> Path:

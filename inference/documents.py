@@ -10,8 +10,10 @@ import codecs
 import hashlib
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inference.errors import InputError
 
@@ -35,15 +37,26 @@ def load_document(path: str | Path) -> Document:
         raise InputError(f"文件不存在 / file not found: {path}")
     if not path.is_file():
         raise InputError(f"不是文件 / not a file: {path}")
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise InputError(f"文件过大（{size // 1024} KB，上限 {MAX_FILE_BYTES // 1024 // 1024} MB）/ file too large: {path.name}")
-    data = path.read_bytes()
+    data = read_bounded(path, MAX_FILE_BYTES, "病历")
     if path.suffix.lower() == ".docx":
         text, encoding = _docx_text(data, path.name), "docx"
     else:
         text, encoding = decode_text(data, path.name)
     return make_document(text, path.name, encoding)
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a user-given file, refused with a reason when it is too large or cannot be read."""
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise InputError(f"{what}文件过大（{size // 1024} KB，上限 {limit // 1024} KB）/ file too large: {path.name}")
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)[:limit]
+    except PermissionError:
+        raise InputError(f"没有读取该文件的权限 / permission denied: {path}") from None
+    except OSError as exc:
+        raise InputError(f"无法读取文件 / cannot read {path}: {exc.strerror or exc}") from None
 
 
 def document_from_text(text: str, file_name: str = "粘贴文本") -> Document:
@@ -101,11 +114,15 @@ def _docx_text(data: bytes, name: str) -> str:
 
     from docx import Document as DocxDocument
     from docx.opc.exceptions import PackageNotFoundError
+    from lxml.etree import LxmlError
 
     try:
-        docx = DocxDocument(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        return _docx_lines(DocxDocument(io.BytesIO(data)))
+    except (PackageNotFoundError, zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError, LxmlError) as exc:
         raise InputError(f"Word 文件已损坏或不是 .docx / corrupt or not a .docx file: {name}") from exc
+
+
+def _docx_lines(docx: Any) -> str:
     lines = [paragraph.text for paragraph in docx.paragraphs]
     for table in docx.tables:
         for row in table.rows:

@@ -135,6 +135,7 @@ class Engine:
         path = settings.model_path if settings.model_path is not None else require_demo_model()
         self.gguf: GgufInfo = read_gguf_header(path)
         check_loadable(self.gguf, settings.n_ctx)
+        ChatTemplate(self.gguf.chat_template)  # a template that does not parse is refused before loading
         wants_gpu = settings.n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload()
         devices = gpu_devices() if wants_gpu else []
         if settings.n_ubatch is None:
@@ -159,10 +160,10 @@ class Engine:
                     type_v=_GGML_TYPE_Q8_0 if settings.kv_cache_type == "q8_0" else _GGML_TYPE_F16,
                     verbose=False,
                 )
-        except (ValueError, RuntimeError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - llama.cpp and llama-cpp-python fail in many types (jinja, assert)
             raise ModelError(
                 f"模型加载失败（显存/内存不足或文件损坏）/ model failed to load (out of memory or corrupt file): "
-                f"{path.name}: {exc}"
+                f"{path.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             ) from exc
         load_s = time.perf_counter() - started
         total_layers = int(llama_cpp.llama_model_n_layer(self._llama.model)) + 1  # + output layer

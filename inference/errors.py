@@ -16,6 +16,12 @@ class MedBriefError(Exception):
         self.message = message
 
 
+class UsageError(MedBriefError):
+    """The command line was used wrongly (a missing argument, a bad option value): argparse's own code."""
+
+    exit_code = 2
+
+
 class InputError(MedBriefError):
     """The record or file given by the user cannot be read."""
 
@@ -63,13 +69,15 @@ class StorageError(MedBriefError):
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "validation found error-level findings (validate, summarize --fail-on-findings)",
-    2: "usage error (bad arguments)",
-    3: "input error: missing, empty, binary, too large or undecodable record",
+    2: "usage error: bad or missing arguments, an option value out of range",
+    3: "input error: a record or summary file that is missing, unreadable, empty, binary, too large, malformed "
+    "or undecodable",
     4: "model error: missing, not GGUF, truncated, unsupported architecture, context too large, load failed, "
     "unreadable config file",
     5: "generation error: grammar, invalid output, record longer than the context",
     6: "ICD table error: missing or malformed table, failed import",
-    7: "history store error: database locked, corrupt, from a newer version, disk full",
+    7: "history store error: database locked, read-only, corrupt (moved aside, readable records recovered), from a "
+    "newer version, disk full; the summary is still printed or written first",
     8: "draft rejected: the summary does not come from the record (verdict \"rejected\"; rerun with --part-tokens)",
     130: "cancelled by the user (Ctrl+C)",
 }

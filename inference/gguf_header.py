@@ -6,6 +6,7 @@ say *why*: not a GGUF, truncated, an architecture this build cannot load, a cont
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -173,20 +174,36 @@ def _tensor_bytes(tensor_type: int, dims: list[int]) -> int:
 
 
 @lru_cache(maxsize=1)
-def supported_architectures() -> frozenset[str]:
+def _architecture_list() -> dict[str, str]:
+    """Architecture → "" (writes text) or why MedBrief cannot use it (encoder-only, encoder-decoder)."""
     lines = (resources_dir() / "llama_architectures.txt").read_text(encoding="utf-8").splitlines()
-    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+    words = [line.split() for line in lines if line.strip() and not line.startswith("#")]
+    return {entry[0]: " ".join(entry[1:]) for entry in words}
+
+
+def supported_architectures() -> frozenset[str]:
+    return frozenset(name for name, limit in _architecture_list().items() if not limit)
 
 
 def check_loadable(info: GgufInfo, n_ctx: int) -> None:
     """Refuse, before llama.cpp tries, what this build cannot run with these settings."""
     if not info.architecture:
         raise ModelError(f"模型文件缺少架构信息 / GGUF has no general.architecture: {info.path}")
+    limit = _architecture_list().get(info.architecture, "")
+    if limit or f"{info.architecture}.pooling_type" in info.metadata:
+        raise ModelError(
+            f"该模型（{info.architecture}，{limit or 'embedding'}）是向量/编码模型，不能生成文字，请选择对话模型 / "
+            f"{info.architecture} is an {limit or 'embedding'} model that cannot write text: {info.path}"
+        )
     if info.architecture not in supported_architectures():
         raise ModelError(
             f"当前 llama.cpp 不支持该模型架构 '{info.architecture}' / architecture not supported by this "
             f"llama.cpp build: {info.path}"
         )
+    broken = [key for key, value in info.metadata.items() if isinstance(value, float) and not math.isfinite(value)]
+    if broken:
+        raise ModelError(f"模型文件参数无效（{broken[0]} = {info.metadata[broken[0]]}），文件已损坏 / the GGUF "
+                         f"header holds a non-finite number ({broken[0]}): {info.path}")
     if info.context_length is not None and n_ctx > info.context_length:
         raise ModelError(
             f"上下文长度 n_ctx={n_ctx} 超过模型支持的 {info.context_length} / n_ctx larger than the model's "

@@ -40,6 +40,14 @@ _MIN_SCORE = 0.35
 _PART_TOP = 10  # candidates per part handed to the ranker
 _NEIGHBOURS = 10
 _NEIGHBOUR_MIN_SIMILARITY = 0.2
+# The longest diagnosis string in CHIP-CDN (8,000 real ones) has 103 characters; a 10,000-character query took
+# 78 s. Longer input is not a diagnosis and gets no candidates.
+MAX_QUERY_CHARS = 200
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def _latin_words(normalized: str) -> list[str]:
+    return [word for word in re.findall(r"[A-Z0-9]+", normalized) if len(word) >= 2 and not word.isdigit()]
 _MIN_PROBABILITY = 0.01  # below this a ranked candidate is not worth offering as an alternative
 _MIN_MEANING_ONLY_PROBABILITY = 0.05  # … and below this when only the encoder proposed it (any text has neighbours)
 _MIN_SOLE_PROBABILITY = 0.2  # with a ranker: no candidate clears the threshold, the best is coded from this
@@ -190,6 +198,9 @@ class IcdMatcher:
                 name = synonym.term if existing.code == synonym.code else existing.name
                 self._add(_Doc(alias, existing.code, name, "synonym", synonym.count / total))
         self._cues = learned.cues
+        # Abbreviations as whole words in the names, synonyms and coded examples (COPD, AECOPD, HIV).
+        self._latin_words = {word for doc in self._docs for word in _latin_words(doc.text)} | {
+            word for example in learned.examples for word in _latin_words(normalize_text(example.text))}
         self._vocabulary = {doc.text for doc in self._docs if len(doc.text) >= 2}
         self._index = _NgramIndex([doc.text for doc in self._docs])
         self._examples = [
@@ -220,9 +231,20 @@ class IcdMatcher:
 
     # -- single diagnosis -------------------------------------------------------------------------
 
+    def means_nothing(self, text: str) -> bool:
+        """Not a diagnosis string at all: longer than any diagnosis line, or without a Chinese character and
+        without a known abbreviation as a whole word (COPD is one; the CO inside "codes" is not)."""
+        if len(text) > MAX_QUERY_CHARS:
+            return True
+        if _CJK.search(text) or _CJK.search(expand_terms(unicodedata.normalize("NFKC", text))):
+            return False
+        return not any(word in self._latin_words for word in _latin_words(normalize_text(text)))
+
     def lookup(self, disease_name: str, top_k: int = 5) -> list[Candidate]:
         """Ranked candidates for a diagnosis string: by the learned ranker's probability when there is one
         (the string's parts, cues and similar examples all count), else by similarity."""
+        if self.means_nothing(disease_name):
+            return []
         if self.ranker is None:
             return self._lookup_part(disease_name, top_k)
         offered = [
@@ -233,6 +255,8 @@ class IcdMatcher:
 
     def codes(self, text: str) -> list[Candidate]:
         """The codes a diagnosis string means (possibly several): what is coded without a doctor choosing."""
+        if self.means_nothing(text):
+            return []
         if self.ranker is not None:
             ranked = self._ranked(text, self.ranker)
             chosen = [c for c in ranked if c.score >= self.ranker.threshold]
@@ -375,6 +399,8 @@ class IcdMatcher:
 
     def lookup_all(self, text: str, top_k: int = 5) -> list[tuple[str, list[Candidate]]]:
         """Each part of the string with its candidates by similarity (the evidence the ranker weighs)."""
+        if self.means_nothing(text):
+            return []
         return [(part, self._lookup_part(part, top_k)) for part in self.split_diagnoses(text)]
 
     def implied_codes(self, text: str) -> list[Candidate]:

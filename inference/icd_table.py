@@ -18,10 +18,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from inference.errors import IcdTableError
-from inference.paths import data_dir, resources_dir
+from inference.paths import data_dir, make_private, private_dir, resources_dir
 
 BUNDLED_TABLE = "who-zh"
-_TABLE_NAME = re.compile(r"^[\w.\-]{1,64}$")
+# Letters (Chinese too), digits, - _ and inner dots; \Z, not $, so that a trailing newline is refused.
+_TABLE_NAME = re.compile(r"[^\W_][\w.\-]{0,63}\Z")
 # I50 / I50.1 / I50.905 / I50.900x018 / I10xx02 / dagger-asterisk pairs A01.005+J17.0*
 # and ICD-O morphology codes (M800000/3) that 临床版 tables carry.
 _CODE_SHAPE = re.compile(
@@ -117,16 +118,26 @@ def tables_dir() -> Path:
 
 
 def table_path(name: str) -> Path:
-    if not _TABLE_NAME.match(name):
-        raise IcdTableError(f"表名只能包含字母、数字、-_. / invalid table name: {name!r}")
+    if not _TABLE_NAME.match(name) or ".." in name or name.endswith("."):
+        raise IcdTableError(f"表名只能以字母或数字开头，包含字母、数字、-_. / invalid table name: {name!r}")
     return tables_dir() / f"{name}.sqlite"
+
+
+def check_new_table_name(name: str, *, replace: bool = False) -> None:
+    """An import may not take the bundled table's name, nor replace an imported table unless asked to."""
+    path = table_path(name)
+    if name == BUNDLED_TABLE:
+        raise IcdTableError(f"'{BUNDLED_TABLE}' 是内置编码表的名称，请换一个名称 / '{BUNDLED_TABLE}' is the bundled table; "
+                            "choose another name")
+    if path.exists() and not replace:
+        raise IcdTableError(f"编码表 '{name}' 已存在；替换请加 --replace / table '{name}' exists; pass --replace")
 
 
 def save_table(name: str, version: str, source: str, entries: list[IcdEntry], licence: str = "") -> TableInfo:
     if not entries:
         raise IcdTableError(f"编码表为空 / the table has no codes: {source}")
     path = table_path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     info = TableInfo(name=name, version=version, source=source, sha256=content_hash(entries), rows=len(entries),
                      created=datetime.now(timezone.utc).isoformat(timespec="seconds"), licence=licence)
     partial = path.with_suffix(".partial")
@@ -139,6 +150,7 @@ def save_table(name: str, version: str, source: str, entries: list[IcdEntry], li
             ("name", info.name), ("version", info.version), ("source", info.source), ("sha256", info.sha256),
             ("rows", str(info.rows)), ("created", info.created), ("licence", info.licence)])
         db.executemany("INSERT OR IGNORE INTO codes VALUES (?, ?, ?)", [(e.code, e.name, e.level) for e in entries])
+    make_private(partial)
     partial.replace(path)
     load_table.cache_clear()
     return info
@@ -178,8 +190,9 @@ def open_table(name_or_path: str | Path | None = None) -> IcdTable:
     path = table_path(str(name_or_path))
     shipped = resources_dir() / "icd" / f"{BUNDLED_TABLE}.sqlite"  # present in packaged builds
     if not path.exists() and str(name_or_path) == BUNDLED_TABLE and shipped.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         shutil.copyfile(shipped, path)
+        make_private(path)
     if not path.exists():
         hint = "；运行 setup.sh 安装内置表 / run setup.sh" if str(name_or_path) == BUNDLED_TABLE else ""
         raise IcdTableError(f"找不到 ICD 编码表 '{name_or_path}'{hint} / ICD table not found: {path}")

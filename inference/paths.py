@@ -40,3 +40,43 @@ def data_dir() -> Path:
 
 def config_dir() -> Path:
     return _dir_from_env("MEDBRIEF_CONFIG_DIR", platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+# A ward PC is shared by many OS accounts: what MedBrief keeps about patients is readable by its owner only.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private(path: Path) -> None:
+    """Take group and other permissions off a file or folder this account owns (a no-op where it cannot:
+    another owner, a read-only disk, Windows, whose profile folders are private already)."""
+    try:
+        status = path.lstat()
+        if hasattr(os, "geteuid") and status.st_uid != os.geteuid():
+            return
+        mode = PRIVATE_DIR_MODE if path.is_dir() else PRIVATE_FILE_MODE
+        if status.st_mode & 0o077 and not path.is_symlink():
+            path.chmod(mode)
+    except OSError:
+        pass
+
+
+def private_dir(path: Path) -> Path:
+    """The folder, created 0700 if missing; an existing one loses group and other access. Raises OSError.
+    A folder inside the data dir makes the data dir itself private first (mkdir gives parents default modes)."""
+    data = data_dir()
+    if data in path.parents:
+        private_dir(data)
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    make_private(path)
+    return path
+
+
+def make_tree_private(root: Path) -> None:
+    """Repair an install made before files were private: every folder 0700 and every file 0600 under root."""
+    if not root.is_dir():
+        return
+    make_private(root)
+    for folder, folders, files in os.walk(root):
+        for name in folders + files:
+            make_private(Path(folder) / name)

@@ -77,8 +77,13 @@ def load_config() -> AppConfig:
         return AppConfig()
     try:
         return AppConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, ValidationError) as exc:
-        first_line = str(exc).splitlines()[0]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise ModelError(f"配置文件中的设置无效 / invalid setting in the config file {path}: {where}: "
+                         f"{first['msg']}") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"配置文件无法读取 / config file unreadable: {path}: {first_line}") from exc
 
 

@@ -109,11 +109,17 @@ class ValidationReport:
 
     def supported_share(self) -> float:
         content = [s for s in self.statements if not s.is_absent_marker and s.text.strip()]
-        return sum(s.support >= SUPPORTED for s in content) / len(content) if content else 1.0
+        return sum(_supported(s) for s in content) / len(content) if content else 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "findings": [f.as_dict() for f in self.findings], "counts": self.counts(),
                 "unchecked": self.unchecked, "statements": [s.as_dict() for s in self.statements]}
+
+
+def _supported(statement: Statement) -> bool:
+    """Found in the record and saying something: punctuation alone (a broken model writes "，") is found in
+    any record."""
+    return statement.support >= SUPPORTED and any(char.isalnum() for char in statement.text)
 
 
 @lru_cache(maxsize=1)
@@ -366,7 +372,7 @@ class _Checker:
         content = [s for s in self.statements if not s.is_absent_marker and s.text.strip()]
         unsupported_removals = [r for r in removals if r.rule_id in ("G3", "V1")]
         total = len(content) + len(unsupported_removals)
-        supported = sum(s.support >= SUPPORTED for s in content)
+        supported = sum(_supported(s) for s in content)
         if total and supported / total < MIN_SUPPORTED_SHARE:
             self.add(Finding("R2", ERROR, "chief_complaint", None, None,
                              f"摘要与原文不符：{total} 条内容中只有 {supported} 条在原文中有依据",

@@ -11,13 +11,15 @@ def _string(text: str) -> bytes:
     return struct.pack("<Q", len(data)) + data
 
 
-def write_gguf(path: Path, metadata: dict[str, str | int], tensor_bytes: int = 64) -> Path:
-    """One F32 tensor of ``tensor_bytes`` bytes; string and uint32 metadata values."""
+def write_gguf(path: Path, metadata: dict[str, str | int | float], tensor_bytes: int = 64) -> Path:
+    """One F32 tensor of ``tensor_bytes`` bytes; string, uint32 and float32 metadata values."""
     body = b""
     for key, value in metadata.items():
         body += _string(key)
         if isinstance(value, str):
             body += struct.pack("<I", 8) + _string(value)
+        elif isinstance(value, float):
+            body += struct.pack("<I", 6) + struct.pack("<f", value)
         else:
             body += struct.pack("<I", 4) + struct.pack("<I", value)
     tensor = _string("token_embd.weight") + struct.pack("<I", 1) + struct.pack("<Q", tensor_bytes // 4)

@@ -185,3 +185,33 @@ def test_database_from_a_newer_version_stops_the_app_with_a_message(tmp_path: Pa
     errors: list[tuple[str, str]] = []
     _lock, store, code = open_history(lambda title, message: errors.append((title, message)))
     assert store is None and code == 7 and "newer" in errors[0][1]
+
+
+def test_a_run_the_history_could_not_take_stays_in_the_window_and_is_saved_at_the_next_edit(
+        qtbot, make_window, history, monkeypatch) -> None:  # noqa: F811
+    from inference.errors import StorageError
+
+    real_record_run = history.record_run
+    failures = ["磁盘已满，未能保存 / disk full: not saved"]
+
+    def full_disk_once(*args, **kwargs):
+        if failures:
+            raise StorageError(failures.pop())
+        return real_record_run(*args, **kwargs)
+
+    monkeypatch.setattr(history, "record_run", full_disk_once)
+    window = make_window()
+    controller = HistoryController(window, history)
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    assert "disk full" in window.last_error and "摘要仍在窗口中" in window.last_error
+    assert history.list_records() == [] and controller.document_id is None
+    editor = window.summary_pane.editors["chief_complaint"]
+    assert editor.toPlainText()  # the draft is still on screen
+    editor.insertPlainText("（医生补充）")
+    qtbot.waitUntil(lambda: controller.document_id is not None, timeout=5_000)
+    versions = history.versions(controller.document_id)
+    assert versions[0].origin == "model"
+    qtbot.waitUntil(lambda: "医生补充" in history.versions(controller.document_id)[-1].summary["chief_complaint"],
+                    timeout=5_000)

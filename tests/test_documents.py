@@ -108,9 +108,9 @@ def test_help_documents_exit_codes() -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--n-ctx", "100"], 3, "n_ctx"),
+        (["--n-ctx", "100"], 2, "n_ctx"),
         (["--out", "/nonexistent-dir/summary.txt"], 3, "output folder does not exist"),
-        (["--max-tokens", "0"], 3, "max_tokens"),
+        (["--max-tokens", "0"], 2, "max_tokens"),
     ],
 )
 def test_cli_bad_options_fail_fast_in_one_line(args: list[str], code: int, message: str) -> None:

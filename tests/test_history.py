@@ -253,7 +253,7 @@ def test_reviewed_summaries_export_as_jsonl_with_draft_and_final(store: HistoryS
     store.save_edit(document_id, edited(SAMPLE_SUMMARY, chief_complaint="医生修改后的主诉"), [])
     store.set_status(document_id, "reviewed")
     target = tmp_path / "cohort.jsonl"
-    assert store.export_reviewed_jsonl(target) == 1
+    assert store.export_reviewed_jsonl(target) == (1, [])
     line = json.loads(target.read_text(encoding="utf-8").splitlines()[0])
     assert line["model_draft"]["chief_complaint"] == SAMPLE_SUMMARY.chief_complaint
     assert line["final"]["chief_complaint"] == "医生修改后的主诉"

@@ -1,18 +1,22 @@
 """The history store: open (with checks), record runs and versions, search, audit, export.
 
-Opening does, in order: refuse a database from a newer MedBrief; move a corrupt file aside (timestamped)
-and start fresh, telling the user; back the file up, then migrate with alembic. WAL mode with
-``synchronous=FULL``: every committed edit survives a crash or ``kill -9``.
+Opening does, under a file lock (one process at a time): make the data folder 0700 and its files 0600;
+refuse a database from a newer MedBrief; move a corrupt file aside (timestamped) and start fresh, copying
+into it every row that can still be read and telling the user; back the file up, then migrate with alembic.
+A file SQLite cannot open (permissions, a read-only disk) is an error, never taken for corruption. WAL mode
+with ``synchronous=FULL``: every committed edit survives a crash or ``kill -9``. Every transaction takes the
+write lock at its start, so concurrent writers queue instead of racing.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,12 +31,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from inference.documents import Document
 from inference.errors import InputError, StorageError
+from inference.history.instance_lock import exclusive
 from inference.history.models import REJECTED, STATUSES, AuditEventRow, DocumentRow, RunRow, SummaryVersionRow
 from inference.icd_coding import IcdAssignment
-from inference.paths import data_dir
+from inference.paths import PRIVATE_FILE_MODE, data_dir, make_private, make_tree_private
 from inference.summary_schema import StructuredSummary, render_emr_text
 
 DB_FILE_NAME = "history.sqlite"
+OPEN_LOCK_FILE_NAME = "history.open.lock"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -89,25 +95,37 @@ def _known_revisions() -> set[str]:
     return {rev.revision for rev in script.walk_revisions()}
 
 
+class _CannotOpen(Exception):
+    """SQLite could not open the file (permissions, a read-only disk, a lock): not a sign of corruption."""
+
+
+_CORRUPTION = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
 def _check_file(path: Path) -> str | None:
-    """None if the file is a healthy SQLite database (or absent), else why it is not."""
+    """None if the file is a healthy SQLite database (or absent), else why it is corrupt. Raises _CannotOpen
+    when the file cannot be read at all: a healthy database behind a permission problem is never moved."""
     if not path.exists() or path.stat().st_size == 0:
         return None
-    with path.open("rb") as handle:
-        if handle.read(16) != SQLITE_HEADER:
-            return "不是 SQLite 数据库"
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        with path.open("rb") as handle:
+            if handle.read(16) != SQLITE_HEADER:
+                return "不是 SQLite 数据库"
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             result = db.execute("PRAGMA quick_check").fetchone()[0]
     except sqlite3.DatabaseError as exc:
-        return str(exc)
+        if getattr(exc, "sqlite_errorname", "") in _CORRUPTION:
+            return str(exc)
+        raise _CannotOpen(str(exc)) from exc
+    except OSError as exc:
+        raise _CannotOpen(exc.strerror or str(exc)) from exc
     return None if result == "ok" else str(result)
 
 
 def _stored_revision(path: Path) -> str | None:
     if not path.exists() or path.stat().st_size == 0:
         return None
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         has_table = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'").fetchone()
         if not has_table:
             return None
@@ -117,15 +135,101 @@ def _stored_revision(path: Path) -> str | None:
 
 def _backup(path: Path, label: str) -> Path:
     target = path.with_name(f"{path.name}.bak-{label}-{_now():%Y%m%d-%H%M%S}")
-    with sqlite3.connect(path) as source, sqlite3.connect(target) as copy:
+    _create_private(target)
+    with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(target)) as copy:
         source.backup(copy)
     return target
+
+
+def _create_private(path: Path) -> None:
+    """An empty file, 0600: SQLite gives its -wal and -shm files the database file's permissions."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+
+
+def _move_aside(path: Path) -> Path:
+    aside = path.with_name(f"{path.name}.corrupt-{_now():%Y%m%d-%H%M%S}")
+    try:
+        shutil.move(str(path), aside)
+        for suffix in ("-wal", "-shm"):
+            sidecar = path.with_name(path.name + suffix)
+            if sidecar.exists():
+                shutil.move(str(sidecar), aside.with_name(aside.name + suffix))
+    except OSError as exc:
+        raise StorageError(f"历史数据库已损坏，且无法移走 / the history database is corrupt and cannot be moved "
+                           f"aside: {exc.strerror}") from None
+    make_private(aside)
+    return aside
+
+
+# Parents first, so that a salvaged version finds its document.
+_SALVAGED_TABLES = ("documents", "runs", "summary_versions", "audit_events")
+_MISSES_BEFORE_GIVING_UP = 10_000
+
+
+def _readable_rows(source: sqlite3.Connection, table: str, columns: list[str]) -> list[tuple[Any, ...]]:
+    """Every row of ``table`` that can still be read: a whole scan, else row by row around damaged pages."""
+    listed = ", ".join(columns)
+    try:
+        return source.execute(f"SELECT {listed} FROM {table} ORDER BY rowid").fetchall()
+    except sqlite3.DatabaseError:
+        pass
+    rows, rowid, misses = [], 0, 0
+    while misses < _MISSES_BEFORE_GIVING_UP:
+        rowid += 1
+        try:
+            row = source.execute(f"SELECT {listed} FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
+        except sqlite3.DatabaseError:
+            row = None
+        misses = 0 if row else misses + 1
+        if row:
+            rows.append(row)
+    return rows
+
+
+def _columns(db: sqlite3.Connection, table: str) -> list[str]:
+    try:
+        return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+    except sqlite3.DatabaseError:
+        return []
+
+
+def salvage(damaged: Path, target: Path) -> dict[str, int]:
+    """Copy what can still be read of a damaged history file into ``target`` (a healthy, migrated history):
+    documents, runs, versions and audit events, each row on its own; the search index is rebuilt for them.
+    Returns the rows copied per table."""
+    copied = dict.fromkeys(_SALVAGED_TABLES, 0)
+    try:
+        source = sqlite3.connect(f"file:{damaged}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error:
+        return copied
+    source.text_factory = lambda data: data.decode("utf-8", "replace")
+    with closing(source), closing(sqlite3.connect(target)) as db:
+        db.execute("PRAGMA foreign_keys=ON")
+        for table in _SALVAGED_TABLES:
+            wanted = set(_columns(source, table))
+            columns = [c for c in _columns(db, table) if c in wanted]
+            if not columns:
+                continue
+            insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            for row in _readable_rows(source, table, columns):
+                try:
+                    db.execute(insert, row)
+                    copied[table] += 1
+                except sqlite3.DatabaseError:  # its document was lost, or the row is not whole
+                    continue
+        db.execute("INSERT INTO search_index (document_id, kind, content) SELECT id, 'document', text FROM documents")
+        db.execute("INSERT INTO search_index (document_id, kind, content) SELECT document_id, 'summary', emr_text "
+                   "FROM summary_versions WHERE id IN (SELECT max(id) FROM summary_versions GROUP BY document_id)")
+        db.commit()
+    return copied
 
 
 def _storage_error(exc: Exception) -> StorageError:
     text_ = str(exc).lower()
     if "disk is full" in text_ or "database or disk is full" in text_:
-        return StorageError("磁盘已满，未能保存；已输入内容仍在窗口中，请清理磁盘后重试 / disk full: not saved")
+        return StorageError("磁盘已满，未能保存，请清理磁盘后重试 / disk full: not saved")
+    if "readonly" in text_ or "read-only" in text_:
+        return StorageError("历史数据库只读，未能保存 / the history database is read-only: not saved")
     if "locked" in text_ or "busy" in text_:
         return StorageError("历史数据库正被占用，请稍后重试 / the history database is locked by another process")
     if "append-only" in text_:
@@ -137,12 +241,17 @@ class HistoryStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.notices: list[str] = []
+        self.recovered = False  # this open found the file corrupt, moved it aside and salvaged it
         self._engine = create_engine(f"sqlite:///{path}", future=True)
         event.listen(self._engine, "connect", self._configure_connection)
+        event.listen(self._engine, "begin", self._begin_immediate)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
     @staticmethod
     def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # transactions begin in _begin_immediate, not in pysqlite
+        # A damaged byte inside a text must not make a whole listing or export unreadable.
+        dbapi_connection.text_factory = lambda data: data.decode("utf-8", "replace")
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
@@ -150,23 +259,34 @@ class HistoryStore:
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
+    @staticmethod
+    def _begin_immediate(connection: Any) -> None:
+        """Take the write lock when a transaction starts: two processes saving the same record (or migrating
+        a new file) wait for each other instead of both reading "absent" and failing on the insert."""
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
     # -- opening -------------------------------------------------------------------------------------
 
     @classmethod
     def open(cls, path: Path | None = None) -> HistoryStore:
         path = path or default_db_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = path.parent
+        with exclusive(folder / OPEN_LOCK_FILE_NAME):  # creates the folder 0700; refuses a read-only one
+            if not os.access(folder, os.W_OK):
+                raise StorageError(f"历史记录目录只读，无法保存 / the history folder is read-only: {folder}；"
+                                   "可用 MEDBRIEF_DATA_DIR 指定可写目录")
+            make_tree_private(folder)
+            return cls._open_locked(path)
+
+    @classmethod
+    def _open_locked(cls, path: Path) -> HistoryStore:
         notices: list[str] = []
-        problem = _check_file(path)
-        if problem is not None:
-            aside = path.with_name(f"{path.name}.corrupt-{_now():%Y%m%d-%H%M%S}")
-            shutil.move(str(path), aside)
-            for suffix in ("-wal", "-shm"):
-                sidecar = path.with_name(path.name + suffix)
-                if sidecar.exists():
-                    shutil.move(str(sidecar), aside.with_name(aside.name + suffix))
-            notices.append(f"历史数据库已损坏（{problem}），已移至 {aside.name} 并新建数据库 / "
-                           f"corrupt history database moved aside to {aside}")
+        try:
+            problem = _check_file(path)
+        except _CannotOpen as exc:
+            raise StorageError(f"无法打开历史数据库（权限或磁盘问题，文件未改动）/ cannot open the history database "
+                               f"{path}: {exc}") from None
+        aside = _move_aside(path) if problem is not None else None
         stored = _stored_revision(path)
         if stored is not None and stored not in _known_revisions():
             raise StorageError(
@@ -177,15 +297,30 @@ class HistoryStore:
         if stored is not None and stored != head:
             backup = _backup(path, stored)
             notices.append(f"数据库升级前已备份至 {backup.name} / backed up before migrating")
+        if not path.exists():
+            _create_private(path)
         store = cls(path)
         store.notices = notices
         try:
             with store._engine.begin() as connection:
                 command.upgrade(_alembic_config(connection), "head")
+            if aside is not None:
+                store._recover(aside, problem or "")
         except (OperationalError, DBAPIError) as exc:
             store.close()
             raise _storage_error(exc) from exc
         return store
+
+    def _recover(self, aside: Path, problem: str) -> None:
+        copied = salvage(aside, self.path)
+        with self._session() as session:
+            self._audit(session, "recover", None, None, damaged_file=aside.name, problem=problem, **copied)
+        self.recovered = True
+        self.notices.append(
+            f"历史数据库已损坏（{problem}），已移至 {aside.name}；从中恢复了 {copied['documents']} 份病历、"
+            f"{copied['summary_versions']} 个摘要版本，无法读取的部分留在该文件中 / the history database was corrupt: "
+            f"moved aside to {aside}, {copied['documents']} records and {copied['summary_versions']} versions recovered"
+        )
 
     def close(self) -> None:
         self._engine.dispose()
@@ -199,6 +334,9 @@ class HistoryStore:
         except (OperationalError, IntegrityError, DBAPIError) as exc:
             session.rollback()
             raise _storage_error(exc) from exc
+        except ValueError as exc:  # a stored JSON column damaged on disk
+            session.rollback()
+            raise StorageError(f"历史记录中有损坏的数据，无法读取 / a stored record is damaged: {exc}") from exc
         finally:
             session.close()
 
@@ -330,7 +468,10 @@ class HistoryStore:
                           .scalar_subquery())
             counts = dict(session.execute(select(SummaryVersionRow.document_id, func.count())
                                           .group_by(SummaryVersionRow.document_id)).all())
-            statement = (select(DocumentRow, SummaryVersionRow)
+            # Plain columns only: a damaged JSON column of one record must not hide the whole list.
+            statement = (select(DocumentRow.id, DocumentRow.file_name, DocumentRow.imported_at,
+                                func.substr(DocumentRow.text, 1, 60), SummaryVersionRow.created_at,
+                                SummaryVersionRow.status, SummaryVersionRow.diagnoses_text, SummaryVersionRow.icd_codes)
                          .join(SummaryVersionRow, SummaryVersionRow.document_id == DocumentRow.id)
                          .where(SummaryVersionRow.id.in_(latest_ids)))
             if status:
@@ -342,11 +483,12 @@ class HistoryStore:
             if query:
                 statement = statement.where(DocumentRow.id.in_(self._search_ids(session, query)))
             statement = statement.order_by(SummaryVersionRow.created_at.desc(), SummaryVersionRow.id.desc()).limit(limit)
-            return [RecordSummary(document_id=doc.id, file_name=doc.file_name, imported_at=doc.imported_at,
-                                  updated_at=version.created_at, status=version.status,
-                                  versions=counts.get(doc.id, 0), diagnoses=version.diagnoses_text.replace("\n", "、"),
-                                  icd_codes=version.icd_codes, preview=doc.text[:60].replace("\n", " "))
-                    for doc, version in session.execute(statement).all()]
+            return [RecordSummary(document_id=doc_id, file_name=file_name, imported_at=imported_at,
+                                  updated_at=updated_at, status=status, versions=counts.get(doc_id, 0),
+                                  diagnoses=diagnoses.replace("\n", "、"), icd_codes=icd_codes,
+                                  preview=preview.replace("\n", " "))
+                    for doc_id, file_name, imported_at, preview, updated_at, status, diagnoses, icd_codes
+                    in session.execute(statement).all()]
 
     @classmethod
     def _search_ids(cls, session: Session, query: str) -> list[int]:
@@ -435,17 +577,20 @@ class HistoryStore:
         self.log_export(document_id, fmt, target)
         return output
 
-    def export_reviewed_jsonl(self, target: Path) -> int:
-        """Reviewed and signed summaries as JSONL: source, model draft, doctor's final (cohorts, LoRA data)."""
-        lines = []
-        for record in self.list_records(limit=1_000_000):
-            if record.status not in ("reviewed", "signed"):
+    def export_reviewed_jsonl(self, target: Path) -> tuple[int, list[int]]:
+        """Reviewed and signed summaries as JSONL: source, model draft, doctor's final (cohorts, LoRA data).
+        A record damaged on disk is left out, not the whole export: returns (lines written, ids left out)."""
+        lines, damaged = [], []
+        for document_id in self._reviewed_ids():
+            try:
+                draft, final = self.draft_and_final(document_id)
+                document = self.document(document_id)
+                run = next((r for r in self.runs(document_id) if r.id == draft.run_id), None)
+            except StorageError:
+                damaged.append(document_id)
                 continue
-            draft, final = self.draft_and_final(record.document_id)
-            document = self.document(record.document_id)
-            run = next((r for r in self.runs(record.document_id) if r.id == draft.run_id), None)
             lines.append(json.dumps({
-                "document_id": record.document_id, "source": document.text, "model_draft": draft.summary,
+                "document_id": document_id, "source": document.text, "model_draft": draft.summary,
                 "final": final.summary, "final_icd": final.icd, "status": final.status,
                 "prompt_version": run.prompt_version if run else None, "model": run.model_file if run else None,
             }, ensure_ascii=False))
@@ -454,4 +599,15 @@ class HistoryStore:
         except OSError as exc:
             raise InputError(f"无法写入导出文件 / cannot write {target}: {exc.strerror}") from exc
         self.log_export(None, "jsonl", str(target))
-        return len(lines)
+        return len(lines), damaged
+
+    def _reviewed_ids(self) -> list[int]:
+        """Documents whose latest version is reviewed or signed, read from plain columns only."""
+        with self._session() as session:
+            latest = (select(func.max(SummaryVersionRow.id)).group_by(SummaryVersionRow.document_id)
+                      .scalar_subquery())
+            rows = session.execute(select(SummaryVersionRow.document_id)
+                                   .where(SummaryVersionRow.id.in_(latest),
+                                          SummaryVersionRow.status.in_(("reviewed", "signed")))
+                                   .order_by(SummaryVersionRow.document_id))
+            return [int(row[0]) for row in rows]
