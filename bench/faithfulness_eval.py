@@ -56,7 +56,7 @@ def main() -> int:
             failures += 1
             continue
         seconds.append(time.perf_counter() - started)
-        report = validate(result.summary, record, scopes=result.scopes, removals=result.removals)
+        report = validate(result.summary, record, evidence=result.evidence)
         rules.update(f.rule_id for f in report.findings)
         verdicts[report.verdict] += 1
         shares.append(report.supported_share())

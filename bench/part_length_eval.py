@@ -26,7 +26,7 @@ from inference.errors import GenerationError  # noqa: E402
 from inference.prompts import load_prompt, parse_prompt  # noqa: E402
 from inference.settings import EngineSettings  # noqa: E402
 from inference.summarizer import summarize  # noqa: E402
-from inference.validation import validate  # noqa: E402
+from inference.validation import RunEvidence, validate  # noqa: E402
 from inference.values import find_measurements, is_key  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def main() -> int:
                 raw = validate(draft, record)
                 key_values = [m for m in find_measurements(record) if is_key(m)]
                 drafted = {m.identity for st in raw.statements for m in find_measurements(st.text)}
-                final = validate(result.summary, record, removals=result.removals)
+                final = validate(result.summary, record, evidence=RunEvidence(removals=tuple(result.removals)))
                 rows.append({
                     "prompt": prompt.version, "tokens": tokens, "record": number,
                     "record_tokens": engine.count_tokens(record), "chars": len(record),

@@ -29,7 +29,7 @@ from inference.grounding import statements_of  # noqa: E402
 from inference.prompts import parse_prompt  # noqa: E402
 from inference.settings import EngineSettings  # noqa: E402
 from inference.summarizer import parse_summary, summarize  # noqa: E402
-from inference.validation import validate  # noqa: E402
+from inference.validation import RunEvidence, validate  # noqa: E402
 from inference.values import find_measurements, fold  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def main() -> int:
                 continue
             seconds = time.perf_counter() - started
             summary = result.draft or result.summary  # the model's own draft, before the guard removed anything
-            report = validate(summary, record, scopes=result.scopes)
+            report = validate(summary, record, evidence=RunEvidence(scopes=result.scopes))
             statements = [s for s in report.statements if not s.is_absent_marker and s.text.strip()]
             copied = [s.text for s in statements_of(summary) if len(s.text) >= 4
                       and fold(s.text) in example_text and fold(s.text) not in folded]
@@ -92,7 +92,7 @@ def main() -> int:
                 "placeholders": sum("【" in s.text for s in statements),
                 "removed_diagnoses": sum(r.rule_id in ("G2", "G3") for r in result.removals),
                 "removed_values": sum(r.rule_id == "V1" for r in result.removals),
-                "verdict": validate(result.summary, record, scopes=result.scopes, removals=result.removals).verdict,
+                "verdict": validate(result.summary, record, evidence=result.evidence).verdict,
                 "V1": sum(f.rule_id == "V1" for f in report.findings),
                 "V2": sum(f.rule_id == "V2" for f in report.findings),
                 "draft": result.summary.model_dump(),

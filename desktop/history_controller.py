@@ -136,6 +136,7 @@ class HistoryController(QObject):
         try:
             row = self.store.document(document_id)
             versions = self.store.versions(document_id)
+            evidence = self.store.evidence(document_id)
         except StorageError as exc:
             self.window.show_error("无法打开记录", exc.message)
             return
@@ -145,7 +146,7 @@ class HistoryController(QObject):
         try:
             self.window.show_saved(document, StructuredSummary.model_validate(latest.summary),
                                    [IcdAssignment.from_record(item) for item in latest.icd],
-                                   rejected=latest.status == REJECTED)
+                                   evidence, rejected=latest.status == REJECTED)
         finally:
             self._loading = False
         self.document_id = document_id

@@ -35,7 +35,7 @@ from inference.icd_table import IcdTable
 from inference.pipeline import BriefReport
 from inference.settings import AppConfig, EngineSettings, save_config
 from inference.summary_schema import StructuredSummary, render_emr_text
-from inference.validation import Finding, ValidationReport, validate
+from inference.validation import Finding, RunEvidence, ValidationReport, validate
 
 DEMO_BANNER = "演示模型：仅供体验软件，不可用于临床。请在“设置”中选择医院部署的 GGUF 模型。"
 EXPORT_FILTERS = {"txt": "病历文本 (*.txt)", "md": "Markdown (*.md)", "json": "JSON (*.json)",
@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self.document: Document | None = None
         self.report: BriefReport | None = None
         self.validation: ValidationReport | None = None
+        self.evidence = RunEvidence()  # the shown summary's run: every review of it uses the same evidence
         self.engine_info: EngineInfo | None = None
         self.generating = False
         self.rejected = False
@@ -245,6 +246,7 @@ class MainWindow(QMainWindow):
         self.document = document
         self.report = None
         self.validation = None
+        self.evidence = RunEvidence()
         self.set_rejected(False)
         self.document_pane.setPlainText(document.text)
         self.summary_pane.clear()
@@ -315,6 +317,7 @@ class MainWindow(QMainWindow):
 
     def _finished(self, report: BriefReport) -> None:
         self.report = report
+        self.evidence = report.result.evidence
         self.set_rejected(report.rejected, report.validation)
         self._set_generating(False)
         self.summary_pane.set_summary(report.result.summary)
@@ -370,10 +373,7 @@ class MainWindow(QMainWindow):
         summary = self.current_summary()
         if summary is None or self.document is None:
             return
-        result = self.report.result if self.report is not None else None
-        # The run's part of the record for each statement it wrote, and what its guard removed, still hold.
-        self.validation = validate(summary, self.document.text, scopes=result.scopes if result else None,
-                                   removals=result.removals if result else None)
+        self.validation = validate(summary, self.document.text, self.table, self.evidence)
         self.summary_pane.show_findings(self.validation.findings, self.validation.statements, self.validation.unchecked)
         self.icd_panel.sync_diagnoses([d.name for d in summary.diagnoses])
         self.summary_edited.emit(summary)
@@ -451,12 +451,13 @@ class MainWindow(QMainWindow):
         QMessageBox.critical(self, title, message)
 
     def show_saved(self, document: Document, summary: StructuredSummary, icd: list[Any],
-                   rejected: bool = False) -> None:
-        """Reopen a record from the history into the panes."""
+                   evidence: RunEvidence, rejected: bool = False) -> None:
+        """Reopen a record from the history into the panes, reviewed with its run's evidence."""
         self._set_document(document)
+        self.evidence = evidence
         self.summary_pane.set_summary(summary)
         self.icd_panel.set_assignments(icd)
-        self.validation = validate(summary, document.text, self.table)
+        self.validation = validate(summary, document.text, self.table, evidence)
         self.summary_pane.show_findings(self.validation.findings, self.validation.statements, self.validation.unchecked)
         self.set_rejected(rejected, self.validation)
 

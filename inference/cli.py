@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("summary", help="summary JSON in the `summarize --json` shape")
     validate.add_argument("--source", required=True, help="the source record (.txt or .docx)")
     validate.add_argument("--json", action="store_true", help="findings and per-statement sources as JSON")
-    validate.add_argument("--table", help="also check diagnosis names against this ICD table (T3)")
+    validate.add_argument("--table", help="check diagnosis names against this ICD table (T3; default: the active table)")
     validate.set_defaults(handler=_cmd_validate)
 
     history = commands.add_parser(
@@ -362,7 +362,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     from inference.documents import load_document, read_bounded
     from inference.summary_schema import StructuredSummary
-    from inference.validation import validate
+    from inference.validation import RunEvidence, validate
 
     path = Path(args.summary)
     if not path.is_file():
@@ -380,17 +380,34 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise InputError(f"摘要格式不对 / summary JSON lacks the summarize --json shape: {where}: {first['msg']}") from exc
     document = load_document(args.source)
-    table = None
-    if args.table:
-        from inference.icd_table import open_table
-
-        table = open_table(args.table)
-    report = validate(summary, document.text, table)  # exactly as given: splitting would hide S2
+    table = _review_table(args.table)
+    try:
+        evidence = RunEvidence.from_dict(data.get("evidence") if isinstance(data, dict) else None)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"摘要中的 evidence 格式不对 / malformed evidence in {args.summary}: {exc}") from exc
+    # Exactly as given (splitting would hide S2), with the run's evidence: what summarize's review found.
+    report = validate(summary, document.text, table, evidence)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
         sys.stdout.write(_findings_text(report.findings, report.unchecked).lstrip("\n"))
     return 1 if report.has_errors else 0
+
+
+def _review_table(name: str | None) -> Any:
+    """The table a review checks diagnosis names against (T3): the one named, else the active one; a review
+    without any installed table says so instead of failing."""
+    from inference.errors import IcdTableError
+    from inference.icd_table import open_table
+
+    if name:
+        return open_table(name)
+    try:
+        return open_table(None)
+    except IcdTableError as exc:
+        print(f"medbrief: 未检查诊断名称是否在编码表中 / names not checked against a code table: {exc.message}",
+              file=sys.stderr)
+        return None
 
 
 def _cmd_icd(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""``get_icd_code``: hospital diagnosis wording → ranked ICD-10 candidates from the active table.
+"""Hospital diagnosis wording → ranked ICD-10 candidates from a code table (what the model's ``get_icd_code``
+calls answer, in ``icd_coding``).
 
 Matching runs on a normalized form (NFKC, no spaces, Latin upper-case) after expanding non-standard
 forms (心梗 → 心肌梗死, COPD → 慢性阻塞性肺疾病). Sources: an exact table name, an exact learned synonym
@@ -24,7 +25,7 @@ from rapidfuzz import fuzz
 from inference.clinical_terms import expand_terms
 from inference.icd_ranker import FEATURES, MATCH_KINDS, MODEL_FILE_NAME, RankerModel, load_model
 from inference.icd_synonyms import LearnedData, fragments, load_learned, normalize_text, split_segments
-from inference.icd_table import IcdEntry, IcdTable, open_table
+from inference.icd_table import IcdEntry, IcdTable
 
 # Hedges and work-up wording that do not change the diagnosis being coded.
 _HEDGES = re.compile(r"(待查|待排|可能性大|可能|考虑|疑似|不除外|\?|？|原因待查|史$)")
@@ -538,9 +539,3 @@ def lookup_provenance(table: IcdTable) -> dict[str, str | int]:
     """Which table and which ranking produced a result: recorded with every coded diagnosis."""
     ranker = matcher_for(table).ranker
     return table.info.as_dict() | {"ranking": f"learned ranker: {ranker.trained_on}" if ranker else "similarity"}
-
-
-def get_icd_code(disease_name: str, table: IcdTable | None = None, top_k: int = 5) -> list[dict[str, str | float]]:
-    """The function the model calls: 根据疾病名称查询对应的ICD-10编码."""
-    table = table or open_table()
-    return [candidate.as_dict() for candidate in matcher_for(table).lookup(disease_name, top_k)]

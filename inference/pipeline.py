@@ -51,6 +51,7 @@ class BriefReport:
                         for r in self.result.removals],
             "parts": [{"index": p.index, "start": p.start, "end": p.end, "headings": list(p.headings)}
                       for p in self.result.parts],
+            "evidence": self.result.evidence.as_dict(),  # what `medbrief validate` needs to review it the same
             "elapsed_s": round(self.elapsed_s, 3),
             "statements": [s.as_dict() for s in self.validation.statements] if self.validation else [],
             "model": self.result.model,
@@ -112,8 +113,7 @@ def run_pipeline(
                                  for i, r in enumerate(report.coding_trace.generations, 1)]
     _check_cancel(cancel)
     tracker.phase(CHECKING)
-    report.validation = validate(result.summary, document.text, table, scopes=result.scopes,
-                                 removals=result.removals)
+    report.validation = validate(result.summary, document.text, table, result.evidence)
     report.elapsed_s = time.perf_counter() - tracker.started
     return report
 

@@ -6,7 +6,7 @@ import json
 import threading
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -27,6 +27,9 @@ from inference.summary_schema import (
     generation_schema,
     split_value_unit,
 )
+
+if TYPE_CHECKING:
+    from inference.validation import RunEvidence
 
 PROMPT_NAME = "summary"
 # Record tokens per part by model size. The demo model (0.5B) keeps to its record up to about this length
@@ -94,6 +97,12 @@ class SummaryResult:
     scopes: Scopes = field(default_factory=dict)  # record ranges of each statement (long records)
     parts: list[RecordPart] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def evidence(self) -> RunEvidence:
+        from inference.validation import RunEvidence  # validation's checks call back into summaries
+
+        return RunEvidence(self.scopes, tuple(self.removals))
 
 
 @lru_cache(maxsize=1)
@@ -219,10 +228,10 @@ def summarize(
 
 def _halves_if_refused(engine: Engine, part: RecordPart, draft: StructuredSummary) -> list[RecordPart]:
     """The part in two halves when its guarded draft would be refused (R1/R2) and it can be split."""
-    from inference.validation import validate
+    from inference.validation import RunEvidence, validate
 
     guarded, removals, _ = guard_draft(draft, part.text)
-    if not validate(guarded, part.text, removals=removals).rejected:
+    if not validate(guarded, part.text, evidence=RunEvidence(removals=tuple(removals))).rejected:
         return []
     tokens = engine.count_tokens(part.text)
     if tokens < 2 * MIN_RETRY_PART_TOKENS:

@@ -268,8 +268,11 @@ class _Checker:
     # -- T: terms --------------------------------------------------------------------------------
 
     def terms(self) -> None:
-        if self.summary.diagnoses and not DIAGNOSIS_CUES.search(self.folded_source):
+        stated = [d for d in self.summary.diagnoses if d.name.strip() and d.name.strip() != ABSENT]
+        if stated and not DIAGNOSIS_CUES.search(self.folded_source):
             for index, diagnosis in enumerate(self.summary.diagnoses):
+                if diagnosis not in stated:
+                    continue  # 原文未记载 is how a summary says the record gives no diagnosis
                 self.add(Finding("G2", ERROR, "diagnoses", index, (0, len(diagnosis.name)),
                                  f"原文没有给出诊断，摘要中的诊断无原文依据：{diagnosis.name}", f"删除，写“{ABSENT}”"))
             return
@@ -478,10 +481,38 @@ def _example_copies(summary: StructuredSummary, folded_source: str) -> list[str]
     return copies
 
 
-def validate(summary: StructuredSummary, source: str, table: IcdTable | None = None, *,
-             scopes: Scopes | None = None, removals: list[Removal] | None = None) -> ValidationReport:
-    """Check ``summary`` against ``source``. ``scopes``: the record part each statement was summarized
-    from (long records); ``removals``: what the draft guard took out of the model's draft."""
+@dataclass(frozen=True)
+class RunEvidence:
+    """What the run that wrote a summary knows and its text does not: the record part each statement was
+    summarized from (long records) and what the draft guard removed. Kept with the run (history, the JSON of
+    ``summarize``), so that every later review of the same summary finds what the first one found."""
+
+    scopes: Scopes = field(default_factory=dict)
+    removals: tuple[Removal, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scopes": [{"section": section, "text": text, "ranges": [list(r) for r in ranges]}
+                           for (section, text), ranges in self.scopes.items()],
+                "removals": [{"rule_id": r.rule_id, "section": r.section, "text": r.text, "reason": r.reason}
+                             for r in self.removals]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> RunEvidence:
+        """``None`` (a summary written by hand, a run from before evidence was kept): no evidence."""
+        if not data:
+            return cls()
+        scopes = {(item["section"], item["text"]): [(int(a), int(b)) for a, b in item["ranges"]]
+                  for item in data.get("scopes", [])}
+        removals = tuple(Removal(r["rule_id"], r["section"], r["text"], r["reason"]) for r in data.get("removals", []))
+        return cls(scopes, removals)
+
+
+def validate(summary: StructuredSummary, source: str, table: IcdTable | None = None,
+             evidence: RunEvidence | None = None) -> ValidationReport:
+    """The one review of a summary against its record: every rule, the code table (T3) when given, and the
+    run's evidence. The pipeline, an edit, a reopened record and ``medbrief validate`` all call this."""
+    evidence = evidence or RunEvidence()
+    scopes, removals = evidence.scopes or None, list(evidence.removals)
     checker = _Checker(summary, source, table, scopes)
     checker.structure()
     checker.values()
@@ -489,7 +520,7 @@ def validate(summary: StructuredSummary, source: str, table: IcdTable | None = N
     checker.polarity()
     checker.faithfulness()
     checker.grounding()
-    checker.provenance(removals or [])
-    checker.removed(removals or [])
+    checker.provenance(removals)
+    checker.removed(removals)
     findings = sorted(checker.findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.rule_id))
     return ValidationReport(findings=findings, statements=checker.statements, unchecked=checker.unchecked)

@@ -16,6 +16,17 @@ SAMPLE_RECORD = REPO_ROOT / "resources" / "samples" / "sample_record.txt"
 SHARED_DIR = REPO_ROOT.parent / "shared"
 
 
+# A test that uses the real demo model is slow on a CPU wherever it sits; marking by fixture keeps the fast loop
+# honest without a marker on each test.
+_SLOW_FIXTURES = {"demo_model_path", "demo_engine"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path_factory.mktemp("medbrief_user")

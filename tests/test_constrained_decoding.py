@@ -19,7 +19,7 @@ from inference.sampling import PromptLookup, SamplingParams, TokenPicker, chain_
 from inference.settings import EngineSettings
 from inference.summarizer import build_messages, summary_gbnf
 
-pytestmark = pytest.mark.real_model
+pytestmark = pytest.mark.slow
 
 OTHER_RECORD = (
     "患儿女，5岁，因“发热伴咳嗽3天”就诊。3天前无明显诱因出现发热，体温最高39.1℃，伴阵发性咳嗽，有痰不易咳出，"

@@ -14,7 +14,7 @@ from inference.draft_guard import guard_draft
 from inference.prompts import load_prompt
 from inference.summarizer import parse_summary
 from inference.summary_schema import Diagnosis, ExamItem, StructuredSummary
-from inference.validation import OK, REJECTED, WARNINGS, validate
+from inference.validation import OK, REJECTED, WARNINGS, RunEvidence, validate
 from tests.history_helpers import SAMPLE_SUMMARY, sample_report
 
 SHORT_BOWEL = (
@@ -54,7 +54,7 @@ def test_removed_content_counts_against_the_draft(sample_text: str) -> None:
     """A draft the guard emptied is not a clean draft: what was removed weighs in the verdict."""
     guarded, removals, _ = guard_draft(OTHER_PATIENT, sample_text)
     assert removals and {r.rule_id for r in removals} >= {"G3", "V1"}
-    assert validate(guarded, sample_text, removals=removals).verdict == REJECTED
+    assert validate(guarded, sample_text, evidence=RunEvidence(removals=tuple(removals))).verdict == REJECTED
 
 
 def test_a_diagnosis_the_record_never_states_is_removed_although_it_states_others() -> None:
@@ -63,7 +63,7 @@ def test_a_diagnosis_the_record_never_states_is_removed_although_it_states_other
     guarded, removals, _ = guard_draft(draft, SHORT_BOWEL)
     assert [d.name for d in guarded.diagnoses] == ["肠梗阻"]
     assert [(r.rule_id, r.text) for r in removals] == [("G3", "2型糖尿病")]
-    report = validate(guarded, SHORT_BOWEL, removals=removals)
+    report = validate(guarded, SHORT_BOWEL, evidence=RunEvidence(removals=tuple(removals)))
     assert any(f.rule_id == "G3" and "2型糖尿病" in f.message for f in report.findings)
 
 
@@ -93,7 +93,7 @@ def test_a_value_from_another_part_of_the_record_is_not_support() -> None:
     scopes = {("present_illness", sentence): [(len(first), len(record))]}
     summary = StructuredSummary(chief_complaint="原文未记载", present_illness=sentence, auxiliary_exams=[], diagnoses=[])
     assert not [f for f in validate(summary, record).findings if f.rule_id == "V1"]  # anywhere: found
-    assert [f.rule_id for f in validate(summary, record, scopes=scopes).findings if f.rule_id == "V1"] == ["V1"]
+    assert [f.rule_id for f in validate(summary, record, evidence=RunEvidence(scopes=scopes)).findings if f.rule_id == "V1"] == ["V1"]
     guarded, removals, _ = guard_draft(summary, record, scopes)
     assert "38.6" not in guarded.present_illness and removals[0].rule_id == "V1"
 

@@ -10,7 +10,7 @@ import pytest
 
 from inference.errors import IcdTableError
 from inference.icd_import import import_table
-from inference.icd_lookup import IcdMatcher, get_icd_code
+from inference.icd_lookup import IcdMatcher
 from inference.icd_synonyms import LearnedData
 from inference.icd_table import normalize_code, open_table
 from tests.conftest import REPO_ROOT, shared_path
@@ -95,13 +95,6 @@ def test_learned_synonyms_from_chip_cdn_train_help_hospital_wording(icd_data: Pa
     assert top.code.startswith("M51") and "learned_synonym" in top.match
     assert not plain.lookup("腰椎间盘突出")[0].code.startswith("M51")  # fuzzy alone picks the injury code
     assert learned.lookup("脑供血不足")[0].code.startswith("I6")
-
-
-def test_get_icd_code_returns_plain_dicts_from_the_active_table(icd_data: Path) -> None:
-    results = get_icd_code("房颤")
-    assert results and set(results[0]) == {"code", "name", "score", "match"}
-    table = open_table("who-zh")
-    assert all(r["code"] in table for r in results)
 
 
 def test_codes_normalize_from_every_written_form() -> None:

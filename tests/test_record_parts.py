@@ -85,7 +85,7 @@ def test_progress_lines_say_phase_part_tokens_and_time() -> None:
     assert [p.phase for p in seen[-2:]] == [CODING, CHECKING]
 
 
-@pytest.mark.real_model
+@pytest.mark.slow
 def test_a_long_record_is_summarized_in_parts_with_progress_and_keeps_every_parts_values(demo_engine) -> None:
     from inference.summarizer import summarize
     from inference.validation import validate
@@ -97,7 +97,7 @@ def test_a_long_record_is_summarized_in_parts_with_progress_and_keeps_every_part
     assert parts_seen == set(range(1, result.extra["parts"] + 1))
     assert all(p.parts == result.extra["parts"] for p in seen if p.phase == SUMMARIZING)
     assert any(p.tokens_done > 0 and p.tokens_total >= p.tokens_done for p in seen)
-    report = validate(result.summary, LONG_RECORD, scopes=result.scopes, removals=result.removals)
+    report = validate(result.summary, LONG_RECORD, evidence=result.evidence)
     assert not [f for f in report.findings if f.rule_id == "V1"]  # no invented value in the draft
     kept = render_emr_text(result.summary)
     omitted = " ".join(f.message + " ".join(f.details) for f in report.findings if f.rule_id == "V2")
@@ -105,7 +105,7 @@ def test_a_long_record_is_summarized_in_parts_with_progress_and_keeps_every_part
         assert value in kept or value in omitted  # kept, or flagged as omitted
 
 
-@pytest.mark.real_model
+@pytest.mark.slow
 def test_cancel_works_while_a_long_prompt_is_read(demo_model_path) -> None:
     """Cancel set after the first prompt batch stops before the next one: no token is generated."""
     from inference.engine import Engine
@@ -131,7 +131,7 @@ def test_cancel_works_while_a_long_prompt_is_read(demo_model_path) -> None:
     assert tokens == [] and 0 < seen[-1].tokens_done < seen[-1].tokens_total
 
 
-@pytest.mark.real_model
+@pytest.mark.slow
 def test_the_part_size_follows_the_model_and_the_setting_and_never_exceeds_the_context(demo_engine) -> None:
     from inference.summarizer import SMALL_MODEL_PART_TOKENS, part_tokens, reliable_part_tokens
 
@@ -142,7 +142,7 @@ def test_the_part_size_follows_the_model_and_the_setting_and_never_exceeds_the_c
     assert reliable_part_tokens(14_800_000_000) > SMALL_MODEL_PART_TOKENS
 
 
-@pytest.mark.real_model
+@pytest.mark.slow
 def test_a_part_whose_draft_is_the_prompts_example_is_summarized_again_in_halves(demo_engine) -> None:
     """Seen on a 10k-character record: one 1,500-token part came back as the prompt's example patient. That
     part is retried once in halves (offsets in the record kept) instead of refusing the whole record."""

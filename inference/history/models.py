@@ -51,6 +51,7 @@ class RunRow(Base):
     icd: Mapped[list[Any]] = mapped_column(JSON)
     icd_table: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     raw_output: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # validation.RunEvidence
     document: Mapped[DocumentRow] = relationship(back_populates="runs")
 
 

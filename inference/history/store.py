@@ -36,6 +36,7 @@ from inference.history.models import REJECTED, STATUSES, AuditEventRow, Document
 from inference.icd_coding import IcdAssignment
 from inference.paths import PRIVATE_FILE_MODE, data_dir, make_private, make_tree_private
 from inference.summary_schema import StructuredSummary, render_emr_text
+from inference.validation import RunEvidence
 
 DB_FILE_NAME = "history.sqlite"
 OPEN_LOCK_FILE_NAME = "history.open.lock"
@@ -381,6 +382,7 @@ class HistoryStore:
                 draft=report.result.summary.model_dump(),
                 findings=[f.as_dict() for f in report.validation.findings] if report.validation else [],
                 icd=icd, icd_table=report.icd[0].table if report.icd else None, raw_output=report.result.raw_output,
+                evidence=report.result.evidence.as_dict(),
             )
             session.add(run)
             session.flush()
@@ -537,6 +539,13 @@ class HistoryStore:
             for row in rows:
                 session.expunge(row)
             return rows
+
+    def evidence(self, document_id: int) -> RunEvidence:
+        """The evidence of the run behind the record's latest version (none for a run from before 0003)."""
+        with self._session() as session:
+            latest = self._latest(session, document_id)
+            run = session.get(RunRow, latest.run_id) if latest is not None and latest.run_id is not None else None
+            return RunEvidence.from_dict(run.evidence if run is not None else None)
 
     def draft_and_final(self, document_id: int) -> tuple[SummaryVersionRow, SummaryVersionRow]:
         """The model's latest draft and the doctor's latest version, for side-by-side comparison."""
