@@ -28,8 +28,9 @@ class HistoryController(QObject):
         self.document_id: int | None = None
         self._unsaved_run: Any = None  # a BriefReport the history did not take yet
         self._loading = False
-        self.panel = HistoryPanel(store, confirm or self._confirm)
+        self.panel = HistoryPanel(store, confirm or self._confirm, window.background)
         self.panel.open_requested.connect(self.reopen)
+        self.panel.store_failed.connect(lambda message: window.show_error("历史记录查询失败", message))
         self.panel.deleted.connect(self._deleted)
         self.dock = QDockWidget("历史记录", window)
         self.dock.setObjectName("history_dock")

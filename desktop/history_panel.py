@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.background import Background
 from desktop.highlight_edit import ERROR_COLOUR, SOURCE_COLOUR, Mark, plain_edit
 from inference.history.store import HistoryStore, RecordSummary
 
@@ -32,10 +33,15 @@ ACTION_LABELS = {"generate": "生成", "edit": "编辑", "status": "状态变更
 class HistoryPanel(QWidget):
     open_requested = Signal(int)  # document id
     deleted = Signal(int)
+    store_failed = Signal(str)  # a query the history could not answer
 
-    def __init__(self, store: HistoryStore, confirm: Callable[[str], bool], parent: QWidget | None = None) -> None:
+    refreshed = Signal()  # the list shows the latest query's records (queried off the GUI thread)
+
+    def __init__(self, store: HistoryStore, confirm: Callable[[str], bool], background: Background,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
+        self.background = background
         self.confirm = confirm
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -79,9 +85,14 @@ class HistoryPanel(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        self.records = self.store.list_records(
-            query=self.search_box.text().strip() or None, status=self.status_filter.currentData(),
-            diagnosis=self.diagnosis_filter.text().strip() or None, icd_code=self.icd_filter.text().strip() or None)
+        filters = {"query": self.search_box.text().strip() or None, "status": self.status_filter.currentData(),
+                   "diagnosis": self.diagnosis_filter.text().strip() or None,
+                   "icd_code": self.icd_filter.text().strip() or None}
+        self.background.run("history_list", lambda: self.store.list_records(**filters), self._show,
+                            lambda exc: self.store_failed.emit(getattr(exc, "message", str(exc))))
+
+    def _show(self, records: list[RecordSummary]) -> None:
+        self.records = records
         self.table.setRowCount(len(self.records))
         for row, record in enumerate(self.records):
             values = [f"{record.updated_at:%m-%d %H:%M}", STATUS_LABELS.get(record.status, record.status),
@@ -91,6 +102,7 @@ class HistoryPanel(QWidget):
                 item.setToolTip(record.preview)
                 self.table.setItem(row, column, item)
         self.table.resizeColumnsToContents()
+        self.refreshed.emit()
 
     def selected_record(self) -> RecordSummary | None:
         rows = self.table.selectionModel().selectedRows()

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.background import Background
 from inference.icd_coding import MANUAL, PROVENANCE_LABELS, IcdAssignment, direct_assignment
 from inference.icd_lookup import Candidate, matcher_for
 from inference.icd_table import IcdTable
@@ -31,8 +32,11 @@ COLUMNS = ["诊断", "编码", "名称", "来源", "相似度", "状态"]
 class IcdPanel(QWidget):
     changed = Signal()  # a code was accepted or replaced
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    searched = Signal()  # search results shown (they are found off the GUI thread)
+
+    def __init__(self, background: Background, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.background = background
         self.table: IcdTable | None = None
         self.assignments: list[IcdAssignment] = []
         self.accepted: set[int] = set()
@@ -112,13 +116,20 @@ class IcdPanel(QWidget):
             self._choose(item.data(Qt.ItemDataRole.UserRole))
 
     def search(self) -> None:
-        query = self.search_box.text().strip()
-        found: list[Candidate] = []
-        if query and self.table is not None:
-            entry = self.table.get(query)
-            found = [Candidate(entry.code, entry.name, 1.0, "code")] if entry else []
-            found += matcher_for(self.table).lookup(query, top_k=10)
-        _fill(self.search_results, found, with_reason=False)
+        query, table = self.search_box.text().strip(), self.table
+
+        def find() -> list[Candidate]:
+            if not query or table is None:
+                return []
+            entry = table.get(query)
+            return ([Candidate(entry.code, entry.name, 1.0, "code")] if entry else []) + matcher_for(table).lookup(
+                query, top_k=10)
+
+        def show(found: list[Candidate]) -> None:
+            _fill(self.search_results, found, with_reason=False)
+            self.searched.emit()
+
+        self.background.run("icd_search", find, show)
 
     def replace_with_search_result(self) -> None:
         item = self.search_results.currentItem()
@@ -142,11 +153,21 @@ class IcdPanel(QWidget):
         self.changed.emit()
 
     def sync_diagnoses(self, diagnoses: list[str]) -> None:
-        """After the doctor edits the diagnosis list: keep coded rows, look up new ones directly."""
-        if self.table is None:
+        """After the doctor edits the diagnosis list: keep coded rows, look up new ones directly (off the GUI
+        thread)."""
+        if self.table is None or diagnoses == [a.diagnosis for a in self.assignments]:
             return
+        table, known = self.table, {a.diagnosis for a in self.assignments}
+        new = [name for name in dict.fromkeys(diagnoses) if name not in known]
+        self.background.run(
+            "icd_sync", lambda: {name: direct_assignment(name, table, "医生修改诊断后直接查询") for name in new},
+            lambda found: self._apply_diagnoses(diagnoses, found))
+
+    def _apply_diagnoses(self, diagnoses: list[str], found: dict[str, IcdAssignment]) -> None:
         kept = {a.diagnosis: a for a in self.assignments}
-        updated = [kept.get(name) or direct_assignment(name, self.table, "医生修改诊断后直接查询") for name in diagnoses]
+        updated = [kept.get(name) or found.get(name) for name in diagnoses]
+        if any(a is None for a in updated):
+            return  # the rows changed while looking up; the newer sync brings them
         if [a.diagnosis for a in updated] != [a.diagnosis for a in self.assignments]:
             accepted_names = {self.assignments[i].diagnosis for i in self.accepted if i < len(self.assignments)}
             self.assignments = updated

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.background import Background
 from desktop.document_pane import DocumentPane
 from desktop.icd_panel import IcdPanel
 from desktop.settings_dialog import SettingsDialog
@@ -49,6 +50,7 @@ class MainWindow(QMainWindow):
     document_changed = Signal(object)  # Document
     exported = Signal(str, str)  # path, format
     rejected_changed = Signal(bool)  # the draft on screen was refused by the checks (not from the record)
+    reviewed = Signal(object)  # ValidationReport of the summary on screen, after an edit or a reopen
 
     def __init__(
         self,
@@ -70,6 +72,7 @@ class MainWindow(QMainWindow):
         self.generating = False
         self.rejected = False
         self._last_step: tuple[str, int] | None = None
+        self.background = Background(self)  # reviews, lookups and history queries: never on this thread
         self._build_panes()
         self._build_actions()
         self._build_status_bar()
@@ -115,7 +118,7 @@ class MainWindow(QMainWindow):
         self.summary_pane.edited.connect(self._summary_edited)
         self.summary_pane.statement_activated.connect(self._statement_activated)
         self.summary_pane.finding_activated.connect(self._finding_activated)
-        self.icd_panel = IcdPanel()
+        self.icd_panel = IcdPanel(self.background)
         self.icd_panel.changed.connect(self.codes_changed.emit)
         self.progress = QPlainTextEdit()
         self.progress.setObjectName("progress")
@@ -373,10 +376,25 @@ class MainWindow(QMainWindow):
         summary = self.current_summary()
         if summary is None or self.document is None:
             return
-        self.validation = validate(summary, self.document.text, self.table, self.evidence)
-        self.summary_pane.show_findings(self.validation.findings, self.validation.statements, self.validation.unchecked)
+        self._review(summary, self.document)
         self.icd_panel.sync_diagnoses([d.name for d in summary.diagnoses])
         self.summary_edited.emit(summary)
+
+    def _review(self, summary: StructuredSummary, document: Document, then: Any = None) -> None:
+        """The one review (table and run evidence), off this thread; only the latest edit's is shown."""
+        table, evidence = self.table, self.evidence
+
+        def shown(report: ValidationReport) -> None:
+            if document is not self.document:
+                return  # another record was opened meanwhile
+            self.validation = report
+            self.summary_pane.show_findings(report.findings, report.statements, report.unchecked)
+            if then is not None:
+                then(report)
+            self.reviewed.emit(report)
+
+        self.background.run("review", lambda: validate(summary, document.text, table, evidence), shown,
+                            lambda exc: self.show_error("核对失败", f"{type(exc).__name__}: {exc}"))
 
     def _statement_activated(self, statement: Statement) -> None:
         self.document_pane.show_sources(statement.sources)
@@ -457,9 +475,8 @@ class MainWindow(QMainWindow):
         self.evidence = evidence
         self.summary_pane.set_summary(summary)
         self.icd_panel.set_assignments(icd)
-        self.validation = validate(summary, document.text, self.table, evidence)
-        self.summary_pane.show_findings(self.validation.findings, self.validation.statements, self.validation.unchecked)
-        self.set_rejected(rejected, self.validation)
+        self.set_rejected(rejected)
+        self._review(summary, self.document, then=lambda report: self.set_rejected(rejected, report))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.host.stop()

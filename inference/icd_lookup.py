@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import unicodedata
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -523,6 +524,7 @@ class IcdMatcher:
 
 
 _matcher_cache: dict[tuple[str, str, str], IcdMatcher] = {}
+_matcher_lock = threading.Lock()  # the engine's worker and the desktop's background threads share the cache
 
 
 def matcher_for(table: IcdTable) -> IcdMatcher:
@@ -530,9 +532,10 @@ def matcher_for(table: IcdTable) -> IcdMatcher:
     from inference.paths import data_dir
 
     key = (table.info.name, table.info.sha256, str(data_dir()))
-    if key not in _matcher_cache:
-        _matcher_cache[key] = IcdMatcher(table)
-    return _matcher_cache[key]
+    with _matcher_lock:
+        if key not in _matcher_cache:
+            _matcher_cache[key] = IcdMatcher(table)
+        return _matcher_cache[key]
 
 
 def lookup_provenance(table: IcdTable) -> dict[str, str | int]:

@@ -240,7 +240,7 @@ def test_editing_revalidates_and_highlights_findings_that_link_to_the_source(qtb
     _generate(qtbot, window)
     assert window.summary_pane.findings_list.count() == 0
     exams = window.summary_pane.editors["auxiliary_exams"]
-    with qtbot.waitSignal(window.summary_edited, timeout=3_000):
+    with qtbot.waitSignal(window.reviewed, timeout=5_000):  # the review runs off the GUI thread
         exams.setPlainText(exams.toPlainText().replace("LVEF 38%", "LVEF 48%"))
     assert window.summary_pane.findings_list.count() == 1
     item = window.summary_pane.findings_list.item(0)
@@ -269,7 +269,8 @@ def test_icd_accept_and_replace_record_the_doctors_choice(qtbot, make_window) ->
     assert panel.rows.item(0, 5).text() == "已确认"
     panel.rows.selectRow(1)
     panel.search_box.setText("I11.9")
-    panel.search()
+    with qtbot.waitSignal(panel.searched, timeout=10_000):
+        panel.search()
     assert panel.search_results.item(0).text().startswith("I11.9")
     panel.replace_button.click()
     assert panel.assignments[1].code == "I11.9" and panel.assignments[1].provenance == MANUAL
@@ -344,7 +345,6 @@ def test_export_writes_every_format(qtbot, make_window, tmp_path: Path) -> None:
 
 
 def test_real_demo_model_end_to_end(qtbot, icd_data: Path, demo_model_path: Path) -> None:
-    from inference.settings import load_config
 
     window = build_window(AppConfig(engine=EngineSettings()))
     qtbot.addWidget(window)
@@ -366,10 +366,9 @@ def test_real_demo_model_end_to_end(qtbot, icd_data: Path, demo_model_path: Path
         assert report.elapsed_s >= sum(call["total_s"] for call in report.result.timings.calls)  # ICD rounds too
         assert any(call["kind"].startswith("icd round") for call in report.result.timings.calls)
         diagnoses = window.summary_pane.editors["diagnoses"]
-        with qtbot.waitSignal(window.summary_edited, timeout=3_000):
+        with qtbot.waitSignal(window.reviewed, timeout=10_000):
             diagnoses.setPlainText("心梗\n" + "\n".join(d.name for d in summary.diagnoses[1:]))
         assert any(m.tooltip.startswith("[错误 T1]") for m in diagnoses.marks)
-        assert load_config() is not None
     finally:
         window.host.stop()
 

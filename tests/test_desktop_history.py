@@ -30,16 +30,17 @@ def app_with_history(qtbot, make_window, history):  # noqa: F811
     _ready(qtbot, window)
     window.open_file(str(SAMPLE_RECORD))
     _generate(qtbot, window)
+    qtbot.waitUntil(lambda: controller.panel.table.rowCount() == 1, timeout=5_000)  # listed off the GUI thread
     return window, controller, history, answers
 
 
-def test_a_generated_summary_is_recorded_as_the_models_draft(app_with_history) -> None:
+def test_a_generated_summary_is_recorded_as_the_models_draft(qtbot, app_with_history) -> None:
     window, controller, store, _ = app_with_history
     records = store.list_records()
     assert len(records) == 1 and records[0].status == "draft"
     assert controller.document_id == records[0].document_id
     assert store.versions(controller.document_id)[0].origin == "model"
-    assert controller.panel.table.rowCount() == 1
+    qtbot.waitUntil(lambda: controller.panel.table.rowCount() == 1, timeout=5_000)
 
 
 def test_edits_autosave_without_a_save_button_even_while_typing(qtbot, app_with_history) -> None:
@@ -105,11 +106,14 @@ def test_search_filter_and_reopen_restore_the_panes(qtbot, app_with_history) -> 
     assert controller.document_id is None
     panel = controller.panel
     panel.search_box.setText("心衰")
-    panel.refresh()
+    with qtbot.waitSignal(panel.refreshed, timeout=5_000):  # queried off the GUI thread
+        panel.refresh()
     assert panel.table.rowCount() == 1
-    panel.status_filter.setCurrentIndex(panel.status_filter.findData("signed"))
+    with qtbot.waitSignal(panel.refreshed, timeout=5_000):
+        panel.status_filter.setCurrentIndex(panel.status_filter.findData("signed"))
     assert panel.table.rowCount() == 0
-    panel.status_filter.setCurrentIndex(0)
+    with qtbot.waitSignal(panel.refreshed, timeout=5_000):
+        panel.status_filter.setCurrentIndex(0)
     panel.table.selectRow(0)
     panel.open_selected()
     assert window.summary_pane.editors["chief_complaint"].toPlainText() == "医生改写的主诉"
@@ -135,7 +139,7 @@ def test_compare_shows_draft_and_final_side_by_side(qtbot, app_with_history) -> 
     assert final.toPlainText()[mark.start:mark.end] == "【主诉】医生改写的主诉"
 
 
-def test_delete_asks_first_and_removes_the_text_from_search(app_with_history) -> None:
+def test_delete_asks_first_and_removes_the_text_from_search(qtbot, app_with_history) -> None:
     window, controller, store, answers = app_with_history
     panel = controller.panel
     panel.table.selectRow(0)
@@ -146,7 +150,7 @@ def test_delete_asks_first_and_removes_the_text_from_search(app_with_history) ->
     panel.table.selectRow(0)
     panel.delete_selected()
     assert store.list_records() == [] and store.search("NT-proBNP") == []
-    assert panel.table.rowCount() == 0
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 0, timeout=5_000)
     panel.show_audit()
     audit = panel.last_dialog.findChild(type(panel.table), "audit_rows")
     assert audit.item(0, 2).text() == "删除"

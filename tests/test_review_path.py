@@ -54,13 +54,15 @@ def test_a_summary_gets_the_same_findings_on_every_path(qtbot, make_window, demo
     generated = keys(report.validation.findings)
 
     editor = window.summary_pane.editors["chief_complaint"]  # an edit, then its undo: the same summary again
-    editor.insertPlainText("字")
-    editor.undo()
+    with qtbot.waitSignal(window.reviewed, timeout=30_000):
+        editor.insertPlainText("字")
+        editor.undo()
     assert window.current_summary() == report.result.summary
     assert keys(window.validation.findings) == generated
 
     qtbot.waitUntil(lambda: controller.document_id is not None, timeout=5_000)
-    controller.reopen(controller.document_id)
+    with qtbot.waitSignal(window.reviewed, timeout=30_000):
+        controller.reopen(controller.document_id)
     assert keys(window.validation.findings) == generated
 
     summary_json = tmp_path / "summary.json"
