@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -39,14 +40,14 @@ def load_startup_config() -> tuple[AppConfig, str]:
     return config, ""
 
 
-def build_window(config: AppConfig, config_error: str = "") -> MainWindow:
+def build_window(config: AppConfig, config_error: str = "", **window_options: Any) -> MainWindow:
     table, table_error = None, ""
     try:
         table = open_table(config.icd_table)
     except MedBriefError as exc:
         table_error = exc.message
     # run_pipeline is the worker's job: it runs in the worker thread and touches no widget.
-    return MainWindow(Engine, run_pipeline, config, table, table_error or config_error)
+    return MainWindow(Engine, run_pipeline, config, table, table_error or config_error, **window_options)
 
 
 def _critical(title: str, message: str) -> None:

@@ -81,7 +81,6 @@ class HistoryPanel(QWidget):
             buttons.addWidget(button)
         layout.addLayout(buttons)
         self.records: list[RecordSummary] = []
-        self.last_dialog: QDialog | None = None
         self.refresh()
 
     def refresh(self) -> None:
@@ -147,7 +146,6 @@ class HistoryPanel(QWidget):
         layout = QVBoxLayout(dialog)
         layout.addWidget(splitter)
         dialog.resize(1000, 560)
-        self.last_dialog = dialog
         dialog.show()
 
     def show_audit(self) -> None:
@@ -167,7 +165,6 @@ class HistoryPanel(QWidget):
         layout = QVBoxLayout(dialog)
         layout.addWidget(table)
         dialog.resize(900, 480)
-        self.last_dialog = dialog
         dialog.show()
 
 

@@ -51,6 +51,7 @@ class MainWindow(QMainWindow):
     exported = Signal(str, str)  # path, format
     rejected_changed = Signal(bool)  # the draft on screen was refused by the checks (not from the record)
     reviewed = Signal(object)  # ValidationReport of the summary on screen, after an edit or a reopen
+    error_shown = Signal(str, str)  # title, message: every error the doctor is told about
 
     def __init__(
         self,
@@ -59,9 +60,11 @@ class MainWindow(QMainWindow):
         config: AppConfig,
         table: IcdTable | None,
         table_error: str = "",
+        alert: Callable[[QWidget, str, str], Any] = QMessageBox.critical,
     ) -> None:
         super().__init__()
         self.setWindowTitle("MedBrief 病历摘要助手")
+        self._alert = alert  # how an error reaches the doctor: a dialog (tests record it instead)
         self.config = config
         self.table = table
         self.document: Document | None = None
@@ -463,10 +466,8 @@ class MainWindow(QMainWindow):
     def show_error(self, title: str, message: str) -> None:
         """A plain message, never a traceback; the window stays usable."""
         self.statusBar().showMessage(message, 10000)
-        if QGuiApplication.platformName() in ("offscreen", "minimal") or getattr(self, "_quiet_dialogs", False):
-            self.last_error = message
-            return
-        QMessageBox.critical(self, title, message)
+        self.error_shown.emit(title, message)
+        self._alert(self, title, message)
 
     def show_saved(self, document: Document, summary: StructuredSummary, icd: list[Any],
                    evidence: RunEvidence, rejected: bool = False) -> None:

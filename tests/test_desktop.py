@@ -74,13 +74,18 @@ class FakeJob:
                            elapsed_s=1.25)
 
 
+def _record_alert(window: MainWindow, _title: str, message: str) -> None:
+    """Offscreen, a modal dialog would wait forever: the tests read the last error instead."""
+    window.last_error = message  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def make_window(qtbot, icd_data: Path):
     windows: list[MainWindow] = []
 
     def make(job: FakeJob | None = None, settings: EngineSettings | None = None) -> MainWindow:
         config = AppConfig(engine=settings or EngineSettings())
-        window = MainWindow(FakeEngine, job or FakeJob(), config, open_table("who-zh"))
+        window = MainWindow(FakeEngine, job or FakeJob(), config, open_table("who-zh"), alert=_record_alert)
         qtbot.addWidget(window)
         windows.append(window)
         return window
@@ -346,7 +351,7 @@ def test_export_writes_every_format(qtbot, make_window, tmp_path: Path) -> None:
 
 def test_real_demo_model_end_to_end(qtbot, icd_data: Path, demo_model_path: Path) -> None:
 
-    window = build_window(AppConfig(engine=EngineSettings()))
+    window = build_window(AppConfig(engine=EngineSettings()), alert=_record_alert)
     qtbot.addWidget(window)
     try:
         qtbot.waitUntil(lambda: window.engine_info is not None, timeout=60_000)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QDialog
 
 from desktop.app import open_history
 from desktop.history_controller import HistoryController
@@ -130,7 +131,7 @@ def test_compare_shows_draft_and_final_side_by_side(qtbot, app_with_history) -> 
     panel = controller.panel
     panel.table.selectRow(0)
     panel.compare_selected()
-    dialog = panel.last_dialog
+    dialog = panel.findChildren(QDialog)[-1]  # the compare window just opened
     draft = dialog.findChild(type(editor), "compare_draft")
     final = dialog.findChild(type(editor), "compare_final")
     assert "【主诉】反复胸闷气促3年" in draft.toPlainText()
@@ -152,7 +153,7 @@ def test_delete_asks_first_and_removes_the_text_from_search(qtbot, app_with_hist
     assert store.list_records() == [] and store.search("NT-proBNP") == []
     qtbot.waitUntil(lambda: panel.table.rowCount() == 0, timeout=5_000)
     panel.show_audit()
-    audit = panel.last_dialog.findChild(type(panel.table), "audit_rows")
+    audit = panel.findChildren(QDialog)[-1].findChild(type(panel.table), "audit_rows")
     assert audit.item(0, 2).text() == "删除"
 
 
