@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -53,6 +55,10 @@ class SettingsDialog(QDialog):
         self.flash_attn = QCheckBox("启用 Flash Attention")
         self.flash_attn.setChecked(settings.flash_attn)
         form.addRow("", self.flash_attn)
+        self.problem = QLabel("")  # why OK is refused: a setting the engine's validators reject
+        self.problem.setStyleSheet("color: #b00020")
+        self.problem.setWordWrap(True)
+        form.addRow(self.problem)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -65,12 +71,21 @@ class SettingsDialog(QDialog):
             self.model_path.setText(path)
 
     def settings(self) -> EngineSettings:
+        """The settings as entered, checked by ``EngineSettings`` itself. Raises pydantic's ValidationError."""
         text = self.model_path.text().strip()
-        return self._base.model_copy(update={
+        return EngineSettings.model_validate({
+            **self._base.model_dump(),
             "model_path": Path(text) if text else None,
             "n_gpu_layers": self.gpu_layers.value(),
             "n_ctx": self.n_ctx.value(),
             "n_threads": self.threads.value() or None,
             "flash_attn": self.flash_attn.isChecked(),
-            "kv_cache_type": self._base.kv_cache_type if self.flash_attn.isChecked() else "f16",
         })
+
+    def accept(self) -> None:
+        try:
+            self.settings()
+        except ValidationError as exc:
+            self.problem.setText(f"设置无效：{exc.errors()[0]['msg']}")
+            return
+        super().accept()

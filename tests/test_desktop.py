@@ -426,3 +426,17 @@ def test_the_lookup_index_is_built_in_the_worker_not_on_the_gui_thread(qtbot, ma
     qtbot.waitUntil(lambda: bool(built_on_gui_thread), timeout=10_000)
     assert built_on_gui_thread[0] is False
     assert window.table is not None
+
+
+def test_settings_dialog_applies_the_engines_own_validators(qtbot, make_window) -> None:
+    from desktop.settings_dialog import SettingsDialog
+
+    window = make_window(settings=EngineSettings(kv_cache_type="q8_0"))
+    dialog = SettingsDialog(window.config.engine, window)
+    qtbot.addWidget(dialog)
+    dialog.flash_attn.setChecked(False)  # a q8_0 V cache needs flash attention
+    dialog.accept()
+    assert dialog.result() != dialog.DialogCode.Accepted and "flash" in dialog.problem.text()
+    dialog.flash_attn.setChecked(True)
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted and dialog.settings().kv_cache_type == "q8_0"
