@@ -31,14 +31,30 @@ def _exit_code_epilog() -> str:
     return "exit codes:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
 
 
+# Shorter spellings kept from earlier releases; every other flag is the field's name.
+_ENGINE_FLAG_ALIASES = {"model_path": ("--model",), "n_gpu_layers": ("--gpu-layers",), "n_threads": ("--threads",)}
+
+
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="GGUF model file (else $MEDBRIEF_MODEL, the config file, the demo model)")
-    parser.add_argument("--n-ctx", type=int, help="context window in tokens (default 32768)")
-    parser.add_argument("--gpu-layers", type=int, help="layers offloaded to the GPU (-1 all, 0 CPU only)")
-    parser.add_argument("--threads", type=int, help="CPU threads")
-    parser.add_argument("--max-tokens", type=int, help="upper bound on generated tokens")
-    parser.add_argument("--part-tokens", type=int,
-                        help="record tokens per part: a longer record is summarized in parts (default: by model size)")
+    """One flag per ``EngineSettings`` field, typed and described by the field itself (as llama-cpp-python's
+    server builds its flags), so a new knob is on the command line the day it is added."""
+    import typing
+
+    from inference.settings import EngineSettings
+
+    for name, field in EngineSettings.model_fields.items():
+        flags = [*_ENGINE_FLAG_ALIASES.get(name, ()), f"--{name.replace('_', '-')}"]
+        choices = [a for a in typing.get_args(field.annotation) if a is not type(None)] or [field.annotation]
+        kind = choices[0]
+        default = "the demo model" if name == "model_path" else field.default
+        help_text = f"{field.description} (default: {default})".replace("%", "%%")
+        if kind is bool:
+            parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+        elif typing.get_origin(field.annotation) is typing.Literal:
+            parser.add_argument(*flags, dest=name, choices=list(choices), help=help_text)
+        else:
+            parser.add_argument(*flags, dest=name, type=str if kind is Path else kind, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("model", nargs="?", metavar="PATH",
                        help="GGUF file (else $MEDBRIEF_MODEL, the config file, the demo model)")
     model.add_argument("--ctx", dest="n_ctx", type=int, help="context window in tokens (default: the configured n_ctx)")
-    model.add_argument("--kv", choices=["f16", "q8_0"], help="KV cache precision (default: the configured one)")
-    model.add_argument("--gpu-layers", type=int, help="layers to offload (-1 all)")
+    model.add_argument("--kv", dest="kv_cache_type", choices=["f16", "q8_0"],
+                       help="KV cache precision (default: the configured one)")
+    model.add_argument("--gpu-layers", dest="n_gpu_layers", type=int, help="layers to offload (-1 all)")
     model.add_argument("--json", action="store_true", help="JSON output")
     model.set_defaults(handler=_cmd_model)
     return parser
@@ -151,8 +168,6 @@ def _cmd_model(args: argparse.Namespace) -> int:
     from inference.gpu_memory import GIB, estimate, gpu_devices
 
     engine = _engine_settings(args)  # the same validation and precedence as summarize
-    if args.kv:
-        engine = engine.model_copy(update={"kv_cache_type": args.kv})
     path = engine.model_path or require_demo_model()
     info = read_gguf_header(path)
     devices = gpu_devices()
@@ -183,12 +198,10 @@ def _engine_settings(args: argparse.Namespace) -> Any:
     from inference.settings import EngineSettings, load_config, resolve_model_path
 
     config = load_config()
-    overrides: dict[str, Any] = {"model_path": resolve_model_path(args.model, config)}
-    for option, field_name in (("n_ctx", "n_ctx"), ("gpu_layers", "n_gpu_layers"), ("threads", "n_threads"),
-                               ("max_tokens", "max_tokens"), ("part_tokens", "part_tokens")):
-        value = getattr(args, option, None)
-        if value is not None:
-            overrides[field_name] = value
+    overrides: dict[str, Any] = {name: getattr(args, name) for name in EngineSettings.model_fields
+                                 if getattr(args, name, None) is not None}
+    overrides["model_path"] = resolve_model_path(getattr(args, "model_path", None) or getattr(args, "model", None),
+                                                 config)
     try:
         return EngineSettings.model_validate({**config.engine.model_dump(), **overrides})
     except ValidationError as exc:

@@ -133,3 +133,17 @@ def test_cli_unreadable_config_file_is_reported_not_a_traceback(tmp_path: Path, 
     proc = subprocess.run([sys.executable, "-m", "inference", "summarize", str(SAMPLE_RECORD), "--quiet"],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert proc.returncode == 4 and "config" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_every_engine_setting_is_a_flag_of_summarize() -> None:
+    from inference.cli import _engine_settings, build_parser
+    from inference.settings import EngineSettings
+
+    parser = build_parser()
+    defaults = parser.parse_args(["summarize", "x.txt"])
+    assert all(hasattr(defaults, name) for name in EngineSettings.model_fields)
+    args = parser.parse_args(["summarize", "x.txt", "--draft-tokens", "0", "--no-flash-attn", "--kv-cache-type",
+                              "f16", "--temperature", "0.3", "--gpu-layers", "0", "--model", "/models/x.gguf"])
+    settings = _engine_settings(args)
+    assert (settings.draft_tokens, settings.flash_attn, settings.temperature, settings.n_gpu_layers) == (0, False, 0.3, 0)
+    assert str(settings.model_path) == "/models/x.gguf"
