@@ -13,16 +13,28 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from inference.documents import Document
+from inference.engine import Engine
 from inference.errors import GenerationCancelled, MedBriefError
+from inference.icd_table import IcdTable
+from inference.pipeline import BriefReport
+from inference.progress import RunContext
+from inference.settings import EngineSettings
 
 TOKEN_FLUSH_S = 0.1  # repaint the progress view at most ten times a second, not per token
 
-LoadEngine = Callable[[Any], Any]
-RunJob = Callable[..., Any]
+LoadEngine = Callable[[EngineSettings], Engine]
+
+
+class RunJob(Protocol):
+    """The worker's job: ``pipeline.run_pipeline`` in the app, a fake in UI tests."""
+
+    def __call__(self, document: Document, engine: Engine, context: RunContext, *, table: IcdTable | None,
+                 part_budget: int | None) -> BriefReport: ...
 
 
 class EngineWorker(QObject):
@@ -38,13 +50,13 @@ class EngineWorker(QObject):
         super().__init__()
         self._load_engine = load_engine
         self._run_job = run_job
-        self.engine: Any = None
+        self.engine: Engine | None = None
         self.cancel_event = threading.Event()
         self._buffer: list[str] = []
         self._last_flush = 0.0
 
     @Slot(object)
-    def load(self, settings: Any) -> None:
+    def load(self, settings: EngineSettings) -> None:
         self._close_engine()
         try:
             self.engine = self._load_engine(settings)
@@ -61,15 +73,15 @@ class EngineWorker(QObject):
         self.loaded.emit(self.engine.info)
 
     @Slot(object, object, int)
-    def run(self, document: Any, table: Any, part_budget: int = 0) -> None:
+    def run(self, document: Document, table: IcdTable | None, part_budget: int = 0) -> None:
         if self.engine is None:
             self.failed.emit("模型尚未加载 / no model loaded")
             return
         self.cancel_event.clear()
         self._buffer.clear()
         try:
-            result = self._run_job(document, self.engine, on_token=self._on_token, on_progress=self.step.emit,
-                                   cancel=self.cancel_event, table=table, part_budget=part_budget or None)
+            context = RunContext(on_progress=self.step.emit, on_token=self._on_token, cancel=self.cancel_event)
+            result = self._run_job(document, self.engine, context, table=table, part_budget=part_budget or None)
         except GenerationCancelled:
             self._flush()
             self.cancelled.emit()
@@ -90,7 +102,7 @@ class EngineWorker(QObject):
         self.finished.emit(result)
 
     @Slot(object)
-    def prepare(self, table: Any) -> None:
+    def prepare(self, table: IcdTable) -> None:
         """Build the table's lookup index here (1–2 s), not on the GUI thread at the first ICD search."""
         from inference.icd_lookup import matcher_for
 
@@ -143,13 +155,13 @@ class WorkerHost(QObject):
         self._shutdown_requested.connect(self.worker.shutdown)
         self.thread.start()
 
-    def load(self, settings: Any) -> None:
+    def load(self, settings: EngineSettings) -> None:
         self._load_requested.emit(settings)
 
-    def run(self, document: Any, table: Any, part_budget: int | None = None) -> None:
+    def run(self, document: Document, table: IcdTable | None, part_budget: int | None = None) -> None:
         self._run_requested.emit(document, table, part_budget or 0)
 
-    def prepare(self, table: Any) -> None:
+    def prepare(self, table: IcdTable) -> None:
         self._prepare_requested.emit(table)
 
     def cancel(self) -> None:

@@ -238,6 +238,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     from inference.documents import load_document
     from inference.engine import Engine
     from inference.pipeline import run_pipeline
+    from inference.progress import RunContext
 
     progress = _StderrProgress(args.quiet)
     _check_output_folder(args.out)  # fail before minutes of generation
@@ -259,7 +260,8 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 
                 table = open_table(args.table)
             _stop_if_cancelled(cancel)
-            report = run_pipeline(document, engine, on_progress=progress.progress, cancel=cancel, table=table)
+            report = run_pipeline(document, engine, RunContext(on_progress=progress.progress, cancel=cancel),
+                                  table=table)
         finally:
             engine.close()
     progress.step(f"完成，用时 {report.elapsed_s:.1f} 秒 / done in {report.elapsed_s:.1f} s")

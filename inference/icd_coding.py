@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz import fuzz
 
-from inference.engine import Engine, GenerationResult, TokenCallback
+from inference.engine import Engine, GenerationResult
 from inference.errors import GenerationError
 from inference.grammar import gbnf_from_json_schema
 from inference.icd_lookup import Candidate, lookup_provenance, matcher_for
 from inference.icd_table import IcdTable
+from inference.progress import CODING, RunContext
 from inference.tool_calls import Tool, ToolCall, parse_tool_calls, run_tool_call
 
 MAX_ROUNDS = 5
@@ -145,11 +144,11 @@ def code_diagnoses(
     engine: Engine,
     diagnoses: list[str],
     table: IcdTable,
-    *,
-    on_token: TokenCallback | None = None,
-    on_progress: Callable[[str], None] | None = None,
-    cancel: threading.Event | None = None,
+    context: RunContext | None = None,
 ) -> tuple[list[IcdAssignment], CodingTrace]:
+    """Code the diagnoses through the model's ``get_icd_code`` calls; rounds are reported to the context's
+    tracker as the ICD phase (``第 i 轮``)."""
+    context = context or RunContext()
     trace = CodingTrace()
     if not diagnoses:
         return [], trace
@@ -171,10 +170,9 @@ def code_diagnoses(
             break
         max_calls = 0 if last_round else len(missing)
         grammar = engine.compile_grammar(_grammar_text(options, max_calls, allow_final=not missing or last_round))
-        if on_progress:
-            on_progress(f"第 {round_index} 轮")
+        context.tracker.phase(CODING, detail=f"第 {round_index} 轮")
         result = engine.chat(messages, tools=[tool.schema()], grammar=grammar, max_tokens=768, fixed_messages=1,
-                             on_token=on_token, cancel=cancel)
+                             on_token=context.stream, cancel=context.cancel)
         trace.generations.append(result)
         calls = parse_tool_calls(result.text) if "<tool_call>" in result.text else []
         if calls:

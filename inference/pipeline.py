@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from inference.documents import Document
-from inference.engine import Engine, TokenCallback
-from inference.errors import GenerationCancelled
+from inference.engine import Engine
 from inference.icd_coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
 from inference.icd_table import IcdTable
-from inference.progress import CHECKING, CODING, ProgressCallback, ProgressTracker
+from inference.progress import CHECKING, RunContext
 from inference.summarizer import SummaryResult, call_timing, summarize
 from inference.summary_schema import render_emr_text
 from inference.validation import ValidationReport, validate
@@ -89,35 +87,25 @@ class BriefReport:
 def run_pipeline(
     document: Document,
     engine: Engine,
+    context: RunContext | None = None,
     *,
-    on_progress: ProgressCallback | None = None,
-    on_token: TokenCallback | None = None,
-    cancel: threading.Event | None = None,
     table: IcdTable | None = None,
     part_budget: int | None = None,
 ) -> BriefReport:
     """Summarize, code the diagnoses against ``table`` (none: no coding), validate against the record.
-    ``part_budget``: record tokens per part for this run (a rerun in parts after a rejected draft)."""
-    tracker = ProgressTracker(on_progress)
-    result = summarize(engine, document.text, on_token=on_token, cancel=cancel, part_budget=part_budget,
-                       tracker=tracker)
+    ``context``: where progress and streamed text go, and the stop signal. ``part_budget``: record tokens
+    per part for this run (a rerun in parts after a rejected draft)."""
+    context = context or RunContext()
+    result = summarize(engine, document.text, context, part_budget=part_budget)
     report = BriefReport(document=document, result=result)
     if table is not None and result.summary.diagnoses:
         names = [d.name for d in result.summary.diagnoses]
-        report.icd, report.coding_trace = code_diagnoses(
-            engine, names, table, on_token=on_token, on_progress=lambda step: tracker.phase(CODING, detail=step),
-            cancel=cancel,
-        )
+        report.icd, report.coding_trace = code_diagnoses(engine, names, table, context)
         check_no_foreign_codes(report.icd, table)
         result.timings.calls += [call_timing(f"icd round {i}", r)
                                  for i, r in enumerate(report.coding_trace.generations, 1)]
-    _check_cancel(cancel)
-    tracker.phase(CHECKING)
+    context.stop_if_cancelled()
+    context.tracker.phase(CHECKING)
     report.validation = validate(result.summary, document.text, table, result.evidence)
-    report.elapsed_s = time.perf_counter() - tracker.started
+    report.elapsed_s = time.perf_counter() - context.tracker.started
     return report
-
-
-def _check_cancel(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise GenerationCancelled("已停止 / generation stopped")

@@ -8,9 +8,12 @@ tokens per second and generated tokens per second apart), so it is absent until 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from inference.errors import GenerationCancelled
 
 READING, SUMMARIZING, CODING, CHECKING = "reading", "summarizing", "coding", "checking"
 PHASE_NAMES = {READING: "读取病历", SUMMARIZING: "生成摘要", CODING: "ICD 编码", CHECKING: "核对原文"}
@@ -146,3 +149,26 @@ class ProgressTracker:
             return
         self._last_emit = now
         self._on_progress(self.snapshot())
+
+
+
+@dataclass
+class RunContext:
+    """What a caller hands a run, in one object: where progress and streamed text go, and the stop signal.
+    The run's tracker lives here, so parts, retries and ICD rounds report into one count."""
+
+    on_progress: ProgressCallback | None = None
+    on_token: Callable[[str], None] | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.tracker = ProgressTracker(self.on_progress)
+
+    def stream(self, piece: str) -> None:
+        """Text as the model writes it (the summary's tokens are also counted by the tracker)."""
+        if self.on_token is not None:
+            self.on_token(piece)
+
+    def stop_if_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise GenerationCancelled("已停止 / generation stopped")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -11,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from inference.draft_guard import Removal, guard_draft
-from inference.engine import Engine, GenerationResult, TokenCallback
+from inference.engine import Engine, GenerationResult
 from inference.errors import GenerationError
 from inference.grammar import gbnf_from_json_schema
 from inference.grounding import Scopes
-from inference.progress import READING, SUMMARIZING, ProgressCallback, ProgressTracker
+from inference.progress import READING, SUMMARIZING, RunContext
 from inference.prompts import PromptTemplate, load_prompt
 from inference.record_parts import RecordPart, fuse, split_into_parts
 from inference.summary_schema import (
@@ -143,18 +142,16 @@ def reliable_part_tokens(n_params: int) -> int:
 def summarize(
     engine: Engine,
     record_text: str,
+    context: RunContext | None = None,
     *,
-    on_token: TokenCallback | None = None,
-    on_progress: ProgressCallback | None = None,
-    cancel: threading.Event | None = None,
     prompt: PromptTemplate | None = None,
     part_budget: int | None = None,
-    tracker: ProgressTracker | None = None,
 ) -> SummaryResult:
     """Summarize a record: in one call when it is within the model's reliable length, else in parts at its
     section headings, fused without new words. Then the draft guard removes what the record does not say."""
     prompt = prompt or load_prompt(PROMPT_NAME)
-    tracker = tracker or ProgressTracker(on_progress)
+    context = context or RunContext()
+    tracker = context.tracker
     grammar = engine.compile_grammar(summary_gbnf())
     budget = part_tokens(engine, part_budget)
     tracker.phase(READING)
@@ -166,8 +163,7 @@ def summarize(
 
     def token(piece: str) -> None:
         tracker.token(piece)
-        if on_token is not None:
-            on_token(piece)
+        context.stream(piece)
 
     drafts: list[tuple[RecordPart, StructuredSummary]] = []
     results: list[GenerationResult] = []
@@ -180,7 +176,7 @@ def summarize(
         tracker.phase(SUMMARIZING, number)
         messages = build_messages(part.text, prompt)
         result = engine.chat(messages, grammar=grammar, fixed_messages=len(messages) - 1,
-                             on_token=token, on_prompt=tracker.prompt, cancel=cancel)
+                             on_token=token, on_prompt=tracker.prompt, cancel=context.cancel)
         tracker.part_done(result.completion_tokens)
         results.append(result)
         if result.finish_reason == "length":

@@ -20,7 +20,7 @@ from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.icd_coding import MANUAL, direct_assignment
 from inference.icd_table import open_table
 from inference.pipeline import BriefReport
-from inference.progress import SUMMARIZING, Progress
+from inference.progress import SUMMARIZING, Progress, RunContext
 from inference.settings import AppConfig, EngineSettings
 from inference.summarizer import SummaryResult, Timings
 from inference.summary_schema import StructuredSummary
@@ -55,15 +55,14 @@ class FakeJob:
         self.thread_names: list[str] = []
         self.part_budgets: list[int | None] = []
 
-    def __call__(self, document: Document, engine: Any, *, on_token, on_progress, cancel: threading.Event,
-                 table, part_budget=None) -> BriefReport:
+    def __call__(self, document: Document, engine: Any, context: RunContext, *, table, part_budget=None) -> BriefReport:
         self.thread_names.append(threading.current_thread() is threading.main_thread())
         self.part_budgets.append(part_budget)
-        on_progress(Progress(SUMMARIZING, 1, 1, 0, self.tokens))
+        context.on_progress(Progress(SUMMARIZING, 1, 1, 0, self.tokens))
         for i in range(self.tokens):
-            if cancel.is_set():
+            if context.cancel.is_set():
                 raise GenerationCancelled("已停止")
-            on_token(f"片段{i} ")
+            context.stream(f"片段{i} ")
             time.sleep(self.delay)
         if self.error:
             raise GenerationError(self.error)

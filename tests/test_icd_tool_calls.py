@@ -22,6 +22,7 @@ from inference.icd_coding import (
 )
 from inference.icd_lookup import Candidate
 from inference.icd_table import open_table
+from inference.progress import RunContext
 from inference.tool_calls import parse_tool_calls, run_tool_call
 
 SAMPLE_DIAGNOSES = ["慢性心力衰竭急性加重", "高血压心脏病", "肾功能不全"]
@@ -99,7 +100,7 @@ def test_output_guard_refuses_any_code_outside_the_table(icd_data: Path) -> None
 def test_the_demo_model_codes_the_sample_diagnoses_through_function_calls(icd_data: Path, demo_engine: Engine) -> None:
     table = open_table("who-zh")
     streamed: list[str] = []
-    assignments, trace = code_diagnoses(demo_engine, SAMPLE_DIAGNOSES, table, on_token=streamed.append)
+    assignments, trace = code_diagnoses(demo_engine, SAMPLE_DIAGNOSES, table, RunContext(on_token=streamed.append))
     assert [a.diagnosis for a in assignments] == SAMPLE_DIAGNOSES
     for assignment in assignments:
         assert assignment.code in table

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from inference.errors import GenerationCancelled
-from inference.progress import CHECKING, CODING, SUMMARIZING, Progress, ProgressTracker
+from inference.progress import CHECKING, CODING, SUMMARIZING, Progress, ProgressTracker, RunContext
 from inference.record_parts import fuse, section_headings, sections, split_into_parts
 from inference.summary_schema import Diagnosis, ExamItem, StructuredSummary, render_emr_text
 from tests.conftest import SAMPLE_RECORD
@@ -91,7 +91,7 @@ def test_a_long_record_is_summarized_in_parts_with_progress_and_keeps_every_part
     from inference.validation import validate
 
     seen: list[Progress] = []
-    result = summarize(demo_engine, LONG_RECORD, on_progress=seen.append, part_budget=400)
+    result = summarize(demo_engine, LONG_RECORD, RunContext(on_progress=seen.append), part_budget=400)
     assert result.extra["parts"] >= 2 and len(result.parts) == result.extra["parts"]
     parts_seen = {p.part for p in seen if p.phase == SUMMARIZING}
     assert parts_seen == set(range(1, result.extra["parts"] + 1))
@@ -124,8 +124,8 @@ def test_cancel_works_while_a_long_prompt_is_read(demo_model_path) -> None:
     engine = Engine(EngineSettings(n_batch=64, n_ctx=4096))
     try:
         with pytest.raises(GenerationCancelled):
-            summarize(engine, LONG_RECORD, on_progress=stop_on_prompt, on_token=tokens.append, cancel=cancel,
-                      part_budget=2000)
+            summarize(engine, LONG_RECORD, RunContext(on_progress=stop_on_prompt, on_token=tokens.append,
+                                                      cancel=cancel), part_budget=2000)
     finally:
         engine.close()
     assert tokens == [] and 0 < seen[-1].tokens_done < seen[-1].tokens_total

@@ -43,8 +43,8 @@ def test_a_summary_gets_the_same_findings_on_every_path(qtbot, make_window, demo
     path.write_text(SAMPLE_RECORD.read_text(encoding="utf-8") if record == "sample" else NO_DIAGNOSIS_RECORD,
                     encoding="utf-8")
 
-    def real_pipeline(document, _fake_engine, **options):
-        return run_pipeline(document, demo_engine, **options)
+    def real_pipeline(document, _fake_engine, context, **options):
+        return run_pipeline(document, demo_engine, context, **options)
 
     window = make_window(job=real_pipeline)
     controller = HistoryController(window, history)

@@ -12,6 +12,7 @@ import pytest
 
 from inference.engine import Engine
 from inference.errors import GenerationCancelled
+from inference.progress import RunContext
 from inference.summarizer import summarize
 from inference.summary_schema import StructuredSummary, render_emr_text
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
@@ -29,7 +30,7 @@ def _assert_sample_summary(summary: StructuredSummary) -> None:
 
 def test_sample_record_keeps_every_lab_value_as_written(demo_engine: Engine, sample_text: str) -> None:
     tokens: list[str] = []
-    result = summarize(demo_engine, sample_text, on_token=tokens.append)
+    result = summarize(demo_engine, sample_text, RunContext(on_token=tokens.append))
     _assert_sample_summary(result.summary)
     assert len(tokens) > 20  # streamed, not delivered at the end
     assert result.prompt_version.startswith("summary-")
@@ -46,7 +47,7 @@ def test_cancel_stops_within_two_seconds_and_engine_summarizes_again(demo_engine
 
     def run() -> None:
         try:
-            summarize(demo_engine, sample_text, on_token=lambda _t: first_token.set(), cancel=cancel)
+            summarize(demo_engine, sample_text, RunContext(on_token=lambda _t: first_token.set(), cancel=cancel))
             outcome["result"] = "finished"
         except GenerationCancelled as exc:
             outcome["result"] = exc
