@@ -89,14 +89,42 @@ class EngineInfo:
 
 
 @dataclass
-class GenerationResult:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_s: float
-    total_s: float
-    finish_reason: str
+class Timings:
+    """How long model calls took and how many tokens they read and wrote: one call's (``GenerationResult``)
+    or a run's, with each of its calls listed (``SummaryResult.timings``)."""
+
+    load_s: float = 0.0
+    ttft_s: float = 0.0
+    total_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     prompt_tokens_evaluated: int = 0  # the rest came from the KV cache or a prefix snapshot
+    calls: list[dict[str, Any]] = field(default_factory=list)  # one per model call: summary parts, ICD rounds
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode_s = self.total_s - self.ttft_s
+        return self.completion_tokens / decode_s if decode_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "load_s": round(self.load_s, 3),
+            "ttft_s": round(self.ttft_s, 3),
+            "total_s": round(self.total_s, 3),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens_per_s": round(self.tokens_per_s, 1),
+            "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
+            "calls": self.calls,
+        }
+
+
+@dataclass
+class GenerationResult(Timings):
+    """One model call: its text and how it ended, with its timings and the grammar's and drafts' counts."""
+
+    text: str = ""
+    finish_reason: str = ""
     picks: PickStats = field(default_factory=PickStats)
     drafts: DraftStats = field(default_factory=DraftStats)
 
@@ -108,11 +136,6 @@ class GenerationResult:
             finish_reason=result.finish_reason, prompt_tokens_evaluated=result.prompt_tokens_evaluated,
             picks=result.picks, drafts=result.drafts,
         )
-
-    @property
-    def tokens_per_s(self) -> float:
-        decode_s = self.total_s - self.ttft_s
-        return self.completion_tokens / decode_s if decode_s > 0 else 0.0
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from inference.draft_guard import Removal, guard_draft
-from inference.engine import Engine, GenerationResult
+from inference.engine import Engine, GenerationResult, Timings
 from inference.errors import GenerationError
 from inference.grammar import gbnf_from_json_schema
 from inference.grounding import Scopes
@@ -39,34 +39,6 @@ SMALL_MODEL_PART_TOKENS = 1500
 LARGE_MODEL_PART_TOKENS = 8000
 MIN_RETRY_PART_TOKENS = 150  # a refused part is retried in halves only when each half keeps this much record
 
-
-
-@dataclass
-class Timings:
-    load_s: float
-    ttft_s: float
-    total_s: float
-    prompt_tokens: int
-    completion_tokens: int
-    prompt_tokens_evaluated: int = 0
-    calls: list[dict[str, Any]] = field(default_factory=list)  # one per model call: summary parts, ICD rounds
-
-    @property
-    def tokens_per_s(self) -> float:
-        decode_s = self.total_s - self.ttft_s
-        return self.completion_tokens / decode_s if decode_s > 0 else 0.0
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {
-            "load_s": round(self.load_s, 3),
-            "ttft_s": round(self.ttft_s, 3),
-            "total_s": round(self.total_s, 3),
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "tokens_per_s": round(self.tokens_per_s, 1),
-            "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
-            "calls": self.calls,
-        }
 
 
 def call_timing(kind: str, result: GenerationResult) -> dict[str, Any]:
