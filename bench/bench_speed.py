@@ -43,14 +43,14 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference.documents import document_from_text, load_document  # noqa: E402
-from inference.engine import Engine, GenerationResult  # noqa: E402
 from inference.errors import MedBriefError  # noqa: E402
-from inference.gpu_memory import estimate, gpu_devices  # noqa: E402
-from inference.icd_table import open_table  # noqa: E402
+from inference.icd.table import open_table  # noqa: E402
+from inference.llm.engine import Engine, GenerationResult  # noqa: E402
+from inference.llm.gpu_memory import estimate, gpu_devices  # noqa: E402
+from inference.llm.sampling import GrammarMatcher, SamplingParams, TokenPicker  # noqa: E402
+from inference.llm.settings import EngineSettings  # noqa: E402
 from inference.pipeline import run_pipeline  # noqa: E402
-from inference.sampling import GrammarMatcher, SamplingParams, TokenPicker  # noqa: E402
-from inference.settings import EngineSettings  # noqa: E402
-from inference.summarizer import build_messages, summary_gbnf  # noqa: E402
+from inference.summary.summarizer import build_messages, summary_gbnf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -19,10 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference.documents import load_document  # noqa: E402
-from inference.engine import Engine  # noqa: E402
-from inference.icd_table import open_table  # noqa: E402
+from inference.icd.table import open_table  # noqa: E402
+from inference.llm.engine import Engine  # noqa: E402
+from inference.llm.settings import EngineSettings  # noqa: E402
 from inference.pipeline import run_pipeline  # noqa: E402
-from inference.settings import EngineSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

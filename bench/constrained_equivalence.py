@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.engine import Engine  # noqa: E402
-from inference.settings import EngineSettings  # noqa: E402
-from inference.summarizer import build_messages, summary_gbnf  # noqa: E402
+from inference.llm.engine import Engine  # noqa: E402
+from inference.llm.settings import EngineSettings  # noqa: E402
+from inference.summary.summarizer import build_messages, summary_gbnf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

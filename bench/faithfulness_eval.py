@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.engine import Engine  # noqa: E402
+from inference.checks.validation import DIAGNOSIS_CUES, validate  # noqa: E402
 from inference.errors import GenerationError  # noqa: E402
-from inference.settings import EngineSettings  # noqa: E402
-from inference.summarizer import summarize  # noqa: E402
-from inference.validation import DIAGNOSIS_CUES, validate  # noqa: E402
+from inference.llm.engine import Engine  # noqa: E402
+from inference.llm.settings import EngineSettings  # noqa: E402
+from inference.summary.summarizer import summarize  # noqa: E402
 
 
 def main() -> int:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.icd_bundle import install as install_bundled  # noqa: E402
-from inference.icd_import import import_table  # noqa: E402
-from inference.icd_lookup import Candidate, IcdMatcher  # noqa: E402
-from inference.icd_synonyms import read_term_codes, record_terms  # noqa: E402
-from inference.icd_table import BUNDLED_TABLE, IcdTableError, open_table  # noqa: E402
+from inference.icd.bundle import install as install_bundled  # noqa: E402
+from inference.icd.importer import import_table  # noqa: E402
+from inference.icd.lookup import Candidate, IcdMatcher  # noqa: E402
+from inference.icd.synonyms import read_term_codes, record_terms  # noqa: E402
+from inference.icd.table import BUNDLED_TABLE, IcdTableError, open_table  # noqa: E402
 
 
 def prf(gold: list[set[str]], pred: list[set[str]]) -> dict[str, float]:

@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
 from bench.eval_io import bench_parser, cmb_clin_cases, finish  # noqa: E402
+from inference.checks.values import find_measurements, is_key  # noqa: E402
 from inference.documents import document_from_text  # noqa: E402
-from inference.engine import Engine  # noqa: E402
+from inference.llm.engine import Engine  # noqa: E402
+from inference.llm.settings import EngineSettings  # noqa: E402
 from inference.pipeline import run_pipeline  # noqa: E402
-from inference.settings import EngineSettings  # noqa: E402
-from inference.values import find_measurements, is_key  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def main() -> int:
     engine = Engine(EngineSettings(model_path=args.model))
     table = None
     if not args.no_icd:
-        from inference.icd_table import open_table
+        from inference.icd.table import open_table
 
         table = open_table(None)
     rows = []

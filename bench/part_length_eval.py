@@ -4,7 +4,7 @@ CMB-Clin cases (held out: measured, never tuned on) are joined into records of a
 is summarized in ONE call (no parts). For each length: the share of the draft's statements supported by
 the record, statements and values copied from the prompt's example patient, values not in the record
 (V1), the key values of the record the draft kept, and the verdict. Where drafts stop keeping to the
-record, or keep little of it, bounds the part size (``SMALL_MODEL_PART_TOKENS`` in inference/summarizer.py).
+record, or keep little of it, bounds the part size (``SMALL_MODEL_PART_TOKENS`` in inference/summary/summarizer.py).
 
     .venv/bin/python bench/part_length_eval.py [--lengths 1000,2000,4000,8000] [--records 2] [--prompt FILE]
 """
@@ -21,13 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
 from bench.eval_io import bench_parser, cmb_clin_cases, finish  # noqa: E402
-from inference.engine import Engine  # noqa: E402
+from inference.checks.validation import RunEvidence, validate  # noqa: E402
+from inference.checks.values import find_measurements, is_key  # noqa: E402
 from inference.errors import GenerationError  # noqa: E402
-from inference.prompts import load_prompt, parse_prompt  # noqa: E402
-from inference.settings import EngineSettings  # noqa: E402
-from inference.summarizer import summarize  # noqa: E402
-from inference.validation import RunEvidence, validate  # noqa: E402
-from inference.values import find_measurements, is_key  # noqa: E402
+from inference.llm.engine import Engine  # noqa: E402
+from inference.llm.settings import EngineSettings  # noqa: E402
+from inference.summary.prompts import load_prompt, parse_prompt  # noqa: E402
+from inference.summary.summarizer import summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,14 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
 from bench.eval_io import bench_parser, finish  # noqa: E402
-from inference.engine import Engine  # noqa: E402
+from inference.checks.grounding import statements_of  # noqa: E402
+from inference.checks.validation import RunEvidence, validate  # noqa: E402
+from inference.checks.values import find_measurements, fold  # noqa: E402
 from inference.errors import GenerationError  # noqa: E402
-from inference.grounding import statements_of  # noqa: E402
-from inference.prompts import parse_prompt  # noqa: E402
-from inference.settings import EngineSettings  # noqa: E402
-from inference.summarizer import parse_summary, summarize  # noqa: E402
-from inference.validation import RunEvidence, validate  # noqa: E402
-from inference.values import find_measurements, fold  # noqa: E402
+from inference.llm.engine import Engine  # noqa: E402
+from inference.llm.settings import EngineSettings  # noqa: E402
+from inference.summary.prompts import parse_prompt  # noqa: E402
+from inference.summary.summarizer import parse_summary, summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ROOT / "bench" / "prompt_variants"

@@ -11,14 +11,14 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop.history_controller import HistoryController
 from desktop.main_window import MainWindow
-from inference.engine import Engine
 from inference.errors import MedBriefError, StorageError
 from inference.history.instance_lock import InstanceLock, InstanceRunning
 from inference.history.store import HistoryStore
-from inference.icd_table import open_table
+from inference.icd.table import open_table
+from inference.llm.engine import Engine
+from inference.llm.settings import AppConfig, load_config, resolve_model_path
 from inference.paths import data_dir
 from inference.pipeline import run_pipeline
-from inference.settings import AppConfig, load_config, resolve_model_path
 
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", "PingFang SC", "WenQuanYi Micro Hei")
 

@@ -13,11 +13,11 @@ from desktop.history_panel import STATUS_LABELS, HistoryPanel
 from desktop.main_window import MainWindow
 from inference.documents import Document
 from inference.errors import StorageError
-from inference.gguf_header import model_fingerprint
 from inference.history.models import REJECTED
 from inference.history.store import HistoryStore
-from inference.icd_coding import IcdAssignment
-from inference.summary_schema import StructuredSummary
+from inference.icd.coding import IcdAssignment
+from inference.llm.gguf_header import model_fingerprint
+from inference.summary.schema import StructuredSummary
 
 
 class HistoryController(QObject):

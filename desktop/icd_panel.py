@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.background import Background
-from inference.icd_coding import MANUAL, PROVENANCE_LABELS, IcdAssignment, direct_assignment
-from inference.icd_lookup import Candidate, matcher_for
-from inference.icd_table import IcdTable
+from inference.icd.coding import MANUAL, PROVENANCE_LABELS, IcdAssignment, direct_assignment
+from inference.icd.lookup import Candidate, matcher_for
+from inference.icd.table import IcdTable
 
 COLUMNS = ["诊断", "编码", "名称", "来源", "相似度", "状态"]
 

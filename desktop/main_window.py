@@ -27,16 +27,16 @@ from desktop.icd_panel import IcdPanel
 from desktop.settings_dialog import SettingsDialog
 from desktop.summary_pane import SummaryPane
 from desktop.worker import WorkerHost
+from inference.checks.grounding import Statement
+from inference.checks.validation import Finding, RunEvidence, ValidationReport, validate
 from inference.documents import Document, document_from_text, load_document
-from inference.engine import EngineInfo
 from inference.errors import MedBriefError
 from inference.export import export
-from inference.grounding import Statement
-from inference.icd_table import IcdTable
+from inference.icd.table import IcdTable
+from inference.llm.engine import EngineInfo
+from inference.llm.settings import AppConfig, EngineSettings, save_config
 from inference.pipeline import BriefReport
-from inference.settings import AppConfig, EngineSettings, save_config
-from inference.summary_schema import StructuredSummary, render_emr_text
-from inference.validation import Finding, RunEvidence, ValidationReport, validate
+from inference.summary.schema import StructuredSummary, render_emr_text
 
 DEMO_BANNER = "演示模型：仅供体验软件，不可用于临床。请在“设置”中选择医院部署的 GGUF 模型。"
 EXPORT_FILTERS = {"txt": "病历文本 (*.txt)", "md": "Markdown (*.md)", "json": "JSON (*.json)",

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inference.settings import EngineSettings
+from inference.llm.settings import EngineSettings
 
 
 class SettingsDialog(QDialog):

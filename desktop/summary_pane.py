@@ -8,9 +8,9 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from desktop.highlight_edit import SEVERITY_COLOURS, HighlightedEdit, Mark, plain_edit
-from inference.grounding import Statement
-from inference.summary_schema import ABSENT, SECTIONS, Diagnosis, StructuredSummary, exam_item_from_text
-from inference.validation import SEVERITY_LABELS, Finding
+from inference.checks.grounding import Statement
+from inference.checks.validation import SEVERITY_LABELS, Finding
+from inference.summary.schema import ABSENT, SECTIONS, Diagnosis, StructuredSummary, exam_item_from_text
 
 REVALIDATE_DELAY_MS = 400
 FINDINGS_MIN_HEIGHT = 160  # about seven rows: errors first, then warnings, readable without scrolling at once

@@ -18,12 +18,12 @@ from typing import Protocol
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from inference.documents import Document
-from inference.engine import Engine
 from inference.errors import GenerationCancelled, MedBriefError
-from inference.icd_table import IcdTable
+from inference.icd.table import IcdTable
+from inference.llm.engine import Engine
+from inference.llm.settings import EngineSettings
 from inference.pipeline import BriefReport
 from inference.progress import RunContext
-from inference.settings import EngineSettings
 
 TOKEN_FLUSH_S = 0.1  # repaint the progress view at most ten times a second, not per token
 
@@ -104,7 +104,7 @@ class EngineWorker(QObject):
     @Slot(object)
     def prepare(self, table: IcdTable) -> None:
         """Build the table's lookup index here (1–2 s), not on the GUI thread at the first ICD search."""
-        from inference.icd_lookup import matcher_for
+        from inference.icd.lookup import matcher_for
 
         matcher_for(table)
 

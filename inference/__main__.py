@@ -1,3 +1,3 @@
-from inference.cli import main
+from inference.cli.main import main
 
 raise SystemExit(main())

@@ -7,8 +7,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from inference.icd_coding import IcdAssignment
-from inference.summary_schema import ABSENT, SECTION_HEADINGS, StructuredSummary, render_emr_text
+from inference.icd.coding import IcdAssignment
+from inference.summary.schema import ABSENT, SECTION_HEADINGS, StructuredSummary, render_emr_text
 
 EXPORT_FORMATS = ("txt", "md", "json", "fhir")
 

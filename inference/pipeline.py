@@ -6,14 +6,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from inference.checks.validation import ValidationReport, validate
 from inference.documents import Document
-from inference.engine import Engine
-from inference.icd_coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
-from inference.icd_table import IcdTable
+from inference.icd.coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
+from inference.icd.table import IcdTable
+from inference.llm.engine import Engine
 from inference.progress import CHECKING, RunContext
-from inference.summarizer import SummaryResult, call_timing, summarize
-from inference.summary_schema import render_emr_text
-from inference.validation import ValidationReport, validate
+from inference.summary.schema import render_emr_text
+from inference.summary.summarizer import SummaryResult, call_timing, summarize
 
 
 @dataclass

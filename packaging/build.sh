@@ -5,9 +5,9 @@ cd "$(dirname "$0")/.."
 mkdir -p resources/icd
 .venv/bin/python - <<'PY'
 import shutil
-from inference.icd_table import BUNDLED_TABLE, open_table, table_path
+from inference.icd.table import BUNDLED_TABLE, open_table, table_path
 open_table(BUNDLED_TABLE)
-from inference.icd_bundle import licence_path
+from inference.icd.bundle import licence_path
 shutil.copyfile(table_path(BUNDLED_TABLE), "resources/icd/who-zh.sqlite")
 shutil.copyfile(licence_path(), "resources/icd/COPYING.ICD10")
 PY

@@ -37,8 +37,8 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
 
 @pytest.fixture(scope="session")
 def demo_model_path() -> Path:
-    from inference.demo_model import require_demo_model
     from inference.errors import ModelError
+    from inference.llm.demo_model import require_demo_model
 
     try:
         return require_demo_model()
@@ -48,8 +48,8 @@ def demo_model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def demo_engine(demo_model_path: Path) -> Iterator["object"]:
-    from inference.engine import Engine
-    from inference.settings import EngineSettings
+    from inference.llm.engine import Engine
+    from inference.llm.settings import EngineSettings
 
     engine = Engine(EngineSettings(model_path=None))
     yield engine
@@ -90,8 +90,8 @@ def icd_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train = SHARED_DIR / "eval" / "chip_cdn" / "CHIP-CDN_train.json"
     beijing = SHARED_DIR / "data" / "icd10" / "beijing_v601" / "icd10_beijing_v601.csv"
     if train.exists() and beijing.exists():
-        from inference.icd_learning import LEARNED_FILES, build, is_current
-        from inference.icd_table import load_table
+        from inference.icd.table import load_table
+        from inference.icd_training.learning import LEARNED_FILES, build, is_current
 
         if is_current(train, beijing, INSTALLED_DATA_DIR):
             for name in LEARNED_FILES:

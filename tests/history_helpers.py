@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from inference.checks.validation import validate
 from inference.documents import load_document
-from inference.icd_coding import MODEL_TOOL_CALL, IcdAssignment
-from inference.icd_lookup import Candidate
+from inference.icd.coding import MODEL_TOOL_CALL, IcdAssignment
+from inference.icd.lookup import Candidate
 from inference.pipeline import BriefReport
-from inference.summarizer import SummaryResult, Timings
-from inference.summary_schema import Diagnosis, ExamItem, StructuredSummary
-from inference.validation import validate
+from inference.summary.schema import Diagnosis, ExamItem, StructuredSummary
+from inference.summary.summarizer import SummaryResult, Timings
 from tests.conftest import SAMPLE_RECORD
 
 SAMPLE_SUMMARY = StructuredSummary(

@@ -13,11 +13,11 @@ import json
 import numpy as np
 import pytest
 
-from inference.engine import Engine
-from inference.icd_coding import FUNCTION_NAME, SYSTEM_PROMPT, _grammar_text
-from inference.sampling import PromptLookup, SamplingParams, TokenPicker, chain_probabilities
-from inference.settings import EngineSettings
-from inference.summarizer import build_messages, summary_gbnf
+from inference.icd.coding import FUNCTION_NAME, SYSTEM_PROMPT, _grammar_text
+from inference.llm.engine import Engine
+from inference.llm.sampling import PromptLookup, SamplingParams, TokenPicker, chain_probabilities
+from inference.llm.settings import EngineSettings
+from inference.summary.summarizer import build_messages, summary_gbnf
 
 pytestmark = pytest.mark.slow
 

@@ -14,17 +14,17 @@ from PySide6.QtGui import QGuiApplication
 
 from desktop.app import build_window
 from desktop.main_window import MainWindow
+from inference.checks.validation import validate
 from inference.documents import Document
-from inference.engine import EngineInfo
 from inference.errors import GenerationCancelled, GenerationError, ModelError
-from inference.icd_coding import MANUAL, direct_assignment
-from inference.icd_table import open_table
+from inference.icd.coding import MANUAL, direct_assignment
+from inference.icd.table import open_table
+from inference.llm.engine import EngineInfo
+from inference.llm.settings import AppConfig, EngineSettings
 from inference.pipeline import BriefReport
 from inference.progress import SUMMARIZING, Progress, RunContext
-from inference.settings import AppConfig, EngineSettings
-from inference.summarizer import SummaryResult, Timings
-from inference.summary_schema import StructuredSummary
-from inference.validation import validate
+from inference.summary.schema import StructuredSummary
+from inference.summary.summarizer import SummaryResult, Timings
 from tests.conftest import SAMPLE_RECORD
 from tests.history_helpers import SAMPLE_SUMMARY
 
@@ -206,7 +206,7 @@ def test_demo_model_shows_banner_and_badge(qtbot, make_window) -> None:
 def test_a_silent_fall_back_to_the_cpu_is_shown_as_a_warning(qtbot, make_window) -> None:
     from dataclasses import replace
 
-    from inference.engine import _placement_warning
+    from inference.llm.engine import _placement_warning
 
     window = make_window()
     _ready(qtbot, window)
@@ -390,7 +390,7 @@ def test_every_pane_is_usable_on_ward_pc_screens(qtbot, make_window, size) -> No
 
 def test_settings_dialog_saves_the_model_and_reloads_the_engine(qtbot, make_window, tmp_path) -> None:
     from desktop.settings_dialog import SettingsDialog
-    from inference.settings import load_config
+    from inference.llm.settings import load_config
 
     window = make_window()
     _ready(qtbot, window)
@@ -411,7 +411,7 @@ def test_settings_dialog_saves_the_model_and_reloads_the_engine(qtbot, make_wind
 
 def test_the_lookup_index_is_built_in_the_worker_not_on_the_gui_thread(qtbot, make_window, monkeypatch) -> None:
     import desktop.worker  # noqa: F401
-    import inference.icd_lookup as icd_lookup
+    import inference.icd.lookup as icd_lookup
 
     built_on_gui_thread: list[bool] = []
     original = icd_lookup.matcher_for

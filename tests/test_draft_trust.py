@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from inference.draft_guard import guard_draft
-from inference.prompts import load_prompt
-from inference.summarizer import parse_summary
-from inference.summary_schema import Diagnosis, ExamItem, StructuredSummary
-from inference.validation import OK, REJECTED, WARNINGS, RunEvidence, validate
+from inference.checks.validation import OK, REJECTED, WARNINGS, RunEvidence, validate
+from inference.summary.draft_guard import guard_draft
+from inference.summary.prompts import load_prompt
+from inference.summary.schema import Diagnosis, ExamItem, StructuredSummary
+from inference.summary.summarizer import parse_summary
 from tests.history_helpers import SAMPLE_SUMMARY, sample_report
 
 SHORT_BOWEL = (
@@ -119,7 +119,7 @@ def test_errors_come_first() -> None:
 
 
 def test_cli_validate_json_carries_the_verdict(tmp_path: Path, sample_text: str) -> None:
-    from inference.cli import main
+    from inference.cli.main import main
 
     summary_file = tmp_path / "draft.json"
     summary_file.write_text(example_patient().model_dump_json(), encoding="utf-8")
@@ -140,7 +140,7 @@ def test_summarize_exits_8_on_a_rejected_draft_and_keeps_it_as_rejected(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], demo_model_path) -> None:
     """The model is real; the pipeline's draft is swapped for another patient's, as a long record produced."""
     import inference.pipeline
-    from inference.cli import main
+    from inference.cli.main import main
     from inference.errors import EXIT_CODES
     from inference.history.store import HistoryStore
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import inference.engine as engine_module
-from inference.engine import _placed_layers, _placement_warning
+import inference.llm.engine as engine_module
 from inference.errors import ModelError
-from inference.gguf_header import GgufInfo, read_gguf_header
-from inference.gpu_memory import GIB, HEADROOM, GpuDevice, estimate
-from inference.settings import EngineSettings
+from inference.llm.engine import _placed_layers, _placement_warning
+from inference.llm.gguf_header import GgufInfo, read_gguf_header
+from inference.llm.gpu_memory import GIB, HEADROOM, GpuDevice, estimate
+from inference.llm.settings import EngineSettings
 
 REPO = Path(__file__).resolve().parent.parent
 

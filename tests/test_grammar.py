@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from inference.engine import Engine
 from inference.errors import GenerationError
-from inference.grammar import gbnf_from_json_schema
-from inference.summary_schema import generation_schema
+from inference.llm.engine import Engine
+from inference.llm.grammar import gbnf_from_json_schema
+from inference.summary.schema import generation_schema
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from alembic import command
 from inference.errors import StorageError
 from inference.history.instance_lock import InstanceLock
 from inference.history.store import HistoryStore, _alembic_config, head_revision
-from inference.summary_schema import Diagnosis, StructuredSummary
+from inference.summary.schema import Diagnosis, StructuredSummary
 from tests.conftest import REPO_ROOT
 from tests.history_helpers import SAMPLE_SUMMARY, sample_report
 

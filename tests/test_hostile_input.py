@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from inference.documents import load_document
-from inference.engine import Engine
 from inference.errors import InputError, ModelError
 from inference.history.store import HistoryStore
-from inference.settings import EngineSettings
-from inference.summary_schema import StructuredSummary
+from inference.llm.engine import Engine
+from inference.llm.settings import EngineSettings
+from inference.summary.schema import StructuredSummary
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 from tests.gguf_factory import write_gguf
 from tests.history_helpers import SAMPLE_SUMMARY, sample_report
@@ -113,7 +113,7 @@ def test_validate_refuses_a_deeply_nested_or_huge_summary_json(tmp_path: Path) -
 
 def test_a_summary_of_punctuation_alone_is_rejected(sample_text: str) -> None:
     """What a model with a broken header (rope_freq_base NaN) wrote: "," in every section."""
-    from inference.validation import validate
+    from inference.checks.validation import validate
 
     broken = StructuredSummary(chief_complaint=",", present_illness=",", auxiliary_exams=[], diagnoses=[])
     report = validate(broken, sample_text, None)
@@ -145,7 +145,7 @@ def test_models_that_cannot_write_a_summary_are_refused_before_loading(tmp_path:
 
 
 def test_a_copy_of_the_demo_model_is_still_the_demo(demo_model_path: Path, tmp_path: Path) -> None:
-    from inference.demo_model import DEMO_SIZE, is_demo_model
+    from inference.llm.demo_model import DEMO_SIZE, is_demo_model
 
     link = tmp_path / "renamed.gguf"
     try:
@@ -204,8 +204,8 @@ def test_icd_import_refuses_broken_or_junk_tables_and_protects_names(tmp_path: P
 
 
 def test_nonsense_and_overlong_queries_get_no_codes(icd_data: Path) -> None:
-    from inference.icd_lookup import MAX_QUERY_CHARS, matcher_for
-    from inference.icd_table import open_table
+    from inference.icd.lookup import MAX_QUERY_CHARS, matcher_for
+    from inference.icd.table import open_table
 
     matcher = matcher_for(open_table())
     for nonsense in ("'; DROP TABLE codes; --", "codes", "SELECT * FROM x", "病" * (MAX_QUERY_CHARS + 1)):
@@ -390,8 +390,8 @@ def test_ctrl_c_while_the_model_loads_stops_the_run_and_saves_nothing(tmp_path: 
 def test_ctrl_c_that_lands_inside_llama_cpps_log_callback_still_stops_the_run(monkeypatch, capsys) -> None:
     """ctypes swallows an exception raised in a callback: where llama.cpp's load log runs Python code, a
     KeyboardInterrupt is printed and lost. Ctrl+C must not depend on being raised."""
-    import inference.engine
-    from inference.cli import main
+    import inference.llm.engine
+    from inference.cli.main import main
 
     closed: list[bool] = []
 
@@ -405,6 +405,6 @@ def test_ctrl_c_that_lands_inside_llama_cpps_log_callback_still_stops_the_run(mo
         def close(self) -> None:
             closed.append(True)
 
-    monkeypatch.setattr(inference.engine, "Engine", EngineWhoseLoadSwallowsCtrlC)
+    monkeypatch.setattr(inference.llm.engine, "Engine", EngineWhoseLoadSwallowsCtrlC)
     assert main(["summarize", str(SAMPLE_RECORD), "--quiet", "--no-icd", "--save"]) == 130
     assert "cancelled" in capsys.readouterr().err and closed == [True]

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.icd_encoder import BUCKETS, DIMENSIONS, ENCODER_FILE_NAME, TextEncoder, gram_ids, train_encoder
-from inference.icd_learning import reference_titles
-from inference.icd_synonyms import encoder_pairs, normalize_text, read_term_codes, read_training_set, record_terms
-from inference.icd_table import open_table
+from inference.icd.encoder import BUCKETS, DIMENSIONS, ENCODER_FILE_NAME, TextEncoder, gram_ids, train_encoder
+from inference.icd.synonyms import encoder_pairs, normalize_text, read_term_codes, read_training_set, record_terms
+from inference.icd.table import open_table
+from inference.icd_training.learning import reference_titles
 from tests.conftest import shared_path
 
 _PAIRS = [

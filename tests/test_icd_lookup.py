@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from inference.errors import IcdTableError
-from inference.icd_import import import_table
-from inference.icd_lookup import IcdMatcher
-from inference.icd_synonyms import LearnedData
-from inference.icd_table import normalize_code, open_table
+from inference.icd.importer import import_table
+from inference.icd.lookup import IcdMatcher
+from inference.icd.synonyms import LearnedData
+from inference.icd.table import normalize_code, open_table
 from tests.conftest import REPO_ROOT, shared_path
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from inference.errors import IcdTableError
-from inference.icd_encoder import ENCODER_FILE_NAME
-from inference.icd_learning import build, is_current, reference_titles, train_ranker
-from inference.icd_lookup import IcdMatcher
-from inference.icd_ranker import FEATURES, MODEL_FILE_NAME, fit, load_model
-from inference.icd_synonyms import LearnedData, read_term_codes, read_training_set, record_terms
-from inference.icd_table import open_table
+from inference.icd.encoder import ENCODER_FILE_NAME
+from inference.icd.lookup import IcdMatcher
+from inference.icd.ranker import FEATURES, MODEL_FILE_NAME, fit, load_model
+from inference.icd.synonyms import LearnedData, read_term_codes, read_training_set, record_terms
+from inference.icd.table import open_table
+from inference.icd_training.learning import build, is_current, reference_titles, train_ranker
 from tests.conftest import shared_path
 
 
@@ -114,7 +114,7 @@ def test_build_writes_every_learned_file(tmp_path: Path, icd_data: Path) -> None
     model_path = build(small, beijing, tmp_path / "learned")
     assert load_model(model_path) is not None
     learned = LearnedData.learn(train, read_term_codes(beijing))
-    from inference.icd_synonyms import load_learned
+    from inference.icd.synonyms import load_learned
 
     reloaded = load_learned(tmp_path / "learned")
     assert len(reloaded.examples) == len(learned.examples) > 250
@@ -136,7 +136,7 @@ def test_inputs_edited_while_learning_are_not_stamped_as_learned(
     tmp_path: Path, icd_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Learning takes minutes; a training file changed meanwhile must be learned again by the next setup."""
-    import inference.icd_learning as learning
+    import inference.icd_training.learning as learning
 
     train = read_training_set(shared_path("eval", "chip_cdn", "CHIP-CDN_train.json"))[:300]
     beijing = shared_path("data", "icd10", "beijing_v601", "icd10_beijing_v601.csv")
@@ -155,8 +155,8 @@ def test_inputs_edited_while_learning_are_not_stamped_as_learned(
 
 def test_a_string_with_no_candidate_over_the_threshold_still_gets_its_likeliest_code(icd_data: Path) -> None:
     """Tree-less rankers give every candidate the same probability: the rule, not the trees, decides here."""
-    from inference.icd_encoder import TextEncoder
-    from inference.icd_ranker import RankerModel
+    from inference.icd.encoder import TextEncoder
+    from inference.icd.ranker import RankerModel
 
     def constant(probability: float) -> RankerModel:
         return RankerModel(float(np.log(probability / (1 - probability))), (), 0.5, "constant")

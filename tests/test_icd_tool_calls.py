@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.engine import Engine
 from inference.errors import GenerationError
-from inference.icd_coding import (
+from inference.icd.coding import (
     DIRECT_LOOKUP,
     MODEL_TOOL_CALL,
     CodingTrace,
@@ -20,10 +19,11 @@ from inference.icd_coding import (
     code_diagnoses,
     icd_tool,
 )
-from inference.icd_lookup import Candidate
-from inference.icd_table import open_table
+from inference.icd.lookup import Candidate
+from inference.icd.table import open_table
+from inference.llm.engine import Engine
+from inference.llm.tool_calls import parse_tool_calls, run_tool_call
 from inference.progress import RunContext
-from inference.tool_calls import parse_tool_calls, run_tool_call
 
 SAMPLE_DIAGNOSES = ["慢性心力衰竭急性加重", "高血压心脏病", "肾功能不全"]
 

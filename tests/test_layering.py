@@ -24,7 +24,7 @@ BLOCK_QT = textwrap.dedent(
         if not module.name.endswith("__main__"):
             __import__(module.name)
     from inference.documents import load_document
-    from inference.summary_schema import render_emr_text, StructuredSummary
+    from inference.summary.schema import render_emr_text, StructuredSummary
     doc = load_document("resources/samples/sample_record.txt")
     assert "LVEF 38%" in doc.text
     print("imported", len([m for m in sys.modules if m.startswith("inference")]), "modules without Qt")
@@ -37,3 +37,51 @@ def test_inference_imports_and_runs_with_qt_blocked() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "without Qt" in proc.stdout
     assert not any(name.startswith("PySide6") for name in proc.stdout.split())
+
+
+# What each part of the core may import (napari-style enforced layering). The engine knows nothing of
+# summaries, checks or codes; nothing that ships imports the build-time ICD training; only the CLI and the
+# pipeline see everything. Lazy imports inside functions count too.
+ALLOWED = {
+    "llm": {"errors", "paths"},
+    "progress": {"errors"},
+    "documents": {"errors"},
+    "tsv_files": set(),
+    "paths": set(),
+    "errors": set(),
+    "summary": {"llm", "checks", "errors", "paths", "progress"},
+    "checks": {"summary", "icd", "errors", "paths", "tsv_files"},
+    "icd": {"llm", "checks", "documents", "errors", "paths", "progress", "tsv_files"},
+    "export": {"icd", "summary"},
+    "history": {"checks", "documents", "errors", "export", "icd", "paths", "summary"},
+    "pipeline": {"checks", "documents", "errors", "icd", "llm", "progress", "summary"},
+    "icd_training": {"errors", "icd", "paths"},
+    "cli": {"", "checks", "documents", "errors", "history", "icd", "llm", "pipeline", "progress", "summary"},
+    "__main__": {"cli"},
+}
+
+
+def _imports(path) -> set[str]:  # type: ignore[no-untyped-def]
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("inference"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("inference")}
+    return found
+
+
+def test_each_part_of_the_core_imports_only_what_its_layer_allows() -> None:
+    core = REPO_ROOT / "inference"
+    broken = []
+    for path in sorted(core.rglob("*.py")):
+        if "migrations" in path.parts or path.name == "__init__.py" and path.parent == core:
+            continue
+        part = path.relative_to(core).parts[0].removesuffix(".py")
+        for module in _imports(path):
+            target = (module.split(".") + [""])[1]
+            if target != part and target not in ALLOWED[part]:
+                broken.append(f"{path.relative_to(REPO_ROOT)} imports {module}")
+    assert broken == []

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from inference.engine import Engine
 from inference.errors import ModelError
-from inference.gguf_header import check_loadable, read_gguf_header
-from inference.settings import EngineSettings
+from inference.llm.engine import Engine
+from inference.llm.gguf_header import check_loadable, read_gguf_header
+from inference.llm.settings import EngineSettings
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 from tests.gguf_factory import write_gguf
 

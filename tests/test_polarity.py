@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from inference.polarity import compare, terms_of
-from inference.summary_schema import Diagnosis, ExamItem, StructuredSummary
-from inference.validation import ERROR, validate
+from inference.checks.polarity import compare, terms_of
+from inference.checks.validation import ERROR, validate
+from inference.summary.schema import Diagnosis, ExamItem, StructuredSummary
 from tests.history_helpers import SAMPLE_SUMMARY
 
 WARD_RECORD = (

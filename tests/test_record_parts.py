@@ -9,8 +9,8 @@ import pytest
 
 from inference.errors import GenerationCancelled
 from inference.progress import CHECKING, CODING, SUMMARIZING, Progress, ProgressTracker, RunContext
-from inference.record_parts import fuse, section_headings, sections, split_into_parts
-from inference.summary_schema import Diagnosis, ExamItem, StructuredSummary, render_emr_text
+from inference.summary.record_parts import fuse, section_headings, sections, split_into_parts
+from inference.summary.schema import Diagnosis, ExamItem, StructuredSummary, render_emr_text
 from tests.conftest import SAMPLE_RECORD
 
 COURSE = "".join(f"住院第{day}天:患者胸闷较前减轻,双下肢水肿减轻,继续利尿治疗,监测出入量。\n" for day in range(2, 12))
@@ -87,8 +87,8 @@ def test_progress_lines_say_phase_part_tokens_and_time() -> None:
 
 @pytest.mark.slow
 def test_a_long_record_is_summarized_in_parts_with_progress_and_keeps_every_parts_values(demo_engine) -> None:
-    from inference.summarizer import summarize
-    from inference.validation import validate
+    from inference.checks.validation import validate
+    from inference.summary.summarizer import summarize
 
     seen: list[Progress] = []
     result = summarize(demo_engine, LONG_RECORD, RunContext(on_progress=seen.append), part_budget=400)
@@ -108,9 +108,9 @@ def test_a_long_record_is_summarized_in_parts_with_progress_and_keeps_every_part
 @pytest.mark.slow
 def test_cancel_works_while_a_long_prompt_is_read(demo_model_path) -> None:
     """Cancel set after the first prompt batch stops before the next one: no token is generated."""
-    from inference.engine import Engine
-    from inference.settings import EngineSettings
-    from inference.summarizer import summarize
+    from inference.llm.engine import Engine
+    from inference.llm.settings import EngineSettings
+    from inference.summary.summarizer import summarize
 
     cancel = threading.Event()
     seen: list[Progress] = []
@@ -133,7 +133,7 @@ def test_cancel_works_while_a_long_prompt_is_read(demo_model_path) -> None:
 
 @pytest.mark.slow
 def test_the_part_size_follows_the_model_and_the_setting_and_never_exceeds_the_context(demo_engine) -> None:
-    from inference.summarizer import SMALL_MODEL_PART_TOKENS, part_tokens, reliable_part_tokens
+    from inference.summary.summarizer import SMALL_MODEL_PART_TOKENS, part_tokens, reliable_part_tokens
 
     assert 0 < demo_engine.info.n_params < 3_000_000_000  # Qwen2.5-0.5B, as llama.cpp counts it
     assert part_tokens(demo_engine) == SMALL_MODEL_PART_TOKENS
@@ -146,9 +146,9 @@ def test_the_part_size_follows_the_model_and_the_setting_and_never_exceeds_the_c
 def test_a_part_whose_draft_is_the_prompts_example_is_summarized_again_in_halves(demo_engine) -> None:
     """Seen on a 10k-character record: one 1,500-token part came back as the prompt's example patient. That
     part is retried once in halves (offsets in the record kept) instead of refusing the whole record."""
-    from inference.prompts import load_prompt
-    from inference.record_parts import RecordPart
-    from inference.summarizer import _halves_if_refused, parse_summary
+    from inference.summary.prompts import load_prompt
+    from inference.summary.record_parts import RecordPart
+    from inference.summary.summarizer import _halves_if_refused, parse_summary
 
     example = parse_summary(load_prompt("summary").section("example_summary"))
     offset = 1000
@@ -171,6 +171,6 @@ def test_a_fused_summary_may_hold_more_items_than_one_call_may_write() -> None:
                               diagnoses=[Diagnosis(name=f"诊断{i}-{j}") for j in range(12)]) for i in range(3)]
     fused, _ = fuse([(parts[i], many[i]) for i in range(3)])
     assert len(fused.diagnoses) == 36
-    from inference.summary_schema import generation_schema
+    from inference.summary.schema import generation_schema
 
     assert generation_schema()["properties"]["diagnoses"]["maxItems"] == 30  # one call is still bounded

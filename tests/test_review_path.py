@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from desktop.history_controller import HistoryController
+from inference.checks.validation import Finding, validate
 from inference.history.store import HistoryStore
 from inference.pipeline import run_pipeline
-from inference.summary_schema import ABSENT, Diagnosis, StructuredSummary
-from inference.validation import Finding, validate
+from inference.summary.schema import ABSENT, Diagnosis, StructuredSummary
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 from tests.test_desktop import _generate, _ready, make_window  # noqa: F401  (fixture)
 

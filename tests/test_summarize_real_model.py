@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from inference.engine import Engine
 from inference.errors import GenerationCancelled
+from inference.llm.engine import Engine
 from inference.progress import RunContext
-from inference.summarizer import summarize
-from inference.summary_schema import StructuredSummary, render_emr_text
+from inference.summary.schema import StructuredSummary, render_emr_text
+from inference.summary.summarizer import summarize
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 
 EXPECTED_LABS = {("NT-proBNP", "4500", "pg/mL"), ("LVEF", "38", "%"), ("肌酐", "138", "μmol/L")}
@@ -85,7 +85,7 @@ def test_cli_json_output_has_the_stable_keys(tmp_path, icd_data) -> None:
     assert isinstance(data["findings"], list) and data["statements"]
     assert not [f for f in data["findings"] if f["severity"] == "error"], data["findings"]
     assert "加载模型" in proc.stderr  # progress goes to stderr, not into the JSON
-    from inference.icd_table import open_table
+    from inference.icd.table import open_table
 
     table = open_table("who-zh")
     for diagnosis in data["diagnoses"]:
@@ -98,13 +98,13 @@ def test_cli_json_output_has_the_stable_keys(tmp_path, icd_data) -> None:
 
 @pytest.mark.parametrize("thinking", ["<think>让我想想</think>\n{\"a\": 1}", "<think>\n\n</think>\n\n{\"a\": 1}"])
 def test_thinking_blocks_are_removed_from_output(thinking: str) -> None:
-    from inference.chat_template import strip_thinking
+    from inference.llm.chat_template import strip_thinking
 
     assert strip_thinking(thinking) == '{"a": 1}'
 
 
 def test_qwen3_style_template_gets_empty_think_block_when_thinking_is_off() -> None:
-    from inference.chat_template import ChatTemplate
+    from inference.llm.chat_template import ChatTemplate
 
     qwen3_tail = (  # the generation-prompt tail of Qwen3's own chat template
         "{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{%- endfor %}\n"
@@ -123,7 +123,7 @@ def test_qwen3_style_template_gets_empty_think_block_when_thinking_is_off() -> N
      ("3 次食管pH监测：未达到标准；症状相关性：阳性", "", ("3 次食管pH监测：未达到标准；症状相关性：阳性", ""))],
 )
 def test_a_unit_written_into_the_value_is_split_off_but_a_sentence_is_not(value: str, unit: str, expected) -> None:
-    from inference.summarizer import parse_summary
+    from inference.summary.summarizer import parse_summary
 
     raw = json.dumps({"chief_complaint": "x", "present_illness": "y", "diagnoses": [],
                       "auxiliary_exams": [{"name": "项目", "value": value, "unit": unit}]}, ensure_ascii=False)
@@ -133,7 +133,7 @@ def test_a_unit_written_into_the_value_is_split_off_but_a_sentence_is_not(value:
 
 def test_model_output_that_cannot_be_a_summary_is_a_generation_error() -> None:
     from inference.errors import GenerationError
-    from inference.summarizer import parse_summary
+    from inference.summary.summarizer import parse_summary
 
     with pytest.raises(GenerationError):
         parse_summary('{"chief_complaint": 1}')

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from inference.summary_schema import Diagnosis, ExamItem, StructuredSummary
-from inference.validation import ERROR, ValidationReport, validate
-from inference.values import find_measurements, implausible
+from inference.checks.validation import ERROR, ValidationReport, validate
+from inference.checks.values import find_measurements, implausible
+from inference.summary.schema import Diagnosis, ExamItem, StructuredSummary
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 
 SOURCE = SAMPLE_RECORD.read_text(encoding="utf-8")
@@ -229,7 +229,7 @@ def test_diagnoses_in_a_summary_of_a_record_that_states_none_are_flagged() -> No
 
 
 def test_summarizer_removes_diagnoses_the_record_never_states(demo_engine) -> None:
-    from inference.summarizer import summarize
+    from inference.summary.summarizer import summarize
 
     record = '患者女,30岁,因"咳嗽2天"就诊。2天前受凉后咳嗽,咳白痰,无发热。查体:T 36.8℃,双肺呼吸音清。'
     result = summarize(demo_engine, record)
@@ -244,7 +244,7 @@ def test_summarizer_removes_diagnoses_the_record_never_states(demo_engine) -> No
      ("胸部CT 右下肺斑片影", ("胸部CT", "右下肺斑片影", "")), ("血沉 20 mm/h", ("血沉", "20 mm/h", ""))],
 )
 def test_an_edited_exam_line_keeps_value_and_unit_exactly_as_written(line: str, expected: tuple[str, str, str]) -> None:
-    from inference.summary_schema import exam_item_from_text
+    from inference.summary.schema import exam_item_from_text
 
     item = exam_item_from_text(line)
     assert (item.name, item.value, item.unit) == expected

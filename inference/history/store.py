@@ -29,14 +29,14 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from inference.checks.validation import RunEvidence
 from inference.documents import Document
 from inference.errors import InputError, StorageError
 from inference.history.instance_lock import exclusive
 from inference.history.models import REJECTED, STATUSES, AuditEventRow, DocumentRow, RunRow, SummaryVersionRow
-from inference.icd_coding import IcdAssignment
+from inference.icd.coding import IcdAssignment
 from inference.paths import PRIVATE_FILE_MODE, data_dir, make_private, make_tree_private
-from inference.summary_schema import StructuredSummary, render_emr_text
-from inference.validation import RunEvidence
+from inference.summary.schema import StructuredSummary, render_emr_text
 
 DB_FILE_NAME = "history.sqlite"
 OPEN_LOCK_FILE_NAME = "history.open.lock"
@@ -495,7 +495,7 @@ class HistoryStore:
     @classmethod
     def _search_ids(cls, session: Session, query: str) -> list[int]:
         """Documents whose text or latest summary contains the query, or its standard form (心衰 → 心力衰竭)."""
-        from inference.clinical_terms import expand_terms
+        from inference.checks.clinical_terms import expand_terms
 
         ids: list[int] = []
         for form in dict.fromkeys([query.strip(), expand_terms(query.strip())]):

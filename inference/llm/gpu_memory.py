@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from inference.gguf_header import GgufInfo
+from inference.llm.gguf_header import GgufInfo
 
 GIB = 2**30
 # Bytes per element of the KV cache: f16, and q8_0's 34-byte blocks of 32.

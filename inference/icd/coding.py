@@ -15,13 +15,13 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from inference.engine import Engine, GenerationResult
 from inference.errors import GenerationError
-from inference.grammar import gbnf_from_json_schema
-from inference.icd_lookup import Candidate, lookup_provenance, matcher_for
-from inference.icd_table import IcdTable
+from inference.icd.lookup import Candidate, lookup_provenance, matcher_for
+from inference.icd.table import IcdTable
+from inference.llm.engine import Engine, GenerationResult
+from inference.llm.grammar import gbnf_from_json_schema
+from inference.llm.tool_calls import Tool, ToolCall, parse_tool_calls, run_tool_call
 from inference.progress import CODING, RunContext
-from inference.tool_calls import Tool, ToolCall, parse_tool_calls, run_tool_call
 
 MAX_ROUNDS = 5
 # The model chooses among the close candidates only: within this much of the best lookup score, top 3.

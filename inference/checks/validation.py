@@ -27,15 +27,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from inference.clinical_terms import expand_terms, find_nonstandard_terms
-from inference.draft_guard import Removal
-from inference.grounding import SUPPORTED, Scopes, SourceSpan, Statement, ground_summary, split_sentences
-from inference.icd_table import IcdTable
-from inference.paths import resources_dir
-from inference.polarity import NEGATION, compare
-from inference.summary_schema import ABSENT, DIAGNOSIS_CUES, DIAGNOSIS_SEPARATORS, SECTION_HEADINGS, StructuredSummary
-from inference.tsv_files import read_tsv
-from inference.values import (
+from inference.checks.clinical_terms import expand_terms, find_nonstandard_terms
+from inference.checks.grounding import SUPPORTED, Scopes, SourceSpan, Statement, ground_summary, split_sentences
+from inference.checks.polarity import NEGATION, compare
+from inference.checks.values import (
     Measurement,
     find_measurements,
     fold,
@@ -44,6 +39,11 @@ from inference.values import (
     resolve_parameter,
     same_measurement,
 )
+from inference.icd.table import IcdTable
+from inference.paths import resources_dir
+from inference.summary.draft_guard import Removal
+from inference.summary.schema import ABSENT, DIAGNOSIS_CUES, DIAGNOSIS_SEPARATORS, SECTION_HEADINGS, StructuredSummary
+from inference.tsv_files import read_tsv
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 REJECTED, ERRORS, WARNINGS, OK = "rejected", "errors", "warnings", "ok"
@@ -327,7 +327,7 @@ class _Checker:
         return None
 
     def _known_term(self, name: str) -> bool:
-        from inference.icd_lookup import matcher_for
+        from inference.icd.lookup import matcher_for
 
         matcher = matcher_for(self.table)
         candidates = matcher.lookup(name, top_k=1)
@@ -452,7 +452,7 @@ def _named(measurement: Measurement, name: str) -> Measurement:
 @lru_cache(maxsize=1)
 def _example() -> tuple[str, frozenset[str]]:
     """The shipped prompt's example (record and summary, folded) and its statements; empty without one."""
-    from inference.prompts import load_prompt
+    from inference.summary.prompts import load_prompt
 
     prompt = load_prompt("summary")
     if "example_summary" not in prompt.sections:

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inference.chat_template import ChatTemplate, strip_thinking
-from inference.decoder import Decoder, DecodeResult, PromptCallback, TokenCallback, common_prefix
-from inference.demo_model import DEMO_MODEL_LABEL, is_demo_model, require_demo_model
 from inference.errors import GenerationCancelled, GenerationError, ModelError
-from inference.gguf_header import GgufInfo, check_loadable, read_gguf_header
-from inference.gpu_memory import GpuDevice, estimate, gpu_devices
-from inference.sampling import CompiledGrammar, DraftStats, GrammarMatcher, PickStats, SamplingParams, TokenPicker
-from inference.settings import EngineSettings
+from inference.llm.chat_template import ChatTemplate, strip_thinking
+from inference.llm.decoder import Decoder, DecodeResult, PromptCallback, TokenCallback, common_prefix
+from inference.llm.demo_model import DEMO_MODEL_LABEL, is_demo_model, require_demo_model
+from inference.llm.gguf_header import GgufInfo, check_loadable, read_gguf_header
+from inference.llm.gpu_memory import GpuDevice, estimate, gpu_devices
+from inference.llm.sampling import CompiledGrammar, DraftStats, GrammarMatcher, PickStats, SamplingParams, TokenPicker
+from inference.llm.settings import EngineSettings
 
 GPU_UBATCH, CPU_UBATCH = 2048, 512  # measured: bench/results/h200_synthetic_qwen3_14b.json and the README
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")

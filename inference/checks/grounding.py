@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference.summary_schema import ABSENT, StructuredSummary
-from inference.values import find_measurements, fold
+from inference.checks.values import find_measurements, fold
+from inference.summary.schema import ABSENT, StructuredSummary
 
 _SENTENCE_END = re.compile(r"[。；;！？!?\n]")
 _NOT_CONTENT = re.compile(r"[\s,，、:：。；;()（）\"“”'‘’\[\]【】]")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from inference.clinical_terms import expand_terms
-from inference.grounding import Range, Scopes, split_sentences
-from inference.summary_schema import ABSENT, DIAGNOSIS_CUES, StructuredSummary
-from inference.values import Measurement, find_measurements, fold, resolve_parameter, same_measurement
+from inference.checks.clinical_terms import expand_terms
+from inference.checks.grounding import Range, Scopes, split_sentences
+from inference.checks.values import Measurement, find_measurements, fold, resolve_parameter, same_measurement
+from inference.summary.schema import ABSENT, DIAGNOSIS_CUES, StructuredSummary
 
 # A diagnosis counts as stated when this share of its character pairs stands in one sentence of the record
 # (高血压3级 against 高血压病3级: 3 of 4). 2型糖尿病 against a record that only says 糖尿病 is 2 of 4: removed.

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from inference.errors import GenerationCancelled, GenerationError
-from inference.sampling import DraftStats, PickStats, PromptLookup, TokenPicker
+from inference.llm.sampling import DraftStats, PickStats, PromptLookup, TokenPicker
 
 TokenCallback = Callable[[str], None]
 PromptCallback = Callable[[int, int], None]  # (prompt tokens evaluated so far, tokens to evaluate in all)

@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from inference.checks.values import find_measurements, fold
 from inference.paths import resources_dir
-from inference.summary_schema import ABSENT
+from inference.summary.schema import ABSENT
 from inference.tsv_files import read_tsv
-from inference.values import find_measurements, fold
 
 NEGATION, AFFIRMATION, UNCERTAIN, PLAIN = "negation", "affirmation", "uncertain", "plain"
 _CLAUSE_END = "，,。；;：:\n"

@@ -1,0 +1,1 @@
+"""The ``medbrief`` command line."""

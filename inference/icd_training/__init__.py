@@ -1,0 +1,1 @@
+"""Build time only, never needed by the installed app: learning the ICD lookup from coded strings."""
