@@ -292,10 +292,10 @@ def test_cli_history_commands_and_errors(tmp_path: Path) -> None:
     missing = run("show", "42")
     assert missing.returncode == 7 and "Traceback" not in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
-    for args in (("export", "42"), ("export", "1", "--out", "/nonexistent-dir/x.md"),
-                 ("export", "--reviewed", "--out", "/nonexistent-dir/x.jsonl")):
+    for args, code in ((("export", "42"), 7), (("export", "1", "--out", "/nonexistent-dir/x.md"), 3),
+                       (("export", "--reviewed", "--out", "/nonexistent-dir/x.jsonl"), 3)):
         failed = run(*args)
-        assert failed.returncode in (3, 7) and "Traceback" not in failed.stderr
+        assert failed.returncode == code and "Traceback" not in failed.stderr
         assert len(failed.stderr.strip().splitlines()) == 1
     store = HistoryStore.open(tmp_path / "history.sqlite")
     assert [event.action for event in store.audit_log()] == ["export", "generate"]  # failed exports not audited

@@ -71,7 +71,7 @@ def test_cli_json_output_has_the_stable_keys(tmp_path, icd_data) -> None:
         [sys.executable, "-m", "inference", "summarize", str(SAMPLE_RECORD), "--json", "--out", str(out)],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=600,
     )
-    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.returncode == 0, proc.stderr  # without --fail-on-findings, findings do not fail the run
     assert "Traceback" not in proc.stderr
     data = json.loads(out.read_text(encoding="utf-8"))
     for key in ("chief_complaint", "present_illness", "auxiliary_exams", "diagnoses", "model", "prompt_version", "timings"):
