@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from inference.icd.encoder import BUCKETS, DIMENSIONS, ENCODER_FILE_NAME, TextEncoder, gram_ids, train_encoder
 from inference.icd.synonyms import encoder_pairs, normalize_text, read_term_codes, read_training_set, record_terms
@@ -56,6 +57,7 @@ def test_encoder_file_round_trips_and_bad_files_are_ignored(tmp_path: Path) -> N
     assert TextEncoder.load(tmp_path / "missing.npy") is None
 
 
+@pytest.mark.slow  # learns from CHIP-CDN train: minutes on two cores
 def test_learned_encoder_finds_gold_terms_of_unseen_strings(icd_data: Path) -> None:
     """Learn on part of CHIP-CDN train, retrieve 北京临床版 names for strings of another part (dev untouched)."""
     records = read_training_set(shared_path("eval", "chip_cdn", "CHIP-CDN_train.json"))

@@ -71,6 +71,7 @@ def _f1(gold: list[set[str]], predicted: list[set[str]]) -> float:
     return 2 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0
 
 
+@pytest.mark.slow  # learns from CHIP-CDN train: minutes on two cores
 def test_ranker_codes_unseen_strings_better_than_similarity_alone(icd_data: Path) -> None:
     """Learn on one part of CHIP-CDN train, score category F1 on another part (dev stays untouched)."""
     train_path = shared_path("eval", "chip_cdn", "CHIP-CDN_train.json")
@@ -105,6 +106,7 @@ def test_installed_ranker_gives_probabilities_and_codes_the_field_report_example
     assert matcher.lookup("今天天气很好") == []
 
 
+@pytest.mark.slow  # learns from CHIP-CDN train: minutes on two cores
 def test_build_writes_every_learned_file(tmp_path: Path, icd_data: Path) -> None:
     """The setup step end to end on a slice of train (the full build runs in setup.sh)."""
     train = read_training_set(shared_path("eval", "chip_cdn", "CHIP-CDN_train.json"))[:300]
@@ -132,6 +134,7 @@ def test_build_writes_every_learned_file(tmp_path: Path, icd_data: Path) -> None
     assert not is_current(small, beijing, tmp_path / "learned")
 
 
+@pytest.mark.slow  # learns from CHIP-CDN train: minutes on two cores
 def test_inputs_edited_while_learning_are_not_stamped_as_learned(
     tmp_path: Path, icd_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
