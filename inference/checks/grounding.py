@@ -147,8 +147,8 @@ class SourceIndex:
         return position
 
 
-def ground_summary(summary: StructuredSummary, source: str, scopes: Scopes | None = None) -> list[Statement]:
-    index = SourceIndex(source)
+def ground_summary(summary: StructuredSummary, index: SourceIndex, scopes: Scopes | None = None) -> list[Statement]:
+    """Every statement of the summary with its source spans, in its record part where ``scopes`` says."""
     statements = statements_of(summary)
     for statement in statements:
         if scopes:

@@ -28,7 +28,15 @@ from functools import lru_cache
 from typing import Any
 
 from inference.checks.clinical_terms import expand_terms, find_nonstandard_terms
-from inference.checks.grounding import SUPPORTED, Scopes, SourceSpan, Statement, ground_summary, split_sentences
+from inference.checks.grounding import (
+    SUPPORTED,
+    Scopes,
+    SourceIndex,
+    SourceSpan,
+    Statement,
+    ground_summary,
+    split_sentences,
+)
 from inference.checks.polarity import NEGATION, compare
 from inference.checks.values import (
     Measurement,
@@ -132,12 +140,13 @@ class _Checker:
                  scopes: Scopes | None = None) -> None:
         self.summary = summary
         self.source = source
-        self.folded_source = fold(source)
+        index = SourceIndex(source)  # the record is folded, split and scanned for values once per review
+        self.folded_source = index.folded
         self.table = table
-        self.statements = ground_summary(summary, source, scopes)
+        self.statements = ground_summary(summary, index, scopes)
         self.unchecked = 0
         self.findings: list[Finding] = []
-        self.source_measurements = find_measurements(source)
+        self.source_measurements = index.measurements
         self.explained: set[tuple[str, int]] = set()  # statements that already carry a finding
 
     def add(self, finding: Finding) -> None:
