@@ -1,9 +1,14 @@
-"""Work the GUI thread must not wait for, in the spirit of Anki's ``QueryOp``: an operation runs on a pool
-thread; its success or failure callback runs on the GUI thread.
+"""Work the GUI thread must not wait for, in the spirit of Anki's ``QueryOp``: an operation runs on a
+background thread; its success or failure callback runs on the GUI thread.
 
 ``Background.run(kind, operation, success)``: of several operations of one kind (reviews of successive
 edits, searches as the doctor types), only the latest one's result is delivered, so an older answer never
-overwrites a newer one. The engine is not run here: it has its own thread (``worker``).
+overwrites a newer one. ``Background(serial=True)`` runs every operation, one after another in the order
+given, and delivers every result: the history's writes (autosave, status), which must keep their order.
+The engine is not run here: it has its own thread (``worker``).
+
+Plain Python threads (``concurrent.futures``) do the work; a queued Qt signal brings the result back. Qt's
+``QRunnable`` is not used: a Python runnable collected while its thread still runs crashes the process.
 """
 
 from __future__ import annotations
@@ -11,32 +16,13 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 Failure = Callable[[Exception], None]
-
-
-class _Signals(QObject):
-    """Lives on the GUI thread, so a signal emitted from the pool thread reaches its slot there (queued)."""
-
-    done = Signal(object, object)  # result, exception
-
-
-class _Task(QRunnable):
-    def __init__(self, operation: Callable[[], Any], signals: _Signals) -> None:
-        super().__init__()
-        self.operation = operation
-        self.signals = signals
-
-    def run(self) -> None:
-        try:
-            result = self.operation()
-        except Exception as exc:  # noqa: BLE001 - delivered to the failure callback on the GUI thread
-            self.signals.done.emit(None, exc)
-            return
-        self.signals.done.emit(result, None)
 
 
 def _log(exc: Exception) -> None:
@@ -47,42 +33,53 @@ class Background(QObject):
     """Runs operations off the GUI thread; ``pending`` counts those not yet delivered (tests wait on it)."""
 
     settled = Signal()  # nothing is pending any more
+    _finished = Signal(object, object, object)  # (kind, generation, success, failure), result, exception
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, serial: bool = False) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(2)
+        self._serial = serial
+        self._executor = ThreadPoolExecutor(max_workers=1 if serial else 2, thread_name_prefix="medbrief-background")
         self._latest: dict[str, int] = {}
-        self._running: set[_Signals] = set()
-
-    @property
-    def pending(self) -> int:
-        return len(self._running)
+        self._futures: set[Future[None]] = set()
+        self.pending = 0
+        self._finished.connect(self._deliver)  # queued: emitted from the worker thread, run on this one
 
     def run(self, kind: str, operation: Callable[[], Any], success: Callable[[Any], None],
             failure: Failure | None = None) -> None:
         generation = self._latest.get(kind, 0) + 1
         self._latest[kind] = generation
-        signals = _Signals(self)
-        self._running.add(signals)
+        job = (kind, generation, success, failure)
+        self.pending += 1
 
-        def deliver(result: Any, exc: Exception | None) -> None:
-            self._running.discard(signals)
-            signals.deleteLater()
+        def work() -> None:
             try:
-                if self._latest.get(kind) != generation:
-                    return  # superseded by a newer operation of the same kind
-                if exc is not None:
-                    (failure or _log)(exc)
-                else:
-                    success(result)
-            finally:
-                if not self._running:
-                    self.settled.emit()
+                result, error = operation(), None
+            except Exception as exc:  # noqa: BLE001 - delivered to the failure callback on the GUI thread
+                result, error = None, exc
+            try:
+                self._finished.emit(job, result, error)
+            except RuntimeError:  # the window closed while this ran: nobody is left to tell
+                pass
 
-        signals.done.connect(deliver)
-        self._pool.start(_Task(operation, signals))
+        future = self._executor.submit(work)
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
 
-    def wait(self, timeout_ms: int = 30_000) -> bool:
-        """Block until the pool is idle (shutdown only; never from a slot)."""
-        return self._pool.waitForDone(timeout_ms)
+    def _deliver(self, job: tuple[str, int, Callable[[Any], None], Failure | None], result: Any,
+                 error: Exception | None) -> None:
+        kind, generation, success, failure = job
+        self.pending -= 1
+        try:
+            if not self._serial and self._latest.get(kind) != generation:
+                return  # superseded by a newer operation of the same kind
+            if error is not None:
+                (failure or _log)(error)
+            else:
+                success(result)
+        finally:
+            if not self.pending:
+                self.settled.emit()
+
+    def wait(self, timeout_s: float = 30.0) -> None:
+        """Block until the operations started so far have run (closing the window; never from a slot)."""
+        wait_for(list(self._futures), timeout=timeout_s)

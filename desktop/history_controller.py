@@ -26,6 +26,7 @@ class HistoryController(QObject):
         self.window = window
         self.store = store
         self.document_id: int | None = None
+        self.writes = window.writes  # autosave and status: off the GUI thread, in order
         self._unsaved_run: Any = None  # a BriefReport the history did not take yet
         self._loading = False
         self.panel = HistoryPanel(store, confirm or self._confirm, window.background)
@@ -101,37 +102,37 @@ class HistoryController(QObject):
         self._refresh_panel()
         return True
 
-    def autosave(self, action: str = "edit") -> int | None:
+    def autosave(self, action: str = "edit") -> None:
+        """Save the summary on screen as a new version if it changed: written off the GUI thread, in order."""
         if self._loading or not self._save_unsaved_run():
-            return None
-        if self.document_id is None:
-            return None
-        summary = self.window.current_summary()
-        if summary is None:
-            return None
+            return
+        document_id, summary = self.document_id, self.window.current_summary()
+        if document_id is None or summary is None:
+            return
         icd = [a.to_record() for a in self.window.icd_panel.assignments]
-        try:
-            version_id = self.store.save_edit(self.document_id, summary, icd, action=action)
-        except StorageError as exc:  # the edit stays in the window; the next autosave retries
-            self.window.show_error("自动保存失败", exc.message)
-            return None
-        if version_id is not None:
-            self.window.statusBar().showMessage("已自动保存", 2000)
-            self._refresh_panel()
-        return version_id
+
+        def saved(version_id: int | None) -> None:
+            if version_id is not None:
+                self.window.statusBar().showMessage("已自动保存", 2000)
+                self._refresh_panel()
+
+        # A failed autosave leaves the edit in the window; the next one retries.
+        self.writes.run("autosave", lambda: self.store.save_edit(document_id, summary, icd, action=action), saved,
+                        lambda exc: self.window.show_error("自动保存失败", getattr(exc, "message", str(exc))))
 
     def set_status(self, status: str) -> None:
-        if self.document_id is None:
+        document_id = self.document_id
+        if document_id is None:
             self.window.show_error("没有可审核的摘要", "请先生成或从历史记录打开一份摘要。")
             return
-        self.autosave()
-        try:
-            self.store.set_status(self.document_id, status)
-        except StorageError as exc:
-            self.window.show_error("状态未更改", exc.message)
-            return
-        self.window.statusBar().showMessage(f"已标记为{STATUS_LABELS[status]}", 4000)
-        self._refresh_panel()
+        self.autosave()  # queued first: the status applies to the version on screen
+
+        def changed(_version_id: int) -> None:
+            self.window.statusBar().showMessage(f"已标记为{STATUS_LABELS[status]}", 4000)
+            self._refresh_panel()
+
+        self.writes.run("status", lambda: self.store.set_status(document_id, status), changed,
+                        lambda exc: self.window.show_error("状态未更改", getattr(exc, "message", str(exc))))
 
     def reopen(self, document_id: int) -> None:
         try:

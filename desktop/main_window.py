@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self.rejected = False
         self._last_step: tuple[str, int] | None = None
         self.background = Background(self)  # reviews, lookups and history queries: never on this thread
+        self.writes = Background(self, serial=True)  # history writes (autosave, status): in order, off it too
         self._build_panes()
         self._build_actions()
         self._build_status_bar()
@@ -481,4 +482,6 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.host.stop()
+        self.background.wait()
+        self.writes.wait()  # the last autosave reaches the history before the app goes
         super().closeEvent(event)

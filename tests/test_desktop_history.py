@@ -15,6 +15,11 @@ from tests.conftest import SAMPLE_RECORD
 from tests.test_desktop import _generate, _ready, make_window  # noqa: F401  (fixture)
 
 
+def written(qtbot, controller: HistoryController) -> None:
+    """Autosave and status changes are written off the GUI thread, in order: wait until they are."""
+    qtbot.waitUntil(lambda: controller.writes.pending == 0, timeout=10_000)
+
+
 @pytest.fixture
 def history(tmp_path: Path):
     store = HistoryStore.open(tmp_path / "history.sqlite")
@@ -64,17 +69,20 @@ def test_accepting_a_code_is_saved_with_its_provenance(qtbot, app_with_history) 
     panel.rows.selectRow(2)
     panel.candidates.setCurrentRow(1)
     panel.accept_button.click()
+    written(qtbot, controller)
     latest = store.versions(controller.document_id)[-1]
     assert latest.icd[2]["provenance"] == "manual" and latest.origin == "code"
     assert store.audit_log(controller.document_id)[0].action == "accept_code"
 
 
-def test_review_and_sign_move_the_status_forward(app_with_history) -> None:
+def test_review_and_sign_move_the_status_forward(qtbot, app_with_history) -> None:
     window, controller, store, _ = app_with_history
     controller.review_action.trigger()
     controller.sign_action.trigger()
+    written(qtbot, controller)
     assert [v.status for v in store.versions(controller.document_id)][-2:] == ["reviewed", "signed"]
     controller.review_action.trigger()  # backwards is refused with a message, nothing changes
+    written(qtbot, controller)
     assert "forward" in window.last_error
     assert store.versions(controller.document_id)[-1].status == "signed"
 
@@ -91,6 +99,7 @@ def test_a_rejected_draft_is_kept_as_rejected_and_cannot_be_reviewed_or_signed(q
     assert history.list_records()[0].status == "rejected"
     assert not controller.sign_action.isEnabled() and not controller.review_action.isEnabled()
     controller.set_status("signed")
+    written(qtbot, controller)
     assert history.list_records()[0].status == "rejected" and "不能审核或签署" in window.last_error
     window.open_file(str(SAMPLE_RECORD))
     assert not window.rejected
@@ -103,6 +112,7 @@ def test_search_filter_and_reopen_restore_the_panes(qtbot, app_with_history) -> 
     editor = window.summary_pane.editors["chief_complaint"]
     with qtbot.waitSignal(window.summary_edited, timeout=3_000):
         editor.setPlainText("医生改写的主诉")
+    written(qtbot, controller)
     window.set_document_text('患者女,30岁,因"咳嗽2天"就诊。')
     assert controller.document_id is None
     panel = controller.panel
@@ -128,6 +138,7 @@ def test_compare_shows_draft_and_final_side_by_side(qtbot, app_with_history) -> 
     editor = window.summary_pane.editors["chief_complaint"]
     with qtbot.waitSignal(window.summary_edited, timeout=3_000):
         editor.setPlainText("医生改写的主诉")
+    written(qtbot, controller)
     panel = controller.panel
     panel.table.selectRow(0)
     panel.compare_selected()
