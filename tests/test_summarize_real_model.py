@@ -65,6 +65,7 @@ def test_cancel_stops_within_two_seconds_and_engine_summarizes_again(demo_engine
     _assert_sample_summary(again.summary)
 
 
+@pytest.mark.slow  # the real demo model, in a subprocess
 def test_cli_json_output_has_the_stable_keys(tmp_path, icd_data) -> None:
     out = tmp_path / "summary.json"
     proc = subprocess.run(
@@ -141,6 +142,7 @@ def test_model_output_that_cannot_be_a_summary_is_a_generation_error() -> None:
         parse_summary("not json")
 
 
+@pytest.mark.slow  # the real demo model, in a subprocess
 def test_cli_text_output_is_emr_format_then_codes_then_findings(icd_data) -> None:
     proc = subprocess.run([sys.executable, "-m", "inference", "summarize", str(SAMPLE_RECORD), "--quiet"],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
