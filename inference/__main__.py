@@ -1,3 +1,3 @@
-from inference.cli.main import main
+from inference.cli import main
 
 raise SystemExit(main())

@@ -136,7 +136,7 @@ def test_cli_unreadable_config_file_is_reported_not_a_traceback(tmp_path: Path, 
 
 
 def test_every_engine_setting_is_a_flag_of_summarize() -> None:
-    from inference.cli.main import _engine_settings, build_parser
+    from inference.cli.commands import _engine_settings, build_parser
     from inference.llm.settings import EngineSettings
 
     parser = build_parser()

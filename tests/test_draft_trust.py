@@ -119,7 +119,7 @@ def test_errors_come_first() -> None:
 
 
 def test_cli_validate_json_carries_the_verdict(tmp_path: Path, sample_text: str) -> None:
-    from inference.cli.main import main
+    from inference.cli import main
 
     summary_file = tmp_path / "draft.json"
     summary_file.write_text(example_patient().model_dump_json(), encoding="utf-8")
@@ -140,12 +140,12 @@ def test_summarize_exits_8_on_a_rejected_draft_and_keeps_it_as_rejected(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], demo_model_path) -> None:
     """The model is real; the pipeline's draft is swapped for another patient's, as a long record produced."""
     import inference.pipeline
-    from inference.cli.main import main
+    from inference.cli import main
     from inference.errors import EXIT_CODES
     from inference.history.store import HistoryStore
 
     wrong = sample_report(summary=OTHER_PATIENT)
-    monkeypatch.setattr(inference.pipeline, "run_pipeline", lambda document, engine, **_: wrong)
+    monkeypatch.setattr(inference.pipeline, "run_pipeline", lambda document, engine, *_context, **_options: wrong)
     assert wrong.rejected
     code = main(["summarize", "resources/samples/sample_record.txt", "--save", "--no-icd", "--quiet"])
     captured = capsys.readouterr()

@@ -391,7 +391,7 @@ def test_ctrl_c_that_lands_inside_llama_cpps_log_callback_still_stops_the_run(mo
     """ctypes swallows an exception raised in a callback: where llama.cpp's load log runs Python code, a
     KeyboardInterrupt is printed and lost. Ctrl+C must not depend on being raised."""
     import inference.llm.engine
-    from inference.cli.main import main
+    from inference.cli import main
 
     closed: list[bool] = []
 
