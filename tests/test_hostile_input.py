@@ -211,7 +211,8 @@ def test_nonsense_and_overlong_queries_get_no_codes(icd_data: Path) -> None:
     for nonsense in ("'; DROP TABLE codes; --", "codes", "SELECT * FROM x", "病" * (MAX_QUERY_CHARS + 1)):
         assert matcher.lookup(nonsense) == [] and matcher.codes(nonsense) == [], nonsense
     assert matcher.lookup("COPD")[0].code.startswith("J44")  # an abbreviation is a diagnosis
-    assert matcher.lookup("AECOPD")[0].code.startswith("J44")
+    if matcher.ranker is not None:  # AECOPD is known from CHIP-CDN wording, learned where ../shared was present
+        assert matcher.lookup("AECOPD")[0].code.startswith("J44")
     proc = medbrief("icd", "心" * 10_000, env={"MEDBRIEF_DATA_DIR": str(icd_data)}, timeout=60)
     assert proc.returncode == 3 and "query too long" in one_line(proc)
 
