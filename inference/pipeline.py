@@ -30,6 +30,7 @@ class BriefReport:
 
     def as_json(self) -> dict[str, Any]:
         summary = self.result.summary
+        evidence = self.result.evidence.as_dict()
         return {
             "chief_complaint": summary.chief_complaint,
             "present_illness": summary.present_illness,
@@ -45,11 +46,10 @@ class BriefReport:
             "verdict": self.verdict,
             "findings": [f.as_dict() for f in self.validation.findings] if self.validation else [],
             "unchecked": self.validation.unchecked if self.validation else 0,
-            "removed": [{"rule_id": r.rule_id, "section": r.section, "text": r.text, "reason": r.reason}
-                        for r in self.result.removals],
+            "removed": evidence["removals"],  # what the guard took out, as the model wrote it
             "parts": [{"index": p.index, "start": p.start, "end": p.end, "headings": list(p.headings)}
                       for p in self.result.parts],
-            "evidence": self.result.evidence.as_dict(),  # what `medbrief validate` needs to review it the same
+            "evidence": evidence,  # what `medbrief validate` needs to review it the same
             "elapsed_s": round(self.elapsed_s, 3),
             "statements": [s.as_dict() for s in self.validation.statements] if self.validation else [],
             "model": self.result.model,

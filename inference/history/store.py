@@ -162,6 +162,11 @@ def _move_aside(path: Path) -> Path:
     return aside
 
 
+def _lenient_text(data: bytes) -> str:
+    """A damaged byte inside a stored text must not make a whole listing, export or salvage unreadable."""
+    return data.decode("utf-8", "replace")
+
+
 # Parents first, so that a salvaged version finds its document.
 _SALVAGED_TABLES = ("documents", "runs", "summary_versions", "audit_events")
 _MISSES_BEFORE_GIVING_UP = 10_000
@@ -203,7 +208,7 @@ def salvage(damaged: Path, target: Path) -> dict[str, int]:
         source = sqlite3.connect(f"file:{damaged}?mode=ro&immutable=1", uri=True)
     except sqlite3.Error:
         return copied
-    source.text_factory = lambda data: data.decode("utf-8", "replace")
+    source.text_factory = _lenient_text
     with closing(source), closing(sqlite3.connect(target)) as db:
         db.execute("PRAGMA foreign_keys=ON")
         for table in _SALVAGED_TABLES:
@@ -251,8 +256,7 @@ class HistoryStore:
     @staticmethod
     def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # transactions begin in _begin_immediate, not in pysqlite
-        # A damaged byte inside a text must not make a whole listing or export unreadable.
-        dbapi_connection.text_factory = lambda data: data.decode("utf-8", "replace")
+        dbapi_connection.text_factory = _lenient_text
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
