@@ -111,6 +111,16 @@ def test_validate_refuses_a_deeply_nested_or_huge_summary_json(tmp_path: Path) -
     assert proc.returncode == 3 and "too large" in one_line(proc)
 
 
+@pytest.mark.parametrize("evidence", [[1, 2], {"scopes": [{"section": 1}]}, {"removals": "x"},
+                                      {"scopes": [{"section": "a", "text": "b", "ranges": [[1]]}]}])
+def test_validate_refuses_malformed_evidence_in_one_line(tmp_path: Path, evidence: object) -> None:
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({**SAMPLE_SUMMARY.model_dump(), "evidence": evidence}, ensure_ascii=False),
+                       encoding="utf-8")
+    proc = medbrief("validate", str(summary), "--source", str(SAMPLE_RECORD))
+    assert proc.returncode == 3 and "malformed evidence" in one_line(proc)
+
+
 def test_a_summary_of_punctuation_alone_is_rejected(sample_text: str) -> None:
     """What a model with a broken header (rope_freq_base NaN) wrote: "," in every section."""
     from inference.checks.validation import validate

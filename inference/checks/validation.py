@@ -510,9 +510,13 @@ class RunEvidence:
         """``None`` (a summary written by hand, a run from before evidence was kept): no evidence."""
         if not data:
             return cls()
-        scopes = {(item["section"], item["text"]): [(int(a), int(b)) for a, b in item["ranges"]]
-                  for item in data.get("scopes", [])}
-        removals = tuple(Removal(r["rule_id"], r["section"], r["text"], r["reason"]) for r in data.get("removals", []))
+        try:
+            scopes = {(str(item["section"]), str(item["text"])): [(int(a), int(b)) for a, b in item["ranges"]]
+                      for item in data.get("scopes", [])}
+            removals = tuple(Removal(str(r["rule_id"]), str(r["section"]), str(r["text"]), str(r["reason"]))
+                             for r in data.get("removals", []))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # ValueError: what this raises
+            raise ValueError(f"not the evidence `summarize --json` writes ({type(exc).__name__}: {exc})") from exc
         return cls(scopes, removals)
 
 

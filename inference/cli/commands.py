@@ -395,11 +395,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise InputError(f"摘要格式不对 / summary JSON lacks the summarize --json shape: {where}: {first['msg']}") from exc
     document = load_document(args.source)
-    table = _review_table(args.table)
     try:
         evidence = RunEvidence.from_dict(data.get("evidence") if isinstance(data, dict) else None)
-    except (KeyError, TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise InputError(f"摘要中的 evidence 格式不对 / malformed evidence in {args.summary}: {exc}") from exc
+    table = _review_table(args.table)
     # Exactly as given (splitting would hide S2), with the run's evidence: what summarize's review found.
     report = validate(summary, document.text, table, evidence)
     if args.json:
