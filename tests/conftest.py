@@ -68,37 +68,11 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-# Captured before any test redirects the data dir: where setup.sh installed the bundled ICD table.
-from inference.paths import data_dir as _data_dir  # noqa: E402
-
-INSTALLED_DATA_DIR = _data_dir()
-
-
 @pytest.fixture(scope="session")
 def icd_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir holding the bundled WHO table (installed by setup) and, when ../shared is present,
-    what the lookup learns from CHIP-CDN train (synonyms, cues, examples, ranker) — copied from the
-    user data dir when setup built it there from the same inputs and code, else learned here (~1 min)."""
-    import shutil
-
-    source = INSTALLED_DATA_DIR / "icd_tables" / "who-zh.sqlite"
-    if not source.exists():
-        pytest.fail(f"bundled ICD table missing at {source}; run `bash setup.sh` (the README's test command does)")
-    home = tmp_path_factory.mktemp("icd_home")
-    (home / "icd_tables").mkdir()
-    shutil.copy(source, home / "icd_tables" / "who-zh.sqlite")
-    train = SHARED_DIR / "eval" / "chip_cdn" / "CHIP-CDN_train.json"
-    beijing = SHARED_DIR / "data" / "icd10" / "beijing_v601" / "icd10_beijing_v601.csv"
-    if train.exists() and beijing.exists():
-        from inference.icd.table import load_table
-        from inference.icd_training.learning import LEARNED_FILES, build, is_current
-
-        if is_current(train, beijing, INSTALLED_DATA_DIR):
-            for name in LEARNED_FILES:
-                shutil.copy(INSTALLED_DATA_DIR / name, home / name)
-        else:
-            build(train, beijing, home, load_table(home / "icd_tables" / "who-zh.sqlite"))
-    return home
+    """An empty data dir: the bundled table and the learned lookup ship in resources/, so a user who never
+    ran setup codes exactly as the measured product does."""
+    return tmp_path_factory.mktemp("icd_home")
 
 
 @pytest.fixture

@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.icd.encoder import BUCKETS, DIMENSIONS, ENCODER_FILE_NAME, TextEncoder, gram_ids, train_encoder
-from inference.icd.synonyms import encoder_pairs, normalize_text, read_term_codes, read_training_set, record_terms
+from inference.icd.encoder import TextEncoder, gram_ids
+from inference.icd.learned import normalize_text
 from inference.icd.table import open_table
-from inference.icd_training.learning import reference_titles
+from inference.icd.training.build import reference_titles
+from inference.icd.training.corpus import encoder_pairs, read_term_codes, read_training_set, record_terms
+from inference.icd.training.encoder_training import BUCKETS, initial_encoder, train_encoder
 from tests.conftest import shared_path
 
 _PAIRS = [
@@ -28,7 +30,7 @@ def test_training_places_each_wording_nearest_its_paired_name() -> None:
     for query in ("心梗", "慢阻肺急性加重", "多发脑梗", "阵发性房颤"):
         nearest = names[int(np.argmax(vectors @ encoder.encode([query])[0]))]
         assert nearest == dict(_PAIRS)[query]
-    untrained = TextEncoder.initial()  # the same seed without training: no such structure
+    untrained = initial_encoder()  # the same seed without training: no such structure
     hits = sum(
         names[int(np.argmax(untrained.encode(names) @ untrained.encode([q])[0]))] == n for q, n in _PAIRS
     )
@@ -39,22 +41,26 @@ def test_training_places_each_wording_nearest_its_paired_name() -> None:
 def test_training_is_deterministic_and_any_text_has_grams() -> None:
     a, b = train_encoder(_PAIRS, epochs=2), train_encoder(_PAIRS, epochs=2)
     assert np.array_equal(a.vectors, b.vectors)
-    assert len(gram_ids("")) == 1 and all(0 <= i < BUCKETS for i in gram_ids("高血压3级"))
+    assert len(gram_ids("", BUCKETS)) == 1 and all(0 <= i < BUCKETS for i in gram_ids("高血压3级", BUCKETS))
 
 
-def test_encoder_file_round_trips_and_bad_files_are_ignored(tmp_path: Path) -> None:
+def test_encoder_ships_as_int8_rows_that_encode_as_the_float_ones_and_bad_files_are_ignored(tmp_path: Path) -> None:
     encoder = train_encoder(_PAIRS, epochs=2)
-    path = tmp_path / ENCODER_FILE_NAME
-    encoder.save(path)
-    loaded = TextEncoder.load(path)
-    assert loaded is not None
-    texts = ["心梗", "慢性阻塞性肺疾病"]
-    assert np.allclose(loaded.encode(texts), encoder.encode(texts), atol=2e-3)  # stored as float16
-    np.save(path, np.zeros((10, DIMENSIONS), dtype=np.float16))  # another shape: another version
-    assert TextEncoder.load(path) is None
+    path, scales = tmp_path / "encoder.npy", tmp_path / "encoder_scales.npy"
+    encoder.save(path, scales)
+    assert path.stat().st_size < BUCKETS * encoder.vectors.shape[1] + 1024  # one byte a value
+    loaded = TextEncoder.load(path, scales)
+    assert loaded is not None and loaded.buckets == BUCKETS
+    texts = ["心梗", "慢性阻塞性肺疾病", "阵发性房颤"]
+    cosines = (loaded.encode(texts) * encoder.encode(texts)).sum(axis=1)
+    assert cosines.min() > 0.999, cosines
+    np.save(path, encoder.vectors[:10].astype(np.float16))  # not int8 rows: another version
+    assert TextEncoder.load(path, scales) is None
+    np.save(path, np.zeros((10, 4), dtype=np.int8))  # a scale per row is missing
+    assert TextEncoder.load(path, scales) is None
     path.write_bytes(b"not an array")
-    assert TextEncoder.load(path) is None
-    assert TextEncoder.load(tmp_path / "missing.npy") is None
+    assert TextEncoder.load(path, scales) is None
+    assert TextEncoder.load(tmp_path / "missing.npy", scales) is None
 
 
 @pytest.mark.slow  # learns from CHIP-CDN train: minutes on two cores
@@ -66,7 +72,7 @@ def test_learned_encoder_finds_gold_terms_of_unseen_strings(icd_data: Path) -> N
     encoder = train_encoder(encoder_pairs(learn_on, term_codes, reference_titles(open_table("who-zh"))), epochs=4)
     names = sorted(term_codes)
     vectors = encoder.encode([normalize_text(n) for n in names])
-    untrained = TextEncoder.initial()
+    untrained = initial_encoder()
     untrained_vectors = untrained.encode([normalize_text(n) for n in names])
     found = found_untrained = total = 0
     for record in score_on:

@@ -55,7 +55,6 @@ ALLOWED = {
     "export": {"icd", "summary"},
     "history": {"checks", "documents", "errors", "export", "icd", "paths", "summary"},
     "pipeline": {"checks", "documents", "errors", "icd", "llm", "progress", "summary"},
-    "icd_training": {"errors", "icd", "paths"},
     "cli": {"", "checks", "documents", "errors", "history", "icd", "llm", "pipeline", "progress", "summary"},
     "__main__": {"cli"},
 }
@@ -71,6 +70,19 @@ def _imports(path) -> set[str]:  # type: ignore[no-untyped-def]
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("inference")}
     return found
+
+
+def test_nothing_that_ships_imports_the_icd_training() -> None:
+    core = REPO_ROOT / "inference"
+    training = core / "icd" / "training"
+    broken = [
+        f"{path.relative_to(REPO_ROOT)} imports {module}"
+        for path in sorted(core.rglob("*.py")) if training not in path.parents
+        for module in _imports(path) if module.startswith("inference.icd.training")
+    ]
+    assert broken == []
+    spec = (REPO_ROOT / "packaging" / "medbrief.spec").read_text(encoding="utf-8")
+    assert '"inference.icd.training"' in spec and '"sklearn"' in spec
 
 
 def test_each_part_of_the_core_imports_only_what_its_layer_allows() -> None:

@@ -338,9 +338,7 @@ class _Checker:
     def _known_term(self, name: str) -> bool:
         from inference.icd.lookup import matcher_for
 
-        matcher = matcher_for(self.table)
-        candidates = matcher.lookup(name, top_k=1)
-        return bool(candidates) and candidates[0].score >= 0.6
+        return matcher_for(self.table).knows(name)
 
     # -- N: negation and certainty ------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""ICD-10 code tables: one SQLite file per table in the user data dir, with provenance.
+"""ICD-10 code tables, with provenance: the bundled WHO table ships read-only inside the app
+(``resources/icd/who-zh.tsv``, beside its GPL text); tables a user imports are SQLite files in their data dir.
 
 Every table records its name, version, source and a content hash, and every lookup result carries
 them, so a code shown to a doctor can always be traced to the exact table that produced it.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import sqlite3
 import unicodedata
 from collections.abc import Iterable
@@ -21,6 +21,9 @@ from inference.errors import IcdTableError
 from inference.paths import data_dir, make_private, private_dir, resources_dir
 
 BUNDLED_TABLE = "who-zh"
+BUNDLED_TABLE_PATH = resources_dir() / "icd" / f"{BUNDLED_TABLE}.tsv"
+BUNDLED_LICENCE_PATH = resources_dir() / "icd" / f"{BUNDLED_TABLE}.COPYING"
+_TSV_META = ("name", "version", "source", "licence")
 # Letters (Chinese too), digits, - _ and inner dots; \Z, not $, so that a trailing newline is refused.
 _TABLE_NAME = re.compile(r"[^\W_][\w.\-]{0,63}\Z")
 # I50 / I50.1 / I50.905 / I50.900x018 / I10xx02 / dagger-asterisk pairs A01.005+J17.0*
@@ -173,13 +176,47 @@ def load_table(path: Path) -> IcdTable:
     return IcdTable(info, entries)
 
 
+def write_table_tsv(path: Path, version: str, source: str, entries: list[IcdEntry], licence: str) -> None:
+    """The bundled table's committed form: ``# key: value`` provenance lines, then code, name, level."""
+    header = [f"# name: {path.stem}", f"# version: {version}", f"# source: {source}", f"# licence: {licence}"]
+    rows = [f"{e.code}\t{e.name}\t{e.level}" for e in entries]
+    path.write_text("\n".join(header + rows) + "\n", encoding="utf-8")
+
+
+@lru_cache(maxsize=2)
+def read_bundled_table(path: Path = BUNDLED_TABLE_PATH) -> IcdTable:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise IcdTableError(f"安装不完整：缺少内置 ICD 编码表 / the bundled ICD table is missing: {path}") from exc
+    meta = {}
+    entries = []
+    for line in lines:
+        if line.startswith("# "):
+            key, _, value = line[2:].partition(": ")
+            meta[key] = value
+        elif line.strip():
+            code, name, level = (line.split("\t") + ["", ""])[:3]
+            entries.append(IcdEntry(code, name, level))
+    if not entries or not set(_TSV_META) <= meta.keys():
+        raise IcdTableError(f"内置 ICD 编码表已损坏 / the bundled ICD table is damaged: {path}")
+    info = TableInfo(name=meta["name"], version=meta["version"], source=meta["source"], sha256=content_hash(entries),
+                     rows=len(entries), created="", licence=meta["licence"])
+    return IcdTable(info, entries)
+
+
 def list_tables() -> list[TableInfo]:
+    """The bundled table first, then the tables this user imported."""
     folder = tables_dir()
-    return [load_table(path).info for path in sorted(folder.glob("*.sqlite"))] if folder.exists() else []
+    imported = sorted(folder.glob("*.sqlite")) if folder.exists() else []
+    return [read_bundled_table().info] + [
+        load_table(path).info for path in imported if path.stem != BUNDLED_TABLE  # a copy older versions kept
+    ]
 
 
 def open_table(name_or_path: str | Path | None = None) -> IcdTable:
-    """A table by name (in the data dir) or by path; None is the configured or bundled table."""
+    """A table by name (the bundled one, or imported into the data dir) or by path; None is the configured
+    or bundled table."""
     if name_or_path is None:
         from inference.llm.settings import load_config
 
@@ -187,13 +224,9 @@ def open_table(name_or_path: str | Path | None = None) -> IcdTable:
     candidate = Path(name_or_path)
     if candidate.suffix == ".sqlite" and candidate.exists():
         return load_table(candidate.resolve())
+    if str(name_or_path) == BUNDLED_TABLE:
+        return read_bundled_table()
     path = table_path(str(name_or_path))
-    shipped = resources_dir() / "icd" / f"{BUNDLED_TABLE}.sqlite"  # present in packaged builds
-    if not path.exists() and str(name_or_path) == BUNDLED_TABLE and shipped.exists():
-        private_dir(path.parent)
-        shutil.copyfile(shipped, path)
-        make_private(path)
     if not path.exists():
-        hint = "；运行 setup.sh 安装内置表 / run setup.sh" if str(name_or_path) == BUNDLED_TABLE else ""
-        raise IcdTableError(f"找不到 ICD 编码表 '{name_or_path}'{hint} / ICD table not found: {path}")
+        raise IcdTableError(f"找不到 ICD 编码表 '{name_or_path}' / ICD table not found: {path}")
     return load_table(path)

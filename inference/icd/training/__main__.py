@@ -1,0 +1,3 @@
+from inference.icd.training.build import main
+
+raise SystemExit(main())

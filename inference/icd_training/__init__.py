@@ -1,1 +1,0 @@
-"""Build time only, never needed by the installed app: learning the ICD lookup from coded strings."""
