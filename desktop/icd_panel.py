@@ -22,11 +22,28 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.background import Background
-from inference.icd.coding import MANUAL, PROVENANCE_LABELS, IcdAssignment, direct_assignment
+from inference.icd.coding import MANUAL, PROVENANCE_LABELS, IcdAssignment, direct_assignment, to_final_codes
 from inference.icd.lookup import Candidate, matcher_for
 from inference.icd.table import IcdTable
 
-COLUMNS = ["诊断", "编码", "名称", "来源", "相似度", "状态"]
+COLUMNS = ["诊断", "编码", "名称", "来源", "置信度", "状态"]
+
+
+def precision_text(assignment: IcdAssignment) -> str:
+    if not assignment.precision:
+        return ""
+    start = f"查询所得 {assignment.refined_from}；" if assignment.refined_from else ""
+    return f"编码依据：{start}{assignment.precision}"
+
+
+def _as_looked_up(assignment: IcdAssignment, table: IcdTable) -> IcdAssignment:
+    """The assignment with the code the lookup or the model chose, before the rules took it further; a
+    doctor's own choice stays as it is."""
+    if assignment.provenance == MANUAL or not assignment.refined_from:
+        return assignment
+    entry = table.get(assignment.refined_from)
+    return replace(assignment, code=assignment.refined_from, name=entry.name if entry else assignment.name,
+                   refined_from=None, precision="")
 
 
 class IcdPanel(QWidget):
@@ -53,6 +70,11 @@ class IcdPanel(QWidget):
         self.rows.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.rows.itemSelectionChanged.connect(self._row_selected)
         layout.addWidget(self.rows, 2)
+        # Why the final code is more precise than the one looked up: 「同时诊断心力衰竭 → I11.0」.
+        self.precision = QLabel("")
+        self.precision.setObjectName("icd_precision")
+        self.precision.setWordWrap(True)
+        layout.addWidget(self.precision)
         layout.addWidget(QLabel("候选编码（函数调用结果）"))
         self.candidates = QListWidget()
         self.candidates.setObjectName("icd_candidates")
@@ -96,6 +118,8 @@ class IcdPanel(QWidget):
                 item = QTableWidgetItem(value)
                 if column == 0 and assignment.note:
                     item.setToolTip(assignment.note)
+                if column == 1 and assignment.precision:
+                    item.setToolTip(precision_text(assignment))
                 self.rows.setItem(row, column, item)
         self.rows.resizeColumnsToContents()
         self.rows.setColumnWidth(0, min(self.rows.columnWidth(0), 120))
@@ -108,6 +132,7 @@ class IcdPanel(QWidget):
     def _row_selected(self) -> None:
         row = self.selected_row()
         _fill(self.candidates, self.assignments[row].candidates if row >= 0 else [], with_reason=True)
+        self.precision.setText(precision_text(self.assignments[row]) if row >= 0 else "")
 
     def accept_selected_candidate(self) -> None:
         """The doctor confirms a candidate (the chosen one or another from the list)."""
@@ -147,6 +172,8 @@ class IcdPanel(QWidget):
             self.assignments[row] = replace(
                 current, code=candidate.code, name=candidate.name, score=candidate.score, provenance=MANUAL,
                 candidates=current.candidates if known else [candidate, *current.candidates])
+        if self.table is not None:  # the other rows' combination codes may depend on this one
+            self.assignments = to_final_codes([_as_looked_up(a, self.table) for a in self.assignments], self.table)
         self.accepted.add(row)
         self._refresh_rows()
         self.rows.selectRow(row)
@@ -170,7 +197,8 @@ class IcdPanel(QWidget):
             return  # the rows changed while looking up; the newer sync brings them
         if [a.diagnosis for a in updated] != [a.diagnosis for a in self.assignments]:
             accepted_names = {self.assignments[i].diagnosis for i in self.accepted if i < len(self.assignments)}
-            self.assignments = updated
+            # The other diagnoses changed, so may the combination codes (I11.0 once heart failure is removed).
+            self.assignments = to_final_codes([_as_looked_up(a, self.table) for a in updated], self.table)
             self.accepted = {i for i, a in enumerate(updated) if a.diagnosis in accepted_names}
             self._refresh_rows()
             self._row_selected()

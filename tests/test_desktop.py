@@ -17,7 +17,7 @@ from desktop.main_window import MainWindow
 from inference.checks.validation import validate
 from inference.documents import Document
 from inference.errors import GenerationCancelled, GenerationError, ModelError
-from inference.icd.coding import MANUAL, direct_assignment
+from inference.icd.coding import MANUAL, direct_assignment, to_final_codes
 from inference.icd.table import open_table
 from inference.llm.engine import EngineInfo
 from inference.llm.settings import AppConfig, EngineSettings
@@ -66,7 +66,8 @@ class FakeJob:
             time.sleep(self.delay)
         if self.error:
             raise GenerationError(self.error)
-        icd = [direct_assignment(d.name, table) for d in self.summary.diagnoses]
+        # As the pipeline's coding ends: each code taken to its leaf over the record's diagnoses.
+        icd = to_final_codes([direct_assignment(d.name, table) for d in self.summary.diagnoses], table)
         result = SummaryResult(summary=self.summary, prompt_version="test", model={},
                                timings=Timings(0.0, 0.1, 0.5, 800, 200), raw_output="{}")
         return BriefReport(document=document, result=result, icd=icd, validation=validate(self.summary, document.text),
@@ -280,6 +281,22 @@ def test_icd_accept_and_replace_record_the_doctors_choice(qtbot, make_window) ->
     assert panel.assignments[1].code == "I11.9" and panel.assignments[1].provenance == MANUAL
     table = open_table("who-zh")
     assert all(a.code in table for a in panel.assignments)
+
+
+def test_icd_panel_shows_why_a_code_is_more_precise_and_follows_an_edit_of_the_diagnoses(qtbot, make_window) -> None:
+    window = make_window()
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    panel = window.icd_panel
+    assert [a.code for a in panel.assignments] == ["I50.9", "I11.0", "N19"]
+    panel.rows.selectRow(1)
+    assert panel.precision.text() == "编码依据：查询所得 I11；同时诊断心力衰竭 → I11.0"
+    assert "同时诊断心力衰竭" in panel.rows.item(1, 1).toolTip()
+    diagnoses = window.summary_pane.editors["diagnoses"]
+    diagnoses.setPlainText("高血压心脏病\n肾功能不全")  # the heart failure is struck out
+    qtbot.waitUntil(lambda: [a.diagnosis for a in panel.assignments] == ["高血压心脏病", "肾功能不全"], timeout=10_000)
+    assert panel.assignments[0].code == "I11.9" and "未诊断心力衰竭" in panel.assignments[0].precision
 
 
 def test_copy_puts_the_emr_format_on_the_clipboard(qtbot, make_window) -> None:

@@ -354,7 +354,8 @@ def _icd_text(assignments: list[Any]) -> str:
     lines = [f"\n【ICD-10】（{assignments[0].table.get('name', '')}，待医生确认）"]
     for a in assignments:
         code = f"{a.code} {a.name}" if a.code else "未找到"
-        lines.append(f"{a.diagnosis}：{code}（{PROVENANCE_LABELS.get(a.provenance, a.provenance)}，{a.score:.2f}）")
+        why = f"；{a.precision}" if a.precision else ""
+        lines.append(f"{a.diagnosis}：{code}（{PROVENANCE_LABELS.get(a.provenance, a.provenance)}，{a.score:.2f}{why}）")
     return "\n".join(lines) + "\n"
 
 
@@ -428,6 +429,7 @@ def _review_table(name: str | None) -> Any:
 def _cmd_icd(args: argparse.Namespace) -> int:
     from inference.icd.importer import import_table
     from inference.icd.lookup import MAX_QUERY_CHARS, lookup_provenance, matcher_for
+    from inference.icd.precision import refine_record
     from inference.icd.table import list_tables, open_table
     from inference.llm.settings import load_config, save_config
 
@@ -475,17 +477,28 @@ def _cmd_icd(args: argparse.Namespace) -> int:
         raise InputError(f"查询过长（{len(query)} 字，上限 {MAX_QUERY_CHARS}），请只输入诊断名称 / query too long for "
                          "a diagnosis")
     results = [(part, matcher.lookup(part, args.top)) for part in matcher.split_diagnoses(query)] or [(query, [])]
+    # The parts are one record's diagnoses: each top code is taken to the leaf a coder signs, by the
+    # combination rules over all of them (高血压心脏病 with 心力衰竭 → I11.0) and down the table.
+    finals = refine_record([(part, found[0].code if found else None) for part, found in results], table)
     provenance = lookup_provenance(table)
     if args.json:
-        payload = [{"query": part, "candidates": [c.as_dict() for c in found]} for part, found in results]
+        payload = [
+            {"query": part, "candidates": [c.as_dict() for c in found],
+             "final": final and {"code": final.code, "name": final.name, "reasons": list(final.reasons),
+                                 "leaf": final.leaf}}
+            for (part, found), final in zip(results, finals)
+        ]
         print(json.dumps({"table": provenance, "results": payload}, ensure_ascii=False, indent=2))
         return 0
-    for part, found in results:
+    for (part, found), final in zip(results, finals):
         print(f"{part}:")
         for candidate in found or []:
             print(f"  {candidate.code}\t{candidate.name}\t{candidate.score:.2f}\t{candidate.match}")
         if not found:
             print("  （表中没有足够相似的条目 / no close match in the table）")
+        if final is not None:
+            why = f"（{final.note}）" if final.reasons else ""
+            print(f"  → 编码 {final.code}\t{final.name}{why}")
     print(f"[table {table.info.name} {table.info.version}, sha256 {table.info.sha256[:12]}; {provenance['ranking']}]")
     return 0
 

@@ -17,6 +17,7 @@ from rapidfuzz import fuzz
 
 from inference.errors import GenerationError
 from inference.icd.lookup import Candidate, lookup_provenance, matcher_for
+from inference.icd.precision import is_leaf, refine_record
 from inference.icd.table import IcdTable
 from inference.llm.engine import Engine, GenerationResult
 from inference.llm.grammar import gbnf_from_json_schema
@@ -41,6 +42,7 @@ MODEL_TOOL_CALL = "model_tool_call"
 DIRECT_LOOKUP = "direct_lookup"
 MANUAL = "manual"
 PROVENANCE_LABELS = {MODEL_TOOL_CALL: "模型函数调用", DIRECT_LOOKUP: "直接查询", MANUAL: "医生选择"}
+MANUAL_NOT_LEAF = "所选编码下还有亚目，请选择到末级编码"
 
 
 @dataclass
@@ -53,6 +55,10 @@ class IcdAssignment:
     candidates: list[Candidate]
     table: dict[str, Any]
     note: str = ""
+    # The code the lookup or the model chose, when the combination rules or the table took it further
+    # (I11 → I11.0), and why: 「同时诊断心力衰竭 → I11.0」.
+    refined_from: str | None = None
+    precision: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +69,8 @@ class IcdAssignment:
             "candidates": [c.as_dict() for c in self.candidates],
             "table": self.table,
             "note": self.note,
+            "refined_from": self.refined_from,
+            "precision": self.precision,
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -75,7 +83,7 @@ class IcdAssignment:
             diagnosis=record.get("diagnosis", ""), code=record.get("code"), name=record.get("name"),
             score=float(record.get("score", 0.0)), provenance=record.get("provenance", ""),
             candidates=[Candidate(**c) for c in record.get("candidates", [])], table=record.get("table", {}),
-            note=record.get("note", ""),
+            note=record.get("note", ""), refined_from=record.get("refined_from"), precision=record.get("precision", ""),
         )
 
 
@@ -267,6 +275,26 @@ def _assign(diagnoses: list[str], chosen: dict[str, str], looked_up: dict[str, l
         elif code is None and not note:
             note = "模型未给出编码，改为直接查询 / the model did not settle on a code"
         assignments.append(direct_assignment(diagnosis, table, note, candidates))
+    return to_final_codes(assignments, table)
+
+
+def to_final_codes(assignments: list[IcdAssignment], table: IcdTable) -> list[IcdAssignment]:
+    """Each code taken to the leaf a coder signs, by the combination rules over the record's diagnoses and
+    down the table (``precision``); the code chosen before and the reasons are kept. A doctor's own choice
+    is never changed, only marked when it is not a leaf."""
+    refined = refine_record([(a.diagnosis, a.code) for a in assignments], table)
+    for assignment, final in zip(assignments, refined):
+        if final is None or not final.reasons:
+            continue
+        if assignment.provenance == MANUAL:
+            assignment.precision = "" if is_leaf(assignment.code or "", table) else MANUAL_NOT_LEAF
+            continue
+        if final.code != assignment.code:
+            assignment.refined_from, assignment.code, assignment.name = assignment.code, final.code, final.name
+            if final.code not in {c.code for c in assignment.candidates}:
+                assignment.candidates.insert(0, Candidate(final.code, final.name, assignment.score,
+                                                          f"refined (from {assignment.refined_from})"))
+        assignment.precision = final.note
     return assignments
 
 
