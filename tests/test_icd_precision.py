@@ -144,3 +144,8 @@ def test_cli_icd_answers_the_field_report_query_with_leaf_codes(tmp_path: Path) 
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=120, env=env).stdout
     assert "→ 编码 I11.0" in text and "同时诊断心力衰竭" in text
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.sqlite"))
+
+
+def test_a_sequela_rule_leaves_a_diagnosis_that_also_states_an_acute_event(who: IcdTable) -> None:
+    assert refine("I63.9", "陈旧性脑梗死", [], who).code == "I69.3"
+    assert refine("I63.9", "急性脑梗塞陈旧性脑干梗塞", [], who).code == "I63.9"

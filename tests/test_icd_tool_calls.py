@@ -87,7 +87,8 @@ def test_a_code_from_another_diagnosis_lookup_is_rejected(icd_data: Path) -> Non
     looked_up = {"高血压心脏病": [Candidate("I11", "高血压心脏病", 1.0, "exact_name").as_dict()]}
     assignments = _assign(["高血压心脏病"], {"高血压心脏病": "N19"}, looked_up, table, trace)
     assert trace.rejected_codes == ["N19"]
-    assert assignments[0].code == "I11"
+    # The lookup's I11, taken to its leaf: no heart failure among the record's diagnoses.
+    assert (assignments[0].refined_from, assignments[0].code) == ("I11", "I11.9")
 
 
 def test_output_guard_refuses_any_code_outside_the_table(icd_data: Path) -> None:

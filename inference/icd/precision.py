@@ -35,14 +35,14 @@ NEEDS_CHOICE = "需人工选择亚目"
 class CombinationRule:
     applies_to: re.Pattern[str]
     with_codes: tuple[re.Pattern[str], ...]
-    wording: re.Pattern[str] | None
+    wording: tuple[tuple[re.Pattern[str], bool], ...]  # each pattern with whether it must match (False: must not)
     becomes: str
     reason: str
 
     def target(self, code: str, wording: str, other_codes: list[str]) -> str | None:
         if not self.applies_to.search(code):
             return None
-        if self.wording is not None and not self.wording.search(wording):
+        if any(bool(pattern.search(wording)) != wanted for pattern, wanted in self.wording):
             return None
         if not all(any(pattern.search(other) for other in other_codes) for pattern in self.with_codes):
             return None
@@ -61,7 +61,9 @@ def load_rules(path: Path = RULES_PATH) -> tuple[CombinationRule, ...]:
             rules.append(CombinationRule(
                 re.compile(applies_to),
                 tuple(re.compile(p.strip()) for p in with_codes.split("&") if p.strip()),
-                re.compile(wording) if wording else None, becomes, reason))
+                tuple((re.compile(p.strip().removeprefix("!")), not p.strip().startswith("!"))
+                      for p in wording.split("&") if p.strip()),
+                becomes, reason))
         except re.error as exc:
             raise IcdTableError(f"ICD 合并编码规则第 {number} 条有误 / rule {number} in {path.name}: {exc}") from exc
         if not applies_to or not becomes or not reason:
