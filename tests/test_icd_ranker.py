@@ -160,7 +160,11 @@ def test_build_writes_every_learned_file_with_its_stamp(tmp_path: Path, monkeypa
     """The build end to end on a slice of train; the training file edited while it learns is stamped with
     the hash it had when learning began, so the check that follows sees the change."""
     import inference.icd.training.build as building
+    import inference.icd.training.corpus as corpus
+    from inference.icd.training.encoder_training import train_encoder
 
+    # One epoch per encoder: the full build's twelve are the reproduction test's business.
+    monkeypatch.setattr(corpus, "train_encoder", lambda pairs: train_encoder(pairs, epochs=1))
     train = read_training_set(shared_path("eval", "chip_cdn", "CHIP-CDN_train.json"))[:300]
     beijing = shared_path("data", "icd10", "beijing_v601", "icd10_beijing_v601.csv")
     small = tmp_path / "train_slice.json"
