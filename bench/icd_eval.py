@@ -4,8 +4,10 @@ Gold: each standard term of a record, mapped to its code through the 北京临�
 - category level: 3-character codes predicted with the bundled WHO table vs the gold categories;
 - term level: standard terms predicted with the 北京临床版 table imported vs the gold terms.
 Micro-averaged precision / recall / F1 over all records. Also reports lookup latency. Predictions are
-``IcdMatcher.codes`` with what setup learned from CHIP-CDN train (synonyms, cues, examples, ranker) —
-run ``bash setup.sh`` first with ../shared beside the repo, or the figures are the unlearned lookup's.
+``IcdMatcher.codes`` with the learned lookup as it ships (``resources/icd/learned/``, learned from
+CHIP-CDN train only), then the same codes taken to the leaf a coder signs (``inference.icd.precision``:
+combination rules over the string's codes, then down the table), scored again: how often a final code is
+a non-leaf code before and after, every F1 before and after, and examples where the term changed.
 
     .venv/bin/python bench/icd_eval.py [--shared ../shared] [--limit N]
 """
@@ -21,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.icd.bundle import install as install_bundled  # noqa: E402
 from inference.icd.importer import import_table  # noqa: E402
 from inference.icd.lookup import Candidate, IcdMatcher  # noqa: E402
-from inference.icd.synonyms import read_term_codes, record_terms  # noqa: E402
-from inference.icd.table import BUNDLED_TABLE, IcdTableError, open_table  # noqa: E402
+from inference.icd.precision import is_leaf, refine_record  # noqa: E402
+from inference.icd.table import BUNDLED_TABLE, open_table  # noqa: E402
+from inference.icd.training.corpus import read_term_codes, record_terms  # noqa: E402
 
 
 def prf(gold: list[set[str]], pred: list[set[str]]) -> dict[str, float]:
@@ -59,11 +61,7 @@ def main() -> int:
         {term_codes[t][:3] for t in terms if t in term_codes and "/" not in term_codes[t]} for terms in gold_terms
     ]
 
-    try:
-        who = open_table(BUNDLED_TABLE)
-    except IcdTableError:
-        install_bundled()
-        who = open_table(BUNDLED_TABLE)
+    who = open_table(BUNDLED_TABLE)
     import_table(beijing_csv, "beijing-v601-eval", version="北京临床版 v6.01", replace=True)
     beijing = open_table("beijing-v601-eval")
     report: dict[str, object] = {"records": len(records)}
@@ -71,7 +69,7 @@ def main() -> int:
         started = time.perf_counter()
         matcher = IcdMatcher(table)
         build_s = time.perf_counter() - started
-        report.setdefault("ranker", matcher.ranker.trained_on if matcher.ranker else "none (similarity ranking)")
+        report.setdefault("ranker", matcher.ranker.trained_on)
         latencies: list[float] = []
         predictions: list[list[Candidate]] = []
         for record in records:
@@ -81,15 +79,40 @@ def main() -> int:
         latencies.sort()
         timing = {"index_build_s": round(build_s, 2), "p50_ms": round(statistics.median(latencies), 2),
                   "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 2)}
+        finals = [
+            [f for f in refine_record([(record["text"], c.code) for c in p], table) if f is not None]
+            for record, p in zip(records, predictions)
+        ]
+        codes_before = [c.code for p in predictions for c in p]
+        codes_after = [f.code for fs in finals for f in fs]
+        leaves = {
+            "non_leaf_share_before": round(sum(not is_leaf(c, table) for c in codes_before) / max(len(codes_before), 1), 4),
+            "non_leaf_share_after": round(sum(not is_leaf(c, table) for c in codes_after) / max(len(codes_after), 1), 4),
+            "codes_changed": sum(f.code != c.code for p, fs in zip(predictions, finals) for c, f in zip(p, fs)),
+            "codes": len(codes_before),
+        }
         if label == "who":
             pred = [{c.code[:3] for c in p} for p in predictions]
+            pred_after = [{f.code[:3] for f in fs} for fs in finals]
             report["category_who"] = {**prf(gold_disease_categories, pred), **timing}
+            report["category_who_final"] = prf(gold_disease_categories, pred_after)
             report["category_who_counting_morphology"] = prf(gold_categories, pred)
+            report["leaves_who"] = leaves
         else:
+            gold_codes = [{term_codes[t] for t in terms if t in term_codes} for terms in gold_terms]
             pred_terms = [{c.name for c in p} for p in predictions]
-            pred_cats = [{c.code[:3] for c in p} for p in predictions]
+            pred_terms_after = [{f.name for f in fs} for fs in finals]
             report["term_beijing"] = {**prf(gold_terms, pred_terms), **timing}
-            report["category_beijing"] = prf(gold_categories, pred_cats)
+            report["term_beijing_final"] = prf(gold_terms, pred_terms_after)
+            report["code_beijing"] = prf(gold_codes, [{c.code for c in p} for p in predictions])
+            report["code_beijing_final"] = prf(gold_codes, [{f.code for f in fs} for fs in finals])
+            report["category_beijing"] = prf(gold_categories, [{c.code[:3] for c in p} for p in predictions])
+            report["category_beijing_final"] = prf(gold_categories, [{f.code[:3] for f in fs} for fs in finals])
+            report["leaves_beijing"] = leaves
+            report["term_changes"] = [
+                {"text": r["text"], "gold": sorted(g), "before": sorted(b), "after": sorted(a)}
+                for r, g, b, a in zip(records, gold_terms, pred_terms, pred_terms_after) if a != b
+            ][:12]
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0
 
