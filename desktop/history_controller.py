@@ -3,6 +3,7 @@ reopen. The store is headless; this is the only place the two meet."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt
@@ -11,21 +12,27 @@ from PySide6.QtWidgets import QDockWidget, QMessageBox
 
 from desktop.history_panel import STATUS_LABELS, HistoryPanel
 from desktop.main_window import MainWindow
+from desktop.signing import SignatureRequest, ask_signature, blockers
+from inference.checks.validation import ERROR
 from inference.documents import Document
 from inference.errors import StorageError
 from inference.history.models import REJECTED
 from inference.history.store import HistoryStore
 from inference.icd.coding import IcdAssignment
+from inference.llm.demo_model import demo_model_path
 from inference.llm.gguf_header import model_fingerprint
 from inference.summary.schema import StructuredSummary
 
 
 class HistoryController(QObject):
-    def __init__(self, window: MainWindow, store: HistoryStore, confirm: Any = None) -> None:
+    def __init__(self, window: MainWindow, store: HistoryStore, confirm: Any = None, sign: Any = None) -> None:
+        """``sign(window, SignatureRequest) -> Signature | None`` asks who signs (tests answer without a dialog)."""
         super().__init__(window)
         self.window = window
         self.store = store
         self.document_id: int | None = None
+        self._sign = sign or ask_signature
+        self.signer = ""  # the doctor's name, asked once per session: a ward PC is shared under one OS account
         self.writes = window.writes  # autosave and status: off the GUI thread, in order
         self._unsaved_run: Any = None  # a BriefReport the history did not take yet
         self._loading = False
@@ -120,19 +127,33 @@ class HistoryController(QObject):
         self.writes.run("autosave", lambda: self.store.save_edit(document_id, summary, icd, action=action), saved,
                         lambda exc: self.window.show_error("自动保存失败", getattr(exc, "message", str(exc))))
 
+    def signing_blockers(self) -> tuple[str, ...]:
+        window = self.window
+        errors = sum(f.severity == ERROR for f in window.validation.findings) if window.validation else 0
+        panel = window.icd_panel
+        unconfirmed = sum(1 for row, a in enumerate(panel.assignments) if a.code and row not in panel.accepted)
+        return blockers(errors, unconfirmed, window.demo_draft)
+
     def set_status(self, status: str) -> None:
         document_id = self.document_id
         if document_id is None:
             self.window.show_error("没有可审核的摘要", "请先生成或从历史记录打开一份摘要。")
             return
+        signature = self._sign(self.window, SignatureRequest(status, self.signer, self.signing_blockers()))
+        if signature is None:
+            self.window.statusBar().showMessage(f"未{STATUS_LABELS[status].removeprefix('已')}", 4000)
+            return
+        self.signer = signature.signer
         self.autosave()  # queued first: the status applies to the version on screen
 
         def changed(_version_id: int) -> None:
-            self.window.statusBar().showMessage(f"已标记为{STATUS_LABELS[status]}", 4000)
+            self.window.statusBar().showMessage(f"已标记为{STATUS_LABELS[status]}（{signature.signer}）", 4000)
             self._refresh_panel()
 
-        self.writes.run("status", lambda: self.store.set_status(document_id, status), changed,
-                        lambda exc: self.window.show_error("状态未更改", getattr(exc, "message", str(exc))))
+        self.writes.run(
+            "status",
+            lambda: self.store.set_status(document_id, status, signer=signature.signer, override=signature.override),
+            changed, lambda exc: self.window.show_error("状态未更改", getattr(exc, "message", str(exc))))
 
     def reopen(self, document_id: int) -> None:
         try:
@@ -144,11 +165,18 @@ class HistoryController(QObject):
             return
         document = Document(text=row.text, file_name=row.file_name, encoding=row.encoding, sha256=row.sha256)
         latest = versions[-1]
+        try:
+            model_file = self.store.run_model_file(document_id)
+        except StorageError:
+            model_file = ""
+        # By name (the history keeps the file's name): hashing a copy does not belong on the GUI thread.
+        demo = bool(model_file) and Path(model_file).name == demo_model_path().name
         self._loading = True
         try:
             self.window.show_saved(document, StructuredSummary.model_validate(latest.summary),
                                    [IcdAssignment.from_record(item) for item in latest.icd],
                                    evidence, rejected=latest.status == REJECTED)
+            self.window.demo_draft = demo
         finally:
             self._loading = False
         self.document_id = document_id

@@ -31,12 +31,12 @@ from inference.checks.grounding import Statement
 from inference.checks.validation import Finding, RunEvidence, ValidationReport, validate
 from inference.documents import Document, document_from_text, load_document
 from inference.errors import MedBriefError
-from inference.export import export
+from inference.export import export, to_text
 from inference.icd.table import IcdTable
 from inference.llm.engine import EngineInfo
 from inference.llm.settings import AppConfig, EngineSettings, save_config
 from inference.pipeline import BriefReport
-from inference.summary.schema import StructuredSummary, render_emr_text
+from inference.summary.schema import StructuredSummary
 
 DEMO_BANNER = "演示模型：仅供体验软件，不可用于临床。请在“设置”中选择医院部署的 GGUF 模型。"
 EXPORT_FILTERS = {"txt": "病历文本 (*.txt)", "md": "Markdown (*.md)", "json": "JSON (*.json)",
@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.document: Document | None = None
         self.report: BriefReport | None = None
         self.validation: ValidationReport | None = None
+        self.demo_draft = False
         self.evidence = RunEvidence()  # the shown summary's run: every review of it uses the same evidence
         self.engine_info: EngineInfo | None = None
         self.generating = False
@@ -251,6 +252,7 @@ class MainWindow(QMainWindow):
 
     def _set_document(self, document: Document) -> None:
         self.document = document
+        self.demo_draft = False  # the summary on screen was written by the demo model (set with the run or reopen)
         self.report = None
         self.validation = None
         self.evidence = RunEvidence()
@@ -324,6 +326,7 @@ class MainWindow(QMainWindow):
 
     def _finished(self, report: BriefReport) -> None:
         self.report = report
+        self.demo_draft = bool(report.result.model.get("demo"))
         self.evidence = report.result.evidence
         self.set_rejected(report.rejected, report.validation)
         self._set_generating(False)
@@ -424,9 +427,10 @@ class MainWindow(QMainWindow):
         summary = self.current_summary()
         if summary is None:
             return ""
-        text = render_emr_text(summary)
+        text = to_text(summary, demo=self.demo_draft)
         QGuiApplication.clipboard().setText(text)
-        self.statusBar().showMessage("已复制，可粘贴到电子病历", 5000)
+        self.statusBar().showMessage("已复制（演示模型草稿，已标注不可用于临床）" if self.demo_draft
+                                     else "已复制，可粘贴到电子病历", 5000)
         return text
 
     def choose_export(self) -> None:
@@ -443,7 +447,7 @@ class MainWindow(QMainWindow):
         if summary is None:
             return False
         try:
-            path.write_text(export(summary, fmt, self.icd_panel.assignments), encoding="utf-8")
+            path.write_text(export(summary, fmt, self.icd_panel.assignments, demo=self.demo_draft), encoding="utf-8")
         except OSError as exc:
             self.show_error("导出失败", f"无法写入 {path}：{exc.strerror}")
             return False

@@ -11,15 +11,18 @@ from inference.icd.coding import IcdAssignment
 from inference.summary.schema import ABSENT, SECTION_HEADINGS, StructuredSummary, render_emr_text
 
 EXPORT_FORMATS = ("txt", "md", "json", "fhir")
+# Carried by every copy and export of a draft the demo model wrote: it must not pass for a clinical summary.
+DEMO_MARK = "【演示模型生成，不可用于临床】"
 
 
-def to_text(summary: StructuredSummary) -> str:
-    return render_emr_text(summary)
+def to_text(summary: StructuredSummary, demo: bool = False) -> str:
+    return (DEMO_MARK + "\n" if demo else "") + render_emr_text(summary)
 
 
-def to_markdown(summary: StructuredSummary, icd: list[IcdAssignment] | None = None, title: str = "病历摘要") -> str:
+def to_markdown(summary: StructuredSummary, icd: list[IcdAssignment] | None = None, title: str = "病历摘要",
+                demo: bool = False) -> str:
     codes = {a.diagnosis: a for a in icd or []}
-    lines = [f"# {title}", "", f"## {SECTION_HEADINGS['chief_complaint']}", "", summary.chief_complaint or ABSENT, "",
+    lines = [f"# {title}", "", *([f"> **{DEMO_MARK}**", ""] if demo else []), f"## {SECTION_HEADINGS['chief_complaint']}", "", summary.chief_complaint or ABSENT, "",
              f"## {SECTION_HEADINGS['present_illness']}", "", summary.present_illness or ABSENT, "",
              f"## {SECTION_HEADINGS['auxiliary_exams']}", ""]
     lines += [f"- {item.as_text()}" for item in summary.auxiliary_exams] or [ABSENT]
@@ -109,13 +112,16 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def export(summary: StructuredSummary, fmt: str, icd: list[IcdAssignment] | None = None, **extra: Any) -> str:
+def export(summary: StructuredSummary, fmt: str, icd: list[IcdAssignment] | None = None, *, demo: bool = False,
+           **extra: Any) -> str:
+    """``demo``: the draft came from the demo model; every format says so."""
     if fmt == "txt":
-        return to_text(summary)
+        return to_text(summary, demo)
     if fmt == "md":
-        return to_markdown(summary, icd)
+        return to_markdown(summary, icd, demo=demo)
     if fmt == "json":
-        return to_json(summary, icd, **extra)
+        return to_json(summary, icd, **({"demo": True, "notice": DEMO_MARK} if demo else {}), **extra)
     if fmt == "fhir":
-        return json.dumps(to_fhir_bundle(summary, icd), ensure_ascii=False, indent=2)
+        title = f"{DEMO_MARK}病历摘要" if demo else "病历摘要"
+        return json.dumps(to_fhir_bundle(summary, icd, title=title), ensure_ascii=False, indent=2)
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")

@@ -50,10 +50,16 @@ class FakeJob:
     """Streams ``tokens`` pieces, ``delay`` apart, honouring cancel; then returns a real report."""
 
     def __init__(self, tokens: int = 40, delay: float = 0.01, error: str | None = None,
-                 summary: StructuredSummary = SAMPLE_SUMMARY) -> None:
-        self.tokens, self.delay, self.error, self.summary = tokens, delay, error, summary
+                 summary: StructuredSummary = SAMPLE_SUMMARY, demo: bool = False) -> None:
+        self.tokens, self.delay, self.error, self.summary, self.demo = tokens, delay, error, summary, demo
         self.thread_names: list[str] = []
         self.part_budgets: list[int | None] = []
+
+    def model(self) -> dict[str, Any]:
+        """As the engine describes itself: the demo model also by its file's name."""
+        from inference.llm.demo_model import demo_model_path
+
+        return {"demo": True, "file": demo_model_path().name} if self.demo else {"demo": False}
 
     def __call__(self, document: Document, engine: Any, context: RunContext, *, table, part_budget=None) -> BriefReport:
         self.thread_names.append(threading.current_thread() is threading.main_thread())
@@ -68,7 +74,7 @@ class FakeJob:
             raise GenerationError(self.error)
         # As the pipeline's coding ends: each code taken to its leaf over the record's diagnoses.
         icd = to_final_codes([direct_assignment(d.name, table) for d in self.summary.diagnoses], table)
-        result = SummaryResult(summary=self.summary, prompt_version="test", model={},
+        result = SummaryResult(summary=self.summary, prompt_version="test", model=self.model(),
                                timings=Timings(0.0, 0.1, 0.5, 800, 200), raw_output="{}")
         return BriefReport(document=document, result=result, icd=icd, validation=validate(self.summary, document.text),
                            elapsed_s=1.25)
@@ -309,6 +315,25 @@ def test_copy_puts_the_emr_format_on_the_clipboard(qtbot, make_window) -> None:
     assert text.startswith("【主诉】反复胸闷气促3年")
     assert "【辅助检查】NT-proBNP 4500 pg/mL；LVEF 38%；肌酐 138 μmol/L" in text
     assert text.rstrip().endswith("【初步诊断】\n慢性心力衰竭急性加重\n高血压心脏病\n肾功能不全")
+
+
+def test_a_demo_model_draft_is_marked_in_every_copy_and_export(qtbot, make_window, tmp_path: Path) -> None:
+    import json
+
+    from inference.export import DEMO_MARK
+
+    window = make_window(FakeJob(tokens=3, demo=True))
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    assert window.copy_summary().startswith(DEMO_MARK + "\n【主诉】")
+    assert QGuiApplication.clipboard().text().startswith(DEMO_MARK)
+    for fmt in ("txt", "md", "json", "fhir"):
+        assert window.export_to(tmp_path / f"out.{fmt}", fmt)
+        assert DEMO_MARK in (tmp_path / f"out.{fmt}").read_text(encoding="utf-8"), fmt
+    assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["demo"] is True
+    window.open_file(str(SAMPLE_RECORD))  # another record: nothing on screen is the demo's any more
+    assert not window.demo_draft
 
 
 def test_a_rejected_draft_cannot_be_copied_or_exported_and_offers_a_rerun_in_parts(

@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QDialog
+from PySide6.QtWidgets import QDialog, QLabel
 
 from desktop.app import open_history
 from desktop.history_controller import HistoryController
+from desktop.signing import Signature, SignatureDialog, SignatureRequest
 from inference.history.store import HistoryStore
 from tests.conftest import SAMPLE_RECORD
 from tests.test_desktop import _generate, _ready, make_window  # noqa: F401  (fixture)
@@ -27,11 +28,24 @@ def history(tmp_path: Path):
     store.close()
 
 
+class Signer:
+    """Answers the signature dialog as a doctor would: records what it was asked, signs as 张医生."""
+
+    def __init__(self) -> None:
+        self.requests: list[SignatureRequest] = []
+        self.answers: list[Signature | None] = []
+
+    def __call__(self, _window, request: SignatureRequest) -> Signature | None:
+        self.requests.append(request)
+        return self.answers.pop(0) if self.answers else Signature("张医生", "已逐条核对" if request.blockers else "")
+
+
 @pytest.fixture
 def app_with_history(qtbot, make_window, history):  # noqa: F811
     answers: list[bool] = []
     window = make_window()
-    controller = HistoryController(window, history, confirm=lambda _q: answers.pop(0) if answers else False)
+    controller = HistoryController(window, history, confirm=lambda _q: answers.pop(0) if answers else False,
+                                   sign=Signer())
     controller.dock.toggleViewAction().trigger()  # the doctor opens 历史记录
     _ready(qtbot, window)
     window.open_file(str(SAMPLE_RECORD))
@@ -81,10 +95,67 @@ def test_review_and_sign_move_the_status_forward(qtbot, app_with_history) -> Non
     controller.sign_action.trigger()
     written(qtbot, controller)
     assert [v.status for v in store.versions(controller.document_id)][-2:] == ["reviewed", "signed"]
+    asked = controller._sign.requests
+    assert [r.status for r in asked] == ["reviewed", "signed"]
+    assert asked[0].signer == "" and asked[1].signer == "张医生"  # the name is asked once per session
+    assert "3 个 ICD 编码仍待确认" in asked[1].blockers
+    signed = next(e for e in store.audit_log(controller.document_id) if e.action == "status" and e.detail["new"] == "signed")
+    assert signed.detail["signer"] == "张医生" and signed.detail["override"] == "已逐条核对" and signed.os_user
     controller.review_action.trigger()  # backwards is refused with a message, nothing changes
     written(qtbot, controller)
     assert "forward" in window.last_error
     assert store.versions(controller.document_id)[-1].status == "signed"
+
+
+def test_signing_is_a_deliberate_act_cancelled_changes_nothing(qtbot, app_with_history) -> None:
+    window, controller, store, _ = app_with_history
+    controller._sign.answers.append(None)  # the doctor closes the dialog
+    controller.sign_action.trigger()
+    written(qtbot, controller)
+    assert store.versions(controller.document_id)[-1].status == "draft"
+    panel = window.icd_panel
+    for row in range(panel.rows.rowCount()):  # every code confirmed: that blocker goes
+        panel.rows.selectRow(row)
+        panel.candidates.setCurrentRow(0)
+        panel.accept_button.click()
+    assert not any("ICD" in b for b in controller.signing_blockers())
+
+
+def test_a_demo_draft_blocks_signing_also_when_reopened(qtbot, make_window, history) -> None:  # noqa: F811
+    from tests.test_desktop import FakeJob
+
+    window = make_window(FakeJob(tokens=3, demo=True))
+    controller = HistoryController(window, history, sign=Signer())
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    assert "草稿由演示模型生成，不可用于临床" in controller.signing_blockers()
+    document_id = controller.document_id
+    window.open_file(str(SAMPLE_RECORD))
+    assert not any("演示" in b for b in controller.signing_blockers())
+    controller.reopen(document_id)
+    assert window.demo_draft and "草稿由演示模型生成，不可用于临床" in controller.signing_blockers()
+
+
+def test_the_signature_dialog_needs_a_name_and_a_reason_to_sign_over_blockers(qtbot) -> None:
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    dialog = SignatureDialog(SignatureRequest("signed", "", ("2 个 ICD 编码仍待确认", "草稿由演示模型生成，不可用于临床")))
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert ok.text() == "签署" and not ok.isEnabled()
+    assert "演示模型" in dialog.findChild(QLabel, "signing_blockers").text()
+    dialog.name.setText("李医生")
+    assert not ok.isEnabled()  # the blockers still stand
+    dialog.override.setChecked(True)
+    assert not ok.isEnabled()  # … and no reason given
+    dialog.reason.setText("演示环境培训，不用于临床")
+    assert ok.isEnabled()
+    assert dialog.signature() == Signature("李医生", "演示环境培训，不用于临床")
+    clean = SignatureDialog(SignatureRequest("reviewed", "李医生", ()))
+    qtbot.addWidget(clean)
+    assert clean.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    assert clean.signature() == Signature("李医生", "")
 
 
 def test_a_rejected_draft_is_kept_as_rejected_and_cannot_be_reviewed_or_signed(qtbot, make_window, history) -> None:  # noqa: F811
@@ -92,7 +163,7 @@ def test_a_rejected_draft_is_kept_as_rejected_and_cannot_be_reviewed_or_signed(q
     from tests.test_draft_trust import OTHER_PATIENT
 
     window = make_window(FakeJob(tokens=3, summary=OTHER_PATIENT))
-    controller = HistoryController(window, history)
+    controller = HistoryController(window, history, sign=Signer())
     _ready(qtbot, window)
     window.open_file(str(SAMPLE_RECORD))
     _generate(qtbot, window)

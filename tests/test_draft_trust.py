@@ -160,7 +160,7 @@ def test_summarize_exits_8_on_a_rejected_draft_and_keeps_it_as_rejected(
         from inference.errors import StorageError
 
         with pytest.raises(StorageError):
-            store.set_status(record.document_id, "signed")
+            store.set_status(record.document_id, "signed", signer="张医生")
         with pytest.raises(StorageError):
             store.export_record(record.document_id, "txt")
         store.save_edit(record.document_id, SAMPLE_SUMMARY, [])

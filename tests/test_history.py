@@ -70,7 +70,10 @@ def test_status_moves_forward_and_an_edit_after_signing_starts_a_new_draft(store
     store.record_run(sample_report(), {})
     document_id = store.list_records()[0].document_id
     store.set_status(document_id, "reviewed")
-    store.set_status(document_id, "signed")
+    with pytest.raises(StorageError, match="name"):  # a signature names the doctor
+        store.set_status(document_id, "signed", signer="  ")
+    store.set_status(document_id, "signed", signer="张医生")
+    assert store.audit_log(document_id)[0].detail["signer"] == "张医生"
     with pytest.raises(StorageError, match="forward"):
         store.set_status(document_id, "reviewed")
     store.save_edit(document_id, edited(SAMPLE_SUMMARY, chief_complaint="补充"), [])

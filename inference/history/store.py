@@ -433,9 +433,15 @@ class HistoryStore:
             self._audit(session, action, document_id, version.id)
             return version.id
 
-    def set_status(self, document_id: int, status: str) -> int:
+    def set_status(self, document_id: int, status: str, *, signer: str = "", override: str = "") -> int:
+        """Move the latest version forward. Signing names the doctor who signs (recorded with the OS user);
+        ``override`` is the reason the doctor gave for signing over what should have stopped it (errors that
+        stand, unconfirmed codes, a demo-model draft): kept in the audit log."""
         if status not in STATUSES:
             raise StorageError(f"未知状态 {status!r} / unknown status; use one of {', '.join(STATUSES)}")
+        signer, override = signer.strip(), override.strip()
+        if status == "signed" and not signer:
+            raise StorageError("签署须注明签署医生的姓名 / signing needs the signing doctor's name")
         with self._session() as session:
             latest = self._latest(session, document_id)
             if latest is None:
@@ -447,7 +453,8 @@ class HistoryStore:
                 raise StorageError(f"状态只能前进：{latest.status} → {status} 不允许 / status only moves forward")
             version = self._add_version(session, document_id, StructuredSummary.model_validate(latest.summary),
                                         latest.icd, status, "status")
-            self._audit(session, "status", document_id, version.id, old=latest.status, new=status)
+            extra = {key: value for key, value in (("signer", signer), ("override", override)) if value}
+            self._audit(session, "status", document_id, version.id, old=latest.status, new=status, **extra)
             return version.id
 
     def delete_record(self, document_id: int) -> None:
@@ -550,6 +557,13 @@ class HistoryStore:
             latest = self._latest(session, document_id)
             run = session.get(RunRow, latest.run_id) if latest is not None and latest.run_id is not None else None
             return RunEvidence.from_dict(run.evidence if run is not None else None)
+
+    def run_model_file(self, document_id: int) -> str:
+        """The model file of the run behind the record's latest version ("" when there is none)."""
+        with self._session() as session:
+            latest = self._latest(session, document_id)
+            run = session.get(RunRow, latest.run_id) if latest is not None and latest.run_id is not None else None
+            return run.model_file if run is not None else ""
 
     def draft_and_final(self, document_id: int) -> tuple[SummaryVersionRow, SummaryVersionRow]:
         """The model's latest draft and the doctor's latest version, for side-by-side comparison."""
