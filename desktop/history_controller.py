@@ -82,7 +82,9 @@ class HistoryController(QObject):
 
     def _record_run(self, report: Any) -> None:
         self._unsaved_run = report
-        self._save_unsaved_run(tell=True)
+        if self._save_unsaved_run(tell=True) and [a.to_record() for a in self.window.icd_panel.assignments] != [
+                a.to_record() for a in report.icd]:
+            self.autosave("accept_code")  # the doctor's codes carried over a regeneration: a version of their own
 
     def _save_unsaved_run(self, tell: bool = False) -> bool:
         """Keep a run whose first save failed: retried at every autosave until the history takes it. The
@@ -148,6 +150,8 @@ class HistoryController(QObject):
 
         def changed(_version_id: int) -> None:
             self.window.statusBar().showMessage(f"已标记为{STATUS_LABELS[status]}（{signature.signer}）", 4000)
+            if status == "signed" and self.document_id == document_id:
+                self.window.set_signed(True)
             self._refresh_panel()
 
         self.writes.run(
@@ -177,6 +181,7 @@ class HistoryController(QObject):
                                    [IcdAssignment.from_record(item) for item in latest.icd],
                                    evidence, rejected=latest.status == REJECTED)
             self.window.demo_draft = demo
+            self.window.set_signed(latest.status == "signed")
         finally:
             self._loading = False
         self.document_id = document_id

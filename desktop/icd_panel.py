@@ -37,9 +37,9 @@ def precision_text(assignment: IcdAssignment) -> str:
 
 
 def _as_looked_up(assignment: IcdAssignment, table: IcdTable) -> IcdAssignment:
-    """The assignment with the code the lookup or the model chose, before the rules took it further; a
-    doctor's own choice stays as it is."""
-    if assignment.provenance == MANUAL or not assignment.refined_from:
+    """The assignment with the code the lookup or the model chose, before the rules took it further; a code
+    the doctor chose or confirmed stays as it is."""
+    if assignment.provenance == MANUAL or assignment.confirmed or not assignment.refined_from:
         return assignment
     entry = table.get(assignment.refined_from)
     return replace(assignment, code=assignment.refined_from, name=entry.name if entry else assignment.name,
@@ -103,7 +103,7 @@ class IcdPanel(QWidget):
 
     def set_assignments(self, assignments: list[IcdAssignment]) -> None:
         self.assignments = list(assignments)
-        self.accepted = set()
+        self.accepted = {row for row, a in enumerate(self.assignments) if a.confirmed}
         self._refresh_rows()
         if self.assignments:
             self.rows.selectRow(0)
@@ -171,7 +171,9 @@ class IcdPanel(QWidget):
             known = any(c.code == candidate.code for c in current.candidates)
             self.assignments[row] = replace(
                 current, code=candidate.code, name=candidate.name, score=candidate.score, provenance=MANUAL,
-                candidates=current.candidates if known else [candidate, *current.candidates])
+                candidates=current.candidates if known else [candidate, *current.candidates], confirmed=True)
+        else:
+            self.assignments[row] = replace(current, confirmed=True)
         if self.table is not None:  # the other rows' combination codes may depend on this one
             self.assignments = to_final_codes([_as_looked_up(a, self.table) for a in self.assignments], self.table)
         self.accepted.add(row)

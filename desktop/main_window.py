@@ -38,6 +38,15 @@ from inference.llm.settings import AppConfig, EngineSettings, save_config
 from inference.pipeline import BriefReport
 from inference.summary.schema import StructuredSummary
 
+
+def _ask_yes_no(parent: QWidget, title: str, question: str) -> bool:
+    box = QMessageBox(QMessageBox.Icon.Question, title, question, parent=parent)
+    yes = box.addButton("继续", QMessageBox.ButtonRole.YesRole)
+    box.addButton("取消", QMessageBox.ButtonRole.NoRole)
+    box.exec()
+    return box.clickedButton() is yes
+
+
 DEMO_BANNER = "演示模型：仅供体验软件，不可用于临床。请在“设置”中选择医院部署的 GGUF 模型。"
 EXPORT_FILTERS = {"txt": "病历文本 (*.txt)", "md": "Markdown (*.md)", "json": "JSON (*.json)",
                   "fhir": "FHIR R4 Bundle (*.fhir.json)"}
@@ -61,10 +70,14 @@ class MainWindow(QMainWindow):
         table: IcdTable | None,
         table_error: str = "",
         alert: Callable[[QWidget, str, str], Any] = QMessageBox.critical,
+        confirm: Callable[[QWidget, str, str], bool] | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("MedBrief 病历摘要助手")
         self._alert = alert  # how an error reaches the doctor: a dialog (tests record it instead)
+        self._confirm = confirm or _ask_yes_no
+        self.signed = False  # the version on screen is signed: read-only until the doctor starts a new one
+        self._kept_codes: dict[str, Any] = {}  # the doctor's code choices, carried over a regeneration
         self.config = config
         self.table = table
         self.document: Document | None = None
@@ -116,6 +129,12 @@ class MainWindow(QMainWindow):
         self.rejected_banner.setStyleSheet("background:#c62828; color:white; padding:6px; font-weight:bold;")
         self.rejected_banner.setVisible(False)
         layout.addWidget(self.rejected_banner)
+        self.signed_banner = QLabel("已签署：此版本不可更改。如需修改，请点“修改（新版本）”，已签署版本保留在历史记录中。")
+        self.signed_banner.setObjectName("signed_banner")
+        self.signed_banner.setWordWrap(True)
+        self.signed_banner.setStyleSheet("background:#e3f2e1; color:#1b5e20; padding:6px; font-weight:bold;")
+        self.signed_banner.setVisible(False)
+        layout.addWidget(self.signed_banner)
         self.document_pane = DocumentPane()
         self.document_pane.file_dropped.connect(self.open_file)
         self.document_pane.text_dropped.connect(self.set_document_text)
@@ -175,6 +194,8 @@ class MainWindow(QMainWindow):
         self.copy_action = self._action("复制", "Ctrl+Shift+C", self.copy_summary, "copy")
         self.export_action = self._action("导出", "Ctrl+E", self.choose_export, "export")
         self.settings_action = self._action("设置", "Ctrl+,", self.open_settings, "settings")
+        self.amend_action = self._action("修改（新版本）", "Ctrl+Shift+M", self.amend, "amend")
+        self.amend_action.setEnabled(False)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -252,6 +273,8 @@ class MainWindow(QMainWindow):
 
     def _set_document(self, document: Document) -> None:
         self.document = document
+        self.set_signed(False)
+        self._kept_codes = {}
         self.demo_draft = False  # the summary on screen was written by the demo model (set with the run or reopen)
         self.report = None
         self.validation = None
@@ -271,8 +294,33 @@ class MainWindow(QMainWindow):
         last = self.report.result.extra.get("part_tokens") if self.report is not None else None
         self.generate(part_budget=max(200, int(last) // 2) if last else 1000)
 
+    def set_signed(self, signed: bool) -> None:
+        """A signed version is immutable: the summary and the codes are read-only until the doctor asks
+        for a new version."""
+        self.signed = signed
+        for editor in self.summary_pane.editors.values():
+            editor.setReadOnly(signed)
+        self.icd_panel.setEnabled(not signed)
+        self.signed_banner.setVisible(signed)
+        self.amend_action.setEnabled(signed)
+
+    def amend(self) -> bool:
+        """Start a new version of a signed summary, after asking; the signed one stays in the history."""
+        if not self.signed:
+            return True
+        if not self._confirm(self, "修改已签署的摘要", "此摘要已签署。修改将生成新的草稿版本（需重新审核签署），"
+                             "已签署的版本保留在历史记录中。继续吗？"):
+            return False
+        self.set_signed(False)
+        self.statusBar().showMessage("已开始新版本：修改将保存为草稿", 5000)
+        return True
+
     def generate(self, part_budget: int | None = None) -> None:
         if self.generating:
+            return
+        if self.signed and not self._confirm(
+                self, "重新生成已签署的摘要", "此摘要已签署。重新生成将产生新的草稿版本（需重新审核签署），"
+                "医生已确认或修改的 ICD 编码会保留。继续吗？"):
             return
         if self.document is None:
             self.show_error("没有病历", "请先打开或粘贴一份病历。")
@@ -282,6 +330,8 @@ class MainWindow(QMainWindow):
             return
         self.progress.clear()
         self._last_step = None
+        # The doctor's choices survive a regeneration: a code confirmed or chosen for a diagnosis stays with it.
+        self._kept_codes = {a.diagnosis: a for a in self.icd_panel.assignments if a.confirmed}
         self._set_generating(True)
         self.host.run(self.document, self.table, part_budget)
 
@@ -331,7 +381,9 @@ class MainWindow(QMainWindow):
         self.set_rejected(report.rejected, report.validation)
         self._set_generating(False)
         self.summary_pane.set_summary(report.result.summary)
-        self.icd_panel.set_assignments(report.icd)
+        self.set_signed(False)  # a new draft
+        kept, self._kept_codes = self._kept_codes, {}
+        self.icd_panel.set_assignments([kept.get(a.diagnosis, a) for a in report.icd])
         self.validation = report.validation
         if report.validation is not None:
             self.summary_pane.show_findings(report.validation.findings, report.validation.statements,

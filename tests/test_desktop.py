@@ -89,9 +89,10 @@ def _record_alert(window: MainWindow, _title: str, message: str) -> None:
 def make_window(qtbot, icd_data: Path):
     windows: list[MainWindow] = []
 
-    def make(job: FakeJob | None = None, settings: EngineSettings | None = None) -> MainWindow:
+    def make(job: FakeJob | None = None, settings: EngineSettings | None = None, confirm=None) -> MainWindow:
         config = AppConfig(engine=settings or EngineSettings())
-        window = MainWindow(FakeEngine, job or FakeJob(), config, open_table("who-zh"), alert=_record_alert)
+        window = MainWindow(FakeEngine, job or FakeJob(), config, open_table("who-zh"), alert=_record_alert,
+                            confirm=confirm or (lambda *_: True))
         qtbot.addWidget(window)
         windows.append(window)
         return window

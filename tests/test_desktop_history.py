@@ -137,6 +137,69 @@ def test_a_demo_draft_blocks_signing_also_when_reopened(qtbot, make_window, hist
     assert window.demo_draft and "草稿由演示模型生成，不可用于临床" in controller.signing_blockers()
 
 
+def test_a_signed_version_is_immutable_until_the_doctor_starts_a_new_one(qtbot, make_window, history) -> None:  # noqa: F811
+    answers: list[bool] = []
+    window = make_window(confirm=lambda *_: answers.pop(0))
+    controller = HistoryController(window, history, sign=Signer())
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    panel = window.icd_panel
+    panel.rows.selectRow(1)
+    panel.search_box.setText("I11.9")
+    with qtbot.waitSignal(panel.searched, timeout=10_000):
+        panel.search()
+    panel.replace_button.click()  # the doctor's own code for 高血压心脏病
+    panel.rows.selectRow(0)
+    panel.accept_button.click()  # and a confirmed one for the heart failure
+    controller.sign_action.trigger()
+    written(qtbot, controller)
+    document_id = controller.document_id
+    assert window.signed and window.signed_banner.isVisibleTo(window) and not panel.isEnabled()
+    assert all(editor.isReadOnly() for editor in window.summary_pane.editors.values())
+
+    answers.append(False)  # Ctrl+Enter on a signed record asks first; "取消" changes nothing
+    window.generate_action.trigger()
+    assert not window.generating and window.signed
+    answers.append(True)
+    _generate(qtbot, window)  # … "继续" regenerates: a new draft that keeps the doctor's codes
+    assert not window.signed
+    assert (panel.assignments[1].code, panel.assignments[1].provenance) == ("I11.9", "manual")
+    assert panel.assignments[0].confirmed and panel.rows.item(0, 5).text() == "已确认"
+    written(qtbot, controller)
+    statuses = [v.status for v in history.versions(document_id)]
+    assert statuses[-1] == "draft" and "signed" in statuses  # the signed version stays; new drafts follow it
+
+    controller.reopen(document_id)  # the new draft: editable, the confirmations restored
+    assert not window.signed and {0, 1} <= panel.accepted
+    first_signed = next(v for v in history.versions(document_id) if v.status == "signed")
+    assert first_signed.icd[1]["code"] == "I11.9" and first_signed.icd[0]["confirmed"]
+
+
+def test_amending_a_signed_summary_asks_and_keeps_the_signed_version(qtbot, make_window, history) -> None:  # noqa: F811
+    answers: list[bool] = []
+    window = make_window(confirm=lambda *_: answers.pop(0))
+    controller = HistoryController(window, history, sign=Signer())
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    controller.sign_action.trigger()
+    written(qtbot, controller)
+    controller.reopen(controller.document_id)
+    assert window.signed and window.amend_action.isEnabled()
+    answers.append(False)
+    window.amend_action.trigger()
+    assert window.signed
+    answers.append(True)
+    window.amend_action.trigger()
+    assert not window.signed and not window.summary_pane.editors["chief_complaint"].isReadOnly()
+    with qtbot.waitSignal(window.summary_edited, timeout=3_000):
+        window.summary_pane.editors["chief_complaint"].setPlainText("医生修订的主诉")
+    written(qtbot, controller)
+    statuses = [v.status for v in history.versions(controller.document_id)]
+    assert statuses[-1] == "draft" and "signed" in statuses
+
+
 def test_the_signature_dialog_needs_a_name_and_a_reason_to_sign_over_blockers(qtbot) -> None:
     from PySide6.QtWidgets import QDialogButtonBox
 

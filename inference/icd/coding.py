@@ -59,6 +59,7 @@ class IcdAssignment:
     # (I11 → I11.0), and why: 「同时诊断心力衰竭 → I11.0」.
     refined_from: str | None = None
     precision: str = ""
+    confirmed: bool = False  # the doctor confirmed this code (kept with the version, restored on reopen)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class IcdAssignment:
             "note": self.note,
             "refined_from": self.refined_from,
             "precision": self.precision,
+            "confirmed": self.confirmed,
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -84,6 +86,7 @@ class IcdAssignment:
             score=float(record.get("score", 0.0)), provenance=record.get("provenance", ""),
             candidates=[Candidate(**c) for c in record.get("candidates", [])], table=record.get("table", {}),
             note=record.get("note", ""), refined_from=record.get("refined_from"), precision=record.get("precision", ""),
+            confirmed=bool(record.get("confirmed", False)),
         )
 
 
@@ -280,14 +283,15 @@ def _assign(diagnoses: list[str], chosen: dict[str, str], looked_up: dict[str, l
 
 def to_final_codes(assignments: list[IcdAssignment], table: IcdTable) -> list[IcdAssignment]:
     """Each code taken to the leaf a coder signs, by the combination rules over the record's diagnoses and
-    down the table (``precision``); the code chosen before and the reasons are kept. A doctor's own choice
-    is never changed, only marked when it is not a leaf."""
+    down the table (``precision``); the code chosen before and the reasons are kept. A code the doctor chose
+    or confirmed is never changed, only marked when it is not a leaf."""
     refined = refine_record([(a.diagnosis, a.code) for a in assignments], table)
     for assignment, final in zip(assignments, refined):
         if final is None or not final.reasons:
             continue
-        if assignment.provenance == MANUAL:
-            assignment.precision = "" if is_leaf(assignment.code or "", table) else MANUAL_NOT_LEAF
+        if assignment.provenance == MANUAL or assignment.confirmed:
+            if not is_leaf(assignment.code or "", table):
+                assignment.precision = MANUAL_NOT_LEAF
             continue
         if final.code != assignment.code:
             assignment.refined_from, assignment.code, assignment.name = assignment.code, final.code, final.name
