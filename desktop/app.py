@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from PySide6.QtCore import QLibraryInfo, QLocale, QTranslator
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -74,10 +75,24 @@ def open_history(show_error: Callable[[str, str], None] = _critical) -> tuple[In
     return lock, store, 0
 
 
+def install_chinese_translations(app: QApplication) -> list[QTranslator]:
+    """Qt's own zh_CN strings (file dialogs, standard buttons: 取消 not Cancel), from the translations PySide6
+    ships; a build without them keeps English for those few and says nothing."""
+    folder = QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)
+    installed = []
+    for name in ("qtbase_zh_CN", "qt_zh_CN"):
+        translator = QTranslator(app)
+        if translator.load(name, folder) and app.installTranslator(translator):
+            installed.append(translator)
+    return installed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     app = QApplication.instance() or QApplication(argv)
     app.setApplicationName("MedBrief")
+    QLocale.setDefault(QLocale(QLocale.Language.Chinese, QLocale.Country.China))
+    install_chinese_translations(app)  # type: ignore[arg-type]
     pick_cjk_font(app)  # type: ignore[arg-type]
     lock, store, code = open_history()
     if store is None:

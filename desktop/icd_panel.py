@@ -206,11 +206,25 @@ class IcdPanel(QWidget):
             self._row_selected()
 
 
+# How a candidate was found, in the words a doctor reads (the lookup's own names stay in the tooltip and the log).
+MATCH_LABELS = {
+    "exact_name": "名称精确匹配", "lexicon_synonym": "同义词", "learned_synonym": "同义词（病例学习）",
+    "fuzzy_name": "名称相近", "fuzzy_lexicon": "同义词相近", "fuzzy_synonym": "同义词相近", "learned_cue": "词语提示",
+    "similar_example": "相似病例", "similar_meaning": "语义相近", "refined": "合并编码规则", "code": "按编码检索",
+}
+
+
+def match_label(match: str) -> str:
+    kind = match.split(" ")[0]
+    return MATCH_LABELS.get(kind, "其他")
+
+
 def _fill(widget: QListWidget, candidates: list[Candidate], with_reason: bool) -> None:
     widget.clear()
     for candidate in candidates:
-        reason = f", {candidate.match}" if with_reason else ""
-        item = QListWidgetItem(f"{candidate.code}  {candidate.name}  ({candidate.score:.2f}{reason})")
+        reason = f"，{match_label(candidate.match)}" if with_reason else ""
+        item = QListWidgetItem(f"{candidate.code}  {candidate.name}  （置信度 {candidate.score:.2f}{reason}）")
+        item.setToolTip(candidate.match)
         item.setData(Qt.ItemDataRole.UserRole, candidate)
         widget.addItem(item)
     if widget.count():

@@ -482,3 +482,27 @@ def test_settings_dialog_applies_the_engines_own_validators(qtbot, make_window) 
     dialog.flash_attn.setChecked(True)
     dialog.accept()
     assert dialog.result() == dialog.DialogCode.Accepted and dialog.settings().kv_cache_type == "q8_0"
+
+
+def test_qt_speaks_chinese_in_its_own_dialogs_and_candidates_say_how_they_were_found(qtbot, make_window) -> None:
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.app import install_chinese_translations
+
+    translators = install_chinese_translations(QApplication.instance())
+    try:
+        assert translators, "PySide6 ships qtbase_zh_CN"
+        assert QCoreApplication.translate("QPlatformTheme", "Cancel") == "取消"
+    finally:
+        for translator in translators:
+            QApplication.instance().removeTranslator(translator)
+    window = make_window()
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    panel = window.icd_panel
+    panel.rows.selectRow(0)
+    texts = [panel.candidates.item(i).text() for i in range(panel.candidates.count())]
+    assert texts and all("置信度" in t for t in texts)
+    assert not any(word in t for t in texts for word in ("fuzzy", "synonym", "exact_name", "similar_"))
