@@ -17,6 +17,8 @@ FINDINGS_MIN_HEIGHT = 160  # about seven rows: errors first, then warnings, read
 MAX_EDIT_DELAY_S = 1.5  # continuous typing still autosaves at least this often (≤ 2 s of work at risk)
 
 
+NOT_CHECKED = "核对结果：尚未核对（生成或打开摘要后自动核对）"
+
 class SummaryPane(QWidget):
     edited = Signal()  # debounced: the doctor changed the summary
     statement_activated = Signal(object)  # a Statement whose sources should be shown
@@ -41,7 +43,7 @@ class SummaryPane(QWidget):
             layout.addWidget(label)
             layout.addWidget(editor, 2 if field_name == "present_illness" else 1)
             self.editors[field_name] = editor
-        self.findings_label = QLabel("核对结果")
+        self.findings_label = QLabel(NOT_CHECKED)
         self.findings_list = QListWidget()
         self.findings_list.setObjectName("findings")
         self.findings_list.setMinimumHeight(FINDINGS_MIN_HEIGHT)
@@ -88,6 +90,7 @@ class SummaryPane(QWidget):
             editor.clear()
         self._loading = False
         self.show_findings([], [])
+        self.findings_label.setText(NOT_CHECKED)  # an empty list here means nothing was checked, not "no problem"
 
     def _lines(self, field_name: str) -> list[str]:
         return [line.strip() for line in self.editors[field_name].toPlainText().splitlines() if line.strip()]

@@ -506,3 +506,14 @@ def test_qt_speaks_chinese_in_its_own_dialogs_and_candidates_say_how_they_were_f
     texts = [panel.candidates.item(i).text() for i in range(panel.candidates.count())]
     assert texts and all("置信度" in t for t in texts)
     assert not any(word in t for t in texts for word in ("fuzzy", "synonym", "exact_name", "similar_"))
+
+
+def test_no_problem_is_said_only_after_a_check_ran(qtbot, make_window) -> None:
+    window = make_window()
+    _ready(qtbot, window)
+    label = window.summary_pane.findings_label
+    assert "尚未核对" in label.text()
+    window.open_file(str(SAMPLE_RECORD))
+    assert "尚未核对" in label.text() and "未发现问题" not in label.text()
+    _generate(qtbot, window)
+    assert "尚未核对" not in label.text() and label.text().startswith("核对结果：")
