@@ -10,7 +10,9 @@ from pydantic import ValidationError
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -148,7 +150,19 @@ class MainWindow(QMainWindow):
         self.progress.setObjectName("progress")
         self.progress.setReadOnly(True)
         self.progress.setMaximumBlockCount(2000)
-        self.progress.setPlaceholderText("生成过程（模型输出实时显示）")
+        self.progress.setPlaceholderText("生成过程：读取病历、生成摘要、ICD 编码、核对原文，逐步显示")
+        # What the model writes, as it writes it (JSON, <tool_call>): for IT and the curious, behind 详情.
+        self.raw_output = QPlainTextEdit()
+        self.raw_output.setObjectName("raw_output")
+        self.raw_output.setReadOnly(True)
+        self.raw_output.setMaximumBlockCount(4000)
+        self.raw_output.setVisible(False)
+        self.show_raw = QCheckBox("详情（模型原始输出）")
+        self.show_raw.setObjectName("show_raw")
+        self.show_raw.toggled.connect(self.raw_output.setVisible)
+        self.stream_label = QLabel("")
+        self.stream_label.setObjectName("stream_label")
+        self._streamed_chars = 0
         panes = QSplitter(Qt.Orientation.Horizontal)
         panes.addWidget(self._titled("病历原文", self.document_pane))
         panes.addWidget(self._titled("结构化摘要（可编辑）", self.summary_pane))
@@ -156,12 +170,30 @@ class MainWindow(QMainWindow):
         panes.setSizes([430, 520, 400])
         vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(panes)
-        vertical.addWidget(self._titled("生成过程", self.progress))
+        vertical.addWidget(self._progress_area())
         vertical.setSizes([600, 120])
         layout.addWidget(vertical, 1)
         self.setCentralWidget(central)
         self.resize(1366, 768)
         self.setMinimumSize(1024, 600)
+
+    def _progress_area(self) -> QWidget:
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        header = QHBoxLayout()
+        label = QLabel("生成过程")
+        label.setStyleSheet("font-weight:bold; padding:2px;")
+        header.addWidget(label)
+        header.addWidget(self.stream_label)
+        header.addStretch(1)
+        header.addWidget(self.show_raw)
+        layout.addLayout(header)
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(self.progress)
+        body.addWidget(self.raw_output)
+        layout.addWidget(body, 1)
+        return holder
 
     @staticmethod
     def _titled(title: str, widget: QWidget) -> QWidget:
@@ -329,6 +361,9 @@ class MainWindow(QMainWindow):
             self.show_error("模型未就绪", "模型尚未加载成功，请检查“设置”中的模型文件。")
             return
         self.progress.clear()
+        self.raw_output.clear()
+        self._streamed_chars = 0
+        self.stream_label.setText("")
         self._last_step = None
         # The doctor's choices survive a regeneration: a code confirmed or chosen for a diagnosis stays with it.
         self._kept_codes = {a.diagnosis: a for a in self.icd_panel.assignments if a.confirmed}
@@ -361,18 +396,23 @@ class MainWindow(QMainWindow):
         key = (getattr(progress, "phase", line), getattr(progress, "part", 0))
         if key != self._last_step:
             self._last_step = key
-            self.progress.appendPlainText(f"\n▶ {line}\n")
+            self.progress.appendPlainText(f"▶ {line}")
+            self.raw_output.appendPlainText(f"\n▶ {line}\n")
         self.statusBar().showMessage(line)
         fraction = getattr(progress, "fraction", None)
         if fraction is not None:
             self.progress_bar.setValue(round(fraction * 1000))
 
     def _tokens(self, chunk: str) -> None:
-        cursor = self.progress.textCursor()
+        """The model's text goes to 详情 only; the progress pane counts it in words."""
+        self._streamed_chars += len(chunk)
+        self.stream_label.setText(f"模型已输出 {self._streamed_chars} 字")
+        cursor = self.raw_output.textCursor()
         cursor.movePosition(cursor.MoveOperation.End)
         cursor.insertText(chunk)
-        self.progress.setTextCursor(cursor)
-        self.progress.ensureCursorVisible()
+        if self.raw_output.isVisible():
+            self.raw_output.setTextCursor(cursor)
+            self.raw_output.ensureCursorVisible()
 
     def _finished(self, report: BriefReport) -> None:
         self.report = report

@@ -38,14 +38,15 @@ class Progress:
         return min(1.0, self.tokens_done / self.tokens_total) if self.tokens_total else 0.0
 
     def line(self) -> str:
-        """One line a doctor can read: 生成摘要 第 2/5 段 · 3,200/12,000 token · 已用 1:20 · 预计还需 2:10"""
+        """One line a doctor can read: 生成摘要 第 2/5 段 · 完成 27% · 已用 1:20 · 预计还需 2:10 (no tokens: that
+        word is for IT; the counts are in the run's timings)."""
         bits = [PHASE_NAMES.get(self.phase, self.phase)]
         if self.parts > 1 and self.phase == SUMMARIZING:
             bits[0] += f" 第 {self.part}/{self.parts} 段"
         if self.detail:
             bits[0] += f"（{self.detail}）"
         if self.tokens_total:
-            bits.append(f"{self.tokens_done:,}/{self.tokens_total:,} token")
+            bits.append(f"完成 {min(100, round(100 * self.tokens_done / self.tokens_total))}%")
         bits.append(f"已用 {_clock(self.elapsed_s)}")
         if self.remaining_s is not None:
             bits.append(f"预计还需 {_clock(self.remaining_s)}")

@@ -119,7 +119,7 @@ def test_generation_streams_tokens_then_fills_all_four_sections(qtbot, make_wind
     assert window.open_file(str(SAMPLE_RECORD))
     window.generate_action.trigger()
     # The run waits behind the lookup index the worker builds after loading (seconds on a busy 2-core machine).
-    qtbot.waitUntil(lambda: "片段" in window.progress.toPlainText(), timeout=30_000)
+    qtbot.waitUntil(lambda: "片段" in window.raw_output.toPlainText(), timeout=30_000)
     assert window.generating  # tokens visible while generation still runs
     assert not window.generate_action.isEnabled() and window.stop_action.isEnabled()
     qtbot.waitUntil(lambda: not window.generating, timeout=10_000)
@@ -128,6 +128,19 @@ def test_generation_streams_tokens_then_fills_all_four_sections(qtbot, make_wind
     assert len(summary.auxiliary_exams) == 3 and len(summary.diagnoses) == 3
     assert window.icd_panel.rows.rowCount() == 3
     assert job.thread_names == [False]  # ran in the worker thread, never on the GUI thread
+
+
+def test_the_progress_pane_speaks_words_and_the_raw_output_waits_behind_details(qtbot, make_window) -> None:
+    window = make_window(FakeJob(tokens=30, delay=0.001))
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    shown = window.progress.toPlainText()
+    assert "▶" in shown and "片段" not in shown and "{" not in shown
+    assert "片段" in window.raw_output.toPlainText() and not window.raw_output.isVisibleTo(window)
+    assert window.stream_label.text().startswith("模型已输出")
+    window.show_raw.setChecked(True)
+    assert window.raw_output.isVisibleTo(window)
 
 
 def test_progress_view_is_throttled_not_repainted_per_token(qtbot, make_window) -> None:
@@ -161,7 +174,7 @@ def test_stop_returns_within_two_seconds_and_the_app_stays_usable(qtbot, make_wi
     _ready(qtbot, window)
     window.open_file(str(SAMPLE_RECORD))
     window.generate_action.trigger()
-    qtbot.waitUntil(lambda: "片段" in window.progress.toPlainText(), timeout=5_000)
+    qtbot.waitUntil(lambda: "片段" in window.raw_output.toPlainText(), timeout=5_000)
     started = time.perf_counter()
     with qtbot.waitSignal(window.host.worker.cancelled, timeout=2_000):
         window.stop_action.trigger()
@@ -408,7 +421,8 @@ def test_real_demo_model_end_to_end(qtbot, icd_data: Path, demo_model_path: Path
         table = open_table("who-zh")
         assert window.icd_panel.rows.rowCount() == 3
         assert all(a.code in table for a in window.icd_panel.assignments)
-        assert "<tool_call>" in window.progress.toPlainText()
+        assert "<tool_call>" in window.raw_output.toPlainText()  # behind 详情, never in the progress pane
+        assert "<tool_call>" not in window.progress.toPlainText() and "{" not in window.progress.toPlainText()
         report = window.report
         assert report.elapsed_s >= sum(call["total_s"] for call in report.result.timings.calls)  # ICD rounds too
         assert any(call["kind"].startswith("icd round") for call in report.result.timings.calls)

@@ -78,7 +78,7 @@ def test_progress_lines_say_phase_part_tokens_and_time() -> None:
     tracker.part_done(20)
     tracker.phase(SUMMARIZING, 2)
     line = seen[-1].line()
-    assert "第 2/2 段" in line and "1,020/" in line and "已用" in line
+    assert "第 2/2 段" in line and "完成 50%" in line and "已用" in line and "token" not in line
     assert seen[-1].remaining_s is not None and 0 < seen[-1].fraction < 1
     tracker.phase(CODING, detail="第 1 轮")
     tracker.phase(CHECKING)
