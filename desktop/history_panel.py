@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -27,7 +29,34 @@ from inference.history.store import HistoryStore, RecordSummary
 
 STATUS_LABELS = {"draft": "草稿", "reviewed": "已审核", "signed": "已签署", "rejected": "未通过核对"}
 ACTION_LABELS = {"generate": "生成", "edit": "编辑", "status": "状态变更", "accept_code": "确认编码",
-                 "export": "导出", "delete": "删除"}
+                 "export": "导出", "delete": "删除", "recover": "修复历史库"}
+
+
+def audit_detail(action: str, detail: dict[str, Any] | None) -> str:
+    """An audit event's detail in words, not a Python dict."""
+    detail = detail or {}
+    if action == "status":
+        words = f"{STATUS_LABELS.get(detail.get('old', ''), detail.get('old', ''))} → " \
+                f"{STATUS_LABELS.get(detail.get('new', ''), detail.get('new', ''))}"
+        if detail.get("signer"):
+            words += f"，签署医生 {detail['signer']}"
+        if detail.get("override"):
+            words += f"，越过提示的理由：{detail['override']}"
+        return words
+    if action == "generate":
+        return f"模型 {detail.get('model', '')}，提示词版本 {detail.get('prompt_version', '')}"
+    if action == "export":
+        return f"导出为 {detail.get('format', '')}：{detail.get('target', '')}"
+    if action == "delete":
+        return f"删除 {detail.get('file_name', '')}"
+    if action == "recover":
+        return f"损坏的文件已移至 {detail.get('damaged_file', '')}，已找回可读的记录"
+    return "；".join(f"{key} {value}" for key, value in detail.items())
+
+
+def local_time(at: datetime) -> str:
+    """The history keeps UTC; the doctor reads the ward's local time."""
+    return f"{at.replace(tzinfo=timezone.utc).astimezone():%Y-%m-%d %H:%M:%S}"
 
 
 class HistoryPanel(QWidget):
@@ -155,11 +184,11 @@ class HistoryPanel(QWidget):
         dialog.setWindowTitle("审计日志" + (f"：{record.file_name}" if record else "（全部）"))
         table = QTableWidget(len(events), 5)
         table.setObjectName("audit_rows")
-        table.setHorizontalHeaderLabels(["时间 (UTC)", "用户", "操作", "记录", "详情"])
+        table.setHorizontalHeaderLabels(["时间", "系统用户", "操作", "记录", "详情"])
         for row, event in enumerate(events):
-            for column, value in enumerate([f"{event.at:%Y-%m-%d %H:%M:%S}", event.os_user,
+            for column, value in enumerate([local_time(event.at), event.os_user,
                                             ACTION_LABELS.get(event.action, event.action),
-                                            str(event.document_id or ""), str(event.detail or "")]):
+                                            str(event.document_id or ""), audit_detail(event.action, event.detail)]):
                 table.setItem(row, column, QTableWidgetItem(value))
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         layout = QVBoxLayout(dialog)

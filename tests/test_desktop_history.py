@@ -299,7 +299,20 @@ def test_delete_asks_first_and_removes_the_text_from_search(qtbot, app_with_hist
     qtbot.waitUntil(lambda: panel.table.rowCount() == 0, timeout=5_000)
     panel.show_audit()
     audit = panel.findChildren(QDialog)[-1].findChild(type(panel.table), "audit_rows")
-    assert audit.item(0, 2).text() == "删除"
+    assert audit.item(0, 2).text() == "删除" and audit.item(0, 4).text() == "删除 sample_record.txt"
+    assert not any("{" in audit.item(row, 4).text() for row in range(audit.rowCount()))  # words, not dicts
+
+
+def test_audit_details_read_as_words_in_local_time() -> None:
+    from datetime import datetime, timezone
+
+    from desktop.history_panel import audit_detail, local_time
+
+    assert audit_detail("status", {"old": "reviewed", "new": "signed", "signer": "张医生", "override": "已核对"}) == \
+        "已审核 → 已签署，签署医生 张医生，越过提示的理由：已核对"
+    assert audit_detail("export", {"format": "fhir", "target": "/tmp/a.json"}) == "导出为 fhir：/tmp/a.json"
+    utc = datetime(2026, 11, 28, 1, 2, 3)
+    assert local_time(utc) == f"{utc.replace(tzinfo=timezone.utc).astimezone():%Y-%m-%d %H:%M:%S}"
 
 
 def test_export_is_audited(app_with_history, tmp_path: Path) -> None:
