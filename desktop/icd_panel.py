@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from desktop.background import Background
 from inference.icd.coding import MANUAL, PROVENANCE_LABELS, IcdAssignment, direct_assignment, to_final_codes
 from inference.icd.lookup import Candidate, matcher_for
-from inference.icd.table import IcdTable
+from inference.icd.table import BUNDLED_TABLE, IcdTable
 
 COLUMNS = ["诊断", "编码", "名称", "来源", "置信度", "状态"]
 
@@ -99,7 +99,9 @@ class IcdPanel(QWidget):
 
     def set_table(self, table: IcdTable) -> None:
         self.table = table
-        self.title.setText(f"ICD-10 编码（{table.info.name}，{table.info.version}）")
+        shown = "内置 WHO ICD-10 中文版" if table.info.name == BUNDLED_TABLE else table.info.name
+        self.title.setText(f"ICD-10 编码（{shown}）")
+        self.title.setToolTip(f"{table.info.name}：{table.info.version}，{table.info.rows} 条，sha256 {table.info.sha256[:12]}")
 
     def set_assignments(self, assignments: list[IcdAssignment]) -> None:
         self.assignments = list(assignments)

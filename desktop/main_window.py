@@ -246,8 +246,20 @@ class MainWindow(QMainWindow):
         self.progress_bar.setTextVisible(False)
         self.progress_bar.setVisible(False)
         bar.addWidget(self.progress_bar)
-        for widget in (self.model_label, self.demo_badge, self.placement_label, self.context_label, self.speed_label):
+        # Context use, tokens/s and where the layers run are for IT: shown when 技术详情 is ticked (the
+        # placement also whenever it carries a warning the doctor should know, such as no GPU found).
+        self.tech_details = QCheckBox("技术详情")
+        self.tech_details.setObjectName("tech_details")
+        self.tech_details.toggled.connect(self._show_tech_details)
+        for widget in (self.model_label, self.demo_badge, self.placement_label, self.context_label, self.speed_label,
+                       self.tech_details):
             bar.addPermanentWidget(widget)
+        self._show_tech_details(False)
+
+    def _show_tech_details(self, shown: bool) -> None:
+        self.context_label.setVisible(shown)
+        self.speed_label.setVisible(shown)
+        self.placement_label.setVisible(shown or bool(self.engine_info and self.engine_info.warning))
 
     # -- engine --------------------------------------------------------------------------------------
 
@@ -266,6 +278,7 @@ class MainWindow(QMainWindow):
         self.placement_label.setToolTip(info.warning)
         self.placement_label.setStyleSheet("color:#b26a00; font-weight:bold;" if info.warning else "")
         self.context_label.setText(f"上下文：0 / {info.n_ctx}")
+        self._show_tech_details(self.tech_details.isChecked())
         self._set_generating(False)
         if info.warning:
             self.statusBar().showMessage(f"模型已加载，但{info.warning.split(' / ')[0]}", 15000)

@@ -222,6 +222,10 @@ def test_demo_model_shows_banner_and_badge(qtbot, make_window) -> None:
     assert "不可用于临床" in window.demo_banner.text()
     assert "CPU" in window.placement_label.text() and "32768" in window.context_label.text()
     assert "⚠" not in window.placement_label.text()
+    # Context, speed and layer placement are IT's: hidden until 技术详情 is ticked.
+    assert not window.context_label.isVisibleTo(window) and not window.placement_label.isVisibleTo(window)
+    window.tech_details.setChecked(True)
+    assert window.context_label.isVisibleTo(window) and window.speed_label.isVisibleTo(window)
 
 
 def test_a_silent_fall_back_to_the_cpu_is_shown_as_a_warning(qtbot, make_window) -> None:
@@ -234,6 +238,7 @@ def test_a_silent_fall_back_to_the_cpu_is_shown_as_a_warning(qtbot, make_window)
     warning = _placement_warning(requested=-1, offloaded=0, total=41, gpu_build=True)
     window._engine_loaded(replace(fake_info(demo=False), warning=warning))
     assert window.placement_label.text() == "运行于：CPU ⚠"
+    assert window.placement_label.isVisibleTo(window)  # a warning the doctor should see, details or not
     assert "未找到可用的 GPU" in window.placement_label.toolTip()
     partial = replace(fake_info(demo=False), backend="GPU", gpu_layers_offloaded=30, total_layers=41,
                       warning=_placement_warning(requested=-1, offloaded=30, total=41, gpu_build=True))
