@@ -438,7 +438,7 @@ class _Checker:
                 continue
             if statement.support < SUPPORTED:
                 self.add(Finding("G1", WARNING, statement.section, statement.index, (0, len(statement.text)),
-                                 f"该内容在原文中找不到依据（支持度 {statement.support:.0%}）", "核对原文",
+                                 "该内容在原文中找不到依据", "核对原文",  # the support figure is in the statements
                                  statement.sources))
 
 
