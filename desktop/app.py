@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QLibraryInfo, QLocale, QTranslator
 from PySide6.QtGui import QFont, QFontDatabase
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from desktop.history_controller import HistoryController
 from desktop.main_window import MainWindow
@@ -75,6 +75,15 @@ def open_history(show_error: Callable[[str, str], None] = _critical) -> tuple[In
     return lock, store, 0
 
 
+def show_fitting(window: QWidget) -> None:
+    """Maximized on a ward PC's small screen (1366×768 and the like), at its own size on a large one."""
+    screen = window.screen().availableGeometry() if window.screen() else None
+    if screen is not None and (screen.width() <= 1600 or screen.height() <= 900):
+        window.showMaximized()
+    else:
+        window.show()
+
+
 def install_chinese_translations(app: QApplication) -> list[QTranslator]:
     """Qt's own zh_CN strings (file dialogs, standard buttons: 取消 not Cancel), from the translations PySide6
     ships; a build without them keeps English for those few and says nothing."""
@@ -100,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, config_error = load_startup_config()
     window = build_window(config, config_error)
     HistoryController(window, store)
-    window.show()
+    show_fitting(window)
     if config_error:
         QMessageBox.warning(window, "配置文件无法读取", config_error + "\n将使用默认设置。")
     for notice in store.notices:

@@ -69,7 +69,11 @@ class IcdPanel(QWidget):
         self.rows.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.rows.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.rows.itemSelectionChanged.connect(self._row_selected)
-        layout.addWidget(self.rows, 2)
+        self.rows.verticalHeader().setVisible(False)
+        # A record's diagnoses at a glance: room for five rows however small the window (the pane scrolls).
+        self.rows.setMinimumHeight(self.rows.horizontalHeader().sizeHint().height()
+                                   + 5 * self.rows.verticalHeader().defaultSectionSize() + 4)
+        layout.addWidget(self.rows, 3)
         # Why the final code is more precise than the one looked up: 「同时诊断心力衰竭 → I11.0」.
         self.precision = QLabel("")
         self.precision.setObjectName("icd_precision")

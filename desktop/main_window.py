@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -39,6 +40,15 @@ from inference.llm.engine import EngineInfo
 from inference.llm.settings import AppConfig, EngineSettings, save_config
 from inference.pipeline import BriefReport
 from inference.summary.schema import StructuredSummary
+
+
+def _scrolling(widget: QWidget) -> QScrollArea:
+    """A pane that scrolls instead of squeezing its boxes into each other on a small window."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
 
 
 def _ask_yes_no(parent: QWidget, title: str, question: str) -> bool:
@@ -165,13 +175,19 @@ class MainWindow(QMainWindow):
         self._streamed_chars = 0
         panes = QSplitter(Qt.Orientation.Horizontal)
         panes.addWidget(self._titled("病历原文", self.document_pane))
-        panes.addWidget(self._titled("结构化摘要（可编辑）", self.summary_pane))
-        panes.addWidget(self.icd_panel)
+        panes.addWidget(self._titled("结构化摘要（可编辑）", _scrolling(self.summary_pane)))
+        panes.addWidget(_scrolling(self.icd_panel))
         panes.setSizes([430, 520, 400])
+        below = QSplitter(Qt.Orientation.Horizontal)
+        below.addWidget(self.summary_pane.findings_box)
+        below.addWidget(self._progress_area())
+        below.setSizes([760, 600])
         vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(panes)
-        vertical.addWidget(self._progress_area())
-        vertical.setSizes([600, 120])
+        vertical.addWidget(below)
+        vertical.setStretchFactor(0, 3)
+        vertical.setStretchFactor(1, 1)
+        vertical.setSizes([560, 170])
         layout.addWidget(vertical, 1)
         self.setCentralWidget(central)
         self.resize(1366, 768)

@@ -13,7 +13,7 @@ from inference.checks.validation import SEVERITY_LABELS, Finding
 from inference.summary.schema import ABSENT, SECTIONS, Diagnosis, StructuredSummary, exam_item_from_text
 
 REVALIDATE_DELAY_MS = 400
-FINDINGS_MIN_HEIGHT = 160  # about seven rows: errors first, then warnings, readable without scrolling at once
+FINDINGS_MIN_HEIGHT = 120  # about six rows: errors first, then warnings, readable without scrolling at once
 MAX_EDIT_DELAY_S = 1.5  # continuous typing still autosaves at least this often (≤ 2 s of work at risk)
 
 
@@ -31,7 +31,7 @@ class SummaryPane(QWidget):
         self.editors: dict[str, HighlightedEdit] = {}
         placeholders = {"chief_complaint": "主诉", "present_illness": "现病史",
                         "auxiliary_exams": "每行一项：项目 数值 单位", "diagnoses": "每行一个诊断"}
-        heights = {"chief_complaint": 48, "present_illness": 150, "auxiliary_exams": 96, "diagnoses": 86}
+        heights = {"chief_complaint": 44, "present_illness": 110, "auxiliary_exams": 84, "diagnoses": 76}
         for field_name, heading in SECTIONS:
             label = QLabel(f"【{heading}】")
             label.setObjectName(f"heading_{field_name}")
@@ -50,8 +50,14 @@ class SummaryPane(QWidget):
         self.findings_list.setWordWrap(True)
         self.findings_list.itemActivated.connect(self._finding_clicked)
         self.findings_list.itemClicked.connect(self._finding_clicked)
-        layout.addWidget(self.findings_label)
-        layout.addWidget(self.findings_list, 2)
+        # The findings sit under the panes, beside the progress (MainWindow places ``findings_box``): in the
+        # summary column they pushed the four sections into each other at 1366×768.
+        self.findings_box = QWidget()
+        self.findings_box.setObjectName("findings_box")
+        box = QVBoxLayout(self.findings_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.findings_label)
+        box.addWidget(self.findings_list, 1)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REVALIDATE_DELAY_MS)

@@ -390,7 +390,8 @@ def test_progress_shows_phase_and_part_in_the_status_bar(qtbot, make_window) -> 
     assert not window.progress_bar.isHidden()
     qtbot.waitUntil(lambda: not window.generating, timeout=10_000)
     assert window.progress_bar.isHidden()
-    assert window.summary_pane.findings_list.minimumHeight() >= 150
+    findings = window.summary_pane.findings_list
+    assert findings.minimumHeight() >= 6 * findings.fontMetrics().height()  # six rows at least; test_desktop_layout renders it
 
 
 def test_export_writes_every_format(qtbot, make_window, tmp_path: Path) -> None:
