@@ -29,6 +29,7 @@ from desktop.document_pane import DocumentPane
 from desktop.icd_panel import IcdPanel
 from desktop.settings_dialog import SettingsDialog
 from desktop.summary_pane import SummaryPane
+from desktop.wording import chinese
 from desktop.worker import WorkerHost
 from inference.checks.grounding import Statement
 from inference.checks.validation import Finding, RunEvidence, ValidationReport, validate
@@ -590,7 +591,9 @@ class MainWindow(QMainWindow):
         self.load_engine(settings)
 
     def show_error(self, title: str, message: str) -> None:
-        """A plain message, never a traceback; the window stays usable."""
+        """A plain message in Chinese (the English half of the core's messages is for the CLI and the log),
+        never a traceback; the window stays usable."""
+        message = chinese(message)
         self.statusBar().showMessage(message, 10000)
         self.error_shown.emit(title, message)
         self._alert(self, title, message)

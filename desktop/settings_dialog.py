@@ -19,6 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.wording import chinese
+from inference.errors import MedBriefError
+from inference.llm.gguf_header import check_loadable, read_gguf_header
 from inference.llm.settings import EngineSettings
 
 
@@ -83,9 +86,16 @@ class SettingsDialog(QDialog):
         })
 
     def accept(self) -> None:
+        """Nothing is saved, and the loaded model stays, until the settings and the model file check out:
+        the GGUF header is read here (milliseconds), before the window reloads anything."""
         try:
-            self.settings()
+            settings = self.settings()
+            if settings.model_path is not None:
+                check_loadable(read_gguf_header(settings.model_path), settings.n_ctx)
         except ValidationError as exc:
             self.problem.setText(f"设置无效：{exc.errors()[0]['msg']}")
+            return
+        except MedBriefError as exc:
+            self.problem.setText(f"模型文件不可用：{chinese(exc.message)}")
             return
         super().accept()

@@ -186,7 +186,7 @@ def test_stop_returns_within_two_seconds_and_the_app_stays_usable(qtbot, make_wi
 def test_engine_errors_show_a_plain_message_and_the_app_stays_up(qtbot, make_window) -> None:
     window = make_window(settings=EngineSettings(model_path=Path("/nowhere/missing.gguf")))
     qtbot.waitUntil(lambda: "未加载" in window.model_label.text(), timeout=5_000)
-    assert "model file not found" in window.last_error and "Traceback" not in window.last_error
+    assert window.last_error == "找不到模型文件：/nowhere/missing.gguf"  # one language: the Chinese half
     assert not window.generate_action.isEnabled()
     window.apply_settings(EngineSettings())  # fix the setting: the app recovers without a restart
     _ready(qtbot, window)
@@ -200,7 +200,7 @@ def test_generation_failure_is_reported_and_generation_can_run_again(qtbot, make
     with qtbot.waitSignal(window.host.worker.failed, timeout=5_000):
         window.generate_action.trigger()
     qtbot.waitUntil(lambda: window.generate_action.isEnabled(), timeout=2_000)
-    assert "record too long" in window.last_error
+    assert window.last_error == "病历过长"
 
 
 def test_bad_file_keeps_the_current_record(qtbot, make_window, tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ def test_bad_file_keeps_the_current_record(qtbot, make_window, tmp_path: Path) -
     binary = tmp_path / "scan.txt"
     binary.write_bytes(bytes(range(256)) * 4)
     assert not window.open_file(str(binary))
-    assert "binary" in window.last_error
+    assert window.last_error == "这是二进制文件，不是文本病历：scan.txt"
     assert "NT-proBNP" in window.document_pane.toPlainText()
     assert not window.set_document_text("   ")
     assert window.document is not None and window.document.file_name == "sample_record.txt"
@@ -537,3 +537,27 @@ def test_no_problem_is_said_only_after_a_check_ran(qtbot, make_window) -> None:
     assert "尚未核对" in label.text() and "未发现问题" not in label.text()
     _generate(qtbot, window)
     assert "尚未核对" not in label.text() and label.text().startswith("核对结果：")
+
+
+def test_settings_refuse_a_file_that_is_not_a_gguf_and_keep_the_loaded_model(qtbot, make_window, tmp_path) -> None:
+    from desktop.settings_dialog import SettingsDialog
+
+    window = make_window()
+    _ready(qtbot, window)
+    loaded = window.engine_info
+    not_a_model = tmp_path / "notes.gguf"
+    not_a_model.write_text("这不是模型", encoding="utf-8")
+    dialog = SettingsDialog(window.config.engine, window)
+    qtbot.addWidget(dialog)
+    dialog.model_path.setText(str(not_a_model))
+    dialog.accept()
+    assert dialog.result() == 0 and dialog.problem.text() == f"模型文件不可用：不是 GGUF 模型文件：{not_a_model}"
+    assert window.engine_info is loaded and window.config.engine.model_path is None  # nothing saved or reloaded
+
+
+def test_the_window_speaks_the_chinese_half_of_bilingual_messages() -> None:
+    from desktop.wording import chinese
+
+    assert chinese("找不到 ICD 编码表 'x' / ICD table not found: /d/x.sqlite") == "找不到 ICD 编码表 'x'：/d/x.sqlite"
+    assert chinese("状态只能前进：a → b 不允许 / status only moves forward") == "状态只能前进：a → b 不允许"
+    assert chinese("disk I/O error / 2") == "disk I/O error / 2"  # no Chinese part: kept whole

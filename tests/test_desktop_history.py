@@ -103,7 +103,7 @@ def test_review_and_sign_move_the_status_forward(qtbot, app_with_history) -> Non
     assert signed.detail["signer"] == "张医生" and signed.detail["override"] == "已逐条核对" and signed.os_user
     controller.review_action.trigger()  # backwards is refused with a message, nothing changes
     written(qtbot, controller)
-    assert "forward" in window.last_error
+    assert "状态只能前进" in window.last_error
     assert store.versions(controller.document_id)[-1].status == "signed"
 
 
@@ -368,7 +368,7 @@ def test_a_run_the_history_could_not_take_stays_in_the_window_and_is_saved_at_th
     _ready(qtbot, window)
     window.open_file(str(SAMPLE_RECORD))
     _generate(qtbot, window)
-    assert "disk full" in window.last_error and "摘要仍在窗口中" in window.last_error
+    assert "磁盘已满" in window.last_error and "摘要仍在窗口中" in window.last_error
     assert history.list_records() == [] and controller.document_id is None
     editor = window.summary_pane.editors["chief_complaint"]
     assert editor.toPlainText()  # the draft is still on screen
