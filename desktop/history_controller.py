@@ -188,11 +188,17 @@ class HistoryController(QObject):
         self.window.statusBar().showMessage(
             f"已打开 {row.file_name}（v{latest.number}，{STATUS_LABELS.get(latest.status, latest.status)}）", 5000)
 
-    def _document_changed(self, _document: Document) -> None:
-        if not self._loading:
-            self._save_unsaved_run()  # a last try: the window now shows another record
-            self._unsaved_run = None
-            self.document_id = None
+    def _document_changed(self, document: Document) -> None:
+        if self._loading:
+            return
+        had = self.document_id is not None or self._unsaved_run is not None
+        if not self._save_unsaved_run():  # a last try: the window now shows another record
+            self.window.show_error("上一份摘要未能保存", "历史记录未能保存上一份摘要（已从窗口移除）。请检查磁盘空间与数据目录权限。")
+        elif had:
+            self.window.statusBar().showMessage(
+                f"已载入 {document.file_name}；上一份摘要已保存在历史记录中，可在“历史记录”中打开", 8000)
+        self._unsaved_run = None
+        self.document_id = None
 
     def _deleted(self, document_id: int) -> None:
         if document_id == self.document_id:

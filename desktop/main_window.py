@@ -334,6 +334,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _set_document(self, document: Document) -> None:
+        had_summary = self.document is not None and bool(self.summary_pane.editors["chief_complaint"].toPlainText())
         self.document = document
         self.set_signed(False)
         self._kept_codes = {}
@@ -345,9 +346,15 @@ class MainWindow(QMainWindow):
         self.document_pane.setPlainText(document.text)
         self.summary_pane.clear()
         self.icd_panel.set_assignments([])
+        self.progress.clear()  # the last record's run does not belong to this one
+        self.raw_output.clear()
+        self.stream_label.setText("")
+        self._last_step = None
         self.setWindowTitle(f"MedBrief 病历摘要助手 — {document.file_name}")
-        self.document_changed.emit(document)
-        self.statusBar().showMessage(f"已载入 {document.file_name}（{document.encoding}，{len(document.text)} 字）", 5000)
+        self.statusBar().showMessage(f"已载入 {document.file_name}（{document.encoding}，{len(document.text)} 字）", 8000)
+        self.document_changed.emit(document)  # the history says where the last summary went (after this line)
+        if had_summary and self.statusBar().currentMessage().startswith("已载入"):
+            self.statusBar().showMessage(self.statusBar().currentMessage() + "；上一份摘要已不在窗口中", 8000)
 
     # -- generation ----------------------------------------------------------------------------------
 

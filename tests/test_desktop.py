@@ -561,3 +561,14 @@ def test_the_window_speaks_the_chinese_half_of_bilingual_messages() -> None:
     assert chinese("找不到 ICD 编码表 'x' / ICD table not found: /d/x.sqlite") == "找不到 ICD 编码表 'x'：/d/x.sqlite"
     assert chinese("状态只能前进：a → b 不允许 / status only moves forward") == "状态只能前进：a → b 不允许"
     assert chinese("disk I/O error / 2") == "disk I/O error / 2"  # no Chinese part: kept whole
+
+
+def test_opening_another_record_says_so_and_clears_the_last_runs_progress(qtbot, make_window) -> None:
+    window = make_window(FakeJob(tokens=5))
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    assert window.progress.toPlainText()
+    window.set_document_text("患者女，50岁，头痛2天。")
+    assert window.progress.toPlainText() == "" and window.raw_output.toPlainText() == ""
+    assert "上一份摘要已不在窗口中" in window.statusBar().currentMessage()  # no history here to keep it

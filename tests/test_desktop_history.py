@@ -378,3 +378,10 @@ def test_a_run_the_history_could_not_take_stays_in_the_window_and_is_saved_at_th
     assert versions[0].origin == "model"
     qtbot.waitUntil(lambda: "医生补充" in history.versions(controller.document_id)[-1].summary["chief_complaint"],
                     timeout=5_000)
+
+
+def test_opening_another_record_says_where_the_last_summary_went(qtbot, app_with_history) -> None:
+    window, controller, store, _ = app_with_history
+    window.set_document_text("患者女，50岁，头痛2天。")
+    assert "上一份摘要已保存在历史记录中" in window.statusBar().currentMessage()
+    assert len(store.list_records()) == 1
