@@ -50,6 +50,8 @@ class SummaryPane(QWidget):
         self.findings_list.setWordWrap(True)
         self.findings_list.itemActivated.connect(self._finding_clicked)
         self.findings_list.itemClicked.connect(self._finding_clicked)
+        # The arrow keys move through the findings too, and the record follows.
+        self.findings_list.currentItemChanged.connect(lambda item, _previous: item and self._finding_clicked(item))
         # The findings sit under the panes, beside the progress (MainWindow places ``findings_box``): in the
         # summary column they pushed the four sections into each other at 1366×768.
         self.findings_box = QWidget()

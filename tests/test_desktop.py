@@ -572,3 +572,30 @@ def test_opening_another_record_says_so_and_clears_the_last_runs_progress(qtbot,
     window.set_document_text("患者女，50岁，头痛2天。")
     assert window.progress.toPlainText() == "" and window.raw_output.toPlainText() == ""
     assert "上一份摘要已不在窗口中" in window.statusBar().currentMessage()  # no history here to keep it
+
+
+def test_moving_through_findings_with_the_keyboard_moves_the_source_highlight(qtbot, make_window) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window = make_window()
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    exams = window.summary_pane.editors["auxiliary_exams"]
+    with qtbot.waitSignal(window.reviewed, timeout=5_000):
+        exams.setPlainText(exams.toPlainText().replace("LVEF 38%", "LVEF 48%").replace("138 μmol/L", "158 μmol/L"))
+    findings = window.summary_pane.findings_list
+    assert findings.count() == 2
+    document = window.document_pane
+
+    def highlighted() -> str:
+        mark = document.marks[0]
+        return document.toPlainText()[mark.start:mark.end]
+
+    findings.setFocus()
+    findings.setCurrentRow(0)
+    first = highlighted()
+    QTest.keyClick(findings, Qt.Key.Key_Down)
+    assert findings.currentRow() == 1 and highlighted() != first
+    assert (first, highlighted()) == ("LVEF 38%", "肌酐 138 μmol/L")
