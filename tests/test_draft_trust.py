@@ -170,3 +170,14 @@ def test_summarize_exits_8_on_a_rejected_draft_and_keeps_it_as_rejected(
     code = main(["summarize", "resources/samples/sample_record.txt", "--json", "--no-icd", "--quiet"])
     data = json.loads(capsys.readouterr().out)
     assert code == 8 and data["verdict"] == REJECTED
+
+
+def test_a_diagnosis_the_doctor_adds_is_flagged_whole_and_does_not_reject_the_draft(sample_text: str) -> None:
+    """2型糖尿病 also stands in the prompt's example; one such line is the doctor's addition, not the example
+    patient, and its warning covers the whole term."""
+
+    added = SAMPLE_SUMMARY.model_copy(update={"diagnoses": [*SAMPLE_SUMMARY.diagnoses, Diagnosis(name="2型糖尿病")]})
+    report = validate(added, sample_text)
+    assert report.verdict != REJECTED
+    flagged = [f for f in report.findings if f.rule_id == "F1" and f.section == "diagnoses"]
+    assert [("2型糖尿病"[f.span[0]:f.span[1]]) for f in flagged] == ["2型糖尿病"]
