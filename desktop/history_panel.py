@@ -157,15 +157,17 @@ class HistoryPanel(QWidget):
             return
         draft, final = self.store.draft_and_final(record.document_id)
         dialog = QDialog(self)
-        dialog.setWindowTitle(f"对比：{record.file_name}（草稿 v{draft.number} / 当前 v{final.number} {final.status}）")
+        dialog.setWindowTitle(f"对比：{record.file_name}（模型草稿 v{draft.number} / 当前 v{final.number}，"
+                              f"{STATUS_LABELS.get(final.status, final.status)}）")
         splitter = QSplitter(Qt.Orientation.Horizontal)
         left, right = plain_edit(read_only=True), plain_edit(read_only=True)
         left.setObjectName("compare_draft")
         right.setObjectName("compare_final")
-        left.setPlainText(draft.emr_text)
-        right.setPlainText(final.emr_text)
-        left.set_marks(_changed_lines(draft.emr_text, final.emr_text, ERROR_COLOUR))
-        right.set_marks(_changed_lines(final.emr_text, draft.emr_text, SOURCE_COLOUR))
+        draft_text, final_text = compare_text(draft.emr_text, draft.icd), compare_text(final.emr_text, final.icd)
+        left.setPlainText(draft_text)
+        right.setPlainText(final_text)
+        left.set_marks(_changed_lines(draft_text, final_text, ERROR_COLOUR))
+        right.set_marks(_changed_lines(final_text, draft_text, SOURCE_COLOUR))
         for title, edit in (("模型草稿", left), ("医生当前版本", right)):
             holder = QWidget()
             column = QVBoxLayout(holder)
@@ -195,6 +197,13 @@ class HistoryPanel(QWidget):
         layout.addWidget(table)
         dialog.resize(900, 480)
         dialog.show()
+
+
+def compare_text(emr_text: str, icd: list[dict[str, Any]] | None) -> str:
+    """A version as compared: its text and its codes, so a changed or confirmed code shows as a changed line."""
+    lines = [f"{item.get('diagnosis', '')}：{item.get('code') or '未编码'} {item.get('name') or ''}".rstrip()
+             + ("（已确认）" if item.get("confirmed") else "") for item in icd or []]
+    return emr_text.rstrip("\n") + ("\n\n【ICD-10】\n" + "\n".join(lines) if lines else "") + "\n"
 
 
 def _changed_lines(text: str, other: str, colour) -> list[Mark]:  # type: ignore[no-untyped-def]

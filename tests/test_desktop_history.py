@@ -285,6 +285,24 @@ def test_compare_shows_draft_and_final_side_by_side(qtbot, app_with_history) -> 
     assert final.toPlainText()[mark.start:mark.end] == "【主诉】医生改写的主诉"
 
 
+def test_compare_shows_the_doctors_code_changes_too(qtbot, app_with_history) -> None:
+    window, controller, store, _ = app_with_history
+    panel = window.icd_panel
+    panel.rows.selectRow(1)
+    panel.search_box.setText("I11.9")
+    with qtbot.waitSignal(panel.searched, timeout=10_000):
+        panel.search()
+    panel.replace_button.click()
+    written(qtbot, controller)
+    controller.panel.table.selectRow(0)
+    controller.panel.compare_selected()
+    dialog = controller.panel.findChildren(QDialog)[-1]
+    final = dialog.findChild(type(window.summary_pane.editors["diagnoses"]), "compare_final")
+    changed = [final.toPlainText()[m.start:m.end] for m in final.marks]
+    assert changed == ["高血压心脏病：I11.9 高血压心脏病不伴有（充血性）心力衰竭（已确认）"]
+    assert "已签署" not in dialog.windowTitle() and "草稿" in dialog.windowTitle()
+
+
 def test_delete_asks_first_and_removes_the_text_from_search(qtbot, app_with_history) -> None:
     window, controller, store, answers = app_with_history
     panel = controller.panel
