@@ -3,7 +3,6 @@ reopen. The store is headless; this is the only place the two meet."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt
@@ -19,7 +18,6 @@ from inference.errors import StorageError
 from inference.history.models import REJECTED
 from inference.history.store import HistoryStore
 from inference.icd.coding import IcdAssignment
-from inference.llm.demo_model import demo_model_path
 from inference.llm.gguf_header import model_fingerprint
 from inference.summary.schema import StructuredSummary
 
@@ -170,11 +168,9 @@ class HistoryController(QObject):
         document = Document(text=row.text, file_name=row.file_name, encoding=row.encoding, sha256=row.sha256)
         latest = versions[-1]
         try:
-            model_file = self.store.run_model_file(document_id)
+            demo = self.store.from_demo(document_id)
         except StorageError:
-            model_file = ""
-        # By name (the history keeps the file's name): hashing a copy does not belong on the GUI thread.
-        demo = bool(model_file) and Path(model_file).name == demo_model_path().name
+            demo = False
         self._loading = True
         try:
             self.window.show_saved(document, StructuredSummary.model_validate(latest.summary),

@@ -303,3 +303,19 @@ def test_cli_history_commands_and_errors(tmp_path: Path) -> None:
     store = HistoryStore.open(tmp_path / "history.sqlite")
     assert [event.action for event in store.audit_log()] == ["export", "generate"]  # failed exports not audited
     store.close()
+
+
+def test_an_export_of_a_demo_models_draft_carries_the_demo_mark(store: HistoryStore, tmp_path: Path) -> None:
+    from inference.export import DEMO_MARK
+    from tests.conftest import SAMPLE_RECORD
+
+    demo = sample_report()
+    demo.result.model["demo"] = True
+    demo_id = store.record_run(demo, {}).document_id
+    another_record = tmp_path / "another.txt"
+    another_record.write_text(SAMPLE_RECORD.read_text(encoding="utf-8") + "\n出院带药：阿司匹林。", encoding="utf-8")
+    other = store.record_run(sample_report(another_record), {}).document_id
+    assert store.from_demo(demo_id) and not store.from_demo(other)
+    assert store.export_record(demo_id, "txt").startswith(DEMO_MARK)
+    assert json.loads(store.export_record(demo_id, "json"))["demo"] is True
+    assert DEMO_MARK not in store.export_record(other, "txt")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STATUSES = ("draft", "reviewed", "signed")  # the review moves forward only
@@ -52,6 +52,7 @@ class RunRow(Base):
     icd_table: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     raw_output: Mapped[str] = mapped_column(Text)
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # validation.RunEvidence
+    demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # written by the demo model
     document: Mapped[DocumentRow] = relationship(back_populates="runs")
 
 

@@ -386,7 +386,7 @@ class HistoryStore:
                 draft=report.result.summary.model_dump(),
                 findings=[f.as_dict() for f in report.validation.findings] if report.validation else [],
                 icd=icd, icd_table=report.icd[0].table if report.icd else None, raw_output=report.result.raw_output,
-                evidence=report.result.evidence.as_dict(),
+                evidence=report.result.evidence.as_dict(), demo=bool(model.get("demo")),
             )
             session.add(run)
             session.flush()
@@ -558,12 +558,12 @@ class HistoryStore:
             run = session.get(RunRow, latest.run_id) if latest is not None and latest.run_id is not None else None
             return RunEvidence.from_dict(run.evidence if run is not None else None)
 
-    def run_model_file(self, document_id: int) -> str:
-        """The model file of the run behind the record's latest version ("" when there is none)."""
+    def from_demo(self, document_id: int) -> bool:
+        """Whether the run behind the record's latest version was the demo model's."""
         with self._session() as session:
             latest = self._latest(session, document_id)
             run = session.get(RunRow, latest.run_id) if latest is not None and latest.run_id is not None else None
-            return run.model_file if run is not None else ""
+            return bool(run is not None and run.demo)
 
     def draft_and_final(self, document_id: int) -> tuple[SummaryVersionRow, SummaryVersionRow]:
         """The model's latest draft and the doctor's latest version, for side-by-side comparison."""
@@ -600,7 +600,8 @@ class HistoryStore:
             raise StorageError("该草稿未通过核对（与原文不符），不能导出 / a rejected draft cannot be exported")
         summary = StructuredSummary.model_validate(latest.summary)
         icd = [IcdAssignment.from_record(item) for item in latest.icd]
-        output = export(summary, fmt, icd, status=latest.status, version=latest.number)
+        output = export(summary, fmt, icd, demo=self.from_demo(document_id), status=latest.status,
+                        version=latest.number)
         self.log_export(document_id, fmt, target)
         return output
 
