@@ -43,6 +43,16 @@ from inference.pipeline import BriefReport
 from inference.summary.schema import StructuredSummary
 
 
+def _banner(name: str, text: str, colours: str) -> QLabel:
+    """A strip across the top of the window, hidden until its state applies."""
+    banner = QLabel(text)
+    banner.setObjectName(name)
+    banner.setWordWrap(True)
+    banner.setStyleSheet(colours + " padding:6px; font-weight:bold;")
+    banner.setVisible(False)
+    return banner
+
+
 def _scrolling(widget: QWidget) -> QScrollArea:
     """A pane that scrolls instead of squeezing its boxes into each other on a small window."""
     area = QScrollArea()
@@ -131,23 +141,12 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
-        self.demo_banner = QLabel(DEMO_BANNER)
-        self.demo_banner.setObjectName("demo_banner")
-        self.demo_banner.setStyleSheet("background:#fff3b0; color:#6b4e00; padding:6px; font-weight:bold;")
-        self.demo_banner.setVisible(False)
-        layout.addWidget(self.demo_banner)
-        self.rejected_banner = QLabel("")
-        self.rejected_banner.setObjectName("rejected_banner")
-        self.rejected_banner.setWordWrap(True)
-        self.rejected_banner.setStyleSheet("background:#c62828; color:white; padding:6px; font-weight:bold;")
-        self.rejected_banner.setVisible(False)
-        layout.addWidget(self.rejected_banner)
-        self.signed_banner = QLabel("已签署：此版本不可更改。如需修改，请点“修改（新版本）”，已签署版本保留在历史记录中。")
-        self.signed_banner.setObjectName("signed_banner")
-        self.signed_banner.setWordWrap(True)
-        self.signed_banner.setStyleSheet("background:#e3f2e1; color:#1b5e20; padding:6px; font-weight:bold;")
-        self.signed_banner.setVisible(False)
-        layout.addWidget(self.signed_banner)
+        self.demo_banner = _banner("demo_banner", DEMO_BANNER, "background:#fff3b0; color:#6b4e00;")
+        self.rejected_banner = _banner("rejected_banner", "", "background:#c62828; color:white;")
+        self.signed_banner = _banner("signed_banner", "已签署：此版本不可更改。如需修改，请点“修改（新版本）”，"
+                                     "已签署版本保留在历史记录中。", "background:#e3f2e1; color:#1b5e20;")
+        for banner in (self.demo_banner, self.rejected_banner, self.signed_banner):
+            layout.addWidget(banner)
         self.document_pane = DocumentPane()
         self.document_pane.file_dropped.connect(self.open_file)
         self.document_pane.text_dropped.connect(self.set_document_text)

@@ -80,6 +80,13 @@ class FakeJob:
                            elapsed_s=1.25)
 
 
+def _generated(qtbot, window: MainWindow) -> BriefReport:
+    """The model ready, the sample record open, a summary generated: where most tests start."""
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    return _generate(qtbot, window)
+
+
 def _record_alert(window: MainWindow, _title: str, message: str) -> None:
     """Offscreen, a modal dialog would wait forever: the tests read the last error instead."""
     window.last_error = message  # type: ignore[attr-defined]
@@ -132,9 +139,7 @@ def test_generation_streams_tokens_then_fills_all_four_sections(qtbot, make_wind
 
 def test_the_progress_pane_speaks_words_and_the_raw_output_waits_behind_details(qtbot, make_window) -> None:
     window = make_window(FakeJob(tokens=30, delay=0.001))
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     shown = window.progress.toPlainText()
     assert "▶" in shown and "片段" not in shown and "{" not in shown
     assert "片段" in window.raw_output.toPlainText() and not window.raw_output.isVisibleTo(window)
@@ -248,9 +253,7 @@ def test_a_silent_fall_back_to_the_cpu_is_shown_as_a_warning(qtbot, make_window)
 
 def test_clicking_a_statement_highlights_its_source_span(qtbot, make_window) -> None:
     window = make_window()
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     exams = window.summary_pane.editors["auxiliary_exams"]
     position = exams.toPlainText().index("LVEF")
     cursor = exams.textCursor()
@@ -265,9 +268,7 @@ def test_clicking_a_statement_highlights_its_source_span(qtbot, make_window) -> 
 
 def test_editing_revalidates_and_highlights_findings_that_link_to_the_source(qtbot, make_window) -> None:
     window = make_window()
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     assert window.summary_pane.findings_list.count() == 0
     exams = window.summary_pane.editors["auxiliary_exams"]
     with qtbot.waitSignal(window.reviewed, timeout=5_000):  # the review runs off the GUI thread
@@ -285,9 +286,7 @@ def test_editing_revalidates_and_highlights_findings_that_link_to_the_source(qtb
 
 def test_icd_accept_and_replace_record_the_doctors_choice(qtbot, make_window) -> None:
     window = make_window()
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     panel = window.icd_panel
     panel.rows.selectRow(0)
     assert panel.candidates.count() >= 2
@@ -310,9 +309,7 @@ def test_icd_accept_and_replace_record_the_doctors_choice(qtbot, make_window) ->
 
 def test_icd_panel_shows_why_a_code_is_more_precise_and_follows_an_edit_of_the_diagnoses(qtbot, make_window) -> None:
     window = make_window()
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     panel = window.icd_panel
     assert [a.code for a in panel.assignments] == ["I50.9", "I11.0", "N19"]
     panel.rows.selectRow(1)
@@ -326,9 +323,7 @@ def test_icd_panel_shows_why_a_code_is_more_precise_and_follows_an_edit_of_the_d
 
 def test_copy_puts_the_emr_format_on_the_clipboard(qtbot, make_window) -> None:
     window = make_window()
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     window.copy_action.trigger()
     text = QGuiApplication.clipboard().text()
     assert text.startswith("【主诉】反复胸闷气促3年")
@@ -342,9 +337,7 @@ def test_a_demo_model_draft_is_marked_in_every_copy_and_export(qtbot, make_windo
     from inference.export import DEMO_MARK
 
     window = make_window(FakeJob(tokens=3, demo=True))
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     assert window.copy_summary().startswith(DEMO_MARK + "\n【主诉】")
     assert QGuiApplication.clipboard().text().startswith(DEMO_MARK)
     for fmt in ("txt", "md", "json", "fhir"):
@@ -398,9 +391,7 @@ def test_export_writes_every_format(qtbot, make_window, tmp_path: Path) -> None:
     import json
 
     window = make_window()
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     for fmt in ("txt", "md", "json", "fhir"):
         assert window.export_to(tmp_path / f"out.{fmt}", fmt)
     assert (tmp_path / "out.txt").read_text(encoding="utf-8").startswith("【主诉】")
@@ -518,9 +509,7 @@ def test_qt_speaks_chinese_in_its_own_dialogs_and_candidates_say_how_they_were_f
         for translator in translators:
             QApplication.instance().removeTranslator(translator)
     window = make_window()
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     panel = window.icd_panel
     panel.rows.selectRow(0)
     texts = [panel.candidates.item(i).text() for i in range(panel.candidates.count())]
@@ -565,9 +554,7 @@ def test_the_window_speaks_the_chinese_half_of_bilingual_messages() -> None:
 
 def test_opening_another_record_says_so_and_clears_the_last_runs_progress(qtbot, make_window) -> None:
     window = make_window(FakeJob(tokens=5))
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     assert window.progress.toPlainText()
     window.set_document_text("患者女，50岁，头痛2天。")
     assert window.progress.toPlainText() == "" and window.raw_output.toPlainText() == ""
@@ -579,9 +566,7 @@ def test_moving_through_findings_with_the_keyboard_moves_the_source_highlight(qt
     from PySide6.QtTest import QTest
 
     window = make_window()
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    _generated(qtbot, window)
     exams = window.summary_pane.editors["auxiliary_exams"]
     with qtbot.waitSignal(window.reviewed, timeout=5_000):
         exams.setPlainText(exams.toPlainText().replace("LVEF 38%", "LVEF 48%").replace("138 μmol/L", "158 μmol/L"))

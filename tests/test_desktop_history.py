@@ -40,6 +40,16 @@ class Signer:
         return self.answers.pop(0) if self.answers else Signature("张医生", "已逐条核对" if request.blockers else "")
 
 
+def _generated(qtbot, make_window, history, job=None, confirm=None):  # noqa: F811
+    """A window with the history, the sample record generated: what most tests here start from."""
+    window = make_window(job, confirm=confirm)
+    controller = HistoryController(window, history, sign=Signer())
+    _ready(qtbot, window)
+    window.open_file(str(SAMPLE_RECORD))
+    _generate(qtbot, window)
+    return window, controller
+
+
 @pytest.fixture
 def app_with_history(qtbot, make_window, history):  # noqa: F811
     answers: list[bool] = []
@@ -124,11 +134,7 @@ def test_signing_is_a_deliberate_act_cancelled_changes_nothing(qtbot, app_with_h
 def test_a_demo_draft_blocks_signing_also_when_reopened(qtbot, make_window, history) -> None:  # noqa: F811
     from tests.test_desktop import FakeJob
 
-    window = make_window(FakeJob(tokens=3, demo=True))
-    controller = HistoryController(window, history, sign=Signer())
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    window, controller = _generated(qtbot, make_window, history, FakeJob(tokens=3, demo=True))
     assert "草稿由演示模型生成，不可用于临床" in controller.signing_blockers()
     document_id = controller.document_id
     window.open_file(str(SAMPLE_RECORD))
@@ -139,11 +145,7 @@ def test_a_demo_draft_blocks_signing_also_when_reopened(qtbot, make_window, hist
 
 def test_a_signed_version_is_immutable_until_the_doctor_starts_a_new_one(qtbot, make_window, history) -> None:  # noqa: F811
     answers: list[bool] = []
-    window = make_window(confirm=lambda *_: answers.pop(0))
-    controller = HistoryController(window, history, sign=Signer())
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    window, controller = _generated(qtbot, make_window, history, confirm=lambda *_: answers.pop(0))
     panel = window.icd_panel
     panel.rows.selectRow(1)
     panel.search_box.setText("I11.9")
@@ -178,11 +180,7 @@ def test_a_signed_version_is_immutable_until_the_doctor_starts_a_new_one(qtbot, 
 
 def test_amending_a_signed_summary_asks_and_keeps_the_signed_version(qtbot, make_window, history) -> None:  # noqa: F811
     answers: list[bool] = []
-    window = make_window(confirm=lambda *_: answers.pop(0))
-    controller = HistoryController(window, history, sign=Signer())
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    window, controller = _generated(qtbot, make_window, history, confirm=lambda *_: answers.pop(0))
     controller.sign_action.trigger()
     written(qtbot, controller)
     controller.reopen(controller.document_id)
@@ -225,11 +223,7 @@ def test_a_rejected_draft_is_kept_as_rejected_and_cannot_be_reviewed_or_signed(q
     from tests.test_desktop import FakeJob
     from tests.test_draft_trust import OTHER_PATIENT
 
-    window = make_window(FakeJob(tokens=3, summary=OTHER_PATIENT))
-    controller = HistoryController(window, history, sign=Signer())
-    _ready(qtbot, window)
-    window.open_file(str(SAMPLE_RECORD))
-    _generate(qtbot, window)
+    window, controller = _generated(qtbot, make_window, history, FakeJob(tokens=3, summary=OTHER_PATIENT))
     assert history.list_records()[0].status == "rejected"
     assert not controller.sign_action.isEnabled() and not controller.review_action.isEnabled()
     controller.set_status("signed")
