@@ -586,7 +586,26 @@ def _write_output(text: str, out: str | None) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def _self_test(argv: list[str]) -> int:
+    from inference.cli.self_test import run_self_test
+
+    parser = argparse.ArgumentParser(prog="medbrief --self-test",
+                                     description="检查本机安装：编码表、学习数据、模型、摘要、核对、编码、历史记录。"
+                                                 "全部通过时退出码 0，否则 9。")
+    parser.add_argument("--model", help="GGUF file (else $MEDBRIEF_MODEL, the config file, the demo model)")
+    parser.add_argument("--no-model", action="store_true", help="check everything but the model (seconds)")
+    args = parser.parse_args(argv)
+    return run_self_test(None if args.no_model else _engine_settings(args), with_model=not args.no_model)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--self-test"]:
+        try:
+            return _self_test(argv[1:])
+        except MedBriefError as exc:
+            print(f"medbrief: {exc.message}", file=sys.stderr)
+            return exc.exit_code
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler

@@ -1,0 +1,148 @@
+"""``medbrief --self-test``: does this installation work, end to end, on this machine?
+
+For IT after installing or updating a ward PC (and for the packaged folder): the bundled ICD table, the learned
+lookup and the combination rules load; the configured model (else the demo model) loads; the sample record
+is summarized, checked and coded; a history record is written and read back in a temporary data folder, so a
+user's own history is never touched. One line per check; exit 0 only when every check passes, else 9.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from inference.errors import MedBriefError
+from inference.paths import resources_dir
+
+SELF_TEST_FAILED = 9
+
+
+class _Checks:
+    def __init__(self) -> None:
+        self.failed = 0
+        self.results: dict[str, Any] = {}
+
+    def run(self, name: str, check: Callable[[], tuple[Any, str]], needs: tuple[str, ...] = ()) -> None:
+        missing = [n for n in needs if n not in self.results]
+        if missing:
+            self._line(False, name, f"未运行：{'、'.join(missing)}未通过 / skipped")
+            return
+        started = time.perf_counter()
+        try:
+            value, detail = check()
+        except MedBriefError as exc:
+            self._line(False, name, exc.message)
+            return
+        except Exception as exc:  # noqa: BLE001 - a self-test reports what broke, it does not crash
+            self._line(False, name, f"{type(exc).__name__}: {exc}")
+            return
+        self.results[name] = value
+        self._line(True, name, f"{detail}（{time.perf_counter() - started:.1f} s）")
+
+    def _line(self, ok: bool, name: str, detail: str) -> None:
+        self.failed += not ok
+        print(f"{'通过' if ok else '失败'}  {name}：{detail}", flush=True)
+
+
+def run_self_test(engine_settings: Any, with_model: bool = True) -> int:
+    from inference.icd.learned import load_shipped
+    from inference.icd.precision import load_rules
+    from inference.icd.table import BUNDLED_TABLE, open_table
+
+    checks = _Checks()
+
+    def table() -> tuple[Any, str]:
+        loaded = open_table(BUNDLED_TABLE)
+        return loaded, f"{loaded.info.version}，{loaded.info.rows} 条"
+
+    def learned() -> tuple[Any, str]:
+        shipped = load_shipped()
+        return shipped, f"清单核对通过，代码 {shipped.manifest['code'][:12]}"
+
+    def rules() -> tuple[Any, str]:
+        return load_rules(), f"{len(load_rules())} 条"
+
+    checks.run("内置 ICD 编码表", table)
+    checks.run("ICD 学习数据", learned)
+    checks.run("合并编码规则", rules)
+    if with_model:
+        _model_checks(checks, engine_settings)
+    _history_check(checks, with_model)
+    print(f"自检{'通过' if not checks.failed else f'未通过：{checks.failed} 项失败'} / self-test "
+          f"{'passed' if not checks.failed else 'failed'}", flush=True)
+    return 0 if not checks.failed else SELF_TEST_FAILED
+
+
+def _model_checks(checks: _Checks, settings: Any) -> None:
+    from inference.documents import load_document
+    from inference.icd.precision import is_leaf
+    from inference.llm.engine import Engine
+    from inference.pipeline import run_pipeline
+    from inference.progress import RunContext
+
+    def model() -> tuple[Any, str]:
+        engine = Engine(settings)
+        info = engine.info
+        return engine, f"{Path(info.model_path).name}（{info.quantization}），运行于 {info.placement}" + (
+            "，演示模型" if info.is_demo else "")
+
+    def summary() -> tuple[Any, str]:
+        document = load_document(resources_dir() / "samples" / "sample_record.txt")
+        report = run_pipeline(document, checks.results["模型加载"], RunContext(), table=checks.results["内置 ICD 编码表"])
+        result = report.result.summary
+        if not (result.chief_complaint and result.present_illness and result.diagnoses):
+            raise MedBriefError("样例病历的摘要缺少主诉、现病史或诊断 / the sample's summary is incomplete")
+        return report, f"{len(result.diagnoses)} 个诊断，用时 {report.elapsed_s:.1f} s"
+
+    def review() -> tuple[Any, str]:
+        report = checks.results["样例病历摘要"]
+        if report.rejected:
+            raise MedBriefError("样例病历的摘要未通过核对 / the sample's summary was rejected")
+        return report.validation, f"结论 {report.validation.verdict}，{len(report.validation.findings)} 条提示"
+
+    def coding() -> tuple[Any, str]:
+        report, table = checks.results["样例病历摘要"], checks.results["内置 ICD 编码表"]
+        codes = [a.code for a in report.icd if a.code]
+        if not codes or any(code not in table or not is_leaf(code, table) for code in codes):
+            raise MedBriefError(f"ICD 编码不完整或不是末级编码：{codes} / codes missing or not leaf codes")
+        return codes, "、".join(codes)
+
+    checks.run("模型加载", model)
+    try:
+        checks.run("样例病历摘要", summary, needs=("模型加载", "内置 ICD 编码表"))
+        checks.run("原文核对", review, needs=("样例病历摘要",))
+        checks.run("ICD 编码", coding, needs=("样例病历摘要",))
+    finally:
+        engine = checks.results.get("模型加载")
+        if engine is not None:
+            engine.close()
+
+
+def _history_check(checks: _Checks, with_model: bool) -> None:
+    from inference.history.store import HistoryStore
+
+    def history() -> tuple[Any, str]:
+        report = checks.results.get("样例病历摘要")
+        with tempfile.TemporaryDirectory(prefix="medbrief-self-test-") as folder:
+            store = HistoryStore.open(Path(folder) / "history.sqlite")
+            try:
+                if report is not None:
+                    document_id = store.record_run(report, {}).document_id
+                    saved = store.versions(document_id)[-1].summary["chief_complaint"]
+                    if saved != report.result.summary.chief_complaint:
+                        raise MedBriefError("历史记录读回的内容与写入的不同 / the history read back differs")
+                else:
+                    from inference.documents import load_document
+
+                    document_id = store.add_document(load_document(resources_dir() / "samples" / "sample_record.txt"))
+                if store.document(document_id) is None:
+                    raise MedBriefError("历史记录读回失败 / the record could not be read back")
+            finally:
+                store.close()
+        return None, "临时数据目录中写入并读回一份记录（用户的历史记录未动）"
+
+    checks.run("历史记录读写", history, needs=("样例病历摘要",) if with_model else ())
+
