@@ -55,7 +55,7 @@ ALLOWED = {
     "export": {"icd", "summary"},
     "history": {"checks", "documents", "errors", "export", "icd", "paths", "summary"},
     "pipeline": {"checks", "documents", "errors", "icd", "llm", "progress", "summary"},
-    "cli": {"", "checks", "documents", "errors", "history", "icd", "llm", "pipeline", "progress", "summary"},
+    "cli": {"", "checks", "documents", "errors", "history", "icd", "llm", "paths", "pipeline", "progress", "summary"},
     "__main__": {"cli"},
 }
 
