@@ -63,7 +63,8 @@ def run_self_test(engine_settings: Any, with_model: bool = True) -> int:
         return shipped, f"清单核对通过，代码 {shipped.manifest['code'][:12]}"
 
     def rules() -> tuple[Any, str]:
-        return load_rules(), f"{len(load_rules())} 条"
+        loaded = load_rules()
+        return loaded, f"{len(loaded)} 条"
 
     checks.run("内置 ICD 编码表", table)
     checks.run("ICD 学习数据", learned)
