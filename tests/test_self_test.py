@@ -45,3 +45,11 @@ def test_the_whole_self_test_on_the_demo_model(tmp_path: Path, demo_model_path: 
     assert names == ["通过  内置 ICD 编码表", "通过  ICD 学习数据", "通过  合并编码规则", "通过  模型加载", "通过  样例病历摘要",
                      "通过  原文核对", "通过  ICD 编码", "通过  历史记录读写"]
     assert "I11.0" in proc.stdout  # the sample's codes end at leaf codes, the combination rule applied
+
+
+def test_a_missing_model_is_one_failure_and_the_checks_that_need_it_say_they_did_not_run(tmp_path: Path) -> None:
+    proc = _self_test(tmp_path, "--model", str(tmp_path / "missing.gguf"))
+    assert proc.returncode == 9 and "Traceback" not in proc.stdout + proc.stderr
+    assert "失败  模型加载：找不到模型文件" in proc.stdout and "未运行  样例病历摘要" in proc.stdout
+    assert "通过  历史记录读写" in proc.stdout  # the history does not need the model
+    assert proc.stdout.splitlines()[-1].startswith("自检未通过：1 项失败，3 项因此未运行")
