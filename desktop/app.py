@@ -37,7 +37,10 @@ def load_startup_config() -> tuple[AppConfig, str]:
         config = load_config()
     except MedBriefError as exc:
         return AppConfig(), exc.message
-    config.engine = config.engine.model_copy(update={"model_path": resolve_model_path(None, config)})
+    try:
+        config.engine = config.engine.model_copy(update={"model_path": resolve_model_path(None, config)})
+    except MedBriefError as exc:  # several models in the models folder and none chosen: settings will ask
+        return config, exc.message
     return config, ""
 
 
@@ -98,6 +101,10 @@ def install_chinese_translations(app: QApplication) -> list[QTranslator]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
+    if "--self-test" in argv[1:]:
+        from desktop.self_test import run_desktop_self_test
+
+        return run_desktop_self_test(argv)
     app = QApplication.instance() or QApplication(argv)
     app.setApplicationName("MedBrief")
     QLocale.setDefault(QLocale(QLocale.Language.Chinese, QLocale.Country.China))

@@ -287,7 +287,8 @@ class MainWindow(QMainWindow):
 
     def _engine_loaded(self, info: EngineInfo) -> None:
         self.engine_info = info
-        self.model_label.setText(f"模型：{Path(info.model_path).name}（{info.quantization}）")
+        adapter = f" + LoRA {info.lora.split(' sha256:')[0]}" if info.lora else ""
+        self.model_label.setText(f"模型：{Path(info.model_path).name}（{info.quantization}）{adapter}")
         self.demo_badge.setVisible(info.is_demo)
         self.demo_banner.setVisible(info.is_demo)
         self.placement_label.setText(f"运行于：{info.placement}" + (" ⚠" if info.warning else ""))
@@ -584,7 +585,7 @@ class MainWindow(QMainWindow):
         return True
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.config.engine, self)
+        dialog = SettingsDialog(self.config.engine, self, self.background)
         if dialog.exec():
             self.apply_settings(dialog.settings())
 

@@ -1,14 +1,18 @@
-"""Settings: the GGUF model, GPU layers, context size, threads. Saved to the per-user config file."""
+"""Settings: the GGUF model (chosen from the models folder, with whether each fits the GPU, or any file),
+a LoRA adapter and its scale, GPU layers, context size, threads. Saved to the per-user config file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pydantic import ValidationError
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QCheckBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -16,30 +20,55 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
     QWidget,
 )
 
+from desktop.background import Background
 from desktop.wording import chinese
 from inference.errors import MedBriefError
+from inference.llm.demo_model import require_demo_model
 from inference.llm.gguf_header import check_loadable, read_gguf_header
+from inference.llm.gpu_memory import gpu_devices
+from inference.llm.lora import check_adapter
+from inference.llm.model_catalog import CatalogEntry, folder_model, scan
 from inference.llm.settings import EngineSettings
+from inference.paths import models_dir
+
+CATALOG_COLUMNS = ("文件", "大小", "架构", "量化", "本机能否运行")
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: EngineSettings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: EngineSettings, parent: QWidget | None = None,
+                 background: Background | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("设置")
+        self.setMinimumWidth(720)
         form = QFormLayout(self)
+        self.catalog = QTableWidget(0, len(CATALOG_COLUMNS))
+        self.catalog.setHorizontalHeaderLabels(CATALOG_COLUMNS)
+        self.catalog.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.catalog.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.catalog.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.catalog.horizontalHeader().setStretchLastSection(True)
+        self.catalog.setMinimumHeight(140)
+        self.catalog.itemSelectionChanged.connect(self._pick_from_catalog)
+        self.entries: list[CatalogEntry] = []
+        form.addRow(QLabel(f"模型文件夹（{models_dir()}）：选中一行即选用"))
+        form.addRow(self.catalog)
         self.model_path = QLineEdit(str(settings.model_path) if settings.model_path else "")
-        self.model_path.setPlaceholderText("留空使用内置演示模型（非临床用途）")
-        browse = QPushButton("浏览…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.model_path)
-        row.addWidget(browse)
-        holder = QWidget()
-        holder.setLayout(row)
-        form.addRow("GGUF 模型文件", holder)
+        self.model_path.setPlaceholderText("留空：模型文件夹中唯一的模型，否则内置演示模型（非临床用途）")
+        form.addRow("GGUF 模型文件", self._with_browse(self.model_path, self._browse))
+        self.lora_path = QLineEdit(str(settings.lora_path) if settings.lora_path else "")
+        self.lora_path.setPlaceholderText("留空：不使用 LoRA 适配器")
+        form.addRow("LoRA 适配器", self._with_browse(self.lora_path, self._browse_lora))
+        self.lora_scale = QDoubleSpinBox()
+        self.lora_scale.setRange(0.0, 4.0)
+        self.lora_scale.setSingleStep(0.1)
+        self.lora_scale.setValue(settings.lora_scale)
+        self.lora_scale.setToolTip("0 = 不起作用；1 = 按训练时的强度")
+        form.addRow("LoRA 强度", self.lora_scale)
         self.gpu_layers = QSpinBox()
         self.gpu_layers.setRange(-1, 999)
         self.gpu_layers.setValue(settings.n_gpu_layers)
@@ -67,18 +96,84 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self._base = settings
+        self._filling = False
+        # Headers, a hash of the demo model and nvidia-smi: off the GUI thread, again when the context changes.
+        self.background = background or Background(self)
+        for control in (self.n_ctx, self.gpu_layers):
+            control.valueChanged.connect(self.refresh_catalog)
+        self.flash_attn.toggled.connect(self.refresh_catalog)
+        self.refresh_catalog()
+
+    @staticmethod
+    def _with_browse(field: QLineEdit, browse: object) -> QWidget:
+        button = QPushButton("浏览…")
+        button.clicked.connect(browse)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(field)
+        row.addWidget(button)
+        holder = QWidget()
+        holder.setLayout(row)
+        return holder
+
+    def refresh_catalog(self) -> None:
+        try:
+            settings = self.settings()
+        except ValidationError:
+            return
+        self.background.run("catalog", lambda: scan(settings, gpu_devices()), self._show_catalog,
+                            lambda exc: self.problem.setText(f"模型文件夹无法读取：{exc}"))
+
+    def _show_catalog(self, entries: list[CatalogEntry]) -> None:
+        self._filling = True
+        self.entries = entries
+        self.catalog.setRowCount(len(entries))
+        chosen = {self.model_path.text().strip(), self.lora_path.text().strip()}
+        for row, entry in enumerate(entries):
+            kind = {"adapter": "LoRA", "unusable": "不可用"}.get(entry.kind, entry.architecture)
+            name = entry.path.name + ("（演示模型）" if entry.demo else "")
+            cells = (name, f"{entry.size / 2**30:.1f} GB", kind, entry.quantization, chinese(entry.verdict))
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(str(entry.path) if column == 0 else text)
+                if entry.fits is False or entry.kind == "unusable":
+                    item.setForeground(Qt.GlobalColor.darkRed)
+                self.catalog.setItem(row, column, item)
+            if str(entry.path) in chosen:
+                self.catalog.selectRow(row)
+        self.catalog.resizeColumnsToContents()
+        self._filling = False
+
+    def _pick_from_catalog(self) -> None:
+        rows = self.catalog.selectionModel().selectedRows()
+        if self._filling or not rows:
+            return
+        entry = self.entries[rows[0].row()]
+        if entry.kind == "model":
+            self.model_path.setText(str(entry.path))
+        elif entry.kind == "adapter":
+            self.lora_path.setText(str(entry.path))
+        else:
+            self.problem.setText(f"该文件不可用：{chinese(entry.problem)}")
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "选择 GGUF 模型", str(Path.home()), "GGUF 模型 (*.gguf)")
         if path:
             self.model_path.setText(path)
 
+    def _browse_lora(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "选择 LoRA 适配器", str(models_dir()), "GGUF 适配器 (*.gguf)")
+        if path:
+            self.lora_path.setText(path)
+
     def settings(self) -> EngineSettings:
         """The settings as entered, checked by ``EngineSettings`` itself. Raises pydantic's ValidationError."""
-        text = self.model_path.text().strip()
+        text, lora = self.model_path.text().strip(), self.lora_path.text().strip()
         return EngineSettings.model_validate({
             **self._base.model_dump(),
             "model_path": Path(text) if text else None,
+            "lora_path": Path(lora) if lora else None,
+            "lora_scale": self.lora_scale.value(),
             "n_gpu_layers": self.gpu_layers.value(),
             "n_ctx": self.n_ctx.value(),
             "n_threads": self.threads.value() or None,
@@ -90,12 +185,19 @@ class SettingsDialog(QDialog):
         the GGUF header is read here (milliseconds), before the window reloads anything."""
         try:
             settings = self.settings()
-            if settings.model_path is not None:
-                check_loadable(read_gguf_header(settings.model_path), settings.n_ctx)
+            model = settings.model_path
+            if model is None and settings.lora_path is not None:
+                model = folder_model() or require_demo_model()  # what an empty model field loads
+            if model is not None:
+                base = read_gguf_header(model)
+                check_loadable(base, settings.n_ctx)
+                if settings.lora_path is not None:
+                    check_adapter(settings.lora_path, base)
         except ValidationError as exc:
             self.problem.setText(f"设置无效：{exc.errors()[0]['msg']}")
             return
         except MedBriefError as exc:
-            self.problem.setText(f"模型文件不可用：{chinese(exc.message)}")
+            what = "LoRA 适配器不可用" if "LoRA" in exc.message else "模型文件不可用"
+            self.problem.setText(f"{what}：{chinese(exc.message)}")
             return
         super().accept()

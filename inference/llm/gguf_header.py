@@ -57,6 +57,7 @@ class GgufInfo:
     metadata: dict[str, Any]
     tensor_bytes: dict[str, int] = field(default_factory=dict)  # name → bytes of data (0: unknown type)
     n_vocab: int | None = None  # rows of the token embedding
+    tensor_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name → ggml dims (ne0 first)
 
     @property
     def size_gib(self) -> float:
@@ -126,6 +127,7 @@ def read_gguf_header(path: str | Path) -> GgufInfo:
             metadata[key] = reader.value(reader.scalar("<I"))
         data_end = 0
         tensor_bytes: dict[str, int] = {}
+        tensor_shapes: dict[str, tuple[int, ...]] = {}
         n_vocab = None
         for _ in range(tensor_count):
             name = reader.string()
@@ -134,6 +136,7 @@ def read_gguf_header(path: str | Path) -> GgufInfo:
             tensor_type = reader.scalar("<I")
             offset = reader.scalar("<Q")
             tensor_bytes[name] = _tensor_bytes(tensor_type, dims)
+            tensor_shapes[name] = tuple(dims)
             if name == "token_embd.weight" and len(dims) == 2:
                 n_vocab = dims[1]
             data_end = max(data_end, offset + tensor_bytes[name])
@@ -162,6 +165,7 @@ def read_gguf_header(path: str | Path) -> GgufInfo:
         metadata=metadata,
         tensor_bytes=tensor_bytes,
         n_vocab=n_vocab,
+        tensor_shapes=tensor_shapes,
     )
 
 

@@ -49,6 +49,10 @@ class EngineSettings(BaseModel):
     )
     seed: int = Field(42, description="Sampling seed, recorded with every run.")
     use_mmap: bool = Field(True, description="Memory-map the GGUF instead of reading it into RAM.")
+    lora_path: Path | None = Field(
+        None, description="GGUF LoRA adapter applied over the model (a hospital's writing style); None: no adapter."
+    )
+    lora_scale: float = Field(1.0, ge=0.0, le=4.0, description="How strongly the LoRA adapter applies (0 turns it off).")
     kv_cache_type: Literal["f16", "q8_0"] = Field(
         "f16", description="KV cache precision; q8_0 halves KV memory at 32K context but needs flash attention."
     )
@@ -96,11 +100,14 @@ def save_config(config: AppConfig) -> None:
 
 
 def resolve_model_path(cli_path: str | Path | None, config: AppConfig | None = None) -> Path | None:
-    """CLI flag, then ``MEDBRIEF_MODEL``, then the config file; None means "use the demo model"."""
+    """CLI flag, then ``MEDBRIEF_MODEL``, then the config file, then the one model in the models folder;
+    None means "use the demo model"."""
+    from inference.llm.model_catalog import folder_model
+
     if cli_path:
         return Path(cli_path).expanduser()
     env_path = os.environ.get(MODEL_PATH_ENV)
     if env_path:
         return Path(env_path).expanduser()
     config = config if config is not None else load_config()
-    return config.engine.model_path
+    return config.engine.model_path or folder_model()

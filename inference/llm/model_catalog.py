@@ -1,0 +1,111 @@
+"""The GGUF files in the models folder: what each is, and whether it fits this machine's GPU at the chosen
+settings (the same estimate the engine checks before loading). Headers only; nothing is loaded.
+
+Settings lists these so a clinic without an RTX 4090 can pick a smaller model knowingly, and the model
+path, when nothing is configured, is the one chat model IT put in the folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inference.errors import ModelError
+from inference.llm.demo_model import is_demo_model
+from inference.llm.gguf_header import check_loadable, read_gguf_header
+from inference.llm.gpu_memory import GIB, GpuDevice, MemoryEstimate, estimate
+from inference.llm.settings import EngineSettings
+from inference.paths import models_dir
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    path: Path
+    size: int
+    kind: str  # "model", "adapter" (a LoRA for a model of ``architecture``) or "unusable"
+    architecture: str = ""
+    quantization: str = ""
+    name: str = ""
+    demo: bool = False
+    problem: str = ""  # why it is unusable
+    memory: MemoryEstimate | None = None
+
+    @property
+    def fits(self) -> bool | None:
+        """True or False against the GPU; None without a GPU to compare with, or for what is not a model."""
+        return self.memory.fits if self.memory is not None else None
+
+    @property
+    def verdict(self) -> str:
+        if self.kind == "unusable":
+            return self.problem
+        if self.kind == "adapter":
+            return f"LoRA 适配器（{self.architecture}）"
+        if self.memory is None:
+            return ""
+        if self.memory.device is None or self.memory.gpu_layers == 0:
+            return f"CPU 运行，约需内存 {(self.size + self.memory.kv_cache) / GIB:.1f} GiB"
+        return ("可放入 GPU" if self.fits else "显存不足") + f"（约 {self.memory.total / GIB:.1f} GiB，" \
+            f"{self.memory.device.name} 空闲 {self.memory.device.free / GIB:.1f} GiB）"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.path.name, "path": str(self.path), "size": self.size, "kind": self.kind,
+                "architecture": self.architecture, "quantization": self.quantization, "name": self.name,
+                "demo": self.demo, "fits": self.fits, "verdict": self.verdict,
+                "memory": self.memory.as_dict() if self.memory is not None else None}
+
+
+def scan(settings: EngineSettings, devices: list[GpuDevice], folder: Path | None = None) -> list[CatalogEntry]:
+    """Every ``*.gguf`` in ``folder`` (default: the models folder), models first, then adapters, by name."""
+    from inference.llm.engine import physical_batch
+
+    folder = folder if folder is not None else models_dir()
+    entries = []
+    for path in sorted(folder.glob("*.gguf")) if folder.is_dir() else []:
+        try:
+            info = read_gguf_header(path)
+        except ModelError as exc:
+            entries.append(CatalogEntry(path=path, size=_size(path), kind="unusable", problem=exc.message))
+            continue
+        described = dict(path=path, size=info.file_size, architecture=info.architecture, name=info.name,
+                         quantization=info.quantization)
+        if info.metadata.get("general.type") == "adapter":
+            entries.append(CatalogEntry(kind="adapter", **described))
+            continue
+        try:
+            check_loadable(info, settings.n_ctx)
+        except ModelError as exc:
+            entries.append(CatalogEntry(kind="unusable", problem=exc.message, **described))
+            continue
+        memory = estimate(info, n_ctx=settings.n_ctx, kv_cache_type=settings.kv_cache_type,
+                          n_ubatch=physical_batch(settings, on_gpu=bool(devices)), flash_attn=settings.flash_attn,
+                          n_gpu_layers=settings.n_gpu_layers, device=devices[0] if devices else None)
+        entries.append(CatalogEntry(kind="model", demo=is_demo_model(path), memory=memory, **described))
+    order = {"model": 0, "adapter": 1, "unusable": 2}
+    return sorted(entries, key=lambda entry: (order[entry.kind], entry.path.name))
+
+
+def folder_model(folder: Path | None = None) -> Path | None:
+    """The model to use when none is configured: the one chat model (other than the demo) in the models
+    folder. None when there is none; several are a choice for settings, not a guess."""
+    folder = folder if folder is not None else models_dir()
+    found = []
+    for path in sorted(folder.glob("*.gguf")) if folder.is_dir() else []:
+        try:
+            info = read_gguf_header(path)
+        except ModelError:
+            continue
+        if info.metadata.get("general.type") != "adapter" and not is_demo_model(path):
+            found.append(path)
+    if len(found) > 1:
+        raise ModelError(f"模型文件夹中有 {len(found)} 个模型（{'、'.join(p.name for p in found)}），请在设置中选择 / "
+                         f"several models in {folder}: choose one in settings or with --model")
+    return found[0] if found else None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
