@@ -53,3 +53,19 @@ def test_a_missing_model_is_one_failure_and_the_checks_that_need_it_say_they_did
     assert "失败  模型加载：找不到模型文件" in proc.stdout and "未运行  样例病历摘要" in proc.stdout
     assert "通过  历史记录读写" in proc.stdout  # the history does not need the model
     assert proc.stdout.splitlines()[-1].startswith("自检未通过：1 项失败，3 项因此未运行")
+
+
+def test_the_desktop_self_test_says_which_model_failed_and_what_did_not_run(tmp_path: Path) -> None:
+    not_a_model = tmp_path / "Qwen3-14B-Q4_K_M.gguf"
+    not_a_model.write_text("<html>proxy error</html>", encoding="utf-8")
+    env = {**os.environ, "MEDBRIEF_DATA_DIR": str(tmp_path / "data"), "MEDBRIEF_CONFIG_DIR": str(tmp_path / "cfg"),
+           "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "desktop", "--self-test", "--model", str(not_a_model)],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300, env=env)
+    assert proc.returncode == 9, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("通过  Qt 界面与中文字体：平台 offscreen")
+    assert any(line.startswith("失败  模型加载：") and "不是 GGUF 模型文件" in line for line in lines)
+    assert "未运行  样例病历摘要：模型加载未通过 / skipped" in lines
+    assert lines[-1].startswith("自检未通过：1 项失败") and "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()
