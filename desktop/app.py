@@ -16,7 +16,7 @@ from inference.errors import MedBriefError, StorageError
 from inference.history.instance_lock import InstanceLock, InstanceRunning
 from inference.history.store import HistoryStore
 from inference.icd.table import open_table
-from inference.llm.engine import Engine
+from inference.llm.engine import open_engine
 from inference.llm.settings import AppConfig, load_config, resolve_model_path
 from inference.paths import data_dir
 from inference.pipeline import run_pipeline
@@ -51,7 +51,7 @@ def build_window(config: AppConfig, config_error: str = "", **window_options: An
     except MedBriefError as exc:
         table_error = exc.message
     # run_pipeline is the worker's job: it runs in the worker thread and touches no widget.
-    return MainWindow(Engine, run_pipeline, config, table, table_error or config_error, **window_options)
+    return MainWindow(open_engine, run_pipeline, config, table, table_error or config_error, **window_options)
 
 
 def _critical(title: str, message: str) -> None:

@@ -92,7 +92,7 @@ class HistoryController(QObject):
             return True
         info = self.window.engine_info
         try:
-            fingerprint = model_fingerprint(info.model_path) if info and info.model_path else ""
+            fingerprint = (info.fingerprint or model_fingerprint(info.model_path)) if info and info.model_path else ""
         except OSError:
             fingerprint = ""
         try:

@@ -20,20 +20,20 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from inference.documents import Document
 from inference.errors import GenerationCancelled, MedBriefError
 from inference.icd.table import IcdTable
-from inference.llm.engine import Engine
+from inference.llm.engine import ChatEngine
 from inference.llm.settings import EngineSettings
 from inference.pipeline import BriefReport
 from inference.progress import RunContext
 
 TOKEN_FLUSH_S = 0.1  # repaint the progress view at most ten times a second, not per token
 
-LoadEngine = Callable[[EngineSettings], Engine]
+LoadEngine = Callable[[EngineSettings], ChatEngine]
 
 
 class RunJob(Protocol):
     """The worker's job: ``pipeline.run_pipeline`` in the app, a fake in UI tests."""
 
-    def __call__(self, document: Document, engine: Engine, context: RunContext, *, table: IcdTable | None,
+    def __call__(self, document: Document, engine: ChatEngine, context: RunContext, *, table: IcdTable | None,
                  part_budget: int | None) -> BriefReport: ...
 
 
@@ -50,7 +50,7 @@ class EngineWorker(QObject):
         super().__init__()
         self._load_engine = load_engine
         self._run_job = run_job
-        self.engine: Engine | None = None
+        self.engine: ChatEngine | None = None
         self.cancel_event = threading.Event()
         self._buffer: list[str] = []
         self._last_flush = 0.0

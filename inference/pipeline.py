@@ -10,7 +10,7 @@ from inference.checks.validation import ValidationReport, validate
 from inference.documents import Document
 from inference.icd.coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
 from inference.icd.table import IcdTable
-from inference.llm.engine import Engine
+from inference.llm.engine import ChatEngine
 from inference.progress import CHECKING, RunContext
 from inference.summary.schema import render_emr_text
 from inference.summary.summarizer import SummaryResult, call_timing, summarize
@@ -86,7 +86,7 @@ class BriefReport:
 
 def run_pipeline(
     document: Document,
-    engine: Engine,
+    engine: ChatEngine,
     context: RunContext | None = None,
     *,
     table: IcdTable | None = None,

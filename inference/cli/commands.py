@@ -286,7 +286,7 @@ class _StderrProgress:
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
     from inference.documents import load_document
-    from inference.llm.engine import Engine
+    from inference.llm.engine import open_engine
     from inference.pipeline import run_pipeline
     from inference.progress import RunContext
 
@@ -298,7 +298,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     progress.step("加载模型 / loading model …")
     cancel = threading.Event()
     with _ctrl_c_sets(cancel):
-        engine = Engine(settings)
+        engine = open_engine(settings)
         try:
             _stop_if_cancelled(cancel)
             progress.step(f"模型 {engine.info.label}，运行于 {engine.info.placement}，加载 {engine.info.load_s:.1f}s")
@@ -323,7 +323,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     except InputError as exc:
         problems.append(exc)
     if args.save:
-        problems += _save_run(report, settings, engine.info.model_path, progress, written=not problems)
+        problems += _save_run(report, settings, engine.info, progress, written=not problems)
     if report.rejected:
         reasons = "；".join(f.message for f in report.validation.findings if f.rule_id in ("R1", "R2"))
         problems.append(DraftRejected(
@@ -372,7 +372,7 @@ def _write_summary(report: Any, args: argparse.Namespace) -> None:
                                        report.validation.unchecked if report.validation else 0), args.out)
 
 
-def _save_run(report: Any, settings: Any, model_path: str, progress: _StderrProgress,
+def _save_run(report: Any, settings: Any, info: Any, progress: _StderrProgress,
               written: bool) -> list[MedBriefError]:
     """Keep the run in the history; the problems to report (a failed save, a history found corrupt)."""
     from inference.history.store import HistoryStore
@@ -382,7 +382,8 @@ def _save_run(report: Any, settings: Any, model_path: str, progress: _StderrProg
     try:
         store = HistoryStore.open()
         try:
-            recorded = store.record_run(report, settings.model_dump(mode="json"), model_fingerprint(model_path))
+            recorded = store.record_run(report, settings.model_dump(mode="json"),
+                                        info.fingerprint or model_fingerprint(info.model_path))
         finally:
             store.close()
     except (StorageError, OSError) as exc:

@@ -124,12 +124,12 @@ def check_summary(report: Any) -> str:
 
 def _model_checks(checks: SelfTestChecks, settings: Any) -> None:
     from inference.documents import load_document
-    from inference.llm.engine import Engine
+    from inference.llm.engine import open_engine
     from inference.pipeline import run_pipeline
     from inference.progress import RunContext
 
     def model() -> tuple[Any, str]:
-        engine = Engine(settings)
+        engine = open_engine(settings)
         return engine, describe_engine(engine.info)
 
     def summary() -> tuple[Any, str]:

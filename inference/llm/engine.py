@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.llm.chat_template import ChatTemplate, strip_thinking
@@ -58,6 +58,8 @@ class EngineInfo:
     n_params: int = 0  # parameters, as llama.cpp counts them: sizes the record part a model summarizes well
     warning: str = ""  # shown in the status bar: CPU-only build, or fewer layers on the GPU than asked
     lora: str = ""  # the adapter as history records it: file, scale, hash prefix ("" without one)
+    server: str = ""  # server backend: its URL and the model /v1/models named
+    fingerprint: str = ""  # server backend: a hash of the /v1/models answer (a GGUF's is read from the file)
 
     @property
     def label(self) -> str:
@@ -67,6 +69,8 @@ class EngineInfo:
 
     @property
     def placement(self) -> str:
+        if self.server:
+            return f"服务器 {self.server.split()[0]}"
         if self.gpu_layers_offloaded > 0:
             return f"GPU {self.gpu_layers_offloaded}/{self.total_layers} 层"
         return "CPU"
@@ -89,6 +93,7 @@ class EngineInfo:
             "n_params": self.n_params,
             "warning": self.warning,
             "lora": self.lora,
+            "server": self.server,
         }
 
 
@@ -151,6 +156,33 @@ class _Stopper:
         if self.cancel is not None and self.cancel.is_set():
             self.fired = True
         return self.fired
+
+
+class ChatEngine(Protocol):
+    """The seam the pipeline runs on: ``Engine`` (llama.cpp in this process) or ``server.ServerEngine``."""
+
+    settings: EngineSettings
+    info: EngineInfo
+    template: ChatTemplate
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def compile_grammar(self, gbnf: str) -> Any: ...
+
+    def chat(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, grammar: Any = None,
+             max_tokens: int | None = None, fixed_messages: int = 0, on_token: TokenCallback | None = None,
+             on_prompt: PromptCallback | None = None, cancel: threading.Event | None = None) -> GenerationResult: ...
+
+    def close(self) -> None: ...
+
+
+def open_engine(settings: EngineSettings) -> ChatEngine:
+    """The engine the settings name: the embedded llama.cpp one, or a client of an OpenAI-compatible server."""
+    if settings.backend == "server":
+        from inference.llm.server import ServerEngine
+
+        return ServerEngine(settings)
+    return Engine(settings)
 
 
 class Engine:

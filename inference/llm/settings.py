@@ -53,9 +53,34 @@ class EngineSettings(BaseModel):
         None, description="GGUF LoRA adapter applied over the model (a hospital's writing style); None: no adapter."
     )
     lora_scale: float = Field(1.0, ge=0.0, le=4.0, description="How strongly the LoRA adapter applies (0 turns it off).")
+    backend: Literal["embedded", "server"] = Field(
+        "embedded", description="embedded: llama.cpp in this process; server: an OpenAI-compatible model server."
+    )
+    server_url: str | None = Field(None, description="Server backend: e.g. https://llm.hospital.local:8000")
+    server_model: str | None = Field(
+        None, description="Server backend: the model the server must serve (refused otherwise); None: its first."
+    )
+    server_template: str = Field(
+        "qwen3", description="Server backend: chat template the prompts are rendered with: qwen3, qwen2.5 or a "
+        ".jinja file (the served model's own)."
+    )
+    server_constraint: Literal["grammar", "guided_grammar"] = Field(
+        "grammar", description="Server backend: request field for the GBNF grammar: grammar (llama.cpp, "
+        "llama-cpp-python) or guided_grammar (vLLM)."
+    )
+    server_timeout_s: float = Field(120.0, gt=0, le=3600, description="Server backend: seconds without an answer.")
+    server_allow_http: bool = Field(
+        False, description="Server backend: allow plain HTTP to another machine (HTTPS otherwise; loopback always)."
+    )
     kv_cache_type: Literal["f16", "q8_0"] = Field(
         "f16", description="KV cache precision; q8_0 halves KV memory at 32K context but needs flash attention."
     )
+
+    @model_validator(mode="after")
+    def _server_backend_needs_a_url(self) -> "EngineSettings":
+        if self.backend == "server" and not self.server_url:
+            raise ValueError("backend 'server' needs server_url")
+        return self
 
     @model_validator(mode="after")
     def _quantized_v_cache_needs_flash_attention(self) -> "EngineSettings":

@@ -1,0 +1,298 @@
+"""The server backend against a real ``python -m llama_cpp.server`` on 127.0.0.1 with the demo model, and
+against small real HTTP servers on 127.0.0.1 that misbehave in the ways a department's server can."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from inference.errors import GenerationCancelled, GenerationError, ModelError
+from inference.llm.settings import EngineSettings
+from tests.conftest import REPO_ROOT, SAMPLE_RECORD
+
+SERVER_CTX = 8192
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_llama_server(model: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+                                "--port", str(port), "--n_ctx", str(SERVER_CTX)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, url
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError("llama_cpp.server exited (is the server extra installed?)")
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("llama_cpp.server did not start")
+
+
+@pytest.fixture(scope="module")
+def llama_server(demo_model_path: Path) -> Iterator[str]:
+    process, url = _start_llama_server(demo_model_path)
+    yield url
+    process.kill()
+    process.wait()
+
+
+def _settings(url: str, **extra: object) -> EngineSettings:
+    return EngineSettings(backend="server", server_url=url, server_template="qwen2.5", n_ctx=SERVER_CTX, **extra)
+
+
+# -- against llama_cpp.server with the demo model ----------------------------------------------------------
+
+def test_the_sample_record_through_the_server_is_summarized_coded_and_recorded(llama_server, tmp_path) -> None:
+    from inference.history.store import HistoryStore
+
+    out = tmp_path / "summary.json"
+    from inference.cli import main
+
+    assert main(["summarize", str(SAMPLE_RECORD), "--backend", "server", "--server-url", llama_server,
+                 "--server-template", "qwen2.5", "--n-ctx", str(SERVER_CTX), "--json", "--out", str(out), "--save",
+                 "--quiet"]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["chief_complaint"] and result["present_illness"] and len(result["diagnoses"]) == 3
+    codes = [d["icd"]["code"] for d in result["diagnoses"]]
+    assert "I11.0" in codes  # the tool-call rounds ran over HTTP, the combination rules here
+    assert result["model"]["backend"] == "server" and result["model"]["demo"] is True
+    assert result["model"]["server"].startswith(llama_server) and result["model"]["file"].endswith(".gguf")
+    store = HistoryStore.open()
+    try:
+        run = store.runs(store.list_records()[0].document_id)[-1]
+    finally:
+        store.close()
+    assert run.backend == "server" and run.model_file == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    assert len(run.model_hash_prefix) == 16  # the /v1/models answer's hash
+
+
+def test_cancel_closes_the_stream_at_once(llama_server) -> None:
+    from inference.llm.server import ServerEngine
+
+    engine = ServerEngine(_settings(llama_server))
+    cancel = threading.Event()
+    tokens: list[str] = []
+
+    def on_token(text: str) -> None:
+        tokens.append(text)
+        if len(tokens) == 3:
+            cancel.set()
+
+    started = time.monotonic()
+    with pytest.raises(GenerationCancelled):
+        engine.chat([{"role": "user", "content": "写一篇三百字的高血压科普文章。"}], max_tokens=400,
+                    on_token=on_token, cancel=cancel)
+    assert len(tokens) < 10 and time.monotonic() - started < 15
+    again = engine.chat([{"role": "user", "content": "你好"}], max_tokens=4)  # the server still answers
+    assert again.completion_tokens >= 1
+
+
+def test_a_server_serving_another_model_than_configured_is_refused(llama_server) -> None:
+    from inference.llm.server import ServerEngine
+
+    with pytest.raises(ModelError, match="不是设置的 Qwen3-14B-Q4_K_M.gguf"):
+        ServerEngine(_settings(llama_server, server_model="Qwen3-14B-Q4_K_M.gguf"))
+    assert ServerEngine(_settings(llama_server, server_model="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")).info.is_demo
+
+
+def test_a_server_killed_mid_stream_is_a_clear_error_and_nothing_is_saved(demo_model_path, capsys) -> None:
+    from inference.cli import main
+    from inference.history.store import HistoryStore
+
+    process, url = _start_llama_server(demo_model_path)
+    killer = threading.Timer(12.0, process.kill)  # the model is writing the summary by then
+    killer.start()
+    try:
+        code = main(["summarize", str(SAMPLE_RECORD), "--backend", "server", "--server-url", url,
+                     "--server-template", "qwen2.5", "--n-ctx", str(SERVER_CTX), "--save", "--quiet"])
+    finally:
+        killer.cancel()
+        process.kill()
+        process.wait()
+    err = capsys.readouterr().err
+    assert code == 5 and ("连接中断" in err or "无法连接" in err), err
+    assert "Traceback" not in err
+    store = HistoryStore.open()
+    try:
+        assert store.list_records() == []
+    finally:
+        store.close()
+
+
+def test_in_server_mode_the_app_connects_to_the_server_and_nothing_else(llama_server, tmp_path) -> None:
+    port = int(llama_server.rsplit(":", 1)[1])
+    connects = _audited(tmp_path, ["summarize", str(SAMPLE_RECORD), "--backend", "server", "--server-url",
+                                   llama_server, "--server-template", "qwen2.5", "--n-ctx", str(SERVER_CTX),
+                                   "--no-icd", "--quiet"])
+    assert connects and set(connects) == {("127.0.0.1", port)}
+
+
+def test_in_embedded_mode_the_app_opens_no_socket_at_all(demo_model_path, tmp_path) -> None:
+    assert _audited(tmp_path, ["summarize", str(SAMPLE_RECORD), "--no-icd", "--quiet"], sockets=True) == []
+
+
+def _audited(tmp_path: Path, args: list[str], sockets: bool = False) -> list[object]:
+    """Run the CLI in a fresh interpreter with an audit hook: every socket created (``sockets``) or every
+    address connected to."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        seen = []
+        def hook(event, args):
+            if event == "socket.connect":
+                seen.append(list(args[1]) if isinstance(args[1], tuple) else str(args[1]))
+            elif event == "socket.__new__" and {sockets!r}:
+                seen.append("socket")
+        sys.addaudithook(hook)
+        from inference.cli import main
+        code = main({args!r})
+        print("AUDIT " + json.dumps(seen))
+        sys.exit(code)
+    """)
+    env = {"MEDBRIEF_DATA_DIR": str(tmp_path / "data"), "MEDBRIEF_CONFIG_DIR": str(tmp_path / "config"),
+           "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, env=env,
+                         timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    line = next(line for line in run.stdout.splitlines() if line.startswith("AUDIT "))
+    return [tuple(item) if isinstance(item, list) else item for item in json.loads(line[6:])]
+
+
+# -- small real servers that misbehave ------------------------------------------------------------------
+
+class _Misbehaving(BaseHTTPRequestHandler):
+    mode = "ok"
+    served = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self._json({"object": "list", "data": [{"id": self.served}]})
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path.startswith("/extras/tokenize"):
+            return self._json({"count": len(body["input"])})
+        if self.mode == "slow":
+            time.sleep(3)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        if self.mode == "ignores_grammar":
+            chunks = [{"choices": [{"text": "Hello!", "finish_reason": "stop"}]}]
+        elif self.mode == "malformed" and "PROBE" not in body.get("grammar", ""):
+            self.wfile.write(b"data: {not json\n\n")
+            return
+        else:
+            probe = body.get("grammar", "").split('"')[1] if "PROBE" in body.get("grammar", "") else "{}"
+            chunks = [{"choices": [{"text": probe, "finish_reason": "stop"}]}]
+        for chunk in chunks:
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def _json(self, answer: object) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[tuple[str, type[_Misbehaving]]]:
+    handler = type("Handler", (_Misbehaving,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_server_that_ignores_the_grammar_is_refused_when_opened(misbehaving) -> None:
+    from inference.llm.server import ServerEngine
+
+    url, handler = misbehaving
+    handler.mode = "ignores_grammar"
+    with pytest.raises(ModelError, match="忽略了输出约束"):
+        ServerEngine(_settings(url))
+
+
+def test_malformed_data_and_a_slow_server_are_clear_errors(misbehaving) -> None:
+    from inference.llm.server import ServerEngine
+
+    url, handler = misbehaving
+    engine = ServerEngine(_settings(url, server_timeout_s=1.0))
+    handler.mode = "malformed"
+    with pytest.raises(GenerationError, match="无法解析"):
+        engine.chat([{"role": "user", "content": "你好"}])
+    handler.mode = "slow"
+    started = time.monotonic()
+    with pytest.raises(GenerationError, match="无响应"):
+        engine.chat([{"role": "user", "content": "你好"}])
+    assert time.monotonic() - started < 3  # the timeout, not the server's pace
+
+
+def test_a_server_that_is_down_is_retried_then_named(tmp_path) -> None:
+    from inference.llm.server import ServerEngine
+
+    url = f"http://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    with pytest.raises(ModelError, match=f"无法连接模型服务器 {url}"):
+        ServerEngine(_settings(url))
+    assert 3.0 < time.monotonic() - started < 10  # three tries with backoff, then one clear line
+
+
+def test_plain_http_goes_to_this_machine_only_unless_allowed(misbehaving) -> None:
+    from inference.llm.server import check_server_url
+
+    assert check_server_url("http://127.0.0.1:8000", allow_http=False)[1] == "127.0.0.1"
+    assert check_server_url("http://[::1]:8000", allow_http=False)[1] == "::1"
+    with pytest.raises(ModelError, match="明文 HTTP 只允许连接本机"):
+        check_server_url("http://10.0.0.5:8000", allow_http=False)
+    assert check_server_url("http://10.0.0.5:8000", allow_http=True)[2] == 8000
+    assert check_server_url("https://llm.hospital.local", allow_http=False) == ("https", "llm.hospital.local", 443)
+    with pytest.raises(ModelError, match="地址无效"):
+        check_server_url("ftp://x", allow_http=True)
+    with pytest.raises(ValueError, match="server_url"):
+        EngineSettings(backend="server")
+
+
+def test_the_api_key_comes_from_the_environment_and_is_never_kept(misbehaving, monkeypatch) -> None:
+    from inference.llm.server import ServerEngine
+
+    url, handler = misbehaving
+    seen: list[str | None] = []
+    original = handler.do_GET
+
+    def recording(self: _Misbehaving) -> None:
+        seen.append(self.headers.get("Authorization"))
+        original(self)
+
+    handler.do_GET = recording  # type: ignore[method-assign]
+    monkeypatch.setenv("MEDBRIEF_API_KEY", "sk-ward-7")
+    engine = ServerEngine(_settings(url))
+    assert seen == ["Bearer sk-ward-7"]
+    assert "sk-ward-7" not in json.dumps(engine.settings.model_dump(mode="json"))
+    assert "sk-ward-7" not in json.dumps(engine.info.as_dict())
