@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -46,6 +47,17 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("设置")
         self.setMinimumWidth(720)
         form = QFormLayout(self)
+        self.backend = QComboBox()
+        self.backend.addItem("本机模型（内嵌）", "embedded")
+        self.backend.addItem("科室模型服务器（OpenAI 兼容）", "server")
+        self.backend.setCurrentIndex(self.backend.findData(settings.backend))
+        form.addRow("运行方式", self.backend)
+        self.server_url = QLineEdit(settings.server_url or "")
+        self.server_url.setPlaceholderText("https://llm.hospital.local:8000（明文 http 仅限本机）")
+        form.addRow("服务器地址", self.server_url)
+        self.server_model = QLineEdit(settings.server_model or "")
+        self.server_model.setPlaceholderText("留空：服务器提供的模型；填写后不符即拒绝")
+        form.addRow("服务器模型", self.server_model)
         self.catalog = QTableWidget(0, len(CATALOG_COLUMNS))
         self.catalog.setHorizontalHeaderLabels(CATALOG_COLUMNS)
         self.catalog.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -171,6 +183,9 @@ class SettingsDialog(QDialog):
         text, lora = self.model_path.text().strip(), self.lora_path.text().strip()
         return EngineSettings.model_validate({
             **self._base.model_dump(),
+            "backend": self.backend.currentData(),
+            "server_url": self.server_url.text().strip() or None,
+            "server_model": self.server_model.text().strip() or None,
             "model_path": Path(text) if text else None,
             "lora_path": Path(lora) if lora else None,
             "lora_scale": self.lora_scale.value(),
@@ -185,6 +200,12 @@ class SettingsDialog(QDialog):
         the GGUF header is read here (milliseconds), before the window reloads anything."""
         try:
             settings = self.settings()
+            if settings.backend == "server":
+                from inference.llm.server import check_server_url
+
+                check_server_url(settings.server_url or "", settings.server_allow_http)
+                super().accept()
+                return
             model = settings.model_path
             if model is None and settings.lora_path is not None:
                 model = folder_model() or require_demo_model()  # what an empty model field loads
@@ -197,7 +218,8 @@ class SettingsDialog(QDialog):
             self.problem.setText(f"设置无效：{exc.errors()[0]['msg']}")
             return
         except MedBriefError as exc:
-            what = "LoRA 适配器不可用" if "LoRA" in exc.message else "模型文件不可用"
+            what = "LoRA 适配器不可用" if "LoRA" in exc.message else (
+                "服务器设置不可用" if "服务器" in exc.message or "HTTP" in exc.message else "模型文件不可用")
             self.problem.setText(f"{what}：{chinese(exc.message)}")
             return
         super().accept()

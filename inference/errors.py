@@ -79,5 +79,7 @@ EXIT_CODES: dict[int, str] = {
     7: "history store error: database locked, read-only, corrupt (moved aside, readable records recovered), from a "
     "newer version, disk full; the summary is still printed or written first",
     8: "draft rejected: the summary does not come from the record (verdict \"rejected\"; rerun with --part-tokens)",
+    9: "self-test: at least one check failed (medbrief --self-test, medbrief-desktop --self-test)",
+    10: "batch: at least one record failed (summarize --batch; listed in failures.jsonl, rerun to retry them)",
     130: "cancelled by the user (Ctrl+C)",
 }

@@ -105,3 +105,21 @@ def test_settings_list_the_folder_and_a_click_chooses(qtbot, models) -> None:
     assert settings.model_path == model and settings.lora_path == adapter
     dialog.n_ctx.setValue(4096)  # the fit is estimated again for the new context
     qtbot.waitUntil(lambda: "4096" in json.dumps(dialog.entries[0].as_dict()), timeout=10_000)
+
+
+def test_settings_choose_the_server_backend_and_refuse_plain_http_to_another_machine(qtbot, models) -> None:
+    from desktop.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(EngineSettings())
+    qtbot.addWidget(dialog)
+    dialog.backend.setCurrentIndex(dialog.backend.findData("server"))
+    dialog.server_url.setText("http://10.1.2.3:8000")
+    dialog.accept()
+    assert dialog.result() != dialog.DialogCode.Accepted and dialog.problem.text().startswith("服务器设置不可用：明文 HTTP")
+    dialog.server_url.setText("https://llm.hospital.local:8000")
+    dialog.server_model.setText("Qwen3-14B-Q4_K_M.gguf")
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted
+    chosen = dialog.settings()
+    assert (chosen.backend, chosen.server_url, chosen.server_model) == (
+        "server", "https://llm.hospital.local:8000", "Qwen3-14B-Q4_K_M.gguf")

@@ -32,7 +32,7 @@ def _free_port() -> int:
 def _start_llama_server(model: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                                "--port", str(port), "--n_ctx", str(SERVER_CTX)],
+                                "--port", str(port), "--n_ctx", str(SERVER_CTX), "--interrupt_requests", "False"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -84,6 +84,31 @@ def test_the_sample_record_through_the_server_is_summarized_coded_and_recorded(l
         store.close()
     assert run.backend == "server" and run.model_file == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     assert len(run.model_hash_prefix) == 16  # the /v1/models answer's hash
+
+
+def test_a_batch_runs_concurrently_keeps_failures_apart_and_resumes(llama_server, tmp_path, capsys) -> None:
+    from inference.cli import main
+
+    folder = tmp_path / "backlog"
+    folder.mkdir()
+    for age in (61, 72):
+        (folder / f"patient{age}.txt").write_text(SAMPLE_RECORD.read_text(encoding="utf-8").replace("68岁", f"{age}岁"),
+                                                  encoding="utf-8")
+    (folder / "scan.txt").write_bytes(b"\x00\x01\x02 not text")
+    args = ["summarize", "--batch", str(folder), "--workers", "2", "--backend", "server", "--server-url", llama_server,
+            "--server-template", "qwen2.5", "--n-ctx", str(SERVER_CTX), "--no-icd"]
+    assert main(args) == 10  # one record failed
+    out = folder / "medbrief-summaries"
+    assert sorted(p.name for p in out.glob("*.json")) == ["patient61.json", "patient72.json"]
+    summary = json.loads((out / "patient72.json").read_text(encoding="utf-8"))
+    assert summary["source"]["file"] == "patient72.txt" and summary["chief_complaint"]
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(f["file"], f["exit_code"]) for f in failures] == [("scan.txt", "3")]
+    assert "3/3" in capsys.readouterr().err  # the progress line
+    (out / "patient61.json").unlink()
+    before = (out / "patient72.json").stat().st_mtime_ns
+    assert main(args) == 10
+    assert (out / "patient61.json").exists() and (out / "patient72.json").stat().st_mtime_ns == before  # resumed
 
 
 def test_cancel_closes_the_stream_at_once(llama_server) -> None:

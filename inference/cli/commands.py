@@ -72,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         "summarize", help="summarize a record (.txt UTF-8/GBK, .docx)", epilog=_exit_code_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    summarize.add_argument("file", help="the record: .txt (UTF-8, UTF-8 BOM, GBK/GB18030) or .docx")
+    summarize.add_argument("file", nargs="?", help="the record: .txt (UTF-8, UTF-8 BOM, GBK/GB18030) or .docx")
+    summarize.add_argument("--batch", metavar="DIR", help="summarize every .txt/.docx in DIR into --out-dir (one "
+                           "JSON each; failures.jsonl; rerunning skips what is done)")
+    summarize.add_argument("--out-dir", help="batch: where the JSON files go (default: DIR/medbrief-summaries)")
+    summarize.add_argument("--workers", type=int, default=1, help="batch: records at once (server backend; the "
+                           "embedded engine runs one at a time)")
     summarize.add_argument("--json", action="store_true", help="print one JSON object instead of EMR text")
     summarize.add_argument("--out", help="write the output to this file instead of stdout")
     summarize.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -285,6 +290,12 @@ class _StderrProgress:
 
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
+    if args.batch:
+        from inference.cli.batch import run_batch
+
+        return run_batch(args, _engine_settings(args))
+    if not args.file:
+        raise UsageError("需要病历文件或 --batch 文件夹 / summarize needs a FILE or --batch DIR")
     from inference.documents import load_document
     from inference.llm.engine import open_engine
     from inference.pipeline import run_pipeline
