@@ -18,7 +18,7 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 
 # A test that uses the real demo model is slow on a CPU wherever it sits; marking by fixture keeps the fast loop
 # honest without a marker on each test.
-_SLOW_FIXTURES = {"demo_model_path", "demo_engine"}
+_SLOW_FIXTURES = {"demo_model_path", "demo_engine", "any_engine", "llama_server_url"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -54,6 +54,29 @@ def demo_engine(demo_model_path: Path) -> Iterator["object"]:
     engine = Engine(EngineSettings(model_path=None))
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server_url(demo_model_path: Path) -> Iterator[str]:
+    """``python -m llama_cpp.server`` with the demo model on 127.0.0.1, for the whole session."""
+    from tests.llama_server import start_llama_server
+
+    process, url = start_llama_server(demo_model_path)
+    yield url
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture(scope="session", params=["embedded", "server"])
+def any_engine(request: pytest.FixtureRequest) -> "object":
+    """The same test on both backends: the embedded engine, and the server backend against llama_cpp.server
+    serving the same demo model."""
+    if request.param == "embedded":
+        return request.getfixturevalue("demo_engine")
+    from inference.llm.server import ServerEngine
+    from tests.llama_server import server_settings
+
+    return ServerEngine(server_settings(request.getfixturevalue("llama_server_url")))
 
 
 @pytest.fixture(scope="session")

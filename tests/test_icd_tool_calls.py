@@ -98,10 +98,10 @@ def test_output_guard_refuses_any_code_outside_the_table(icd_data: Path) -> None
         check_no_foreign_codes([bad], table)
 
 
-def test_the_demo_model_codes_the_sample_diagnoses_through_function_calls(icd_data: Path, demo_engine: Engine) -> None:
+def test_the_demo_model_codes_the_sample_diagnoses_through_function_calls(icd_data: Path, any_engine: Engine) -> None:
     table = open_table("who-zh")
     streamed: list[str] = []
-    assignments, trace = code_diagnoses(demo_engine, SAMPLE_DIAGNOSES, table, RunContext(on_token=streamed.append))
+    assignments, trace = code_diagnoses(any_engine, SAMPLE_DIAGNOSES, table, RunContext(on_token=streamed.append))
     assert [a.diagnosis for a in assignments] == SAMPLE_DIAGNOSES
     for assignment in assignments:
         assert assignment.code in table

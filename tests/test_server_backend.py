@@ -4,7 +4,6 @@ against small real HTTP servers on 127.0.0.1 that misbehave in the ways a depart
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,45 +18,16 @@ import pytest
 from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.llm.settings import EngineSettings
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
-
-SERVER_CTX = 8192
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.llama_server import SERVER_CTX, free_port, server_settings, start_llama_server
 
 
-def _start_llama_server(model: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                                "--port", str(port), "--n_ctx", str(SERVER_CTX), "--interrupt_requests", "False"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, url
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError("llama_cpp.server exited (is the server extra installed?)")
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("llama_cpp.server did not start")
-
-
-@pytest.fixture(scope="module")
-def llama_server(demo_model_path: Path) -> Iterator[str]:
-    process, url = _start_llama_server(demo_model_path)
-    yield url
-    process.kill()
-    process.wait()
+@pytest.fixture
+def llama_server(llama_server_url: str) -> str:
+    return llama_server_url
 
 
 def _settings(url: str, **extra: object) -> EngineSettings:
-    return EngineSettings(backend="server", server_url=url, server_template="qwen2.5", n_ctx=SERVER_CTX, **extra)
+    return server_settings(url, **extra)
 
 
 # -- against llama_cpp.server with the demo model ----------------------------------------------------------
@@ -144,7 +114,7 @@ def test_a_server_killed_mid_stream_is_a_clear_error_and_nothing_is_saved(demo_m
     from inference.cli import main
     from inference.history.store import HistoryStore
 
-    process, url = _start_llama_server(demo_model_path)
+    process, url = start_llama_server(demo_model_path)
     killer = threading.Timer(12.0, process.kill)  # the model is writing the summary by then
     killer.start()
     try:
@@ -282,7 +252,7 @@ def test_malformed_data_and_a_slow_server_are_clear_errors(misbehaving) -> None:
 def test_a_server_that_is_down_is_retried_then_named(tmp_path) -> None:
     from inference.llm.server import ServerEngine
 
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
     with pytest.raises(ModelError, match=f"无法连接模型服务器 {url}"):
         ServerEngine(_settings(url))

@@ -654,8 +654,8 @@ def _self_test(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="medbrief --self-test",
                                      description="检查本机安装：编码表、学习数据、模型、摘要、核对、编码、历史记录。"
                                                  "全部通过时退出码 0，否则 9。")
-    parser.add_argument("--model", help="GGUF file (else $MEDBRIEF_MODEL, the config file, the demo model)")
     parser.add_argument("--no-model", action="store_true", help="check everything but the model (seconds)")
+    _add_engine_options(parser)  # the configured engine unless told otherwise: --model, --lora, --backend …
     args = parser.parse_args(argv)
     return run_self_test(None if args.no_model else _engine_settings(args), with_model=not args.no_model)
 

@@ -14,6 +14,7 @@ nothing else is, since a request that reached the server may have run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import ipaddress
@@ -125,7 +126,7 @@ class ServerEngine:
             fingerprint=hashlib.sha256(json.dumps(models, sort_keys=True).encode()).hexdigest()[:16],
         )
         self._probe_constraint()
-        self.info = EngineInfo(**{**self.info.__dict__, "load_s": time.perf_counter() - started})
+        self.info = dataclasses.replace(self.info, load_s=time.perf_counter() - started)
 
     # -- the engine seam -------------------------------------------------------------------------------
 

@@ -80,6 +80,9 @@ class EngineSettings(BaseModel):
     def _server_backend_needs_a_url(self) -> "EngineSettings":
         if self.backend == "server" and not self.server_url:
             raise ValueError("backend 'server' needs server_url")
+        if self.backend == "server" and self.lora_path is not None:
+            raise ValueError("a LoRA adapter is loaded by the server (llama-server --lora, vLLM --lora-modules), "
+                             "not by the server backend")
         return self
 
     @model_validator(mode="after")
