@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,10 @@ pytestmark = pytest.mark.slow
 def _unshare_available() -> bool:
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-rnm", "true"], capture_output=True)
+    with tempfile.TemporaryDirectory() as folder:  # the same mounts the isolated run makes
+        quoted = shlex.quote(folder)
+        probe = subprocess.run(["unshare", "-rnm", "sh", "-c", f"mount -t tmpfs none {quoted} && mount --bind "
+                                f"{quoted} {quoted} && mount -o remount,bind,ro {quoted}"], capture_output=True)
     return probe.returncode == 0
 
 
