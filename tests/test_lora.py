@@ -87,3 +87,20 @@ def test_the_cli_takes_lora_and_records_it_with_the_run(demo_model_path, adapter
     finally:
         store.close()
     assert runs[-1].lora.startswith("zero.gguf ×0.5 sha256:")
+
+
+def test_the_status_bar_shows_the_adapter(qtbot, demo_model_path, adapters) -> None:
+    from desktop.main_window import MainWindow
+    from inference.llm.engine import open_engine
+    from inference.llm.settings import AppConfig
+    from inference.pipeline import run_pipeline
+
+    config = AppConfig(engine=EngineSettings(model_path=demo_model_path, n_ctx=2048, lora_path=adapters["zero"],
+                                             lora_scale=0.8))
+    window = MainWindow(open_engine, run_pipeline, config, None, alert=lambda *_: None, confirm=lambda *_: True)
+    qtbot.addWidget(window)
+    try:
+        qtbot.waitUntil(lambda: window.engine_info is not None, timeout=60_000)
+        assert window.model_label.text().endswith("+ LoRA zero.gguf ×0.8")
+    finally:
+        window.host.stop()

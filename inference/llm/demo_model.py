@@ -61,8 +61,9 @@ def require_demo_model() -> Path:
     path = demo_model_path()
     if not path.exists() or path.stat().st_size != DEMO_SIZE:
         raise ModelError(
-            f"演示模型未安装，请先运行 setup.sh / demo model not installed at {path}; "
-            "run `bash setup.sh` or `python -m inference.llm.demo_model install`, or pass --model"
+            f"未配置模型，演示模型也未安装：请在设置中选择模型，或把 GGUF 放入 {path.parent} / no model configured and "
+            f"the demo model is not installed at {path}: choose a model (settings, --model), put a GGUF in the models "
+            "folder, or install the demo model (`bash setup.sh`, or `medbrief demo-model --from DIR`)"
         )
     return path
 

@@ -121,7 +121,8 @@ class ServerEngine:
             quantization="server", file_size=0, is_demo=demo, n_ctx=settings.n_ctx, n_ctx_train=None,
             backend="server", gpu_layers_offloaded=0, total_layers=0, flash_attn=settings.flash_attn,
             load_s=0.0, draft_tokens=0, n_params=DEMO_PARAMS if demo else 0,
-            warning="" if self._scheme == "https" else "明文 HTTP 连接模型服务器 / plain HTTP to the model server",
+            warning="" if self._scheme == "https" or is_loopback(self._host) else
+            "明文 HTTP 连接模型服务器（未加密）/ plain HTTP to the model server",
             server=f"{self.url} {self.model_id}",
             fingerprint=hashlib.sha256(json.dumps(models, sort_keys=True).encode()).hexdigest()[:16],
         )
