@@ -177,6 +177,13 @@ def _audited(tmp_path: Path, args: list[str], sockets: bool = False) -> list[obj
 class _Misbehaving(BaseHTTPRequestHandler):
     mode = "ok"
     served = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    honours = "grammar"  # the request field this server constrains with, as llama.cpp's or vLLM's does
+    bodies: list[dict[str, object]]
+
+    def _grammar(self, body: dict) -> str:
+        if self.honours == "structured_outputs":
+            return (body.get("structured_outputs") or {}).get("grammar", "")
+        return body.get(self.honours, "")
 
     def log_message(self, *_args: object) -> None:
         pass
@@ -186,6 +193,8 @@ class _Misbehaving(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.bodies.append(body)
+        grammar = self._grammar(body)
         if self.path.startswith("/extras/tokenize"):
             return self._json({"count": len(body["input"])})
         if self.mode == "slow":
@@ -195,11 +204,11 @@ class _Misbehaving(BaseHTTPRequestHandler):
         self.end_headers()
         if self.mode == "ignores_grammar":
             chunks = [{"choices": [{"text": "Hello!", "finish_reason": "stop"}]}]
-        elif self.mode == "malformed" and "PROBE" not in body.get("grammar", ""):
+        elif self.mode == "malformed" and "PROBE" not in grammar:
             self.wfile.write(b"data: {not json\n\n")
             return
         else:
-            probe = body.get("grammar", "").split('"')[1] if "PROBE" in body.get("grammar", "") else "{}"
+            probe = grammar.split('"')[1] if "PROBE" in grammar else "{}"
             chunks = [{"choices": [{"text": probe, "finish_reason": "stop"}]}]
         for chunk in chunks:
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
@@ -216,7 +225,7 @@ class _Misbehaving(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def misbehaving() -> Iterator[tuple[str, type[_Misbehaving]]]:
-    handler = type("Handler", (_Misbehaving,), {})
+    handler = type("Handler", (_Misbehaving,), {"bodies": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -309,3 +318,21 @@ def test_the_window_runs_on_the_server_and_says_so(qtbot, llama_server) -> None:
         assert window.demo_banner.isVisibleTo(window)  # the demo model on a server is still the demo model
     finally:
         window.host.stop()
+
+
+@pytest.mark.parametrize(("kind", "penalty"), [("grammar", "repeat_penalty"), ("structured_outputs", "repetition_penalty"),
+                                               ("guided_grammar", "repetition_penalty")])
+def test_the_grammar_travels_in_each_servers_own_field(misbehaving, kind, penalty) -> None:
+    from inference.llm.server import ServerEngine
+
+    url, handler = misbehaving
+    handler.honours = kind
+    engine = ServerEngine(_settings(url, server_constraint=kind))  # the probe passed: the server saw the grammar
+    engine.chat([{"role": "user", "content": "你好"}], grammar=engine.compile_grammar('root ::= "{}"'))
+    sent = handler.bodies[-1]
+    assert sent[penalty] == 1.0 and sent["prompt"].startswith("<|im_start|>")
+    assert (sent["structured_outputs"]["grammar"] if kind == "structured_outputs" else sent[kind]) == 'root ::= "{}"'
+    handler.honours = "grammar"  # a vLLM told the wrong field ignores it: refused, never trusted
+    if kind != "grammar":
+        with pytest.raises(ModelError, match="忽略了输出约束"):
+            ServerEngine(_settings(url, server_constraint=kind))

@@ -71,6 +71,16 @@ def check_server_url(url: str, allow_http: bool) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def constraint_fields(kind: str, gbnf: str | None) -> dict[str, Any]:
+    """The request fields that carry the grammar, and no repetition penalty (as the embedded engine: llama.cpp's
+    servers default to 1.1, which bends values copied from the record), in each server's own names."""
+    vllm = kind != "grammar"
+    fields: dict[str, Any] = {"repetition_penalty" if vllm else "repeat_penalty": 1.0}
+    if gbnf is not None:
+        fields.update({"structured_outputs": {"grammar": gbnf}} if kind == "structured_outputs" else {kind: gbnf})
+    return fields
+
+
 def api_key(url: str) -> str | None:
     """From the environment, else the OS keyring (service "medbrief", the server URL as user name); never
     from the config file, the history or a log."""
@@ -114,7 +124,7 @@ class ServerEngine:
         self.model_id = next((name for name in served if wanted in (name, Path(name).name)), served[0]) \
             if wanted else served[0]
         self.template = ChatTemplate(_template_text(settings.server_template))
-        self._grammar_field = "guided_grammar" if settings.server_constraint == "guided_grammar" else "grammar"
+        self._constraint = settings.server_constraint
         demo = Path(self.model_id).name == DEMO_FILE_NAME
         self.info = EngineInfo(
             model_path=self.model_id, model_name=Path(self.model_id).name, architecture="",
@@ -158,11 +168,7 @@ class ServerEngine:
             "model": self.model_id, "prompt": prompt, "max_tokens": max_tokens or s.max_tokens, "stream": True,
             "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p, "seed": s.seed,
         }
-        # No repetition penalty, as the embedded engine: llama.cpp's servers default to 1.1, which bends values
-        # copied from the record. vLLM names it repetition_penalty.
-        body["repetition_penalty" if self._grammar_field == "guided_grammar" else "repeat_penalty"] = 1.0
-        if grammar is not None:
-            body[self._grammar_field] = grammar.gbnf
+        body.update(constraint_fields(self._constraint, grammar.gbnf if grammar is not None else None))
         prompt_tokens = self.count_tokens(prompt)
         if on_prompt is not None:
             on_prompt(prompt_tokens, prompt_tokens)
@@ -201,7 +207,7 @@ class ServerEngine:
         result = self.generate("Say hello.", grammar=ServerGrammar(f'root ::= "{PROBE_TEXT}"'), max_tokens=24)
         if result.text.strip() != PROBE_TEXT:
             raise ModelError(f"模型服务器忽略了输出约束（语法），不能使用 / the server ignores the output grammar "
-                             f"({self._grammar_field}); answered {result.text[:40]!r}")
+                             f"({self._constraint}); answered {result.text[:40]!r}")
 
     def _count(self, text: str) -> int:
         routes = [self._count_route] if self._count_route else ["/extras/tokenize/count", "/tokenize"]

@@ -64,9 +64,9 @@ class EngineSettings(BaseModel):
         "qwen3", description="Server backend: chat template the prompts are rendered with: qwen3, qwen2.5 or a "
         ".jinja file (the served model's own)."
     )
-    server_constraint: Literal["grammar", "guided_grammar"] = Field(
-        "grammar", description="Server backend: request field for the GBNF grammar: grammar (llama.cpp, "
-        "llama-cpp-python) or guided_grammar (vLLM)."
+    server_constraint: Literal["grammar", "structured_outputs", "guided_grammar"] = Field(
+        "grammar", description="Server backend: how the GBNF grammar is sent: grammar (llama.cpp's llama-server, "
+        "llama-cpp-python), structured_outputs (vLLM 0.12 and later) or guided_grammar (vLLM before 0.12)."
     )
     server_timeout_s: float = Field(120.0, gt=0, le=3600, description="Server backend: seconds without an answer.")
     server_allow_http: bool = Field(
