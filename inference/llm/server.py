@@ -41,6 +41,7 @@ API_KEY_ENV = "MEDBRIEF_API_KEY"
 CONNECT_TRIES = 3
 CONNECT_TIMEOUT_S = 10.0
 PROBE_TEXT = "MEDBRIEF-GRAMMAR-PROBE-7Q"
+COUNT_CACHE_SIZE = 4096
 DEMO_PARAMS = 494_000_000  # the demo model's size: parts as small as the embedded engine gives it
 
 
@@ -142,7 +143,10 @@ class ServerEngine:
     # -- the engine seam -------------------------------------------------------------------------------
 
     def count_tokens(self, text: str) -> int:
+        """One request per distinct text: a record is counted again and again while it is cut into parts."""
         if text not in self._counts:
+            if len(self._counts) >= COUNT_CACHE_SIZE:  # a batch of thousands of records must not grow it forever
+                self._counts.clear()
             self._counts[text] = self._count(text)
         return self._counts[text]
 
