@@ -24,7 +24,7 @@ from inference.llm.chat_template import ChatTemplate, strip_thinking
 from inference.llm.decoder import Decoder, DecodeResult, PromptCallback, TokenCallback, common_prefix
 from inference.llm.demo_model import DEMO_MODEL_LABEL, is_demo_model, require_demo_model
 from inference.llm.gguf_header import GgufInfo, check_loadable, read_gguf_header
-from inference.llm.gpu_memory import GpuDevice, estimate, gpu_devices
+from inference.llm.gpu_memory import GpuDevice, MemoryEstimate, estimate, gpu_devices
 from inference.llm.lora import check_adapter
 from inference.llm.sampling import CompiledGrammar, DraftStats, GrammarMatcher, PickStats, SamplingParams, TokenPicker
 from inference.llm.settings import EngineSettings
@@ -62,9 +62,14 @@ class EngineInfo:
     fingerprint: str = ""  # server backend: a hash of the /v1/models answer (a GGUF's is read from the file)
 
     @property
+    def adapter(self) -> str:
+        """The LoRA as shown to a person: file and scale ("" without one); the record adds its hash."""
+        return self.lora.split(" sha256:")[0]
+
+    @property
     def label(self) -> str:
         demo = f" [{DEMO_MODEL_LABEL}]" if self.is_demo else ""
-        adapter = f" + LoRA {self.lora.split(' sha256:')[0]}" if self.lora else ""
+        adapter = f" + LoRA {self.adapter}" if self.lora else ""
         return f"{Path(self.model_path).name} ({self.quantization}){adapter}{demo}"
 
     @property
@@ -434,11 +439,17 @@ def physical_batch(settings: EngineSettings, on_gpu: bool) -> int:
     return GPU_UBATCH if on_gpu else CPU_UBATCH
 
 
+def memory_estimate(gguf: GgufInfo, settings: EngineSettings, devices: list[GpuDevice]) -> MemoryEstimate:
+    """What these settings need on the first GPU: the one estimate the engine, `model inspect` and the models
+    list all state."""
+    return estimate(gguf, n_ctx=settings.n_ctx, kv_cache_type=settings.kv_cache_type,
+                    n_ubatch=physical_batch(settings, on_gpu=bool(devices)), flash_attn=settings.flash_attn,
+                    n_gpu_layers=settings.n_gpu_layers, device=devices[0] if devices else None)
+
+
 def _check_fits(gguf: GgufInfo, settings: EngineSettings, devices: list[GpuDevice]) -> None:
     """Refuse, before llama.cpp allocates anything, a model that cannot fit the free GPU memory."""
-    memory = estimate(gguf, n_ctx=settings.n_ctx, kv_cache_type=settings.kv_cache_type,
-                      n_ubatch=physical_batch(settings, on_gpu=True), flash_attn=settings.flash_attn,
-                      n_gpu_layers=settings.n_gpu_layers, device=devices[0] if devices else None)
+    memory = memory_estimate(gguf, settings, devices)
     if memory.fits is False:  # the same rule `medbrief model inspect` states
         raise ModelError(f"显存不足 / not enough GPU memory: {memory.verdict()}")
 

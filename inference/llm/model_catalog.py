@@ -7,14 +7,16 @@ path, when nothing is configured, is the one chat model IT put in the folder.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from inference.errors import ModelError
 from inference.llm.demo_model import is_demo_model
-from inference.llm.gguf_header import check_loadable, read_gguf_header
-from inference.llm.gpu_memory import GIB, GpuDevice, MemoryEstimate, estimate
+from inference.llm.engine import memory_estimate
+from inference.llm.gguf_header import GgufInfo, check_loadable, read_gguf_header
+from inference.llm.gpu_memory import GIB, GpuDevice, MemoryEstimate
 from inference.llm.settings import EngineSettings
 from inference.paths import models_dir
 
@@ -58,19 +60,14 @@ class CatalogEntry:
 
 def scan(settings: EngineSettings, devices: list[GpuDevice], folder: Path | None = None) -> list[CatalogEntry]:
     """Every ``*.gguf`` in ``folder`` (default: the models folder), models first, then adapters, by name."""
-    from inference.llm.engine import physical_batch
-
-    folder = folder if folder is not None else models_dir()
     entries = []
-    for path in sorted(folder.glob("*.gguf")) if folder.is_dir() else []:
-        try:
-            info = read_gguf_header(path)
-        except ModelError as exc:
-            entries.append(CatalogEntry(path=path, size=_size(path), kind="unusable", problem=exc.message))
+    for path, info in _headers(folder):
+        if isinstance(info, ModelError):
+            entries.append(CatalogEntry(path=path, size=_size(path), kind="unusable", problem=info.message))
             continue
         described = dict(path=path, size=info.file_size, architecture=info.architecture, name=info.name,
                          quantization=info.quantization)
-        if info.metadata.get("general.type") == "adapter":
+        if _is_adapter(info):
             entries.append(CatalogEntry(kind="adapter", **described))
             continue
         try:
@@ -78,9 +75,7 @@ def scan(settings: EngineSettings, devices: list[GpuDevice], folder: Path | None
         except ModelError as exc:
             entries.append(CatalogEntry(kind="unusable", problem=exc.message, **described))
             continue
-        memory = estimate(info, n_ctx=settings.n_ctx, kv_cache_type=settings.kv_cache_type,
-                          n_ubatch=physical_batch(settings, on_gpu=bool(devices)), flash_attn=settings.flash_attn,
-                          n_gpu_layers=settings.n_gpu_layers, device=devices[0] if devices else None)
+        memory = memory_estimate(info, settings, devices)
         entries.append(CatalogEntry(kind="model", demo=is_demo_model(path), memory=memory, **described))
     order = {"model": 0, "adapter": 1, "unusable": 2}
     return sorted(entries, key=lambda entry: (order[entry.kind], entry.path.name))
@@ -89,19 +84,34 @@ def scan(settings: EngineSettings, devices: list[GpuDevice], folder: Path | None
 def folder_model(folder: Path | None = None) -> Path | None:
     """The model to use when none is configured: the one chat model (other than the demo) in the models
     folder. None when there is none; several are a choice for settings, not a guess."""
-    folder = folder if folder is not None else models_dir()
-    found = []
-    for path in sorted(folder.glob("*.gguf")) if folder.is_dir() else []:
-        try:
-            info = read_gguf_header(path)
-        except ModelError:
-            continue
-        if info.metadata.get("general.type") != "adapter" and not is_demo_model(path):
-            found.append(path)
+    found = [path for path, info in _headers(folder)
+             if not isinstance(info, ModelError) and not _is_adapter(info) and _writes_text(info)
+             and not is_demo_model(path)]
     if len(found) > 1:
         raise ModelError(f"模型文件夹中有 {len(found)} 个模型（{'、'.join(p.name for p in found)}），请在设置中选择 / "
-                         f"several models in {folder}: choose one in settings or with --model")
+                         f"several models in {folder or models_dir()}: choose one in settings or with --model")
     return found[0] if found else None
+
+
+def _headers(folder: Path | None) -> Iterator[tuple[Path, GgufInfo | ModelError]]:
+    folder = folder if folder is not None else models_dir()
+    for path in sorted(folder.glob("*.gguf")) if folder.is_dir() else []:
+        try:
+            yield path, read_gguf_header(path)
+        except ModelError as exc:
+            yield path, exc
+
+
+def _is_adapter(info: GgufInfo) -> bool:
+    return info.metadata.get("general.type") == "adapter"
+
+
+def _writes_text(info: GgufInfo) -> bool:
+    try:
+        check_loadable(info, n_ctx=512)  # the smallest context: only what the model is, not the settings
+    except ModelError:
+        return False
+    return True
 
 
 def _size(path: Path) -> int:
