@@ -287,7 +287,7 @@ class MainWindow(QMainWindow):
 
     def _engine_loaded(self, info: EngineInfo) -> None:
         self.engine_info = info
-        adapter = f" + LoRA {info.lora.split(' sha256:')[0]}" if info.lora else ""
+        adapter = f" + LoRA {info.adapter}" if info.lora else ""
         self.model_label.setText(f"模型：{Path(info.model_path).name}（{info.quantization}）{adapter}")
         self.demo_badge.setVisible(info.is_demo)
         self.demo_banner.setVisible(info.is_demo)

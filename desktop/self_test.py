@@ -16,11 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from inference.cli.commands import self_test_settings
 from inference.cli.self_test import (
+    HISTORY,
+    HISTORY_DETAIL,
     MODEL,
     SUMMARY,
     TABLE,
     SelfTestChecks,
+    check_read_back,
     check_summary,
     core_checks,
     describe_engine,
@@ -53,13 +57,17 @@ def run_desktop_self_test(argv: list[str]) -> int:
             raise MedBriefError("没有可显示中文的字体，界面会显示方框 / no font that shows Chinese is installed")
         return app, f"平台 {app.platformName()}，字体 {chinese[0]}"
 
+    try:
+        settings = self_test_settings([a for a in argv[1:] if a != "--self-test"], "medbrief-desktop --self-test")
+    except MedBriefError as exc:  # a config file or a flag that does not hold: one line, its exit code
+        print(f"medbrief-desktop: {exc.message}", file=sys.stderr, flush=True)
+        return exc.exit_code
     checks.run("Qt 界面与中文字体", qt)
     core_checks(checks)
-    config, problem = load_startup_config()
-    if problem:
-        print(f"配置文件无法读取，使用默认设置：{problem}", flush=True)
-    if "--model" in argv[:-1]:
-        config.engine = config.engine.model_copy(update={"model_path": Path(argv[argv.index("--model") + 1])})
+    if settings is None:
+        return finish(checks)
+    config, _ = load_startup_config()  # the active ICD table; the engine is the one parsed above
+    config.engine = settings
     alerts: list[str] = []
     window = build_window(config, alert=lambda _w, title, message: alerts.append(f"{title}：{message}"),
                           confirm=lambda *_: True)
@@ -103,16 +111,14 @@ def _window_checks(checks: SelfTestChecks, window: Any, alerts: list[str], folde
         _wait(lambda: controller.document_id is not None and not window.writes.pending, 60.0)
         if controller.document_id is None:
             raise MedBriefError("摘要未写入历史记录 / the run was not saved to the history")
-        saved = store.versions(controller.document_id)[-1].summary["chief_complaint"]
-        if saved != reports[0].result.summary.chief_complaint:
-            raise MedBriefError("历史记录读回的内容与写入的不同 / the history read back differs")
-        return None, "临时数据目录中写入并读回一份记录（用户的历史记录未动）"
+        check_read_back(store, controller.document_id, reports[0])
+        return None, HISTORY_DETAIL
 
     try:
         checks.run(MODEL, model)
         checks.run(SUMMARY, summary, needs=(MODEL, TABLE))
         report_checks(checks)
-        checks.run("历史记录读写", history, needs=(SUMMARY,))
+        checks.run(HISTORY, history, needs=(SUMMARY,))
     finally:
         window.writes.wait()
         store.close()

@@ -197,9 +197,9 @@ def _cmd_demo_model(args: argparse.Namespace) -> int:
 
 def _cmd_model(args: argparse.Namespace) -> int:
     from inference.llm.demo_model import require_demo_model
-    from inference.llm.engine import physical_batch
+    from inference.llm.engine import memory_estimate
     from inference.llm.gguf_header import read_gguf_header
-    from inference.llm.gpu_memory import GIB, estimate, gpu_devices
+    from inference.llm.gpu_memory import GIB, gpu_devices
 
     if args.action == "list":
         return _list_models(args)
@@ -207,9 +207,7 @@ def _cmd_model(args: argparse.Namespace) -> int:
     path = engine.model_path or require_demo_model()
     info = read_gguf_header(path)
     devices = gpu_devices()
-    guess = estimate(info, n_ctx=engine.n_ctx, kv_cache_type=engine.kv_cache_type,
-                     n_ubatch=physical_batch(engine, on_gpu=bool(devices)), flash_attn=engine.flash_attn,
-                     n_gpu_layers=engine.n_gpu_layers, device=devices[0] if devices else None)
+    guess = memory_estimate(info, engine, devices)
     if args.json:
         print(json.dumps({"file": str(path), "architecture": info.architecture, "name": info.name,
                           "quantization": info.quantization, "file_size": info.file_size,
@@ -262,7 +260,8 @@ def _engine_settings(args: argparse.Namespace) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise UsageError(f"参数无效 / invalid engine option {where}: {first['msg']}") from exc
+        raise UsageError(f"参数无效 / invalid engine option {where}: "
+                         f"{first['msg'].removeprefix('Value error, ')}") from exc
 
 
 class _StderrProgress:
@@ -648,16 +647,22 @@ def _write_output(text: str, out: str | None) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def self_test_settings(argv: list[str], prog: str = "medbrief --self-test") -> Any:
+    """The engine a self-test runs (None with ``--no-model``): the configured one unless the flags say otherwise
+    (--model, --lora, --backend …), validated as ``summarize`` validates it. Both programs' self-tests parse here."""
+    parser = argparse.ArgumentParser(prog=prog, description="检查本机安装：编码表、学习数据、模型、摘要、核对、编码、"
+                                                            "历史记录。全部通过时退出码 0，否则 9。")
+    parser.add_argument("--no-model", action="store_true", help="check everything but the model (seconds)")
+    _add_engine_options(parser)
+    args = parser.parse_args(argv)
+    return None if args.no_model else _engine_settings(args)
+
+
 def _self_test(argv: list[str]) -> int:
     from inference.cli.self_test import run_self_test
 
-    parser = argparse.ArgumentParser(prog="medbrief --self-test",
-                                     description="检查本机安装：编码表、学习数据、模型、摘要、核对、编码、历史记录。"
-                                                 "全部通过时退出码 0，否则 9。")
-    parser.add_argument("--no-model", action="store_true", help="check everything but the model (seconds)")
-    _add_engine_options(parser)  # the configured engine unless told otherwise: --model, --lora, --backend …
-    args = parser.parse_args(argv)
-    return run_self_test(None if args.no_model else _engine_settings(args), with_model=not args.no_model)
+    settings = self_test_settings(argv)
+    return run_self_test(settings, with_model=settings is not None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,8 @@ from inference.errors import MedBriefError
 from inference.paths import resources_dir
 
 SELF_TEST_FAILED = 9
-TABLE, MODEL, SUMMARY = "内置 ICD 编码表", "模型加载", "样例病历摘要"
+TABLE, MODEL, SUMMARY, HISTORY = "内置 ICD 编码表", "模型加载", "样例病历摘要", "历史记录读写"
+HISTORY_DETAIL = "临时数据目录中写入并读回一份记录（用户的历史记录未动）"
 
 
 class SelfTestChecks:
@@ -149,7 +150,14 @@ def _model_checks(checks: SelfTestChecks, settings: Any) -> None:
 
 def describe_engine(info: Any) -> str:
     return (f"{Path(info.model_path).name}（{info.quantization}），运行于 {info.placement}"
-            + (f"，LoRA {info.lora.split(' sha256:')[0]}" if info.lora else "") + ("，演示模型" if info.is_demo else ""))
+            + (f"，LoRA {info.adapter}" if info.lora else "") + ("，演示模型" if info.is_demo else ""))
+
+
+def check_read_back(store: Any, document_id: int, report: Any) -> None:
+    """The draft the history gives back is the one the run wrote."""
+    if store.document(document_id) is None or \
+            store.versions(document_id)[-1].summary["chief_complaint"] != report.result.summary.chief_complaint:
+        raise MedBriefError("历史记录读回的内容与写入的不同 / the history read back differs")
 
 
 def _history_check(checks: SelfTestChecks) -> None:
@@ -162,9 +170,7 @@ def _history_check(checks: SelfTestChecks) -> None:
             try:
                 if report is not None:
                     document_id = store.record_run(report, {}).document_id
-                    saved = store.versions(document_id)[-1].summary["chief_complaint"]
-                    if saved != report.result.summary.chief_complaint:
-                        raise MedBriefError("历史记录读回的内容与写入的不同 / the history read back differs")
+                    check_read_back(store, document_id, report)
                 else:
                     from inference.documents import load_document
 
@@ -173,7 +179,7 @@ def _history_check(checks: SelfTestChecks) -> None:
                     raise MedBriefError("历史记录读回失败 / the record could not be read back")
             finally:
                 store.close()
-        return None, "临时数据目录中写入并读回一份记录（用户的历史记录未动）"
+        return None, HISTORY_DETAIL
 
-    checks.run("历史记录读写", history)  # with the sample's run when there is one, else the record alone
+    checks.run(HISTORY, history)  # with the sample's run when there is one, else the record alone
 
