@@ -200,26 +200,27 @@ class SettingsDialog(QDialog):
         the GGUF header is read here (milliseconds), before the window reloads anything."""
         try:
             settings = self.settings()
-            if settings.backend == "server":
-                from inference.llm.server import check_server_url
-
-                check_server_url(settings.server_url or "", settings.server_allow_http)
-                super().accept()
-                return
-            model = settings.model_path
-            if model is None and settings.lora_path is not None:
-                model = folder_model() or require_demo_model()  # what an empty model field loads
-            if model is not None:
-                base = read_gguf_header(model)
-                check_loadable(base, settings.n_ctx)
-                if settings.lora_path is not None:
-                    check_adapter(settings.lora_path, base)
         except ValidationError as exc:
             self.problem.setText(f"设置无效：{exc.errors()[0]['msg']}")
             return
+        what = "模型文件不可用"
+        try:
+            if settings.backend == "server":
+                from inference.llm.server import check_server_url
+
+                what = "服务器设置不可用"
+                check_server_url(settings.server_url or "", settings.server_allow_http)
+            else:
+                model = settings.model_path
+                if model is None and settings.lora_path is not None:
+                    model = folder_model() or require_demo_model()  # what an empty model field loads
+                if model is not None:
+                    base = read_gguf_header(model)
+                    check_loadable(base, settings.n_ctx)
+                    if settings.lora_path is not None:
+                        what = "LoRA 适配器不可用"
+                        check_adapter(settings.lora_path, base)
         except MedBriefError as exc:
-            what = "LoRA 适配器不可用" if "LoRA" in exc.message else (
-                "服务器设置不可用" if "服务器" in exc.message or "HTTP" in exc.message else "模型文件不可用")
             self.problem.setText(f"{what}：{chinese(exc.message)}")
             return
         super().accept()

@@ -65,7 +65,7 @@ def test_not_an_adapter_or_a_truncated_one_is_one_clear_error(demo_model_path, a
     cut.write_bytes(adapters["style"].read_bytes()[:100_000])
     with pytest.raises(ModelError, match="LoRA 适配器无法读取.*不完整"):
         check_adapter(cut, base)
-    with pytest.raises(ModelError, match="LoRA 适配器无法读取.*找不到"):
+    with pytest.raises(ModelError, match="找不到 LoRA 适配器文件"):
         check_adapter(tmp_path / "missing.gguf", base)
 
 

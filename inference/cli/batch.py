@@ -46,6 +46,9 @@ def run_batch(args: argparse.Namespace, settings: Any) -> int:
     if not todo:
         bar.finish(0)
         return 0
+    from inference.icd.table import open_table
+
+    table = None if args.no_icd else open_table(args.table)  # once: every record is coded against the same table
     cancel = threading.Event()
     engine = open_engine(settings)
     failures: list[dict[str, str]] = []
@@ -53,7 +56,7 @@ def run_batch(args: argparse.Namespace, settings: Any) -> int:
 
     def one(path: Path) -> None:
         try:
-            _summarize_one(path, engine, out, args, cancel)
+            _summarize_one(path, engine, table, out, cancel)
         except MedBriefError as exc:
             with lock:
                 failures.append({"file": path.name, "error": exc.message, "exit_code": str(exc.exit_code)})
@@ -77,16 +80,14 @@ def run_batch(args: argparse.Namespace, settings: Any) -> int:
     return BATCH_FAILED if failures else 0
 
 
-def _summarize_one(path: Path, engine: Any, out: Path, args: argparse.Namespace, cancel: threading.Event) -> None:
+def _summarize_one(path: Path, engine: Any, table: Any, out: Path, cancel: threading.Event) -> None:
     from inference.documents import load_document
-    from inference.icd.table import open_table
     from inference.pipeline import run_pipeline
     from inference.progress import RunContext
 
     if cancel.is_set():
         raise GenerationCancelled("已停止 / stopped")
     document = load_document(path)
-    table = None if args.no_icd else open_table(args.table)
     report = run_pipeline(document, engine, RunContext(cancel=cancel), table=table)
     target = out / f"{path.stem}.json"
     partial = target.with_suffix(".json.partial")

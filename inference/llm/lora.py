@@ -34,6 +34,8 @@ class AdapterInfo:
 def check_adapter(path: str | Path, base: GgufInfo) -> AdapterInfo:
     """Raise ModelError unless ``path`` is a GGUF LoRA adapter that fits ``base`` tensor by tensor."""
     path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelError(f"找不到 LoRA 适配器文件 / LoRA adapter not found: {path}")
     try:
         header = read_gguf_header(path)
     except ModelError as exc:
