@@ -119,13 +119,12 @@ class ServerEngine:
         if not served:
             raise ModelError(f"模型服务器上没有模型 / the server at {self.url} serves no model")
         wanted = settings.server_model
-        if wanted and wanted not in served and not any(Path(name).name == wanted for name in served):
+        matching = [name for name in served if wanted in (name, Path(name).name)] if wanted else served
+        if not matching:
             raise ModelError(f"模型服务器上的模型是 {'、'.join(served)}，不是设置的 {wanted} / the server serves "
                              f"another model than configured")
-        self.model_id = next((name for name in served if wanted in (name, Path(name).name)), served[0]) \
-            if wanted else served[0]
+        self.model_id = matching[0]
         self.template = ChatTemplate(_template_text(settings.server_template))
-        self._constraint = settings.server_constraint
         demo = Path(self.model_id).name == DEMO_FILE_NAME
         self.info = EngineInfo(
             model_path=self.model_id, model_name=Path(self.model_id).name, architecture="",
@@ -172,7 +171,7 @@ class ServerEngine:
             "model": self.model_id, "prompt": prompt, "max_tokens": max_tokens or s.max_tokens, "stream": True,
             "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p, "seed": s.seed,
         }
-        body.update(constraint_fields(self._constraint, grammar.gbnf if grammar is not None else None))
+        body.update(constraint_fields(self.settings.server_constraint, grammar.gbnf if grammar is not None else None))
         prompt_tokens = self.count_tokens(prompt)
         if on_prompt is not None:
             on_prompt(prompt_tokens, prompt_tokens)
@@ -211,7 +210,7 @@ class ServerEngine:
         result = self.generate("Say hello.", grammar=ServerGrammar(f'root ::= "{PROBE_TEXT}"'), max_tokens=24)
         if result.text.strip() != PROBE_TEXT:
             raise ModelError(f"模型服务器忽略了输出约束（语法），不能使用 / the server ignores the output grammar "
-                             f"({self._constraint}); answered {result.text[:40]!r}")
+                             f"({self.settings.server_constraint}); answered {result.text[:40]!r}")
 
     def _count(self, text: str) -> int:
         routes = [self._count_route] if self._count_route else ["/extras/tokenize/count", "/tokenize"]
