@@ -29,6 +29,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.reference_engine import buffer_sizes, forget_cache, reference_completion, set_draft_tokens  # noqa: E402
 from inference.documents import document_from_text, load_document  # noqa: E402
 from inference.errors import MedBriefError  # noqa: E402
 from inference.icd.table import open_table  # noqa: E402
@@ -50,7 +52,8 @@ from inference.llm.gpu_memory import estimate, gpu_devices  # noqa: E402
 from inference.llm.sampling import GrammarMatcher, SamplingParams, TokenPicker  # noqa: E402
 from inference.llm.settings import EngineSettings  # noqa: E402
 from inference.pipeline import run_pipeline  # noqa: E402
-from inference.summary.summarizer import build_messages, summary_gbnf  # noqa: E402
+from inference.summary.output_grammar import summary_gbnf  # noqa: E402
+from inference.summary.summarizer import build_messages  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -123,6 +126,17 @@ class ReplayPicker(TokenPicker):
         return token
 
 
+class ReplayEngine(Engine):
+    """The app's engine whose token picker the benchmark chooses per call (a replay of recorded output)."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        super().__init__(settings)
+        self.picker_factory: Callable[[SamplingParams, GrammarMatcher | None], TokenPicker] = TokenPicker
+
+    def _new_picker(self, grammar: GrammarMatcher | None) -> TokenPicker:
+        return self.picker_factory(self.sampling, grammar)
+
+
 class Replay:
     def __init__(self, engine: Engine, calls: list[str]) -> None:
         self.engine = engine
@@ -161,7 +175,7 @@ def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def bench_record(engine: Engine, name: str, text: str, args: argparse.Namespace,
+def bench_record(engine: ReplayEngine, name: str, text: str, args: argparse.Namespace,
                  replay: dict[str, list[str]] | None, table: Any) -> dict[str, Any]:
     grammar = engine.compile_grammar(summary_gbnf())
     messages = build_messages(text)
@@ -181,7 +195,7 @@ def bench_record(engine: Engine, name: str, text: str, args: argparse.Namespace,
 
     app_runs = []
     for _ in range(args.runs):
-        engine.forget_cache()
+        forget_cache(engine)
         use_replay()
         started = time.perf_counter()
         result = engine.generate(prompt, grammar=grammar, fixed_prefix=fixed, max_tokens=args.max_tokens)
@@ -190,25 +204,25 @@ def bench_record(engine: Engine, name: str, text: str, args: argparse.Namespace,
     tokens = row["app"]["completion_tokens"]
 
     draft_tokens = engine.info.draft_tokens
-    engine.set_draft_tokens(0)
+    set_draft_tokens(engine, 0)
     engine.picker_factory = TokenPicker
-    engine.forget_cache()
+    forget_cache(engine)
     started = time.perf_counter()
     free = engine.generate(prompt, max_tokens=tokens)
     row["free"] = _call(free, time.perf_counter() - started)
     if draft_tokens:
-        engine.forget_cache()
+        forget_cache(engine)
         use_replay()
         started = time.perf_counter()
         nodraft = engine.generate(prompt, grammar=grammar, max_tokens=tokens)
         row["app_no_drafts"] = _call(nodraft, time.perf_counter() - started)
-    engine.set_draft_tokens(draft_tokens)
+    set_draft_tokens(engine, draft_tokens)
     engine.picker_factory = TokenPicker
 
     bare_runs = []
     for _ in range(args.runs):
         started = time.perf_counter()
-        bare = engine.reference_completion(prompt, max_tokens=tokens)
+        bare = reference_completion(engine, prompt, max_tokens=tokens)
         bare_runs.append(_call(bare, time.perf_counter() - started))
     row["bare"] = _median(bare_runs)
     bare_m = row["bare"]
@@ -217,7 +231,7 @@ def bench_record(engine: Engine, name: str, text: str, args: argparse.Namespace,
     row["bare_same_tokens_s"] = round(bare_m["ttft_s"] + (tokens - 1) / rate, 3) if rate else None
     if name == "sample" and args.old_path:
         started = time.perf_counter()
-        old = engine.reference_completion(prompt, grammar=grammar, max_tokens=tokens)
+        old = reference_completion(engine, prompt, grammar=grammar, max_tokens=tokens)
         row["old_path"] = _call(old, time.perf_counter() - started)
 
     if table is not None:
@@ -252,10 +266,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
 
-def synthetic_free_run(engine: Engine, text: str, max_tokens: int) -> dict[str, Any]:
+def synthetic_free_run(engine: ReplayEngine, text: str, max_tokens: int) -> dict[str, Any]:
     """The model's own picks under the grammar: with synthetic weights, the worst case for the check-first rule."""
     engine.picker_factory = TokenPicker
-    engine.forget_cache()
+    forget_cache(engine)
     grammar = engine.compile_grammar(summary_gbnf())
     prompt = engine.template.render(build_messages(text))
     started = time.perf_counter()
@@ -279,7 +293,7 @@ def memory_variants(model: Path | None, records: dict[str, str], args: argparse.
         rows.append({
             "n_ubatch": n_ubatch, "kv": kv, "load_s": round(engine.info.load_s, 2),
             "vram_used_gib": round((before[0].free - after[0].free) / 2**30, 2) if before and after else None,
-            "llama_buffers_mib": engine.buffer_sizes(),
+            "llama_buffers_mib": buffer_sizes(engine),
             "estimate_gib": guess.as_dict(),
             "prompt_tokens": result.prompt_tokens,
             "prompt_tokens_per_s": round(result.prompt_tokens_evaluated / result.ttft_s, 1),
@@ -297,7 +311,8 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     devices_before = gpu_devices()
     overrides = {} if args.draft_tokens is None else {"draft_tokens": args.draft_tokens}
-    engine = Engine(EngineSettings(model_path=args.model, n_ctx=args.n_ctx, n_gpu_layers=args.gpu_layers, **overrides))
+    engine = ReplayEngine(EngineSettings(model_path=args.model, n_ctx=args.n_ctx, n_gpu_layers=args.gpu_layers,
+                                        **overrides))
     devices_after = gpu_devices()
     table = open_table() if not args.no_icd else None
     result: dict[str, Any] = {
@@ -306,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
         "model": engine.info.as_dict(), "load_s": round(engine.info.load_s, 2),
         "vram_used_gib": round((devices_before[0].free - devices_after[0].free) / 2**30, 2)
         if devices_before and devices_after else None,
-        "llama_buffers_mib": engine.buffer_sizes(),
+        "llama_buffers_mib": buffer_sizes(engine),
         "estimate": estimate(engine.gguf, n_ctx=args.n_ctx, n_ubatch=engine.settings.n_ubatch,
                              device=devices_before[0] if devices_before else None).as_dict(),
         "replay": bool(replay), "records": [],

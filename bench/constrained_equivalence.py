@@ -2,7 +2,7 @@
 
 For the sample record and the first N CMB-Clin cases (held out: only measured), the summary is generated
 twice on one engine under the summary grammar — by ``Engine.generate`` (check-the-pick-first) and by
-``Engine.reference_completion`` (create_completion, grammar over the whole vocabulary at every step) —
+``reference_engine.reference_completion`` (create_completion, grammar over the whole vocabulary at every step) —
 and the texts are compared. Reports identical count, rejection rate and the speed of both.
 
     .venv/bin/python bench/constrained_equivalence.py [--cases 20] [--model PATH] [--out FILE]
@@ -18,9 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.reference_engine import reference_completion  # noqa: E402
 from inference.llm.engine import Engine  # noqa: E402
 from inference.llm.settings import EngineSettings  # noqa: E402
-from inference.summary.summarizer import build_messages, summary_gbnf  # noqa: E402
+from inference.summary.output_grammar import summary_gbnf  # noqa: E402
+from inference.summary.summarizer import build_messages  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +47,7 @@ def main() -> int:
     for name, text in records:
         prompt = engine.template.render(build_messages(text))
         new = engine.generate(prompt, grammar=grammar)
-        old = engine.reference_completion(prompt, grammar=grammar)
+        old = reference_completion(engine, prompt, grammar=grammar)
         rows.append({
             "record": name, "identical": new.text == old.text, "tokens": new.completion_tokens,
             "new_tokens_per_s": round(new.tokens_per_s, 1), "old_tokens_per_s": round(old.tokens_per_s, 1),

@@ -21,10 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.checks.validation import DIAGNOSIS_CUES, validate  # noqa: E402
+from inference.checks.validation import validate  # noqa: E402
 from inference.errors import GenerationError  # noqa: E402
 from inference.llm.engine import Engine  # noqa: E402
 from inference.llm.settings import EngineSettings  # noqa: E402
+from inference.record.summary import DIAGNOSIS_CUES  # noqa: E402
 from inference.summary.summarizer import summarize  # noqa: E402
 
 
@@ -60,7 +61,7 @@ def main() -> int:
         rules.update(f.rule_id for f in report.findings)
         verdicts[report.verdict] += 1
         shares.append(report.supported_share())
-        if any(r.rule_id in ("G2", "G3") for r in result.removals):
+        if any(r.rule_id in ("G2", "G3") for r in result.evidence.removals):
             invented_diagnoses += 1  # the model wrote diagnoses the record never states; the guard removed them
         if result.summary.diagnoses and not DIAGNOSIS_CUES.search(record):
             leaked_diagnoses += 1

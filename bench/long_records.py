@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
 from bench.eval_io import bench_parser, cmb_clin_cases, finish  # noqa: E402
-from inference.checks.values import find_measurements, is_key  # noqa: E402
 from inference.documents import document_from_text  # noqa: E402
 from inference.llm.engine import Engine  # noqa: E402
 from inference.llm.settings import EngineSettings  # noqa: E402
 from inference.pipeline import run_pipeline  # noqa: E402
+from inference.record.values import find_measurements, is_key  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,14 +66,14 @@ def main() -> int:
         drafted = {m.identity for s in validation.statements for m in find_measurements(s.text)}
         rows.append({
             "chars": len(text), "tokens": engine.count_tokens(text), "seconds": round(wall, 1),
-            "parts": len(report.result.parts), "part_tokens": report.result.extra.get("part_tokens"),
-            "parts_retried": report.result.extra.get("parts_retried", 0),
+            "parts": len(report.result.parts), "part_tokens": report.result.part_tokens,
+            "parts_retried": report.result.parts_retried,
             "key_values_in_record": len(key_values),
             "key_values_kept": sum(m.identity in drafted for m in key_values),
             "values_in_draft": sum(len(find_measurements(s.text)) for s in validation.statements),
             "invented_values_in_draft": sum(f.rule_id == "V1" and f.index is not None for f in validation.findings),
-            "removed_invented_values": sum(r.rule_id == "V1" for r in report.result.removals),
-            "removed_diagnoses": sum(r.rule_id in ("G2", "G3") for r in report.result.removals),
+            "removed_invented_values": sum(r.rule_id == "V1" for r in report.result.evidence.removals),
+            "removed_diagnoses": sum(r.rule_id in ("G2", "G3") for r in report.result.evidence.removals),
             "diagnoses": len(summary.diagnoses), "verdict": report.verdict,
             "supported_share": round(validation.supported_share(), 3),
             "findings": {level: n for level, n in validation.counts().items()},

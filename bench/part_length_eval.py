@@ -21,12 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
 from bench.eval_io import bench_parser, cmb_clin_cases, finish  # noqa: E402
-from inference.checks.validation import RunEvidence, validate  # noqa: E402
-from inference.checks.values import find_measurements, is_key  # noqa: E402
+from inference.checks.validation import validate  # noqa: E402
 from inference.errors import GenerationError  # noqa: E402
 from inference.llm.engine import Engine  # noqa: E402
 from inference.llm.settings import EngineSettings  # noqa: E402
-from inference.summary.prompts import load_prompt, parse_prompt  # noqa: E402
+from inference.record.evidence import RunEvidence  # noqa: E402
+from inference.record.prompts import load_prompt, parse_prompt  # noqa: E402
+from inference.record.values import find_measurements, is_key  # noqa: E402
 from inference.summary.summarizer import summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +74,7 @@ def main() -> int:
                 raw = validate(draft, record)
                 key_values = [m for m in find_measurements(record) if is_key(m)]
                 drafted = {m.identity for st in raw.statements for m in find_measurements(st.text)}
-                final = validate(result.summary, record, evidence=RunEvidence(removals=tuple(result.removals)))
+                final = validate(result.summary, record, evidence=RunEvidence(removals=result.evidence.removals))
                 rows.append({
                     "prompt": prompt.version, "tokens": tokens, "record": number,
                     "record_tokens": engine.count_tokens(record), "chars": len(record),
@@ -81,7 +82,7 @@ def main() -> int:
                     "supported_share": round(raw.supported_share(), 3),
                     "example_copies": sum(f.rule_id == "R1" for f in raw.findings),
                     "invented_values": sum(f.rule_id == "V1" for f in raw.findings),
-                    "removed": len(result.removals), "verdict": final.verdict,
+                    "removed": len(result.evidence.removals), "verdict": final.verdict,
                     "key_values": len(key_values), "key_values_kept": sum(m.identity in drafted for m in key_values),
                     "statements": len([s for s in raw.statements if not s.is_absent_marker]),
                 })

@@ -23,13 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llama_cpp  # noqa: E402,F401  (llama.cpp before numpy: see bench_speed.py)
 
 from bench.eval_io import bench_parser, finish  # noqa: E402
-from inference.checks.grounding import statements_of  # noqa: E402
-from inference.checks.validation import RunEvidence, validate  # noqa: E402
-from inference.checks.values import find_measurements, fold  # noqa: E402
+from inference.checks.validation import validate  # noqa: E402
 from inference.errors import GenerationError  # noqa: E402
 from inference.llm.engine import Engine  # noqa: E402
 from inference.llm.settings import EngineSettings  # noqa: E402
-from inference.summary.prompts import parse_prompt  # noqa: E402
+from inference.record.evidence import RunEvidence  # noqa: E402
+from inference.record.grounding import statements_of  # noqa: E402
+from inference.record.prompts import parse_prompt  # noqa: E402
+from inference.record.values import find_measurements, fold  # noqa: E402
 from inference.summary.summarizer import parse_summary, summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +74,7 @@ def main() -> int:
                 continue
             seconds = time.perf_counter() - started
             summary = result.draft or result.summary  # the model's own draft, before the guard removed anything
-            report = validate(summary, record, evidence=RunEvidence(scopes=result.scopes))
+            report = validate(summary, record, evidence=RunEvidence(scopes=result.evidence.scopes))
             statements = [s for s in report.statements if not s.is_absent_marker and s.text.strip()]
             copied = [s.text for s in statements_of(summary) if len(s.text) >= 4
                       and fold(s.text) in example_text and fold(s.text) not in folded]
@@ -90,8 +91,8 @@ def main() -> int:
                 "copied_statements": len(copied), "copied_values": len(copied_values),
                 "example_diagnoses": len(example_diagnoses),
                 "placeholders": sum("【" in s.text for s in statements),
-                "removed_diagnoses": sum(r.rule_id in ("G2", "G3") for r in result.removals),
-                "removed_values": sum(r.rule_id == "V1" for r in result.removals),
+                "removed_diagnoses": sum(r.rule_id in ("G2", "G3") for r in result.evidence.removals),
+                "removed_values": sum(r.rule_id == "V1" for r in result.evidence.removals),
                 "verdict": validate(result.summary, record, evidence=result.evidence).verdict,
                 "V1": sum(f.rule_id == "V1" for f in report.findings),
                 "V2": sum(f.rule_id == "V2" for f in report.findings),

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference.documents import Document  # noqa: E402
-from inference.llm.engine import open_engine  # noqa: E402
+from inference.llm.backends import open_engine  # noqa: E402
 from inference.llm.settings import EngineSettings  # noqa: E402
 from inference.paths import resources_dir  # noqa: E402
 from inference.pipeline import run_pipeline  # noqa: E402

@@ -16,8 +16,9 @@ from inference.errors import MedBriefError, StorageError
 from inference.history.instance_lock import InstanceLock, InstanceRunning
 from inference.history.store import HistoryStore
 from inference.icd.table import open_table
-from inference.llm.engine import open_engine
-from inference.llm.settings import AppConfig, load_config, resolve_model_path
+from inference.llm.backends import open_engine
+from inference.llm.model_catalog import resolve_model_path
+from inference.llm.settings import AppConfig, load_config
 from inference.paths import data_dir
 from inference.pipeline import run_pipeline
 

@@ -7,7 +7,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QWidget
 
 from desktop.highlight_edit import FOCUS_COLOUR, SOURCE_COLOUR, HighlightedEdit, Mark
-from inference.checks.grounding import SourceSpan
+from inference.record.grounding import SourceSpan
 
 
 class DocumentPane(HighlightedEdit):

@@ -3,27 +3,29 @@ reopen. The store is headless; this is the only place the two meet."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMessageBox
 
-from desktop.history_panel import STATUS_LABELS, HistoryPanel
+from desktop.history_panel import HistoryPanel
 from desktop.main_window import MainWindow
-from desktop.signing import SignatureRequest, ask_signature, blockers
-from inference.checks.validation import ERROR
+from desktop.signing import Signature, SignatureRequest, ask_signature
 from inference.documents import Document
 from inference.errors import StorageError
-from inference.history.models import REJECTED
 from inference.history.store import HistoryStore
 from inference.icd.coding import IcdAssignment
 from inference.llm.gguf_header import model_fingerprint
-from inference.summary.schema import StructuredSummary
+from inference.open_record import OpenRecord
+from inference.pipeline import BriefReport
+from inference.record.status import DraftStatus
+from inference.record.summary import StructuredSummary
 
 
 class HistoryController(QObject):
-    def __init__(self, window: MainWindow, store: HistoryStore, confirm: Any = None, sign: Any = None) -> None:
+    def __init__(self, window: MainWindow, store: HistoryStore, confirm: Callable[[str], bool] | None = None,
+                 sign: Callable[[MainWindow, SignatureRequest], Signature | None] | None = None) -> None:
         """``sign(window, SignatureRequest) -> Signature | None`` asks who signs (tests answer without a dialog)."""
         super().__init__(window)
         self.window = window
@@ -32,7 +34,7 @@ class HistoryController(QObject):
         self._sign = sign or ask_signature
         self.signer = ""  # the doctor's name, asked once per session: a ward PC is shared under one OS account
         self.writes = window.writes  # autosave and status: off the GUI thread, in order
-        self._unsaved_run: Any = None  # a BriefReport the history did not take yet
+        self._unsaved_run: BriefReport | None = None  # a run the history did not take yet
         self._loading = False
         self.panel = HistoryPanel(store, confirm or self._confirm, window.background)
         self.panel.open_requested.connect(self.reopen)
@@ -49,9 +51,9 @@ class HistoryController(QObject):
         toggle.setShortcut(QKeySequence("Ctrl+H"))
         window.toolbar.addSeparator()
         window.toolbar.addAction(toggle)
-        self.review_action = self._status_action("标记已审核", "Ctrl+Shift+R", "reviewed")
-        self.sign_action = self._status_action("签署", "Ctrl+Shift+S", "signed")
-        window.rejected_changed.connect(self._rejected_changed)
+        self.review_action = self._status_action("标记已审核", "Ctrl+Shift+R", DraftStatus.REVIEWED)
+        self.sign_action = self._status_action("签署", "Ctrl+Shift+S", DraftStatus.SIGNED)
+        window.record_changed.connect(self._record_changed)
         window.report_ready.connect(self._record_run)
         window.summary_edited.connect(lambda _summary: self.autosave("edit"))
         window.codes_changed.connect(lambda: self.autosave("accept_code"))
@@ -65,9 +67,11 @@ class HistoryController(QObject):
         self.window.toolbar.addAction(action)
         return action
 
-    def _rejected_changed(self, rejected: bool) -> None:
-        self.review_action.setEnabled(not rejected)
-        self.sign_action.setEnabled(not rejected)
+    def _record_changed(self) -> None:
+        record = self.window.record
+        allowed = record is None or record.can_sign
+        self.review_action.setEnabled(allowed)
+        self.sign_action.setEnabled(allowed)
 
     def _refresh_panel(self) -> None:
         """Only a visible list is re-queried (autosave runs every ~1.5 s while typing); showing it refreshes."""
@@ -78,7 +82,7 @@ class HistoryController(QObject):
         answer = QMessageBox.question(self.window, "确认删除", question)
         return answer == QMessageBox.StandardButton.Yes
 
-    def _record_run(self, report: Any) -> None:
+    def _record_run(self, report: BriefReport) -> None:
         self._unsaved_run = report
         if self._save_unsaved_run(tell=True) and [a.to_record() for a in self.window.icd_panel.assignments] != [
                 a.to_record() for a in report.icd]:
@@ -96,7 +100,8 @@ class HistoryController(QObject):
         except OSError:
             fingerprint = ""
         try:
-            recorded = self.store.record_run(report, self.window.config.engine.model_dump(mode="json"), fingerprint)
+            recorded = self.store.record_run(report.run_record(), self.window.config.engine.model_dump(mode="json"),
+                                             fingerprint)
         except StorageError as exc:
             message = f"{exc.message}\n摘要仍在窗口中，可以继续编辑；每次自动保存时会重试。"
             if tell:
@@ -128,11 +133,8 @@ class HistoryController(QObject):
                         lambda exc: self.window.show_error("自动保存失败", getattr(exc, "message", str(exc))))
 
     def signing_blockers(self) -> tuple[str, ...]:
-        window = self.window
-        errors = sum(f.severity == ERROR for f in window.validation.findings) if window.validation else 0
-        panel = window.icd_panel
-        unconfirmed = sum(1 for row, a in enumerate(panel.assignments) if a.code and row not in panel.accepted)
-        return blockers(errors, unconfirmed, window.demo_draft)
+        record = self.window.record
+        return record.blockers(self.window.icd_panel.assignments) if record is not None else ()
 
     def set_status(self, status: str) -> None:
         document_id = self.document_id
@@ -141,14 +143,14 @@ class HistoryController(QObject):
             return
         signature = self._sign(self.window, SignatureRequest(status, self.signer, self.signing_blockers()))
         if signature is None:
-            self.window.statusBar().showMessage(f"未{STATUS_LABELS[status].removeprefix('已')}", 4000)
+            self.window.statusBar().showMessage(f"未{DraftStatus(status).label.removeprefix('已')}", 4000)
             return
         self.signer = signature.signer
         self.autosave()  # queued first: the status applies to the version on screen
 
         def changed(_version_id: int) -> None:
-            self.window.statusBar().showMessage(f"已标记为{STATUS_LABELS[status]}（{signature.signer}）", 4000)
-            if status == "signed" and self.document_id == document_id:
+            self.window.statusBar().showMessage(f"已标记为{DraftStatus(status).label}（{signature.signer}）", 4000)
+            if status == DraftStatus.SIGNED and self.document_id == document_id:
                 self.window.set_signed(True)
             self._refresh_panel()
 
@@ -173,16 +175,14 @@ class HistoryController(QObject):
             demo = False
         self._loading = True
         try:
-            self.window.show_saved(document, StructuredSummary.model_validate(latest.summary),
-                                   [IcdAssignment.from_record(item) for item in latest.icd],
-                                   evidence, rejected=latest.status == REJECTED)
-            self.window.demo_draft = demo
-            self.window.set_signed(latest.status == "signed")
+            self.window.show_saved(OpenRecord.reopened(document, evidence, latest.status, demo),
+                                   StructuredSummary.model_validate(latest.summary),
+                                   [IcdAssignment.from_record(item) for item in latest.icd])
         finally:
             self._loading = False
         self.document_id = document_id
         self.window.statusBar().showMessage(
-            f"已打开 {row.file_name}（v{latest.number}，{STATUS_LABELS.get(latest.status, latest.status)}）", 5000)
+            f"已打开 {row.file_name}（v{latest.number}，{DraftStatus(latest.status).label}）", 5000)
 
     def _document_changed(self, document: Document) -> None:
         if self._loading:

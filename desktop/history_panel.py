@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 from desktop.background import Background
 from desktop.highlight_edit import ERROR_COLOUR, SOURCE_COLOUR, Mark, plain_edit
 from inference.history.store import HistoryStore, RecordSummary
+from inference.record.status import STATUS_LABELS
 
-STATUS_LABELS = {"draft": "草稿", "reviewed": "已审核", "signed": "已签署", "rejected": "未通过核对"}
 ACTION_LABELS = {"generate": "生成", "edit": "编辑", "status": "状态变更", "accept_code": "确认编码",
                  "export": "导出", "delete": "删除", "recover": "修复历史库"}
 

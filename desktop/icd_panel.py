@@ -56,7 +56,6 @@ class IcdPanel(QWidget):
         self.background = background
         self.table: IcdTable | None = None
         self.assignments: list[IcdAssignment] = []
-        self.accepted: set[int] = set()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         self.title = QLabel("ICD-10 编码")
@@ -109,7 +108,6 @@ class IcdPanel(QWidget):
 
     def set_assignments(self, assignments: list[IcdAssignment]) -> None:
         self.assignments = list(assignments)
-        self.accepted = {row for row, a in enumerate(self.assignments) if a.confirmed}
         self._refresh_rows()
         if self.assignments:
             self.rows.selectRow(0)
@@ -119,7 +117,7 @@ class IcdPanel(QWidget):
         for row, assignment in enumerate(self.assignments):
             values = [assignment.diagnosis, assignment.code or "—", assignment.name or "未找到",
                       PROVENANCE_LABELS.get(assignment.provenance, assignment.provenance), f"{assignment.score:.2f}",
-                      "已确认" if row in self.accepted else "待确认"]
+                      "已确认" if assignment.confirmed else "待确认"]
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if column == 0 and assignment.note:
@@ -134,6 +132,9 @@ class IcdPanel(QWidget):
     def selected_row(self) -> int:
         rows = self.rows.selectionModel().selectedRows() if self.rows.selectionModel() else []
         return rows[0].row() if rows else -1
+
+    def confirmed_rows(self) -> set[int]:
+        return {row for row, a in enumerate(self.assignments) if a.confirmed}
 
     def _row_selected(self) -> None:
         row = self.selected_row()
@@ -182,7 +183,6 @@ class IcdPanel(QWidget):
             self.assignments[row] = replace(current, confirmed=True)
         if self.table is not None:  # the other rows' combination codes may depend on this one
             self.assignments = to_final_codes([_as_looked_up(a, self.table) for a in self.assignments], self.table)
-        self.accepted.add(row)
         self._refresh_rows()
         self.rows.selectRow(row)
         self.changed.emit()
@@ -204,10 +204,8 @@ class IcdPanel(QWidget):
         if any(a is None for a in updated):
             return  # the rows changed while looking up; the newer sync brings them
         if [a.diagnosis for a in updated] != [a.diagnosis for a in self.assignments]:
-            accepted_names = {self.assignments[i].diagnosis for i in self.accepted if i < len(self.assignments)}
             # The other diagnoses changed, so may the combination codes (I11.0 once heart failure is removed).
             self.assignments = to_final_codes([_as_looked_up(a, self.table) for a in updated], self.table)
-            self.accepted = {i for i, a in enumerate(updated) if a.diagnosis in accepted_names}
             self._refresh_rows()
             self._row_selected()
 

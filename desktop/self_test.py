@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from inference.cli.commands import self_test_settings
+from inference.cli.engine_options import self_test_settings
 from inference.cli.self_test import (
     HISTORY,
     HISTORY_DETAIL,

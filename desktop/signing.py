@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (
 )
 
 from inference.history.store import os_user
+from inference.record.status import DraftStatus
 
-ACTION_LABELS = {"reviewed": "标记已审核", "signed": "签署"}
+ACTION_LABELS = {DraftStatus.REVIEWED: "标记已审核", DraftStatus.SIGNED: "签署"}
 
 
 @dataclass(frozen=True)
@@ -33,17 +34,6 @@ class SignatureRequest:
 class Signature:
     signer: str
     override: str  # the reason for signing over the blockers ("" when there were none)
-
-
-def blockers(error_findings: int, unconfirmed_codes: int, demo_draft: bool) -> tuple[str, ...]:
-    found = []
-    if error_findings:
-        found.append(f"核对发现 {error_findings} 处错误尚未处理")
-    if unconfirmed_codes:
-        found.append(f"{unconfirmed_codes} 个 ICD 编码仍待确认")
-    if demo_draft:
-        found.append("草稿由演示模型生成，不可用于临床")
-    return tuple(found)
 
 
 class SignatureDialog(QDialog):

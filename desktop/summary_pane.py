@@ -8,9 +8,9 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from desktop.highlight_edit import SEVERITY_COLOURS, HighlightedEdit, Mark, plain_edit
-from inference.checks.grounding import Statement
-from inference.checks.validation import SEVERITY_LABELS, Finding
-from inference.summary.schema import ABSENT, SECTIONS, Diagnosis, StructuredSummary, exam_item_from_text
+from inference.checks.findings import SEVERITY_LABELS, Finding
+from inference.record.grounding import Statement
+from inference.record.summary import ABSENT, SECTIONS, Diagnosis, StructuredSummary, exam_item_from_text
 
 REVALIDATE_DELAY_MS = 400
 FINDINGS_MIN_HEIGHT = 120  # about six rows: errors first, then warnings, readable without scrolling at once

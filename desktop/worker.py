@@ -113,7 +113,7 @@ class EngineWorker(QObject):
         self._close_engine()
 
     def _close_engine(self) -> None:
-        if self.engine is not None and hasattr(self.engine, "close"):
+        if self.engine is not None:
             self.engine.close()
         self.engine = None
 

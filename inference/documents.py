@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import io
 import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+import docx
+from docx.opc.exceptions import PackageNotFoundError
+from lxml.etree import LxmlError
 
 from inference.errors import InputError
+
+if TYPE_CHECKING:
+    from docx.document import Document as DocxDocument
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a 17-page discharge record is ~60 KB of text; .docx adds images
 MAX_TEXT_CHARS = 100_000
@@ -110,21 +118,15 @@ def _text_like_ratio(text: str) -> float:
 
 
 def _docx_text(data: bytes, name: str) -> str:
-    import io
-
-    from docx import Document as DocxDocument
-    from docx.opc.exceptions import PackageNotFoundError
-    from lxml.etree import LxmlError
-
     try:
-        return _docx_lines(DocxDocument(io.BytesIO(data)))
+        return _docx_lines(docx.Document(io.BytesIO(data)))
     except (PackageNotFoundError, zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError, LxmlError) as exc:
         raise InputError(f"Word 文件已损坏或不是 .docx / corrupt or not a .docx file: {name}") from exc
 
 
-def _docx_lines(docx: Any) -> str:
-    lines = [paragraph.text for paragraph in docx.paragraphs]
-    for table in docx.tables:
+def _docx_lines(document: DocxDocument) -> str:
+    lines = [paragraph.text for paragraph in document.paragraphs]
+    for table in document.tables:
         for row in table.rows:
             cells: list[str] = []
             for cell in row.cells:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from inference.icd.coding import IcdAssignment
-from inference.summary.schema import ABSENT, SECTION_HEADINGS, StructuredSummary, render_emr_text
+from inference.record.summary import ABSENT, SECTION_HEADINGS, StructuredSummary, render_emr_text
 
 EXPORT_FORMATS = ("txt", "md", "json", "fhir")
 # Carried by every copy and export of a draft the demo model wrote: it must not pass for a clinical summary.
@@ -36,7 +36,7 @@ def to_markdown(summary: StructuredSummary, icd: list[IcdAssignment] | None = No
     return "\n".join(lines) + "\n"
 
 
-def to_json(summary: StructuredSummary, icd: list[IcdAssignment] | None = None, **extra: Any) -> str:
+def to_json(summary: StructuredSummary, icd: list[IcdAssignment] | None = None, **extra: object) -> str:
     codes = {a.diagnosis: a.as_dict() for a in icd or []}
     data = {
         "chief_complaint": summary.chief_complaint,
@@ -113,7 +113,7 @@ def _escape(text: str) -> str:
 
 
 def export(summary: StructuredSummary, fmt: str, icd: list[IcdAssignment] | None = None, *, demo: bool = False,
-           **extra: Any) -> str:
+           **extra: object) -> str:
     """``demo``: the draft came from the demo model; every format says so."""
     if fmt == "txt":
         return to_text(summary, demo)

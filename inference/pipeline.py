@@ -6,13 +6,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference.checks.validation import ValidationReport, validate
+from inference.checks.findings import ValidationReport
+from inference.checks.validation import validate
 from inference.documents import Document
+from inference.history.store import RunRecord
 from inference.icd.coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
+from inference.icd.lookup import vocabulary_of
 from inference.icd.table import IcdTable
 from inference.llm.engine import ChatEngine
 from inference.progress import CHECKING, RunContext
-from inference.summary.schema import render_emr_text
+from inference.record.summary import render_emr_text
 from inference.summary.summarizer import SummaryResult, call_timing, summarize
 
 
@@ -71,6 +74,15 @@ class BriefReport:
                 return [span.as_dict() for span in statement.sources]
         return []
 
+    def run_record(self) -> RunRecord:
+        """The run as the history keeps it."""
+        return RunRecord(
+            document=self.document, summary=self.result.summary, model=self.result.model,
+            prompt_version=self.result.prompt_version, timings=self.result.timings.as_dict(),
+            findings=[f.as_dict() for f in self.validation.findings] if self.validation else [],
+            icd=self.icd, raw_output=self.result.raw_output, evidence=self.result.evidence, rejected=self.rejected,
+        )
+
     @property
     def has_errors(self) -> bool:
         return self.validation is not None and self.validation.has_errors
@@ -106,6 +118,6 @@ def run_pipeline(
                                  for i, r in enumerate(report.coding_trace.generations, 1)]
     context.stop_if_cancelled()
     context.tracker.phase(CHECKING)
-    report.validation = validate(result.summary, document.text, table, result.evidence)
+    report.validation = validate(result.summary, document.text, vocabulary_of(table), result.evidence)
     report.elapsed_s = time.perf_counter() - context.tracker.started
     return report

@@ -52,9 +52,6 @@ class Progress:
             bits.append(f"预计还需 {_clock(self.remaining_s)}")
         return " · ".join(bits)
 
-    def __str__(self) -> str:
-        return self.line()
-
 
 ProgressCallback = Callable[[Progress], None]
 

@@ -7,7 +7,7 @@ from inference.documents import load_document
 from inference.icd.coding import MODEL_TOOL_CALL, IcdAssignment
 from inference.icd.lookup import Candidate
 from inference.pipeline import BriefReport
-from inference.summary.schema import Diagnosis, ExamItem, StructuredSummary
+from inference.record.summary import Diagnosis, ExamItem, StructuredSummary
 from inference.summary.summarizer import SummaryResult, Timings
 from tests.conftest import SAMPLE_RECORD
 

@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference.history.store import HistoryStore  # noqa: E402
-from inference.summary.schema import Diagnosis, StructuredSummary  # noqa: E402
+from inference.record.summary import Diagnosis, StructuredSummary  # noqa: E402
 
 store = HistoryStore.open(Path(sys.argv[1]))
 document_id = int(sys.argv[2])

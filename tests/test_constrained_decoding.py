@@ -13,11 +13,13 @@ import json
 import numpy as np
 import pytest
 
+from bench.reference_engine import forget_cache, reference_completion, set_draft_tokens
 from inference.icd.coding import FUNCTION_NAME, SYSTEM_PROMPT, _grammar_text
 from inference.llm.engine import Engine
 from inference.llm.sampling import PromptLookup, SamplingParams, TokenPicker, chain_probabilities
 from inference.llm.settings import EngineSettings
-from inference.summary.summarizer import build_messages, summary_gbnf
+from inference.summary.output_grammar import summary_gbnf
+from inference.summary.summarizer import build_messages
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +38,7 @@ def _summary_prompt(engine: Engine, record: str) -> tuple[str, str]:
 def test_summary_is_byte_identical_to_the_full_mask_path(demo_engine: Engine, sample_text: str) -> None:
     grammar = demo_engine.compile_grammar(summary_gbnf())
     prompt, fixed = _summary_prompt(demo_engine, sample_text)
-    reference = demo_engine.reference_completion(prompt, grammar=grammar)
+    reference = reference_completion(demo_engine, prompt, grammar=grammar)
     streamed: list[str] = []
     result = demo_engine.generate(prompt, grammar=grammar, fixed_prefix=fixed, on_token=streamed.append)
     assert result.text == reference.text
@@ -61,7 +63,7 @@ def test_icd_tool_call_and_answer_grammars_give_identical_output(demo_engine: En
     answer = demo_engine.compile_grammar(
         _grammar_text({diagnoses[0]: ["I50.9", "I50.0"], diagnoses[1]: ["I11.9", "I11.0", "I10"]}, 0, True))
     for grammar in (calls, answer):
-        reference = demo_engine.reference_completion(prompt, grammar=grammar, max_tokens=300)
+        reference = reference_completion(demo_engine, prompt, grammar=grammar, max_tokens=300)
         result = demo_engine.generate(prompt, grammar=grammar, max_tokens=300)
         assert result.text == reference.text
     assert "<tool_call>" in demo_engine.generate(prompt, grammar=calls, max_tokens=300).text
@@ -70,7 +72,7 @@ def test_icd_tool_call_and_answer_grammars_give_identical_output(demo_engine: En
 
 def test_fixed_prefix_is_evaluated_once_and_changes_nothing(demo_engine: Engine, sample_text: str) -> None:
     grammar = demo_engine.compile_grammar(summary_gbnf())
-    demo_engine.forget_cache()
+    forget_cache(demo_engine)
     prompt, fixed = _summary_prompt(demo_engine, OTHER_RECORD)
     cold = demo_engine.generate(prompt, grammar=grammar, fixed_prefix=fixed, max_tokens=60)
     assert cold.prompt_tokens_evaluated == cold.prompt_tokens
@@ -79,7 +81,7 @@ def test_fixed_prefix_is_evaluated_once_and_changes_nothing(demo_engine: Engine,
     warm = demo_engine.generate(sample_prompt, grammar=grammar, fixed_prefix=fixed, max_tokens=60)
     fixed_tokens = len(demo_engine.tokenize(fixed))
     assert warm.prompt_tokens_evaluated < warm.prompt_tokens - fixed_tokens + 20  # the record part only
-    demo_engine.forget_cache()
+    forget_cache(demo_engine)
     again = demo_engine.generate(sample_prompt, grammar=grammar, max_tokens=60)
     assert again.prompt_tokens_evaluated == again.prompt_tokens
     assert warm.text == again.text
@@ -91,7 +93,7 @@ def test_prompt_lookup_drafts_change_nothing_and_are_accepted(demo_model_path, s
         grammar = engine.compile_grammar(summary_gbnf())
         prompt, fixed = _summary_prompt(engine, sample_text)
         drafted = engine.generate(prompt, grammar=grammar, fixed_prefix=fixed)
-        engine.set_draft_tokens(0)
+        set_draft_tokens(engine, 0)
         plain = engine.generate(prompt, grammar=grammar, fixed_prefix=fixed)
     finally:
         engine.close()
@@ -111,7 +113,7 @@ def test_sampled_rule_matches_llama_cpp_samplers_after_a_full_mask(demo_engine: 
     lazy = TokenPicker(params, grammar.matcher(demo_engine._n_vocab))
     full = grammar.matcher(demo_engine._n_vocab)
     decoder = demo_engine._decoder
-    demo_engine.forget_cache()
+    forget_cache(demo_engine)
     decoder.prepare(demo_engine.tokenize(prompt))
     compared = 0
     for _ in range(40):

@@ -23,8 +23,8 @@ from inference.llm.engine import EngineInfo
 from inference.llm.settings import AppConfig, EngineSettings
 from inference.pipeline import BriefReport
 from inference.progress import SUMMARIZING, Progress, RunContext
-from inference.summary.schema import StructuredSummary
-from inference.summary.summarizer import SummaryResult, Timings
+from inference.record.summary import StructuredSummary
+from inference.summary.summarizer import SummaryResult, Timings, retry_part_tokens
 from tests.conftest import SAMPLE_RECORD
 from tests.history_helpers import SAMPLE_SUMMARY
 
@@ -126,7 +126,7 @@ def test_generation_streams_tokens_then_fills_all_four_sections(qtbot, make_wind
     assert window.open_file(str(SAMPLE_RECORD))
     window.generate_action.trigger()
     # The run waits behind the lookup index the worker builds after loading (seconds on a busy 2-core machine).
-    qtbot.waitUntil(lambda: "片段" in window.raw_output.toPlainText(), timeout=30_000)
+    qtbot.waitUntil(lambda: "片段" in window.progress_view.raw_output.toPlainText(), timeout=30_000)
     assert window.generating  # tokens visible while generation still runs
     assert not window.generate_action.isEnabled() and window.stop_action.isEnabled()
     qtbot.waitUntil(lambda: not window.generating, timeout=10_000)
@@ -140,12 +140,12 @@ def test_generation_streams_tokens_then_fills_all_four_sections(qtbot, make_wind
 def test_the_progress_pane_speaks_words_and_the_raw_output_waits_behind_details(qtbot, make_window) -> None:
     window = make_window(FakeJob(tokens=30, delay=0.001))
     _generated(qtbot, window)
-    shown = window.progress.toPlainText()
+    shown = window.progress_view.log.toPlainText()
     assert "▶" in shown and "片段" not in shown and "{" not in shown
-    assert "片段" in window.raw_output.toPlainText() and not window.raw_output.isVisibleTo(window)
-    assert window.stream_label.text().startswith("模型已输出")
-    window.show_raw.setChecked(True)
-    assert window.raw_output.isVisibleTo(window)
+    assert "片段" in window.progress_view.raw_output.toPlainText() and not window.progress_view.raw_output.isVisibleTo(window)
+    assert window.progress_view.stream_label.text().startswith("模型已输出")
+    window.progress_view.show_raw.setChecked(True)
+    assert window.progress_view.raw_output.isVisibleTo(window)
 
 
 def test_progress_view_is_throttled_not_repainted_per_token(qtbot, make_window) -> None:
@@ -179,18 +179,18 @@ def test_stop_returns_within_two_seconds_and_the_app_stays_usable(qtbot, make_wi
     _ready(qtbot, window)
     window.open_file(str(SAMPLE_RECORD))
     window.generate_action.trigger()
-    qtbot.waitUntil(lambda: "片段" in window.raw_output.toPlainText(), timeout=5_000)
+    qtbot.waitUntil(lambda: "片段" in window.progress_view.raw_output.toPlainText(), timeout=5_000)
     started = time.perf_counter()
     with qtbot.waitSignal(window.host.worker.cancelled, timeout=2_000):
         window.stop_action.trigger()
     assert time.perf_counter() - started < 2.0
     qtbot.waitUntil(lambda: window.generate_action.isEnabled(), timeout=2_000)
-    assert "已停止" in window.progress.toPlainText()
+    assert "已停止" in window.progress_view.log.toPlainText()
 
 
 def test_engine_errors_show_a_plain_message_and_the_app_stays_up(qtbot, make_window) -> None:
     window = make_window(settings=EngineSettings(model_path=Path("/nowhere/missing.gguf")))
-    qtbot.waitUntil(lambda: "未加载" in window.model_label.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "未加载" in window.status.model_label.text(), timeout=5_000)
     assert window.last_error == "找不到模型文件：/nowhere/missing.gguf"  # one language: the Chinese half
     assert not window.generate_action.isEnabled()
     window.apply_settings(EngineSettings())  # fix the setting: the app recovers without a restart
@@ -217,20 +217,20 @@ def test_bad_file_keeps_the_current_record(qtbot, make_window, tmp_path: Path) -
     assert window.last_error == "这是二进制文件，不是文本病历：scan.txt"
     assert "NT-proBNP" in window.document_pane.toPlainText()
     assert not window.set_document_text("   ")
-    assert window.document is not None and window.document.file_name == "sample_record.txt"
+    assert window.record.document is not None and window.record.document.file_name == "sample_record.txt"
 
 
 def test_demo_model_shows_banner_and_badge(qtbot, make_window) -> None:
     window = make_window()
     _ready(qtbot, window)
-    assert window.demo_banner.isVisibleTo(window) and window.demo_badge.isVisibleTo(window)
-    assert "不可用于临床" in window.demo_banner.text()
-    assert "CPU" in window.placement_label.text() and "32768" in window.context_label.text()
-    assert "⚠" not in window.placement_label.text()
+    assert window.banners.demo.isVisibleTo(window) and window.status.demo_badge.isVisibleTo(window)
+    assert "不可用于临床" in window.banners.demo.text()
+    assert "CPU" in window.status.placement_label.text() and "32768" in window.status.context_label.text()
+    assert "⚠" not in window.status.placement_label.text()
     # Context, speed and layer placement are IT's: hidden until 技术详情 is ticked.
-    assert not window.context_label.isVisibleTo(window) and not window.placement_label.isVisibleTo(window)
-    window.tech_details.setChecked(True)
-    assert window.context_label.isVisibleTo(window) and window.speed_label.isVisibleTo(window)
+    assert not window.status.context_label.isVisibleTo(window) and not window.status.placement_label.isVisibleTo(window)
+    window.status.tech_details.setChecked(True)
+    assert window.status.context_label.isVisibleTo(window) and window.status.speed_label.isVisibleTo(window)
 
 
 def test_a_silent_fall_back_to_the_cpu_is_shown_as_a_warning(qtbot, make_window) -> None:
@@ -242,13 +242,13 @@ def test_a_silent_fall_back_to_the_cpu_is_shown_as_a_warning(qtbot, make_window)
     _ready(qtbot, window)
     warning = _placement_warning(requested=-1, offloaded=0, total=41, gpu_build=True)
     window._engine_loaded(replace(fake_info(demo=False), warning=warning))
-    assert window.placement_label.text() == "运行于：CPU ⚠"
-    assert window.placement_label.isVisibleTo(window)  # a warning the doctor should see, details or not
-    assert "未找到可用的 GPU" in window.placement_label.toolTip()
+    assert window.status.placement_label.text() == "运行于：CPU ⚠"
+    assert window.status.placement_label.isVisibleTo(window)  # a warning the doctor should see, details or not
+    assert "未找到可用的 GPU" in window.status.placement_label.toolTip()
     partial = replace(fake_info(demo=False), backend="GPU", gpu_layers_offloaded=30, total_layers=41,
                       warning=_placement_warning(requested=-1, offloaded=30, total=41, gpu_build=True))
     window._engine_loaded(partial)
-    assert window.placement_label.text().startswith("运行于：GPU 30/41 层") and "30/41" in partial.warning
+    assert window.status.placement_label.text().startswith("运行于：GPU 30/41 层") and "30/41" in partial.warning
 
 
 def test_clicking_a_statement_highlights_its_source_span(qtbot, make_window) -> None:
@@ -338,14 +338,14 @@ def test_a_demo_model_draft_is_marked_in_every_copy_and_export(qtbot, make_windo
 
     window = make_window(FakeJob(tokens=3, demo=True))
     _generated(qtbot, window)
-    assert window.copy_summary().startswith(DEMO_MARK + "\n【主诉】")
+    assert window.exports.copy().startswith(DEMO_MARK + "\n【主诉】")
     assert QGuiApplication.clipboard().text().startswith(DEMO_MARK)
     for fmt in ("txt", "md", "json", "fhir"):
-        assert window.export_to(tmp_path / f"out.{fmt}", fmt)
+        assert window.exports.to_file(tmp_path / f"out.{fmt}", fmt)
         assert DEMO_MARK in (tmp_path / f"out.{fmt}").read_text(encoding="utf-8"), fmt
     assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["demo"] is True
     window.open_file(str(SAMPLE_RECORD))  # another record: nothing on screen is the demo's any more
-    assert not window.demo_draft
+    assert not window.record.demo_draft
 
 
 def test_a_rejected_draft_cannot_be_copied_or_exported_and_offers_a_rerun_in_parts(
@@ -358,20 +358,20 @@ def test_a_rejected_draft_cannot_be_copied_or_exported_and_offers_a_rerun_in_par
     window.open_file(str(SAMPLE_RECORD))
     assert not window.rerun_action.isEnabled()
     report = _generate(qtbot, window)
-    assert report.rejected and window.rejected and not window.rejected_banner.isHidden()
+    assert report.rejected and window.record.rejected and not window.banners.rejected.isHidden()
     assert "未通过核对" in window.statusBar().currentMessage() and "摘要完成" not in window.statusBar().currentMessage()
     QGuiApplication.clipboard().setText("之前的内容")
-    assert window.copy_summary() == "" and QGuiApplication.clipboard().text() == "之前的内容"
+    assert window.exports.copy() == "" and QGuiApplication.clipboard().text() == "之前的内容"
     assert not window.copy_action.isEnabled() and not window.export_action.isEnabled()
-    assert not window.export_to(tmp_path / "x.txt", "txt") and not (tmp_path / "x.txt").exists()
+    assert not window.exports.to_file(tmp_path / "x.txt", "txt") and not (tmp_path / "x.txt").exists()
     assert window.rerun_action.isEnabled()
     job.summary = SAMPLE_SUMMARY
     with qtbot.waitSignal(window.report_ready, timeout=10_000):
         window.rerun_action.trigger()
-    assert job.part_budgets == [None, 1000]  # the rerun asked for parts
-    assert not window.rejected and window.rejected_banner.isHidden() and window.copy_action.isEnabled()
+    assert job.part_budgets == [None, retry_part_tokens(None)]  # the rerun asked for parts half a small part long
+    assert not window.record.rejected and window.banners.rejected.isHidden() and window.copy_action.isEnabled()
     assert "用时 1.2 秒" in window.statusBar().currentMessage()  # the whole run, ICD rounds and checks included
-    assert window.copy_summary().startswith("【主诉】")
+    assert window.exports.copy().startswith("【主诉】")
 
 
 def test_progress_shows_phase_and_part_in_the_status_bar(qtbot, make_window) -> None:
@@ -380,9 +380,9 @@ def test_progress_shows_phase_and_part_in_the_status_bar(qtbot, make_window) -> 
     window.open_file(str(SAMPLE_RECORD))
     window.generate_action.trigger()
     qtbot.waitUntil(lambda: "生成摘要" in window.statusBar().currentMessage(), timeout=5_000)
-    assert not window.progress_bar.isHidden()
+    assert not window.status.progress_bar.isHidden()
     qtbot.waitUntil(lambda: not window.generating, timeout=10_000)
-    assert window.progress_bar.isHidden()
+    assert window.status.progress_bar.isHidden()
     findings = window.summary_pane.findings_list
     assert findings.minimumHeight() >= 6 * findings.fontMetrics().height()  # six rows at least; test_desktop_layout renders it
 
@@ -393,11 +393,11 @@ def test_export_writes_every_format(qtbot, make_window, tmp_path: Path) -> None:
     window = make_window()
     _generated(qtbot, window)
     for fmt in ("txt", "md", "json", "fhir"):
-        assert window.export_to(tmp_path / f"out.{fmt}", fmt)
+        assert window.exports.to_file(tmp_path / f"out.{fmt}", fmt)
     assert (tmp_path / "out.txt").read_text(encoding="utf-8").startswith("【主诉】")
     bundle = json.loads((tmp_path / "out.fhir").read_text(encoding="utf-8"))
     assert bundle["resourceType"] == "Bundle"
-    assert not window.export_to(tmp_path / "missing-dir" / "x.txt", "txt")
+    assert not window.exports.to_file(tmp_path / "missing-dir" / "x.txt", "txt")
     assert "无法写入" in window.last_error
 
 
@@ -407,7 +407,7 @@ def test_real_demo_model_end_to_end(qtbot, icd_data: Path, demo_model_path: Path
     qtbot.addWidget(window)
     try:
         qtbot.waitUntil(lambda: window.engine_info is not None, timeout=60_000)
-        assert window.engine_info.is_demo and window.demo_banner.isVisibleTo(window)
+        assert window.engine_info.is_demo and window.banners.demo.isVisibleTo(window)
         assert window.open_file(str(SAMPLE_RECORD))
         with qtbot.waitSignal(window.report_ready, timeout=300_000):
             window.generate_action.trigger()
@@ -418,9 +418,9 @@ def test_real_demo_model_end_to_end(qtbot, icd_data: Path, demo_model_path: Path
         table = open_table("who-zh")
         assert window.icd_panel.rows.rowCount() == 3
         assert all(a.code in table for a in window.icd_panel.assignments)
-        assert "<tool_call>" in window.raw_output.toPlainText()  # behind 详情, never in the progress pane
-        assert "<tool_call>" not in window.progress.toPlainText() and "{" not in window.progress.toPlainText()
-        report = window.report
+        assert "<tool_call>" in window.progress_view.raw_output.toPlainText()  # behind 详情, never in the progress pane
+        assert "<tool_call>" not in window.progress_view.log.toPlainText() and "{" not in window.progress_view.log.toPlainText()
+        report = window.record.report
         assert report.elapsed_s >= sum(call["total_s"] for call in report.result.timings.calls)  # ICD rounds too
         assert any(call["kind"].startswith("icd round") for call in report.result.timings.calls)
         diagnoses = window.summary_pane.editors["diagnoses"]
@@ -438,7 +438,7 @@ def test_every_pane_is_usable_on_ward_pc_screens(qtbot, make_window, size) -> No
     window.show()
     qtbot.waitExposed(window)
     assert window.width() <= size[0] and window.height() <= size[1]
-    for pane in (window.document_pane, window.summary_pane, window.icd_panel, window.progress):
+    for pane in (window.document_pane, window.summary_pane, window.icd_panel, window.progress_view.log):
         assert pane.isVisible() and pane.width() >= 250 and pane.height() >= 60, pane.objectName()
 
 
@@ -449,18 +449,18 @@ def test_settings_dialog_saves_the_model_and_reloads_the_engine(qtbot, make_wind
     window = make_window()
     _ready(qtbot, window)
     dialog = SettingsDialog(window.config.engine, window)
-    dialog.model_path.setText(str(tmp_path / "Qwen3-14B-Q4_K_M.gguf"))
-    dialog.gpu_layers.setValue(20)
-    dialog.n_ctx.setValue(16384)
-    dialog.threads.setValue(8)
-    dialog.flash_attn.setChecked(False)
+    dialog.editors["model_path"].set_text(str(tmp_path / "Qwen3-14B-Q4_K_M.gguf"))
+    dialog.field("n_gpu_layers").setValue(20)
+    dialog.field("n_ctx").setValue(16384)
+    dialog.field("n_threads").setValue(8)
+    dialog.field("flash_attn").setChecked(False)
     settings = dialog.settings()
     assert (settings.n_gpu_layers, settings.n_ctx, settings.n_threads, settings.flash_attn) == (20, 16384, 8, False)
     window.apply_settings(settings)
     qtbot.waitUntil(lambda: window.engine_info is not None, timeout=5_000)
     saved = load_config().engine
     assert saved.model_path == tmp_path / "Qwen3-14B-Q4_K_M.gguf" and saved.n_ctx == 16384
-    assert not window.engine_info.is_demo and not window.demo_banner.isVisibleTo(window)
+    assert not window.engine_info.is_demo and not window.banners.demo.isVisibleTo(window)
 
 
 def test_the_lookup_index_is_built_in_the_worker_not_on_the_gui_thread(qtbot, make_window, monkeypatch) -> None:
@@ -487,10 +487,10 @@ def test_settings_dialog_applies_the_engines_own_validators(qtbot, make_window) 
     window = make_window(settings=EngineSettings(kv_cache_type="q8_0"))
     dialog = SettingsDialog(window.config.engine, window)
     qtbot.addWidget(dialog)
-    dialog.flash_attn.setChecked(False)  # a q8_0 V cache needs flash attention
+    dialog.field("flash_attn").setChecked(False)  # a q8_0 V cache needs flash attention
     dialog.accept()
     assert dialog.result() != dialog.DialogCode.Accepted and "flash" in dialog.problem.text()
-    dialog.flash_attn.setChecked(True)
+    dialog.field("flash_attn").setChecked(True)
     dialog.accept()
     assert dialog.result() == dialog.DialogCode.Accepted and dialog.settings().kv_cache_type == "q8_0"
 
@@ -538,7 +538,7 @@ def test_settings_refuse_a_file_that_is_not_a_gguf_and_keep_the_loaded_model(qtb
     not_a_model.write_text("这不是模型", encoding="utf-8")
     dialog = SettingsDialog(window.config.engine, window)
     qtbot.addWidget(dialog)
-    dialog.model_path.setText(str(not_a_model))
+    dialog.editors["model_path"].set_text(str(not_a_model))
     dialog.accept()
     assert dialog.result() == 0 and dialog.problem.text() == f"模型文件不可用：不是 GGUF 模型文件：{not_a_model}"
     assert window.engine_info is loaded and window.config.engine.model_path is None  # nothing saved or reloaded
@@ -555,9 +555,9 @@ def test_the_window_speaks_the_chinese_half_of_bilingual_messages() -> None:
 def test_opening_another_record_says_so_and_clears_the_last_runs_progress(qtbot, make_window) -> None:
     window = make_window(FakeJob(tokens=5))
     _generated(qtbot, window)
-    assert window.progress.toPlainText()
+    assert window.progress_view.log.toPlainText()
     window.set_document_text("患者女，50岁，头痛2天。")
-    assert window.progress.toPlainText() == "" and window.raw_output.toPlainText() == ""
+    assert window.progress_view.log.toPlainText() == "" and window.progress_view.raw_output.toPlainText() == ""
     assert "上一份摘要已不在窗口中" in window.statusBar().currentMessage()  # no history here to keep it
 
 
@@ -584,3 +584,29 @@ def test_moving_through_findings_with_the_keyboard_moves_the_source_highlight(qt
     QTest.keyClick(findings, Qt.Key.Key_Down)
     assert findings.currentRow() == 1 and highlighted() != first
     assert (first, highlighted()) == ("LVEF 38%", "肌酐 138 μmol/L")
+
+
+def test_the_settings_dialog_is_built_from_every_engine_setting(qtbot, make_window) -> None:
+    from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox, QTabWidget
+
+    from desktop.settings_dialog import SettingsDialog
+    from inference.llm.settings import SETTINGS_GROUPS
+
+    window = make_window()
+    dialog = SettingsDialog(window.config.engine, window)
+    qtbot.addWidget(dialog)
+    assert set(dialog.editors) == set(EngineSettings.model_fields)  # all 26, not a hand-picked 10
+    tabs = dialog.findChild(QTabWidget)
+    assert [tabs.tabText(i) for i in range(tabs.count())] == [title for title, _group in SETTINGS_GROUPS]
+    assert dialog.settings() == window.config.engine  # untouched, the dialog gives back what it was given
+    lora_scale, n_ctx = dialog.field("lora_scale"), dialog.field("n_ctx")
+    assert isinstance(lora_scale, QDoubleSpinBox) and lora_scale.maximum() == 4.0  # le=4.0 on the field
+    assert isinstance(n_ctx, QSpinBox) and n_ctx.minimum() == 512  # ge=512 on the field
+    gpu_layers, threads = dialog.field("n_gpu_layers"), dialog.field("n_threads")
+    assert gpu_layers.value() == -1 and gpu_layers.text() == "全部层（-1）"  # said in words, not a bare -1
+    assert threads.text() == "自动" and dialog.settings().n_threads is None
+    threads.setValue(4)
+    assert dialog.settings().n_threads == 4
+    backend = dialog.field("backend")
+    assert isinstance(backend, QComboBox) and backend.itemText(1).startswith("科室模型服务器")
+    assert dialog.field("temperature").toolTip().startswith("0 = 贪心解码")  # the Chinese half of the description

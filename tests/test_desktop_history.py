@@ -140,7 +140,7 @@ def test_a_demo_draft_blocks_signing_also_when_reopened(qtbot, make_window, hist
     window.open_file(str(SAMPLE_RECORD))
     assert not any("演示" in b for b in controller.signing_blockers())
     controller.reopen(document_id)
-    assert window.demo_draft and "草稿由演示模型生成，不可用于临床" in controller.signing_blockers()
+    assert window.record.demo_draft and "草稿由演示模型生成，不可用于临床" in controller.signing_blockers()
 
 
 def test_a_signed_version_is_immutable_until_the_doctor_starts_a_new_one(qtbot, make_window, history) -> None:  # noqa: F811
@@ -157,15 +157,15 @@ def test_a_signed_version_is_immutable_until_the_doctor_starts_a_new_one(qtbot, 
     controller.sign_action.trigger()
     written(qtbot, controller)
     document_id = controller.document_id
-    assert window.signed and window.signed_banner.isVisibleTo(window) and not panel.isEnabled()
+    assert window.record.signed and window.banners.signed.isVisibleTo(window) and not panel.isEnabled()
     assert all(editor.isReadOnly() for editor in window.summary_pane.editors.values())
 
     answers.append(False)  # Ctrl+Enter on a signed record asks first; "取消" changes nothing
     window.generate_action.trigger()
-    assert not window.generating and window.signed
+    assert not window.generating and window.record.signed
     answers.append(True)
     _generate(qtbot, window)  # … "继续" regenerates: a new draft that keeps the doctor's codes
-    assert not window.signed
+    assert not window.record.signed
     assert (panel.assignments[1].code, panel.assignments[1].provenance) == ("I11.9", "manual")
     assert panel.assignments[0].confirmed and panel.rows.item(0, 5).text() == "已确认"
     written(qtbot, controller)
@@ -173,7 +173,7 @@ def test_a_signed_version_is_immutable_until_the_doctor_starts_a_new_one(qtbot, 
     assert statuses[-1] == "draft" and "signed" in statuses  # the signed version stays; new drafts follow it
 
     controller.reopen(document_id)  # the new draft: editable, the confirmations restored
-    assert not window.signed and {0, 1} <= panel.accepted
+    assert not window.record.signed and {0, 1} <= panel.confirmed_rows()
     first_signed = next(v for v in history.versions(document_id) if v.status == "signed")
     assert first_signed.icd[1]["code"] == "I11.9" and first_signed.icd[0]["confirmed"]
 
@@ -184,13 +184,13 @@ def test_amending_a_signed_summary_asks_and_keeps_the_signed_version(qtbot, make
     controller.sign_action.trigger()
     written(qtbot, controller)
     controller.reopen(controller.document_id)
-    assert window.signed and window.amend_action.isEnabled()
+    assert window.record.signed and window.amend_action.isEnabled()
     answers.append(False)
     window.amend_action.trigger()
-    assert window.signed
+    assert window.record.signed
     answers.append(True)
     window.amend_action.trigger()
-    assert not window.signed and not window.summary_pane.editors["chief_complaint"].isReadOnly()
+    assert not window.record.signed and not window.summary_pane.editors["chief_complaint"].isReadOnly()
     with qtbot.waitSignal(window.summary_edited, timeout=3_000):
         window.summary_pane.editors["chief_complaint"].setPlainText("医生修订的主诉")
     written(qtbot, controller)
@@ -230,9 +230,9 @@ def test_a_rejected_draft_is_kept_as_rejected_and_cannot_be_reviewed_or_signed(q
     written(qtbot, controller)
     assert history.list_records()[0].status == "rejected" and "不能审核或签署" in window.last_error
     window.open_file(str(SAMPLE_RECORD))
-    assert not window.rejected
+    assert not window.record.rejected
     controller.reopen(history.list_records()[0].document_id)
-    assert window.rejected and not window.copy_action.isEnabled()
+    assert window.record.rejected and not window.copy_action.isEnabled()
 
 
 def test_search_filter_and_reopen_restore_the_panes(qtbot, app_with_history) -> None:
@@ -329,7 +329,7 @@ def test_audit_details_read_as_words_in_local_time() -> None:
 
 def test_export_is_audited(app_with_history, tmp_path: Path) -> None:
     window, controller, store, _ = app_with_history
-    assert window.export_to(tmp_path / "s.fhir.json", "fhir")
+    assert window.exports.to_file(tmp_path / "s.fhir.json", "fhir")
     event = store.audit_log()[0]
     assert event.action == "export" and event.detail["format"] == "fhir"
 

@@ -45,7 +45,7 @@ def test_review_search_and_history_filter_never_stall_the_event_loop(qtbot, make
         exams = window.summary_pane.editors["auxiliary_exams"]
         with qtbot.waitSignal(window.reviewed, timeout=30_000):
             exams.setPlainText(exams.toPlainText().replace("LVEF 38%", "LVEF 48%"))
-        assert any(f.rule_id == "V1" for f in window.validation.findings)
+        assert any(f.rule_id == "V1" for f in window.record.validation.findings)
         window.icd_panel.search_box.setText("慢性心力衰竭")
         with qtbot.waitSignal(window.icd_panel.searched, timeout=30_000):
             window.icd_panel.search()

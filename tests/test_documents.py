@@ -136,7 +136,8 @@ def test_cli_unreadable_config_file_is_reported_not_a_traceback(tmp_path: Path, 
 
 
 def test_every_engine_setting_is_a_flag_of_summarize() -> None:
-    from inference.cli.commands import _engine_settings, build_parser
+    from inference.cli.engine_options import engine_settings
+    from inference.cli.main import build_parser
     from inference.llm.settings import EngineSettings
 
     parser = build_parser()
@@ -144,6 +145,6 @@ def test_every_engine_setting_is_a_flag_of_summarize() -> None:
     assert all(hasattr(defaults, name) for name in EngineSettings.model_fields)
     args = parser.parse_args(["summarize", "x.txt", "--draft-tokens", "0", "--no-flash-attn", "--kv-cache-type",
                               "f16", "--temperature", "0.3", "--gpu-layers", "0", "--model", "/models/x.gguf"])
-    settings = _engine_settings(args)
+    settings = engine_settings(args)
     assert (settings.draft_tokens, settings.flash_attn, settings.temperature, settings.n_gpu_layers) == (0, False, 0.3, 0)
     assert str(settings.model_path) == "/models/x.gguf"

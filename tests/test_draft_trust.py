@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from inference.checks.validation import OK, REJECTED, WARNINGS, RunEvidence, validate
+from inference.checks.findings import OK, REJECTED, WARNINGS
+from inference.checks.validation import validate
+from inference.record.evidence import RunEvidence
+from inference.record.prompts import load_prompt
+from inference.record.summary import Diagnosis, ExamItem, StructuredSummary
 from inference.summary.draft_guard import guard_draft
-from inference.summary.prompts import load_prompt
-from inference.summary.schema import Diagnosis, ExamItem, StructuredSummary
 from inference.summary.summarizer import parse_summary
 from tests.history_helpers import SAMPLE_SUMMARY, sample_report
 
@@ -142,6 +144,7 @@ def test_summarize_exits_8_on_a_rejected_draft_and_keeps_it_as_rejected(
     import inference.pipeline
     from inference.cli import main
     from inference.errors import EXIT_CODES
+    from inference.history.exports import export_record
     from inference.history.store import HistoryStore
 
     wrong = sample_report(summary=OTHER_PATIENT)
@@ -162,7 +165,7 @@ def test_summarize_exits_8_on_a_rejected_draft_and_keeps_it_as_rejected(
         with pytest.raises(StorageError):
             store.set_status(record.document_id, "signed", signer="张医生")
         with pytest.raises(StorageError):
-            store.export_record(record.document_id, "txt")
+            export_record(store, record.document_id, "txt")
         store.save_edit(record.document_id, SAMPLE_SUMMARY, [])
         assert store.list_records()[0].status == "rejected"  # editing does not make it the record's summary
     finally:

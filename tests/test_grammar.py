@@ -9,7 +9,7 @@ import pytest
 from inference.errors import GenerationError
 from inference.llm.engine import Engine
 from inference.llm.grammar import gbnf_from_json_schema
-from inference.summary.schema import generation_schema
+from inference.summary.output_grammar import generation_schema
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,11 @@ import pytest
 from alembic import command
 
 from inference.errors import StorageError
+from inference.history.exports import export_record, export_reviewed_jsonl
 from inference.history.instance_lock import InstanceLock
-from inference.history.store import HistoryStore, _alembic_config, head_revision
-from inference.summary.schema import Diagnosis, StructuredSummary
+from inference.history.schema_version import alembic_config, head_revision
+from inference.history.store import HistoryStore
+from inference.record.summary import Diagnosis, StructuredSummary
 from tests.conftest import REPO_ROOT
 from tests.history_helpers import SAMPLE_SUMMARY, sample_report
 
@@ -35,7 +37,7 @@ def edited(summary: StructuredSummary, **changes: object) -> StructuredSummary:
 
 def test_a_run_keeps_source_model_draft_findings_and_codes(store: HistoryStore) -> None:
     report = sample_report()
-    recorded = store.record_run(report, {"n_ctx": 32768, "n_gpu_layers": -1}, "abc123")
+    recorded = store.record_run(report.run_record(), {"n_ctx": 32768, "n_gpu_layers": -1}, "abc123")
     run_id, version_id = recorded.run_id, recorded.version_id
     record = store.list_records()[0]
     assert recorded.document_id == record.document_id
@@ -51,7 +53,7 @@ def test_a_run_keeps_source_model_draft_findings_and_codes(store: HistoryStore) 
 
 
 def test_every_edit_is_a_new_version_and_nothing_is_overwritten(store: HistoryStore) -> None:
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     document_id = store.list_records()[0].document_id
     changed = edited(SAMPLE_SUMMARY, chief_complaint="反复胸闷气促3年")
     first = store.save_edit(document_id, changed, [])
@@ -67,7 +69,7 @@ def test_every_edit_is_a_new_version_and_nothing_is_overwritten(store: HistorySt
 
 
 def test_status_moves_forward_and_an_edit_after_signing_starts_a_new_draft(store: HistoryStore) -> None:
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     document_id = store.list_records()[0].document_id
     store.set_status(document_id, "reviewed")
     with pytest.raises(StorageError, match="name"):  # a signature names the doctor
@@ -84,11 +86,11 @@ def test_status_moves_forward_and_an_edit_after_signing_starts_a_new_draft(store
 
 
 def test_audit_log_records_actions_with_user_and_refuses_changes(store: HistoryStore, tmp_path: Path) -> None:
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     document_id = store.list_records()[0].document_id
     store.save_edit(document_id, edited(SAMPLE_SUMMARY, chief_complaint="x"), [], action="accept_code")
     store.set_status(document_id, "reviewed")
-    store.export_record(document_id, "fhir")
+    export_record(store, document_id, "fhir")
     store.delete_record(document_id)
     actions = [event.action for event in store.audit_log()]
     assert actions == ["delete", "export", "status", "accept_code", "generate"]
@@ -102,12 +104,12 @@ def test_audit_log_records_actions_with_user_and_refuses_changes(store: HistoryS
 
 
 def test_full_text_search_finds_chinese_in_documents_and_summaries(store: HistoryStore, tmp_path: Path) -> None:
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     other = tmp_path / "other.txt"
     other.write_text('患者女,30岁,因"咳嗽2天"就诊。诊断:社区获得性肺炎。', encoding="utf-8")
     store.record_run(sample_report(other, StructuredSummary(
         chief_complaint="咳嗽2天", present_illness="原文未记载", auxiliary_exams=[],
-        diagnoses=[Diagnosis(name="社区获得性肺炎")])), {})
+        diagnoses=[Diagnosis(name="社区获得性肺炎")])).run_record(), {})
     assert [r.file_name for r in store.search("凹陷性水肿")] == ["sample_record.txt"]
     assert [r.file_name for r in store.search("肺炎")] == ["other.txt"]  # two characters
     assert [r.file_name for r in store.search("心衰")] == ["sample_record.txt"]  # 心衰 → 心力衰竭
@@ -125,7 +127,7 @@ def test_full_text_search_finds_chinese_in_documents_and_summaries(store: Histor
 def test_kill_9_mid_write_loses_nothing_committed_and_never_corrupts(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite"
     store = HistoryStore.open(path)
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     document_id = store.list_records()[0].document_id
     store.close()
     writer = subprocess.Popen([sys.executable, str(REPO_ROOT / "tests" / "history_writer.py"), str(path),
@@ -156,7 +158,7 @@ def test_corrupt_database_is_moved_aside_and_a_fresh_one_created(tmp_path: Path)
         assert store.notices and "损坏" in store.notices[0]
         aside = list(tmp_path.glob("history.sqlite.corrupt-*"))
         assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
-        store.record_run(sample_report(), {})
+        store.record_run(sample_report().run_record(), {})
         assert len(store.list_records()) == 1
     finally:
         store.close()
@@ -165,7 +167,7 @@ def test_corrupt_database_is_moved_aside_and_a_fresh_one_created(tmp_path: Path)
 def test_damaged_pages_are_detected_too(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite"
     store = HistoryStore.open(path)
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     store.close()
     data = bytearray(path.read_bytes())
     for offset in range(4096, min(len(data), 4096 * 4)):
@@ -200,7 +202,7 @@ def test_migration_backs_up_the_file_first_and_keeps_the_data(tmp_path: Path) ->
 
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "0001")
+        command.upgrade(alembic_config(connection), "0001")
         connection.exec_driver_sql(
             "INSERT INTO documents (file_name, sha256, encoding, text, imported_at) "
             "VALUES ('old.txt', 'abc', 'utf-8', '旧病历：慢性心力衰竭', '2026-01-01 00:00:00')")
@@ -225,7 +227,7 @@ def test_migration_backs_up_the_file_first_and_keeps_the_data(tmp_path: Path) ->
 def test_disk_full_is_a_clear_error_and_earlier_versions_survive(store: HistoryStore) -> None:
     from sqlalchemy import event
 
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     document_id = store.list_records()[0].document_id
     pages = sqlite3.connect(store.path).execute("PRAGMA page_count").fetchone()[0]
     event.listen(store._engine, "connect", lambda c, _r: c.execute(f"PRAGMA max_page_count = {pages + 1}"))
@@ -251,12 +253,12 @@ def test_second_instance_is_refused_with_a_clear_message(tmp_path: Path) -> None
 
 
 def test_reviewed_summaries_export_as_jsonl_with_draft_and_final(store: HistoryStore, tmp_path: Path) -> None:
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     document_id = store.list_records()[0].document_id
     store.save_edit(document_id, edited(SAMPLE_SUMMARY, chief_complaint="医生修改后的主诉"), [])
     store.set_status(document_id, "reviewed")
     target = tmp_path / "cohort.jsonl"
-    assert store.export_reviewed_jsonl(target) == (1, [])
+    assert export_reviewed_jsonl(store, target) == (1, [])
     line = json.loads(target.read_text(encoding="utf-8").splitlines()[0])
     assert line["model_draft"]["chief_complaint"] == SAMPLE_SUMMARY.chief_complaint
     assert line["final"]["chief_complaint"] == "医生修改后的主诉"
@@ -264,8 +266,8 @@ def test_reviewed_summaries_export_as_jsonl_with_draft_and_final(store: HistoryS
 
 
 def test_fhir_bundle_has_a_composition_and_coded_conditions(store: HistoryStore) -> None:
-    store.record_run(sample_report(), {})
-    bundle = json.loads(store.export_record(store.list_records()[0].document_id, "fhir"))
+    store.record_run(sample_report().run_record(), {})
+    bundle = json.loads(export_record(store, store.list_records()[0].document_id, "fhir"))
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "document"
     resources = [entry["resource"] for entry in bundle["entry"]]
     composition = resources[0]
@@ -280,7 +282,7 @@ def test_fhir_bundle_has_a_composition_and_coded_conditions(store: HistoryStore)
 def test_cli_history_commands_and_errors(tmp_path: Path) -> None:
     env = {**os.environ, "MEDBRIEF_DATA_DIR": str(tmp_path)}
     store = HistoryStore.open(tmp_path / "history.sqlite")
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     store.close()
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -311,11 +313,11 @@ def test_an_export_of_a_demo_models_draft_carries_the_demo_mark(store: HistorySt
 
     demo = sample_report()
     demo.result.model["demo"] = True
-    demo_id = store.record_run(demo, {}).document_id
+    demo_id = store.record_run(demo.run_record(), {}).document_id
     another_record = tmp_path / "another.txt"
     another_record.write_text(SAMPLE_RECORD.read_text(encoding="utf-8") + "\n出院带药：阿司匹林。", encoding="utf-8")
-    other = store.record_run(sample_report(another_record), {}).document_id
+    other = store.record_run(sample_report(another_record).run_record(), {}).document_id
     assert store.from_demo(demo_id) and not store.from_demo(other)
-    assert store.export_record(demo_id, "txt").startswith(DEMO_MARK)
-    assert json.loads(store.export_record(demo_id, "json"))["demo"] is True
-    assert DEMO_MARK not in store.export_record(other, "txt")
+    assert export_record(store, demo_id, "txt").startswith(DEMO_MARK)
+    assert json.loads(export_record(store, demo_id, "json"))["demo"] is True
+    assert DEMO_MARK not in export_record(store, other, "txt")

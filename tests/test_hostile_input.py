@@ -25,7 +25,7 @@ from inference.errors import InputError, ModelError
 from inference.history.store import HistoryStore
 from inference.llm.engine import Engine
 from inference.llm.settings import EngineSettings
-from inference.summary.schema import StructuredSummary
+from inference.record.summary import StructuredSummary
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 from tests.gguf_factory import write_gguf
 from tests.history_helpers import SAMPLE_SUMMARY, sample_report
@@ -237,7 +237,7 @@ def _mode(path: Path) -> int:
 def test_the_history_is_private_to_its_account_and_old_installs_are_repaired(tmp_path: Path) -> None:
     folder = tmp_path / "data"
     store = HistoryStore.open(folder / "history.sqlite")
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     assert _mode(folder) == 0o700
     for name in ("history.sqlite", "history.sqlite-wal", "history.sqlite-shm", "history.open.lock"):
         assert _mode(folder / name) == 0o600, name
@@ -265,7 +265,7 @@ def test_another_account_cannot_read_the_history(shared_tmp: Path) -> None:
 def test_a_read_only_data_folder_is_reported_and_a_healthy_history_never_moved(shared_tmp: Path) -> None:
     folder = shared_tmp / "data"
     store = HistoryStore.open(folder / "history.sqlite")
-    store.record_run(sample_report(), {})
+    store.record_run(sample_report().run_record(), {})
     store.close()
     folder.chmod(0o755)  # another account's folder: readable, not writable for the doctor
     for path in folder.iterdir():
@@ -293,7 +293,7 @@ def test_writers_in_parallel_on_a_fresh_folder_lose_nothing(tmp_path: Path) -> N
         "from inference.history.store import HistoryStore\n"
         "from tests.history_helpers import sample_report\n"
         "store = HistoryStore.open()\n"
-        "store.record_run(sample_report(), {})\n"
+        "store.record_run(sample_report().run_record(), {})\n"
         "store.close()\n"
     )
     env = {**os.environ, "MEDBRIEF_DATA_DIR": str(folder)}
@@ -317,7 +317,7 @@ def _history_with_records(path: Path, count: int) -> None:
             text = report.document.text + f"\n第 {i} 份记录。" + "补充病程记录。" * 200  # a few pages each
             report.document = report.document.__class__(text=text, file_name=f"r{i}.txt", encoding="utf-8",
                                                          sha256=f"{i:064d}")
-            recorded = store.record_run(report, {})
+            recorded = store.record_run(report.run_record(), {})
             summary = SAMPLE_SUMMARY.model_copy(update={"chief_complaint": f"MARKER-{i:02d} 反复胸闷气促3年"})
             store.save_edit(recorded.document_id, summary, [])
             store.set_status(recorded.document_id, "reviewed")
@@ -401,7 +401,7 @@ def test_ctrl_c_while_the_model_loads_stops_the_run_and_saves_nothing(tmp_path: 
 def test_ctrl_c_that_lands_inside_llama_cpps_log_callback_still_stops_the_run(monkeypatch, capsys) -> None:
     """ctypes swallows an exception raised in a callback: where llama.cpp's load log runs Python code, a
     KeyboardInterrupt is printed and lost. Ctrl+C must not depend on being raised."""
-    import inference.llm.engine
+    import inference.llm.backends
     from inference.cli import main
 
     closed: list[bool] = []
@@ -416,6 +416,6 @@ def test_ctrl_c_that_lands_inside_llama_cpps_log_callback_still_stops_the_run(mo
         def close(self) -> None:
             closed.append(True)
 
-    monkeypatch.setattr(inference.llm.engine, "Engine", EngineWhoseLoadSwallowsCtrlC)
+    monkeypatch.setattr(inference.llm.backends, "Engine", EngineWhoseLoadSwallowsCtrlC)
     assert main(["summarize", str(SAMPLE_RECORD), "--quiet", "--no-icd", "--save"]) == 130
     assert "cancelled" in capsys.readouterr().err and closed == [True]

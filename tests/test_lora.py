@@ -91,7 +91,7 @@ def test_the_cli_takes_lora_and_records_it_with_the_run(demo_model_path, adapter
 
 def test_the_status_bar_shows_the_adapter(qtbot, demo_model_path, adapters) -> None:
     from desktop.main_window import MainWindow
-    from inference.llm.engine import open_engine
+    from inference.llm.backends import open_engine
     from inference.llm.settings import AppConfig
     from inference.pipeline import run_pipeline
 
@@ -101,6 +101,6 @@ def test_the_status_bar_shows_the_adapter(qtbot, demo_model_path, adapters) -> N
     qtbot.addWidget(window)
     try:
         qtbot.waitUntil(lambda: window.engine_info is not None, timeout=60_000)
-        assert window.model_label.text().endswith("+ LoRA zero.gguf ×0.8")
+        assert window.status.model_label.text().endswith("+ LoRA zero.gguf ×0.8")
     finally:
         window.host.stop()

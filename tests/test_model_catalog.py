@@ -10,8 +10,8 @@ import pytest
 
 from inference.errors import ModelError
 from inference.llm.gpu_memory import GIB, GpuDevice
-from inference.llm.model_catalog import folder_model, scan
-from inference.llm.settings import EngineSettings, resolve_model_path
+from inference.llm.model_catalog import folder_model, resolve_model_path, scan
+from inference.llm.settings import EngineSettings
 from tests.gguf_factory import write_gguf
 
 # A Qwen3-14B-like header (no weights): 40 layers, 8 KV heads of 128: 5 GiB of f16 KV cache at 32K context.
@@ -100,10 +100,10 @@ def test_settings_list_the_folder_and_a_click_chooses(qtbot, models) -> None:
     assert dialog.catalog.item(0, 0).text() == model.name and dialog.catalog.item(0, 2).text() == "qwen3"
     dialog.catalog.selectRow(0)
     dialog.catalog.selectRow(1)
-    assert dialog.model_path.text() == str(model) and dialog.lora_path.text() == str(adapter)
+    assert dialog.editors["model_path"].text() == str(model) and dialog.editors["lora_path"].text() == str(adapter)
     settings = dialog.settings()
     assert settings.model_path == model and settings.lora_path == adapter
-    dialog.n_ctx.setValue(4096)  # the fit is estimated again for the new context
+    dialog.field("n_ctx").setValue(4096)  # the fit is estimated again for the new context
     qtbot.waitUntil(lambda: "4096" in json.dumps(dialog.entries[0].as_dict()), timeout=10_000)
 
 
@@ -112,12 +112,12 @@ def test_settings_choose_the_server_backend_and_refuse_plain_http_to_another_mac
 
     dialog = SettingsDialog(EngineSettings())
     qtbot.addWidget(dialog)
-    dialog.backend.setCurrentIndex(dialog.backend.findData("server"))
-    dialog.server_url.setText("http://10.1.2.3:8000")
+    dialog.field("backend").setCurrentIndex(dialog.field("backend").findData("server"))
+    dialog.field("server_url").setText("http://10.1.2.3:8000")
     dialog.accept()
     assert dialog.result() != dialog.DialogCode.Accepted and dialog.problem.text().startswith("服务器设置不可用：明文 HTTP")
-    dialog.server_url.setText("https://llm.hospital.local:8000")
-    dialog.server_model.setText("Qwen3-14B-Q4_K_M.gguf")
+    dialog.field("server_url").setText("https://llm.hospital.local:8000")
+    dialog.field("server_model").setText("Qwen3-14B-Q4_K_M.gguf")
     dialog.accept()
     assert dialog.result() == dialog.DialogCode.Accepted
     chosen = dialog.settings()

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from inference.checks.polarity import compare, terms_of
-from inference.checks.validation import ERROR, validate
-from inference.summary.schema import Diagnosis, ExamItem, StructuredSummary
+from inference.checks.findings import ERROR
+from inference.checks.validation import validate
+from inference.record.polarity import compare, terms_of
+from inference.record.summary import Diagnosis, ExamItem, StructuredSummary
 from tests.history_helpers import SAMPLE_SUMMARY
 
 WARD_RECORD = (

@@ -9,8 +9,8 @@ import pytest
 
 from inference.errors import GenerationCancelled
 from inference.progress import CHECKING, CODING, SUMMARIZING, Progress, ProgressTracker, RunContext
+from inference.record.summary import Diagnosis, ExamItem, StructuredSummary, render_emr_text
 from inference.summary.record_parts import fuse, section_headings, sections, split_into_parts
-from inference.summary.schema import Diagnosis, ExamItem, StructuredSummary, render_emr_text
 from tests.conftest import SAMPLE_RECORD
 
 COURSE = "".join(f"住院第{day}天:患者胸闷较前减轻,双下肢水肿减轻,继续利尿治疗,监测出入量。\n" for day in range(2, 12))
@@ -146,7 +146,7 @@ def test_the_part_size_follows_the_model_and_the_setting_and_never_exceeds_the_c
 def test_a_part_whose_draft_is_the_prompts_example_is_summarized_again_in_halves(demo_engine) -> None:
     """Seen on a 10k-character record: one 1,500-token part came back as the prompt's example patient. That
     part is retried once in halves (offsets in the record kept) instead of refusing the whole record."""
-    from inference.summary.prompts import load_prompt
+    from inference.record.prompts import load_prompt
     from inference.summary.record_parts import RecordPart
     from inference.summary.summarizer import _halves_if_refused, parse_summary
 
@@ -171,6 +171,6 @@ def test_a_fused_summary_may_hold_more_items_than_one_call_may_write() -> None:
                               diagnoses=[Diagnosis(name=f"诊断{i}-{j}") for j in range(12)]) for i in range(3)]
     fused, _ = fuse([(parts[i], many[i]) for i in range(3)])
     assert len(fused.diagnoses) == 36
-    from inference.summary.schema import generation_schema
+    from inference.summary.output_grammar import generation_schema
 
     assert generation_schema()["properties"]["diagnoses"]["maxItems"] == 30  # one call is still bounded

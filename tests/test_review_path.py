@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from desktop.history_controller import HistoryController
-from inference.checks.validation import Finding, validate
+from inference.checks.findings import Finding
+from inference.checks.validation import validate
 from inference.history.store import HistoryStore
 from inference.pipeline import run_pipeline
-from inference.summary.schema import ABSENT, Diagnosis, StructuredSummary
+from inference.record.summary import ABSENT, Diagnosis, StructuredSummary
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 from tests.test_desktop import _generate, _ready, make_window  # noqa: F401  (fixture)
 
@@ -58,12 +59,12 @@ def test_a_summary_gets_the_same_findings_on_every_path(qtbot, make_window, demo
         editor.insertPlainText("字")
         editor.undo()
     assert window.current_summary() == report.result.summary
-    assert keys(window.validation.findings) == generated
+    assert keys(window.record.validation.findings) == generated
 
     qtbot.waitUntil(lambda: controller.document_id is not None, timeout=5_000)
     with qtbot.waitSignal(window.reviewed, timeout=30_000):
         controller.reopen(controller.document_id)
-    assert keys(window.validation.findings) == generated
+    assert keys(window.record.validation.findings) == generated
 
     summary_json = tmp_path / "summary.json"
     summary_json.write_text(json.dumps(report.as_json(), ensure_ascii=False), encoding="utf-8")

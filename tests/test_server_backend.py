@@ -304,7 +304,7 @@ def test_the_api_key_comes_from_the_environment_and_is_never_kept(misbehaving, m
 
 def test_the_window_runs_on_the_server_and_says_so(qtbot, llama_server) -> None:
     from desktop.main_window import MainWindow
-    from inference.llm.engine import open_engine
+    from inference.llm.backends import open_engine
     from inference.llm.settings import AppConfig
     from inference.pipeline import run_pipeline
 
@@ -313,9 +313,9 @@ def test_the_window_runs_on_the_server_and_says_so(qtbot, llama_server) -> None:
     qtbot.addWidget(window)
     try:
         qtbot.waitUntil(lambda: window.engine_info is not None, timeout=60_000)
-        assert window.placement_label.text().startswith(f"运行于：服务器 {llama_server}")
-        assert window.model_label.text().startswith("模型：qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
-        assert window.demo_banner.isVisibleTo(window)  # the demo model on a server is still the demo model
+        assert window.status.placement_label.text().startswith(f"运行于：服务器 {llama_server}")
+        assert window.status.model_label.text().startswith("模型：qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+        assert window.banners.demo.isVisibleTo(window)  # the demo model on a server is still the demo model
     finally:
         window.host.stop()
 

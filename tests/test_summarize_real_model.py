@@ -13,7 +13,7 @@ import pytest
 from inference.errors import GenerationCancelled
 from inference.llm.engine import Engine
 from inference.progress import RunContext
-from inference.summary.schema import StructuredSummary, render_emr_text
+from inference.record.summary import StructuredSummary, render_emr_text
 from inference.summary.summarizer import summarize
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 

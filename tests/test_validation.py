@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from inference.checks.validation import ERROR, ValidationReport, validate
-from inference.checks.values import find_measurements, implausible
-from inference.summary.schema import Diagnosis, ExamItem, StructuredSummary
+from inference.checks.findings import ERROR, ValidationReport
+from inference.checks.validation import validate
+from inference.record.summary import Diagnosis, ExamItem, StructuredSummary
+from inference.record.values import find_measurements, implausible
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 
 SOURCE = SAMPLE_RECORD.read_text(encoding="utf-8")
@@ -244,7 +245,7 @@ def test_summarizer_removes_diagnoses_the_record_never_states(demo_engine) -> No
      ("胸部CT 右下肺斑片影", ("胸部CT", "右下肺斑片影", "")), ("血沉 20 mm/h", ("血沉", "20 mm/h", ""))],
 )
 def test_an_edited_exam_line_keeps_value_and_unit_exactly_as_written(line: str, expected: tuple[str, str, str]) -> None:
-    from inference.summary.schema import exam_item_from_text
+    from inference.record.summary import exam_item_from_text
 
     item = exam_item_from_text(line)
     assert (item.name, item.value, item.unit) == expected

@@ -21,24 +21,30 @@ then not a draft of this patient at all: it cannot be copied, exported or signed
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from functools import lru_cache
-from typing import Any
+from typing import Protocol
 
-from inference.checks.clinical_terms import expand_terms, find_nonstandard_terms
-from inference.checks.grounding import (
-    SUPPORTED,
-    Scopes,
-    SourceIndex,
-    SourceSpan,
-    Statement,
-    ground_summary,
-    split_sentences,
+from inference.checks.example_copies import example_copies
+from inference.checks.findings import (
+    ERROR,
+    INFO,
+    SEVERITY_ORDER,
+    WARNING,
+    Finding,
+    ValidationReport,
+    content_statements,
+    is_supported,
 )
-from inference.checks.polarity import NEGATION, compare
-from inference.checks.values import (
+from inference.paths import resources_dir
+from inference.record.clinical_terms import expand_terms, find_nonstandard_terms
+from inference.record.evidence import Removal, RunEvidence, Scopes
+from inference.record.grounding import SUPPORTED, SourceIndex, SourceSpan, Statement, ground_summary
+from inference.record.polarity import NEGATION, compare
+from inference.record.summary import ABSENT, DIAGNOSIS_CUES, DIAGNOSIS_SEPARATORS, SECTION_HEADINGS, StructuredSummary
+from inference.record.values import (
+    VITAL_SIGNS,
     Measurement,
     find_measurements,
     fold,
@@ -47,21 +53,13 @@ from inference.checks.values import (
     resolve_parameter,
     same_measurement,
 )
-from inference.icd.table import IcdTable
-from inference.paths import resources_dir
-from inference.summary.draft_guard import Removal
-from inference.summary.schema import ABSENT, DIAGNOSIS_CUES, DIAGNOSIS_SEPARATORS, SECTION_HEADINGS, StructuredSummary
 from inference.tsv_files import read_tsv
 
-ERROR, WARNING, INFO = "error", "warning", "info"
-REJECTED, ERRORS, WARNINGS, OK = "rejected", "errors", "warnings", "ok"
 # A draft is refused when fewer than half of its statements (those removed for lack of support included) are
 # supported by the record. Drafts of the record itself copy its wording: on CMB-Clin their supported share
 # is far above this (README); the prompt's example patient against any real record scores 0.
 MIN_SUPPORTED_SHARE = 0.5
 GROUP_OMISSIONS_OVER = 3  # more omitted key values than this are one finding with the list behind it
-SEVERITY_LABELS = {ERROR: "错误", WARNING: "警告", INFO: "提示"}
-_SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
 _NEGATION = re.compile(r"(否认|无|未见|未发现|未诉|排除|不伴|没有)([^，,。；;：:\n]{1,40})")
 _NEGATION_ITEM_SPLIT = re.compile(r"[、及和与或/]|病史|史")
@@ -70,64 +68,14 @@ _OUTSIDE_TEMPLATE = re.compile(r"(建议|治疗方案|医嘱|处理意见|注意
 _CJK_OR_LATIN = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 
 
-@dataclass
-class Finding:
-    rule_id: str
-    severity: str
-    section: str
-    index: int | None  # item index in list sections, sentence index in 现病史
-    span: tuple[int, int] | None  # characters inside the section field (list items: inside the item text)
-    message: str
-    suggestion: str = ""
-    source_spans: list[SourceSpan] = field(default_factory=list)
-    details: list[str] = field(default_factory=list)  # the items behind a grouped finding
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"rule_id": self.rule_id, "severity": self.severity, "section": self.section,
-                "section_name": SECTION_HEADINGS.get(self.section, self.section), "index": self.index,
-                "span": list(self.span) if self.span else None, "message": self.message,
-                "suggestion": self.suggestion, "source_spans": [s.as_dict() for s in self.source_spans],
-                "details": self.details}
-
-
-@dataclass
-class ValidationReport:
-    findings: list[Finding]
-    statements: list[Statement]
-    unchecked: int = 0  # statements the record leaves undecided (it says both 有 and 无): for the doctor
+class DiagnosisVocabulary(Protocol):
+    """What the T3 check asks of a code table: its name, and whether it has a code for a diagnosis name (the
+    ICD lookup answers; the review itself knows nothing of codes)."""
 
     @property
-    def has_errors(self) -> bool:
-        return any(f.severity == ERROR for f in self.findings)
+    def name(self) -> str: ...
 
-    @property
-    def verdict(self) -> str:
-        if any(f.rule_id in ("R1", "R2") for f in self.findings):
-            return REJECTED
-        if self.has_errors:
-            return ERRORS
-        return WARNINGS if any(f.severity == WARNING for f in self.findings) else OK
-
-    @property
-    def rejected(self) -> bool:
-        return self.verdict == REJECTED
-
-    def counts(self) -> dict[str, int]:
-        return {level: sum(f.severity == level for f in self.findings) for level in (ERROR, WARNING, INFO)}
-
-    def supported_share(self) -> float:
-        content = [s for s in self.statements if not s.is_absent_marker and s.text.strip()]
-        return sum(_supported(s) for s in content) / len(content) if content else 1.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "findings": [f.as_dict() for f in self.findings], "counts": self.counts(),
-                "unchecked": self.unchecked, "statements": [s.as_dict() for s in self.statements]}
-
-
-def _supported(statement: Statement) -> bool:
-    """Found in the record and saying something: punctuation alone (a broken model writes "，") is found in
-    any record."""
-    return statement.support >= SUPPORTED and any(char.isalnum() for char in statement.text)
+    def knows(self, name: str) -> bool: ...
 
 
 @lru_cache(maxsize=1)
@@ -136,13 +84,13 @@ def allowed_additions() -> frozenset[str]:
 
 
 class _Checker:
-    def __init__(self, summary: StructuredSummary, source: str, table: IcdTable | None,
+    def __init__(self, summary: StructuredSummary, source: str, vocabulary: DiagnosisVocabulary | None,
                  scopes: Scopes | None = None) -> None:
         self.summary = summary
         self.source = source
         index = SourceIndex(source)  # the record is folded, split and scanned for values once per review
         self.folded_source = index.folded
-        self.table = table
+        self.vocabulary = vocabulary
         self.statements = ground_summary(summary, index, scopes)
         self.unchecked = 0
         self.findings: list[Finding] = []
@@ -185,8 +133,7 @@ class _Checker:
             "chief_complaint": bool(re.search(r"主诉|因[“\"].+?[”\"]", source)),
             "present_illness": bool(re.search(r"现病史|病史|入院", source)),
             "auxiliary_exams": bool(re.search(r"辅助检查|化验|检查[:：]", source)) or any(
-                is_key(m) and m.parameter not in ("systolic_bp", "heart_rate", "temperature", "respiratory_rate")
-                for m in self.source_measurements),
+                is_key(m) and m.parameter not in VITAL_SIGNS for m in self.source_measurements),
             "diagnoses": bool(re.search(r"诊断[:：]", source)),
         }
         stated_absent = {
@@ -271,8 +218,7 @@ class _Checker:
 
     @staticmethod
     def _section_for(measurement: Measurement) -> str:
-        vitals = ("systolic_bp", "heart_rate", "temperature", "respiratory_rate", "spo2")
-        return "present_illness" if measurement.parameter in vitals else "auxiliary_exams"
+        return "present_illness" if measurement.parameter in VITAL_SIGNS else "auxiliary_exams"
 
     # -- T: terms --------------------------------------------------------------------------------
 
@@ -311,9 +257,9 @@ class _Checker:
                 suggestion = expand_terms(name) if standard else hit.variant.note
                 self.add(Finding("T1", severity, "diagnoses", index, (hit.start, hit.end), message, suggestion))
                 continue
-            if self.table is not None and not self._known_term(name):
+            if self.vocabulary is not None and not self.vocabulary.knows(name):
                 self.add(Finding("T3", INFO, "diagnoses", index, (0, len(name)),
-                                 f"诊断名称未能对应到编码表 {self.table.info.name} 中的规范名称：{name}", "核对诊断名称"))
+                                 f"诊断名称未能对应到编码表 {self.vocabulary.name} 中的规范名称：{name}", "核对诊断名称"))
 
     def _negated_phrases(self) -> list[tuple[int, int, str, str]]:
         """(start, end, cue, item) for each thing the source explicitly denies."""
@@ -334,11 +280,6 @@ class _Checker:
                 if not asserted:
                     return start, end, cue
         return None
-
-    def _known_term(self, name: str) -> bool:
-        from inference.icd.lookup import matcher_for
-
-        return matcher_for(self.table).knows(name)
 
     # -- N: negation and certainty ------------------------------------------------------------------
 
@@ -373,7 +314,7 @@ class _Checker:
     # -- R: does the draft come from this record at all ------------------------------------------------
 
     def provenance(self, removals: list[Removal]) -> None:
-        copied = _example_copies(self.summary, self.folded_source)
+        copied = example_copies(self.summary, self.folded_source)
         # The example patient comes back whole (its complaint, diagnoses, values); one common diagnosis the
         # doctor typed (2型糖尿病) is not the example patient, and F1/G1 still flag it when the record lacks it.
         if len(copied) >= 2:
@@ -381,10 +322,10 @@ class _Checker:
                              f"摘要与提示词中的示例病例雷同（{'、'.join(copied[:3])}），不是本病历的摘要",
                              "分段重新生成"))
             return
-        content = [s for s in self.statements if not s.is_absent_marker and s.text.strip()]
+        content = content_statements(self.statements)
         unsupported_removals = [r for r in removals if r.rule_id in ("G3", "V1")]
         total = len(content) + len(unsupported_removals)
-        supported = sum(_supported(s) for s in content)
+        supported = sum(is_supported(s) for s in content)
         if total and supported / total < MIN_SUPPORTED_SHARE:
             self.add(Finding("R2", ERROR, "chief_complaint", None, None,
                              f"摘要与原文不符：{total} 条内容中只有 {supported} 条在原文中有依据",
@@ -455,80 +396,16 @@ def _only_allowed(word: str) -> bool:
 
 def _named(measurement: Measurement, name: str) -> Measurement:
     """An exam item's value takes the item's name (its own text is 'name value unit')."""
-    from dataclasses import replace
-
     return replace(measurement, name=name, parameter=resolve_parameter(name, measurement.unit))
 
 
-@lru_cache(maxsize=1)
-def _example() -> tuple[str, frozenset[str]]:
-    """The shipped prompt's example (record and summary, folded) and its statements; empty without one."""
-    from inference.summary.prompts import load_prompt
-
-    prompt = load_prompt("summary")
-    if "example_summary" not in prompt.sections:
-        return "", frozenset()
-    text = fold(prompt.section("example_record") + "\n" + prompt.section("example_summary"))
-    data = json.loads(prompt.section("example_summary"))
-    statements = [data.get("chief_complaint", "")] + [d["name"] for d in data.get("diagnoses", [])]
-    statements += [f"{i['name']} {i['value']}" for i in data.get("auxiliary_exams", [])]
-    return text, frozenset(fold(s) for s in statements if s)
-
-
-def _example_copies(summary: StructuredSummary, folded_source: str) -> list[str]:
-    """Statements of the draft that stand in the prompt's example (or are its 【…】 placeholders) and not in
-    the record: the model wrote the example patient, not this one."""
-    example_text, example_statements = _example()
-    copies = []
-    candidates = [summary.chief_complaint, *[d.name for d in summary.diagnoses],
-                  *[f"{i.name} {i.value}" for i in summary.auxiliary_exams],
-                  *[sentence for _o, sentence in split_sentences(summary.present_illness)]]
-    for text in candidates:
-        folded = fold(text).strip(" 。")
-        if not folded or folded == ABSENT or folded in folded_source:
-            continue
-        if "【" in folded or folded in example_statements or (len(folded) >= 8 and folded in example_text):
-            copies.append(text.strip())
-    return copies
-
-
-@dataclass(frozen=True)
-class RunEvidence:
-    """What the run that wrote a summary knows and its text does not: the record part each statement was
-    summarized from (long records) and what the draft guard removed. Kept with the run (history, the JSON of
-    ``summarize``), so that every later review of the same summary finds what the first one found."""
-
-    scopes: Scopes = field(default_factory=dict)
-    removals: tuple[Removal, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"scopes": [{"section": section, "text": text, "ranges": [list(r) for r in ranges]}
-                           for (section, text), ranges in self.scopes.items()],
-                "removals": [{"rule_id": r.rule_id, "section": r.section, "text": r.text, "reason": r.reason}
-                             for r in self.removals]}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> RunEvidence:
-        """``None`` (a summary written by hand, a run from before evidence was kept): no evidence."""
-        if not data:
-            return cls()
-        try:
-            scopes = {(str(item["section"]), str(item["text"])): [(int(a), int(b)) for a, b in item["ranges"]]
-                      for item in data.get("scopes", [])}
-            removals = tuple(Removal(str(r["rule_id"]), str(r["section"]), str(r["text"]), str(r["reason"]))
-                             for r in data.get("removals", []))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # ValueError: what this raises
-            raise ValueError(f"not the evidence `summarize --json` writes ({type(exc).__name__}: {exc})") from exc
-        return cls(scopes, removals)
-
-
-def validate(summary: StructuredSummary, source: str, table: IcdTable | None = None,
+def validate(summary: StructuredSummary, source: str, vocabulary: DiagnosisVocabulary | None = None,
              evidence: RunEvidence | None = None) -> ValidationReport:
-    """The one review of a summary against its record: every rule, the code table (T3) when given, and the
-    run's evidence. The pipeline, an edit, a reopened record and ``medbrief validate`` all call this."""
+    """The one review of a summary against its record: every rule, the code table's names (T3) when given,
+    and the run's evidence. The pipeline, an edit, a reopened record and ``medbrief validate`` all call this."""
     evidence = evidence or RunEvidence()
     scopes, removals = evidence.scopes or None, list(evidence.removals)
-    checker = _Checker(summary, source, table, scopes)
+    checker = _Checker(summary, source, vocabulary, scopes)
     checker.structure()
     checker.values()
     checker.terms()
@@ -537,5 +414,5 @@ def validate(summary: StructuredSummary, source: str, table: IcdTable | None = N
     checker.grounding()
     checker.provenance(removals)
     checker.removed(removals)
-    findings = sorted(checker.findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.rule_id))
+    findings = sorted(checker.findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule_id))
     return ValidationReport(findings=findings, statements=checker.statements, unchecked=checker.unchecked)

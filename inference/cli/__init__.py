@@ -1,5 +1,6 @@
-"""The ``medbrief`` command line (``commands``): every expected failure is one line and a documented exit code."""
+"""The ``medbrief`` command line: ``main`` builds the parser from one module per command; every expected
+failure is one line and a documented exit code."""
 
-from inference.cli.commands import main
+from inference.cli.main import main
 
 __all__ = ["main"]

@@ -16,16 +16,21 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from inference.errors import GenerationCancelled, InputError, MedBriefError, UsageError
+
+if TYPE_CHECKING:
+    from inference.icd.table import IcdTable
+    from inference.llm.engine import ChatEngine
+    from inference.llm.settings import EngineSettings
 
 RECORD_SUFFIXES = (".txt", ".docx")
 BATCH_FAILED = 10
 
 
-def run_batch(args: argparse.Namespace, settings: Any) -> int:
-    from inference.llm.engine import open_engine
+def run_batch(args: argparse.Namespace, settings: EngineSettings) -> int:
+    from inference.llm.backends import open_engine
 
     source = Path(args.batch)
     if not source.is_dir():
@@ -80,7 +85,7 @@ def run_batch(args: argparse.Namespace, settings: Any) -> int:
     return BATCH_FAILED if failures else 0
 
 
-def _summarize_one(path: Path, engine: Any, table: Any, out: Path, cancel: threading.Event) -> None:
+def _summarize_one(path: Path, engine: ChatEngine, table: IcdTable | None, out: Path, cancel: threading.Event) -> None:
     from inference.documents import load_document
     from inference.pipeline import run_pipeline
     from inference.progress import RunContext

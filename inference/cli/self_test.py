@@ -12,10 +12,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inference.errors import MedBriefError
 from inference.paths import resources_dir
+
+if TYPE_CHECKING:
+    from inference.history.store import HistoryStore
+    from inference.llm.engine import EngineInfo
+    from inference.llm.settings import EngineSettings
+    from inference.pipeline import BriefReport
 
 SELF_TEST_FAILED = 9
 TABLE, MODEL, SUMMARY, HISTORY = "内置 ICD 编码表", "模型加载", "样例病历摘要", "历史记录读写"
@@ -51,10 +57,11 @@ class SelfTestChecks:
         print(f"{'通过' if ok else '失败'}  {name}：{detail}", flush=True)
 
 
-def run_self_test(engine_settings: Any, with_model: bool = True) -> int:
+def run_self_test(engine_settings: EngineSettings | None) -> int:
+    """Every check; the model's only with settings (None: ``--no-model``)."""
     checks = SelfTestChecks()
     core_checks(checks)
-    if with_model:
+    if engine_settings is not None:
         _model_checks(checks, engine_settings)
     _history_check(checks)
     return finish(checks)
@@ -116,16 +123,16 @@ def report_checks(checks: SelfTestChecks) -> None:
     checks.run("ICD 编码", coding, needs=(SUMMARY, TABLE))
 
 
-def check_summary(report: Any) -> str:
+def check_summary(report: BriefReport) -> str:
     result = report.result.summary
     if not (result.chief_complaint and result.present_illness and result.diagnoses):
         raise MedBriefError("样例病历的摘要缺少主诉、现病史或诊断 / the sample's summary is incomplete")
     return f"{len(result.diagnoses)} 个诊断，用时 {report.elapsed_s:.1f} s"
 
 
-def _model_checks(checks: SelfTestChecks, settings: Any) -> None:
+def _model_checks(checks: SelfTestChecks, settings: EngineSettings) -> None:
     from inference.documents import load_document
-    from inference.llm.engine import open_engine
+    from inference.llm.backends import open_engine
     from inference.pipeline import run_pipeline
     from inference.progress import RunContext
 
@@ -148,12 +155,12 @@ def _model_checks(checks: SelfTestChecks, settings: Any) -> None:
             engine.close()
 
 
-def describe_engine(info: Any) -> str:
+def describe_engine(info: EngineInfo) -> str:
     return (f"{Path(info.model_path).name}（{info.quantization}），运行于 {info.placement}"
             + (f"，LoRA {info.adapter}" if info.lora else "") + ("，演示模型" if info.is_demo else ""))
 
 
-def check_read_back(store: Any, document_id: int, report: Any) -> None:
+def check_read_back(store: HistoryStore, document_id: int, report: BriefReport) -> None:
     """The draft the history gives back is the one the run wrote."""
     if store.document(document_id) is None or \
             store.versions(document_id)[-1].summary["chief_complaint"] != report.result.summary.chief_complaint:
@@ -169,7 +176,7 @@ def _history_check(checks: SelfTestChecks) -> None:
             store = HistoryStore.open(Path(folder) / "history.sqlite")
             try:
                 if report is not None:
-                    document_id = store.record_run(report, {}).document_id
+                    document_id = store.record_run(report.run_record(), {}).document_id
                     check_read_back(store, document_id, report)
                 else:
                     from inference.documents import load_document

@@ -12,6 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+if os.name == "nt":  # one file lock per platform: Windows' msvcrt, POSIX's flock
+    import msvcrt
+else:
+    import fcntl
+
 from inference.errors import StorageError
 from inference.paths import PRIVATE_FILE_MODE, private_dir
 
@@ -28,12 +33,8 @@ def _open_lock_file(path: Path) -> IO[str]:
 
 def _lock(handle: IO[str], wait: bool) -> None:
     if os.name == "nt":
-        import msvcrt
-
         msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
     else:
-        import fcntl
-
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 

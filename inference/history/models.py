@@ -9,9 +9,6 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-STATUSES = ("draft", "reviewed", "signed")  # the review moves forward only
-REJECTED = "rejected"  # a draft the checks refused (not from the record): kept, never reviewed or signed
-
 
 class Base(DeclarativeBase):
     pass
@@ -51,7 +48,7 @@ class RunRow(Base):
     icd: Mapped[list[Any]] = mapped_column(JSON)
     icd_table: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     raw_output: Mapped[str] = mapped_column(Text)
-    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # validation.RunEvidence
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # record.evidence.RunEvidence
     demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # written by the demo model
     document: Mapped[DocumentRow] = relationship(back_populates="runs")
 
@@ -63,7 +60,7 @@ class SummaryVersionRow(Base):
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), nullable=True)
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # record.status.DraftStatus
     origin: Mapped[str] = mapped_column(String(16))  # model | edit | status | code
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
     icd: Mapped[list[Any]] = mapped_column(JSON)

@@ -19,7 +19,7 @@ from inference.errors import GenerationError
 from inference.icd.lookup import Candidate, lookup_provenance, matcher_for
 from inference.icd.precision import is_leaf, refine_record
 from inference.icd.table import IcdTable
-from inference.llm.engine import Engine, GenerationResult
+from inference.llm.engine import ChatEngine, GenerationResult
 from inference.llm.grammar import gbnf_from_json_schema
 from inference.llm.tool_calls import Tool, ToolCall, parse_tool_calls, run_tool_call
 from inference.progress import CODING, RunContext
@@ -126,10 +126,10 @@ def icd_tool(table: IcdTable) -> Tool:
 
 
 _TOOL_CALL_RULES = r'''
-toolcall ::= "<tool_call>\n{\"name\": \"get_icd_code\", \"arguments\": {\"disease_name\": " tcstring "}}\n</tool_call>"
+toolcall ::= "<tool_call>\n{\"name\": \"FUNCTION_NAME\", \"arguments\": {\"disease_name\": " tcstring "}}\n</tool_call>"
 tcstring ::= "\"" tcchar{1,40} "\""
 tcchar ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
-'''
+'''.replace("FUNCTION_NAME", FUNCTION_NAME)
 
 
 def _final_schema(options: dict[str, list[str]]) -> dict[str, Any]:
@@ -152,7 +152,7 @@ def _grammar_text(options: dict[str, list[str]], max_calls: int, allow_final: bo
 
 
 def code_diagnoses(
-    engine: Engine,
+    engine: ChatEngine,
     diagnoses: list[str],
     table: IcdTable,
     context: RunContext | None = None,

@@ -12,6 +12,8 @@ import io
 import zipfile
 from pathlib import Path
 
+from openpyxl import load_workbook
+
 from inference.documents import decode_text, read_bounded
 from inference.errors import IcdTableError, InputError
 from inference.icd.table import (
@@ -50,8 +52,6 @@ def read_rows(path: Path) -> list[list[str]]:
         raise IcdTableError(f"找不到文件 / file not found: {path}")
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
-
         try:
             workbook = load_workbook(path, read_only=True, data_only=True)
         except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:

@@ -19,7 +19,6 @@ from collections import defaultdict
 
 import numpy as np
 
-from inference.checks.clinical_terms import expand_terms
 from inference.errors import IcdTableError
 from inference.icd.evidence import MEANING_TOP, Evidence, StringContext, feature_matrix, features
 from inference.icd.learned import LearnedData, fragments, load_shipped, normalize_text, split_segments
@@ -27,8 +26,9 @@ from inference.icd.ranker import RankerModel
 from inference.icd.retrieval import Candidate, NameIndex, NgramIndex
 from inference.icd.table import IcdEntry, IcdTable
 from inference.icd.wording import split_diagnoses, variants
+from inference.record.clinical_terms import expand_terms
 
-__all__ = ["Candidate", "IcdMatcher", "matcher_for", "lookup_provenance"]
+__all__ = ["Candidate", "IcdMatcher", "TableVocabulary", "matcher_for", "lookup_provenance"]
 
 _MIN_SCORE = 0.35  # similarity a name needs to be evidence at all
 _PART_TOP = 10  # candidates per part handed to the ranker
@@ -271,6 +271,25 @@ def matcher_for(table: IcdTable) -> IcdMatcher:
         if key not in _matcher_cache:
             _matcher_cache[key] = IcdMatcher(table)
         return _matcher_cache[key]
+
+
+class TableVocabulary:
+    """A code table as the review's T3 check asks it (``checks.validation.DiagnosisVocabulary``). The lookup
+    index is built on the first question, so a review of a summary without diagnoses never waits for it."""
+
+    def __init__(self, table: IcdTable) -> None:
+        self.table = table
+
+    @property
+    def name(self) -> str:
+        return self.table.info.name
+
+    def knows(self, name: str) -> bool:
+        return matcher_for(self.table).knows(name)
+
+
+def vocabulary_of(table: IcdTable | None) -> TableVocabulary | None:
+    return TableVocabulary(table) if table is not None else None
 
 
 def lookup_provenance(table: IcdTable) -> dict[str, str | int]:

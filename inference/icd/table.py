@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from inference.errors import IcdTableError
+from inference.llm.settings import load_config
 from inference.paths import data_dir, make_private, private_dir, resources_dir
 
 BUNDLED_TABLE = "who-zh"
@@ -218,8 +219,6 @@ def open_table(name_or_path: str | Path | None = None) -> IcdTable:
     """A table by name (the bundled one, or imported into the data dir) or by path; None is the configured
     or bundled table."""
     if name_or_path is None:
-        from inference.llm.settings import load_config
-
         name_or_path = load_config().icd_table or BUNDLED_TABLE
     candidate = Path(name_or_path)
     if candidate.suffix == ".sqlite" and candidate.exists():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from inference.checks.clinical_terms import expand_terms
 from inference.icd.learned import normalize_text, split_segments
+from inference.record.clinical_terms import expand_terms
 
 # Hedges and work-up wording that do not change the diagnosis being coded.
 _HEDGES = re.compile(r"(待查|待排|可能性大|可能|考虑|疑似|不除外|\?|？|原因待查|史$)")

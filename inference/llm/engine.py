@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.llm.chat_template import ChatTemplate, strip_thinking
@@ -26,12 +24,15 @@ from inference.llm.demo_model import DEMO_MODEL_LABEL, is_demo_model, require_de
 from inference.llm.gguf_header import GgufInfo, check_loadable, read_gguf_header
 from inference.llm.gpu_memory import GpuDevice, MemoryEstimate, estimate, gpu_devices
 from inference.llm.lora import check_adapter
+from inference.llm.native import llama_cpp
 from inference.llm.sampling import CompiledGrammar, DraftStats, GrammarMatcher, PickStats, SamplingParams, TokenPicker
 from inference.llm.settings import EngineSettings
 
+if TYPE_CHECKING:
+    from llama_cpp._internals import LlamaModel
+
 GPU_UBATCH, CPU_UBATCH = 2048, 512  # measured: bench/results/h200_synthetic_qwen3_14b.json and the README
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
-_BUFFER = re.compile(r"(\S+) (model|KV|compute|output) buffer size =\s*([\d.]+) MiB")
 
 _GGML_TYPE_F16 = 1
 _GGML_TYPE_Q8_0 = 8
@@ -152,15 +153,10 @@ class GenerationResult(Timings):
         )
 
 
-@dataclass
-class _Stopper:
-    cancel: threading.Event | None
-    fired: bool = field(default=False)
+class Grammar(Protocol):
+    """An output grammar as an engine compiled it: llama.cpp's parsed sampler here, the text for a server."""
 
-    def __call__(self, _tokens: Any, _logits: Any) -> bool:
-        if self.cancel is not None and self.cancel.is_set():
-            self.fired = True
-        return self.fired
+    gbnf: str
 
 
 class ChatEngine(Protocol):
@@ -172,36 +168,27 @@ class ChatEngine(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def compile_grammar(self, gbnf: str) -> Any: ...
+    def compile_grammar(self, gbnf: str) -> Grammar: ...
 
-    def chat(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, grammar: Any = None,
+    def chat(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+             grammar: Grammar | None = None,
              max_tokens: int | None = None, fixed_messages: int = 0, on_token: TokenCallback | None = None,
              on_prompt: PromptCallback | None = None, cancel: threading.Event | None = None) -> GenerationResult: ...
 
     def close(self) -> None: ...
 
 
-def open_engine(settings: EngineSettings) -> ChatEngine:
-    """The engine the settings name: the embedded llama.cpp one, or a client of an OpenAI-compatible server."""
-    if settings.backend == "server":
-        from inference.llm.server import ServerEngine
-
-        return ServerEngine(settings)
-    return Engine(settings)
-
-
 class Engine:
     def __init__(self, settings: EngineSettings) -> None:
         """Load the model. Raises ModelError with the reason, never a bare llama.cpp failure."""
-        import llama_cpp  # deferred: importing inference must not need the native library
-
+        lib = llama_cpp()
         self.settings = settings
         path = settings.model_path if settings.model_path is not None else require_demo_model()
         self.gguf: GgufInfo = read_gguf_header(path)
         check_loadable(self.gguf, settings.n_ctx)
         ChatTemplate(self.gguf.chat_template)  # a template that does not parse is refused before loading
         adapter = check_adapter(settings.lora_path, self.gguf) if settings.lora_path is not None else None
-        wants_gpu = settings.n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload()
+        wants_gpu = settings.n_gpu_layers != 0 and lib.llama_supports_gpu_offload()
         devices = gpu_devices() if wants_gpu else []
         if settings.n_ubatch is None:
             settings = settings.model_copy(update={"n_ubatch": physical_batch(settings, on_gpu=bool(devices))})
@@ -211,7 +198,7 @@ class Engine:
         started = time.perf_counter()
         try:
             with _llama_log() as log, _quiet_native_stderr():
-                self._llama = llama_cpp.Llama(
+                self._llama = lib.Llama(
                     model_path=str(path),
                     n_gpu_layers=settings.n_gpu_layers,
                     flash_attn=settings.flash_attn,
@@ -237,10 +224,10 @@ class Engine:
                 f"{path.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             ) from exc
         load_s = time.perf_counter() - started
-        total_layers = int(llama_cpp.llama_model_n_layer(self._llama.model)) + 1  # + output layer
+        total_layers = int(lib.llama_model_n_layer(self._llama.model)) + 1  # + output layer
         offloaded, total_layers = _placed_layers("".join(log), total_layers)
         warning = _placement_warning(settings.n_gpu_layers, offloaded, total_layers,
-                                     bool(llama_cpp.llama_supports_gpu_offload()))
+                                     bool(lib.llama_supports_gpu_offload()))
         self.info = EngineInfo(
             model_path=str(path),
             model_name=self.gguf.name,
@@ -256,7 +243,7 @@ class Engine:
             flash_attn=settings.flash_attn,
             load_s=load_s,
             draft_tokens=settings.draft_tokens,
-            n_params=int(llama_cpp.llama_model_n_params(self._llama.model)),
+            n_params=int(lib.llama_model_n_params(self._llama.model)),
             warning=warning,
             lora=adapter.record(settings.lora_scale) if adapter else "",
         )
@@ -268,10 +255,8 @@ class Engine:
         )
         self._n_vocab = self._llama.n_vocab()
         self.eos_token = int(self._llama.token_eos())
-        self._load_log = "".join(log)
-        # Makes the picker for each call; bench/ swaps it to replay a recorded output at the model's speed.
-        self.picker_factory: Callable[[SamplingParams, GrammarMatcher | None], TokenPicker] = TokenPicker
-        self._decoder = Decoder(llama_cpp, self._llama._ctx.ctx, self._llama._model.vocab, self._n_vocab,
+        self.load_log = "".join(log)  # what llama.cpp said while loading: placement, buffers (for IT and bench/)
+        self._decoder = Decoder(lib, self._llama._ctx.ctx, self._llama._model.vocab, self._n_vocab,
                                 settings.n_batch, settings.draft_tokens)
 
     def count_tokens(self, text: str) -> int:
@@ -329,7 +314,7 @@ class Engine:
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("已停止 / generation stopped")
         keep = common_prefix(tokens, self.tokenize(fixed_prefix)) if fixed_prefix else 0
-        picker = self.picker_factory(self.sampling, grammar.matcher(self._n_vocab) if grammar is not None else None)
+        picker = self._new_picker(grammar.matcher(self._n_vocab) if grammar is not None else None)
         try:
             result = self._decoder.generate(tokens, picker, limit=limit, keep_prefix=keep,
                                             draft=self.info.draft_tokens > 0, on_token=on_token, on_prompt=on_prompt,
@@ -339,77 +324,9 @@ class Engine:
                 picker.grammar.close()
         return GenerationResult.from_decode(result)
 
-    def reference_completion(
-        self,
-        prompt: str,
-        *,
-        grammar: CompiledGrammar | None = None,
-        max_tokens: int | None = None,
-        on_token: TokenCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> GenerationResult:
-        """llama-cpp-python's own ``create_completion`` on the same prompt and settings: the baseline the
-        benchmarks compare with and the tests check ``generate`` against (with a grammar it masks the whole
-        vocabulary at every step). Not used by the app."""
-        import llama_cpp
-        from llama_cpp.llama_grammar import LlamaGrammar
-
-        tokens, limit = self._prompt_tokens(prompt, max_tokens)
-        self._decoder.forget()
-        self._llama.reset()
-        stopper = _Stopper(cancel)
-        started = time.perf_counter()
-        first_token_at: float | None = None
-        pieces: list[str] = []
-        finish_reason = "stop"
-        s = self.settings
-        stream = self._llama.create_completion(
-            tokens, max_tokens=limit, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
-            seed=s.seed, repeat_penalty=1.0, stream=True,
-            grammar=LlamaGrammar.from_string(grammar.gbnf, verbose=False) if grammar is not None else None,
-            stopping_criteria=llama_cpp.StoppingCriteriaList([stopper]),
-        )
-        try:
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                if choice["text"]:
-                    first_token_at = first_token_at or time.perf_counter()
-                    pieces.append(choice["text"])
-                    if on_token is not None:
-                        on_token(choice["text"])
-                if choice.get("finish_reason"):
-                    finish_reason = choice["finish_reason"]
-                if stopper.fired:
-                    break
-        finally:
-            stream.close()  # same thread that iterates it
-            self._llama.reset()
-            self._decoder.forget()
-        total_s = time.perf_counter() - started
-        if stopper.fired:
-            raise GenerationCancelled("已停止 / generation stopped")
-        text = "".join(pieces)
-        return GenerationResult(
-            text=strip_thinking(text), prompt_tokens=len(tokens), completion_tokens=self.count_tokens(text) if text else 0,
-            ttft_s=(first_token_at or time.perf_counter()) - started, total_s=total_s, finish_reason=finish_reason,
-            prompt_tokens_evaluated=len(tokens),
-        )
-
-    def set_draft_tokens(self, n: int) -> None:
-        self._decoder.max_draft = n
-        self.info = dataclasses.replace(self.info, draft_tokens=n)
-
-    def forget_cache(self) -> None:
-        """Empty the KV cache and drop the prefix snapshots (benchmarks: a cold start without reloading)."""
-        self._decoder.forget(snapshots=True)
-
-    def buffer_sizes(self) -> dict[str, float]:
-        """The buffers llama.cpp allocated at load, in MiB, by device and kind (from its log)."""
-        sizes: dict[str, float] = {}
-        for device, kind, mib in _BUFFER.findall(self._load_log):
-            key = f"{device} {kind}"
-            sizes[key] = round(sizes.get(key, 0.0) + float(mib), 1)
-        return sizes
+    def _new_picker(self, grammar: GrammarMatcher | None) -> TokenPicker:
+        """Each call's token picker (``bench/`` replays a recorded output through its own)."""
+        return TokenPicker(self.sampling, grammar)
 
     def _prompt_tokens(self, prompt: str, max_tokens: int | None) -> tuple[list[int], int]:
         limit = min(max_tokens or self.settings.max_tokens, self.settings.max_tokens)
@@ -477,7 +394,7 @@ def _placement_warning(requested: int, offloaded: int, total: int, gpu_build: bo
     return ""
 
 
-def _token_text(vocab: Any, token: int) -> str:
+def _token_text(vocab: LlamaModel, token: int) -> str:
     if token < 0:
         return ""
     return vocab.token_get_text(token) if hasattr(vocab, "token_get_text") else ""
@@ -486,22 +403,20 @@ def _token_text(vocab: Any, token: int) -> str:
 @contextlib.contextmanager
 def _llama_log():  # type: ignore[no-untyped-def]
     """Collect what llama.cpp logs while the block runs (it says where it placed the layers)."""
-    import llama_cpp
-    from llama_cpp import _logger
-
+    lib = llama_cpp()
     lines: list[str] = []
 
-    @llama_cpp.llama_log_callback
+    @lib.llama_log_callback
     def collect(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
         lines.append(text.decode("utf-8", errors="replace"))
         if os.environ.get("MEDBRIEF_DEBUG"):
-            _logger.llama_log_callback(level, text, _user_data)
+            lib._logger.llama_log_callback(level, text, _user_data)
 
-    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    lib.llama_log_set(collect, ctypes.c_void_p(0))
     try:
         yield lines
     finally:
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+        lib.llama_log_set(lib._logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 @contextlib.contextmanager

@@ -6,12 +6,13 @@ say *why*: not a GGUF, truncated, an architecture this build cannot load, a cont
 
 from __future__ import annotations
 
+import hashlib
 import math
 import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from inference.errors import ModelError
 from inference.paths import resources_dir
@@ -54,14 +55,14 @@ class GgufInfo:
     chat_template: str | None
     block_count: int | None
     tensor_count: int
-    metadata: dict[str, Any]
+    metadata: dict[str, GgufValue]
     tensor_bytes: dict[str, int] = field(default_factory=dict)  # name → bytes of data (0: unknown type)
     n_vocab: int | None = None  # rows of the token embedding
     tensor_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name → ggml dims (ne0 first)
 
-    @property
-    def size_gib(self) -> float:
-        return self.file_size / 2**30
+
+# A header value as read: a number, a string, or an array of them (long arrays are skipped: None).
+GgufValue = int | float | bool | str | list["GgufValue"] | None
 
 
 class _Reader:
@@ -75,7 +76,7 @@ class _Reader:
             raise ModelError(f"模型文件不完整 / GGUF file is truncated (header ends early): {self._path}")
         return data
 
-    def scalar(self, fmt: str) -> Any:
+    def scalar(self, fmt: str) -> int | float | bool:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
 
     def string(self) -> str:
@@ -84,7 +85,7 @@ class _Reader:
             raise ModelError(f"模型文件已损坏 / GGUF header is corrupt (string of {length} bytes): {self._path}")
         return self.take(length).decode("utf-8", errors="replace")
 
-    def value(self, value_type: int) -> Any:
+    def value(self, value_type: int) -> GgufValue:
         if value_type in _SCALARS:
             return self.scalar(_SCALARS[value_type])
         if value_type == _STRING:
@@ -121,7 +122,7 @@ def read_gguf_header(path: str | Path) -> GgufInfo:
         kv_count = reader.scalar("<Q")
         if kv_count > 1 << 20 or tensor_count > 1 << 24:
             raise ModelError(f"模型文件已损坏 / GGUF header is corrupt: {path}")
-        metadata: dict[str, Any] = {}
+        metadata: dict[str, GgufValue] = {}
         for _ in range(kv_count):
             key = reader.string()
             metadata[key] = reader.value(reader.scalar("<I"))
@@ -217,8 +218,6 @@ def check_loadable(info: GgufInfo, n_ctx: int) -> None:
 
 def model_fingerprint(path: str | Path, sample_bytes: int = 16 * 1024 * 1024) -> str:
     """A quick identity for a multi-GB model: sha256 over its size and first 16 MiB (hex prefix)."""
-    import hashlib
-
     path = Path(path)
     digest = hashlib.sha256(str(path.stat().st_size).encode())
     with path.open("rb") as handle:

@@ -8,12 +8,21 @@ the engine refuses, before loading, a model that cannot fit, and the desktop sho
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from inference.llm.gguf_header import GgufInfo
+from inference.llm.gguf_header import GgufInfo, GgufValue
 
 GIB = 2**30
+
+
+def gib(n_bytes: float) -> str:
+    """A size as every message states it: ``14.2 GiB``."""
+    return f"{n_bytes / GIB:.1f} GiB"
+
+
 # Bytes per element of the KV cache: f16, and q8_0's 34-byte blocks of 32.
 KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32}
 # llama.cpp rounds the context up to a multiple of 256 cells.
@@ -61,10 +70,10 @@ class MemoryEstimate:
         return self.total + HEADROOM <= self.device.free
 
     def verdict(self) -> str:
-        need = f"需要约 {self.total / GIB:.1f} GiB 显存 / needs about {self.total / GIB:.1f} GiB"
+        need = f"需要约 {gib(self.total)} 显存 / needs about {gib(self.total)}"
         if self.device is None:
             return f"{need}；未检测到 GPU，将在 CPU 上运行 / no GPU visible: it will run on the CPU"
-        have = f"{self.device.name} 空闲 {self.device.free / GIB:.1f} GiB"
+        have = f"{self.device.name} 空闲 {gib(self.device.free)}"
         if self.fits:
             return f"{need}，{have}：可以完全放入 GPU / fits on the GPU"
         return f"{need}，{have}：放不下 / does not fit. {self.suggestion()}"
@@ -145,7 +154,7 @@ def estimate(
     )
 
 
-def _first(value: Any) -> int:
+def _first(value: GgufValue) -> int:
     if isinstance(value, list):
         value = max(value) if value else 0
     return int(value or 0)
@@ -153,9 +162,6 @@ def _first(value: Any) -> int:
 
 def gpu_devices() -> list[GpuDevice]:
     """NVIDIA GPUs with their free memory (nvidia-smi, as the driver reports them); empty when there is none."""
-    import shutil
-    import subprocess
-
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return []

@@ -10,13 +10,12 @@ import json
 from typing import Any
 
 from inference.errors import GenerationError
+from inference.llm.native import llama_cpp
 
 
 def gbnf_from_json_schema(schema: dict[str, Any]) -> str:
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
     try:
-        gbnf = json_schema_to_gbnf(json.dumps(schema, ensure_ascii=False))
+        gbnf = llama_cpp().llama_grammar.json_schema_to_gbnf(json.dumps(schema, ensure_ascii=False))
     except Exception as exc:  # the converter raises bare Exceptions and ValueErrors
         raise GenerationError(f"无法由 JSON Schema 构建约束语法 / cannot build grammar from schema: {exc}") from exc
     if "root ::=" not in gbnf:

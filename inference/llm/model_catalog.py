@@ -7,6 +7,7 @@ path, when nothing is configured, is the one chat model IT put in the folder.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,8 @@ from inference.errors import ModelError
 from inference.llm.demo_model import is_demo_model
 from inference.llm.engine import memory_estimate
 from inference.llm.gguf_header import GgufInfo, check_loadable, read_gguf_header
-from inference.llm.gpu_memory import GIB, GpuDevice, MemoryEstimate
-from inference.llm.settings import EngineSettings
+from inference.llm.gpu_memory import GpuDevice, MemoryEstimate, gib
+from inference.llm.settings import MODEL_PATH_ENV, AppConfig, EngineSettings, load_config
 from inference.paths import models_dir
 
 
@@ -39,6 +40,11 @@ class CatalogEntry:
         return self.memory.fits if self.memory is not None else None
 
     @property
+    def kind_label(self) -> str:
+        """What the file is, in the list's words: the architecture of a model, LoRA, or 不可用."""
+        return {"adapter": "LoRA", "unusable": "不可用"}.get(self.kind, self.architecture)
+
+    @property
     def verdict(self) -> str:
         if self.kind == "unusable":
             return self.problem
@@ -47,9 +53,9 @@ class CatalogEntry:
         if self.memory is None:
             return ""
         if self.memory.device is None or self.memory.gpu_layers == 0:
-            return f"CPU 运行，约需内存 {(self.size + self.memory.kv_cache) / GIB:.1f} GiB"
-        return ("可放入 GPU" if self.fits else "显存不足") + f"（约 {self.memory.total / GIB:.1f} GiB，" \
-            f"{self.memory.device.name} 空闲 {self.memory.device.free / GIB:.1f} GiB）"
+            return f"CPU 运行，约需内存 {gib(self.size + self.memory.kv_cache)}"
+        return ("可放入 GPU" if self.fits else "显存不足") + f"（约 {gib(self.memory.total)}，" \
+            f"{self.memory.device.name} 空闲 {gib(self.memory.device.free)}）"
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.path.name, "path": str(self.path), "size": self.size, "kind": self.kind,
@@ -119,3 +125,15 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def resolve_model_path(cli_path: str | Path | None, config: AppConfig | None = None) -> Path | None:
+    """CLI flag, then ``MEDBRIEF_MODEL``, then the config file, then the one model in the models folder;
+    None means "use the demo model"."""
+    if cli_path:
+        return Path(cli_path).expanduser()
+    env_path = os.environ.get(MODEL_PATH_ENV)
+    if env_path:
+        return Path(env_path).expanduser()
+    config = config if config is not None else load_config()
+    return config.engine.model_path or folder_model()

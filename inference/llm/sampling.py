@@ -21,11 +21,11 @@ import math
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from inference.errors import GenerationError
+from inference.llm.native import llama_cpp
 
 # Candidates checked one by one before the whole vocabulary is masked.
 WALK_GREEDY = 16
@@ -74,34 +74,29 @@ class PickStats:
 class CompiledGrammar:
     """A GBNF grammar parsed once by llama.cpp; each generation gets a fresh matcher cloned from it."""
 
-    def __init__(self, vocab: Any, gbnf: str) -> None:
-        import llama_cpp
-
+    def __init__(self, vocab: ctypes.c_void_p, gbnf: str) -> None:
+        lib = llama_cpp()
         self.gbnf = gbnf
-        sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
+        sampler = lib.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
         if not sampler:
             raise GenerationError("约束语法无效 / the output grammar failed to compile in llama.cpp")
         self._sampler = sampler
-        self._finalizer = weakref.finalize(self, llama_cpp.llama_sampler_free, sampler)
+        self._finalizer = weakref.finalize(self, lib.llama_sampler_free, sampler)
 
     def matcher(self, n_vocab: int) -> "GrammarMatcher":
-        import llama_cpp
-
-        return GrammarMatcher(llama_cpp.llama_sampler_clone(self._sampler), n_vocab)
+        return GrammarMatcher(llama_cpp().llama_sampler_clone(self._sampler), n_vocab)
 
 
 class GrammarMatcher:
     """llama.cpp's grammar sampler used three ways: check one token, mask all tokens, accept a token."""
 
-    def __init__(self, sampler: Any, n_vocab: int) -> None:
-        import llama_cpp
-
-        self._llama_cpp = llama_cpp
+    def __init__(self, sampler: ctypes.c_void_p, n_vocab: int) -> None:
+        lib = self._llama_cpp = llama_cpp()
         self._sampler = sampler
-        self._finalizer = weakref.finalize(self, llama_cpp.llama_sampler_free, sampler)
-        self._one = (llama_cpp.llama_token_data * 1)()
-        self._one_array = llama_cpp.llama_token_data_array(
-            data=ctypes.cast(self._one, llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False
+        self._finalizer = weakref.finalize(self, lib.llama_sampler_free, sampler)
+        self._one = (lib.llama_token_data * 1)()
+        self._one_array = lib.llama_token_data_array(
+            data=ctypes.cast(self._one, lib.llama_token_data_p), size=1, selected=-1, sorted=False
         )
         self._one_ref = ctypes.byref(self._one_array)
         self._n_vocab = n_vocab

@@ -24,6 +24,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from inference.llm.demo_model import DEMO_FILE_NAME
 from inference.llm.engine import EngineInfo, GenerationResult
 from inference.llm.settings import EngineSettings
 from inference.paths import resources_dir
+
+Json = dict[str, "Json"] | list["Json"] | str | int | float | bool | None
 
 API_KEY_ENV = "MEDBRIEF_API_KEY"
 CONNECT_TRIES = 3
@@ -260,7 +263,7 @@ class ServerEngine:
             headers["Authorization"] = f"Bearer {self._key}"
         return headers
 
-    def _request(self, method: str, path: str, body: Any = None,
+    def _request(self, method: str, path: str, body: dict[str, object] | None = None,
                  opening: bool = False) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         connection = self._connection(opening)
         try:
@@ -284,16 +287,16 @@ class ServerEngine:
             raise GenerationError(f"模型服务器返回错误 {response.status} / server error: {detail[:200]}")
         return connection, response
 
-    def _get_json(self, path: str, opening: bool = False) -> Any:
+    def _get_json(self, path: str, opening: bool = False) -> Json:
         connection, response = self._request("GET", path, opening=opening)
         return self._read_json(connection, response, ModelError if opening else GenerationError)
 
-    def _post_json(self, path: str, body: Any) -> Any:
+    def _post_json(self, path: str, body: dict[str, object]) -> Json:
         connection, response = self._request("POST", path, body)
         return self._read_json(connection, response, GenerationError)
 
     def _read_json(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse,
-                   kind: type[Exception]) -> Any:
+                   kind: type[Exception]) -> Json:
         try:
             return json.loads(response.read(16 * 2**20))
         except (ValueError, OSError, http.client.HTTPException) as exc:
@@ -301,7 +304,7 @@ class ServerEngine:
         finally:
             connection.close()
 
-    def _stream(self, path: str, body: Any, cancel: threading.Event | None) -> Any:
+    def _stream(self, path: str, body: dict[str, object], cancel: threading.Event | None) -> Iterator[Json]:
         """Server-sent events, one JSON object per ``data:`` line, until ``[DONE]``."""
         connection, response = self._request("POST", path, body)
         finished = threading.Event()

@@ -9,25 +9,18 @@ kept, with what the model wrote, and shown to the doctor as a finding.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from inference.checks.clinical_terms import expand_terms
-from inference.checks.grounding import Range, Scopes, split_sentences
-from inference.checks.values import Measurement, find_measurements, fold, resolve_parameter, same_measurement
-from inference.summary.schema import ABSENT, DIAGNOSIS_CUES, StructuredSummary
+from inference.record.clinical_terms import expand_terms
+from inference.record.evidence import Range, Removal, Scopes
+from inference.record.grounding import split_sentences
+from inference.record.summary import ABSENT, DIAGNOSIS_CUES, StructuredSummary
+from inference.record.values import Measurement, find_measurements, fold, resolve_parameter, same_measurement
 
 # A diagnosis counts as stated when this share of its character pairs stands in one sentence of the record
 # (高血压3级 against 高血压病3级: 3 of 4). 2型糖尿病 against a record that only says 糖尿病 is 2 of 4: removed.
 DIAGNOSIS_SUPPORT = 0.7
 _CLAUSE = re.compile(r"[^，,；;。]*[，,；;。]?")
-
-
-@dataclass(frozen=True)
-class Removal:
-    rule_id: str  # G2: the record states no diagnosis · G3: diagnosis not in the record · V1: value not in it
-    section: str
-    text: str  # what the model wrote
-    reason: str
 
 
 def guard_draft(summary: StructuredSummary, source: str,

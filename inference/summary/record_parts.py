@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from inference.checks.grounding import Scopes, split_sentences
 from inference.errors import GenerationError
 from inference.paths import resources_dir
-from inference.summary.schema import ABSENT, StructuredSummary
+from inference.record.evidence import Scopes
+from inference.record.grounding import split_sentences
+from inference.record.summary import ABSENT, StructuredSummary
 
 _SENTENCE = re.compile(r"(?<=[。；;！？!?])")
 _NUMBERING = r"[ \t\u3000]*(?:[一二三四五六七八九十]+[、.．]|[（(]?\d{1,2}[)）.．、]|[（(][一二三四五六七八九十]+[)）])?[ \t\u3000]*"

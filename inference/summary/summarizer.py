@@ -4,31 +4,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
-from inference.checks.grounding import Scopes
+from inference.checks.validation import validate
 from inference.errors import GenerationError
-from inference.llm.engine import Engine, GenerationResult, Timings
-from inference.llm.grammar import gbnf_from_json_schema
+from inference.llm.engine import ChatEngine, GenerationResult, Timings
 from inference.progress import READING, SUMMARIZING, RunContext
-from inference.summary.draft_guard import Removal, guard_draft
-from inference.summary.prompts import PromptTemplate, load_prompt
-from inference.summary.record_parts import RecordPart, fuse, split_into_parts
-from inference.summary.schema import (
+from inference.record.evidence import RunEvidence
+from inference.record.prompts import PromptTemplate, load_prompt
+from inference.record.summary import (
     ABSENT,
     DIAGNOSIS_SEPARATORS,
     Diagnosis,
     ExamItem,
     StructuredSummary,
-    generation_schema,
     split_value_unit,
 )
-
-if TYPE_CHECKING:
-    from inference.checks.validation import RunEvidence
+from inference.summary.draft_guard import guard_draft
+from inference.summary.output_grammar import summary_gbnf
+from inference.summary.record_parts import RecordPart, fuse, split_into_parts
 
 PROMPT_NAME = "summary"
 # Record tokens per part by model size. The demo model (0.5B) keeps to its record up to about this length
@@ -38,7 +34,13 @@ SMALL_MODEL_PARAMS = 3_000_000_000
 SMALL_MODEL_PART_TOKENS = 1500
 LARGE_MODEL_PART_TOKENS = 8000
 MIN_RETRY_PART_TOKENS = 150  # a refused part is retried in halves only when each half keeps this much record
+MIN_PART_TOKENS = 200  # the smallest part a rerun asks for (the settings' lower bound too)
 
+
+def retry_part_tokens(previous: int | None) -> int:
+    """Record tokens per part for a rerun after a refused draft: half the refused run's parts (the CLI's
+    advice and the window's 分段重新生成 alike); without a previous run, half the small model's part."""
+    return max(MIN_PART_TOKENS, (previous or SMALL_MODEL_PART_TOKENS) // 2)
 
 
 def call_timing(kind: str, result: GenerationResult) -> dict[str, Any]:
@@ -64,22 +66,11 @@ class SummaryResult:
     timings: Timings
     raw_output: str
     draft: StructuredSummary | None = None  # the model's draft before the guard removed anything
-    removals: list[Removal] = field(default_factory=list)
-    scopes: Scopes = field(default_factory=dict)  # record ranges of each statement (long records)
+    # The record range of each statement (long records) and what the guard removed, as the model wrote it.
+    evidence: RunEvidence = field(default_factory=RunEvidence)
     parts: list[RecordPart] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def evidence(self) -> RunEvidence:
-        from inference.checks.validation import RunEvidence  # validation's checks call back into summaries
-
-        return RunEvidence(self.scopes, tuple(self.removals))
-
-
-@lru_cache(maxsize=1)
-def summary_gbnf() -> str:
-    """The summary grammar's text: built once; each engine still checks it with llama.cpp's parser."""
-    return gbnf_from_json_schema(generation_schema())
+    part_tokens: int = 0  # record tokens per part this run was cut into
+    parts_retried: int = 0  # parts whose refused draft was summarized again in halves
 
 
 def build_messages(record_text: str, prompt: PromptTemplate | None = None) -> list[dict[str, str]]:
@@ -95,7 +86,7 @@ def build_messages(record_text: str, prompt: PromptTemplate | None = None) -> li
     return messages + [{"role": "user", "content": prompt.section("user").replace("{record}", record_text)}]
 
 
-def part_tokens(engine: Engine, override: int | None = None) -> int:
+def part_tokens(engine: ChatEngine, override: int | None = None) -> int:
     """Record tokens per part: the setting, else what a model of this size summarizes reliably, never more
     than the context leaves after the prompt and the summary."""
     overhead = engine.count_tokens(engine.template.render(build_messages("")))
@@ -112,7 +103,7 @@ def reliable_part_tokens(n_params: int) -> int:
 
 
 def summarize(
-    engine: Engine,
+    engine: ChatEngine,
     record_text: str,
     context: RunContext | None = None,
     *,
@@ -187,17 +178,15 @@ def summarize(
         ),
         raw_output="\n".join(r.text for r in results),
         draft=draft,
-        removals=removals,
-        scopes=scopes,
+        evidence=RunEvidence(scopes, tuple(removals)),
         parts=parts,
-        extra={"parts": len(parts), "part_tokens": budget, "parts_retried": retried},
+        part_tokens=budget,
+        parts_retried=retried,
     )
 
 
-def _halves_if_refused(engine: Engine, part: RecordPart, draft: StructuredSummary) -> list[RecordPart]:
+def _halves_if_refused(engine: ChatEngine, part: RecordPart, draft: StructuredSummary) -> list[RecordPart]:
     """The part in two halves when its guarded draft would be refused (R1/R2) and it can be split."""
-    from inference.checks.validation import RunEvidence, validate
-
     guarded, removals, _ = guard_draft(draft, part.text)
     if not validate(guarded, part.text, evidence=RunEvidence(removals=tuple(removals))).rejected:
         return []

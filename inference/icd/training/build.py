@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import sklearn
 
 from inference.errors import IcdTableError
 from inference.icd.importer import read_entries
@@ -59,7 +60,7 @@ _NOT_SHAPING = {"__init__.py", "coding.py", "precision.py"}
 SHAPING_CODE = (
     *sorted(p for p in (_CORE / "icd").glob("*.py") if p.name not in _NOT_SHAPING),
     *sorted((_CORE / "icd" / "training").glob("*.py")),
-    _CORE / "checks" / "clinical_terms.py",
+    _CORE / "record" / "clinical_terms.py",
 )
 
 
@@ -144,9 +145,7 @@ def build(train_json: Path, table_csv: Path, target: Path = LEARNED_DIR) -> dict
 
 
 def _sklearn() -> str:
-    import sklearn
-
-    return sklearn.__version__
+    return str(sklearn.__version__)
 
 
 def scores(directory: Path, records: list[dict[str, str]], term_codes: dict[str, str], table_csv: Path) -> dict:

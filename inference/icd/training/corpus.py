@@ -31,6 +31,7 @@ from inference.icd.learned import (
     split_segments,
 )
 from inference.icd.training.encoder_training import train_encoder
+from inference.record.clinical_terms import expand_terms
 
 # A cue is a 2–4 character fragment of the raw wording that, in train, nearly always comes with a
 # standard term the wording does not spell out (…鳞癌 → 鳞状细胞癌, …化疗 → 化学治疗).
@@ -40,8 +41,6 @@ CUE_MIN_PRECISION = 0.75
 
 def _similarity(segment: str, term: str) -> float:
     """How well a raw segment spells a standard term: shared bigrams after expanding 心梗/…癌 wording."""
-    from inference.checks.clinical_terms import expand_terms
-
     expanded = expand_terms(segment).replace("癌", "恶性肿瘤")
     grams_a = {expanded[i:i + 2] for i in range(len(expanded) - 1)} | set(expanded)
     grams_b = {term[i:i + 2] for i in range(len(term) - 1)} | set(term)

@@ -8,6 +8,7 @@ rows, or the build fails.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from inference.icd.ranker import FEATURES, RankerModel, Tree
 
@@ -22,8 +23,6 @@ SEED = 0
 
 def fit(features: np.ndarray, labels: np.ndarray, trained_on: str) -> RankerModel:
     """Boosted trees on log-loss, then the threshold with the best F1 over the training candidates."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
     if features.shape[1] != len(FEATURES):
         raise ValueError(f"{features.shape[1]} feature columns for {len(FEATURES)} features")
     classifier = HistGradientBoostingClassifier(

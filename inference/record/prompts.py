@@ -10,6 +10,7 @@ from pathlib import Path
 from inference.errors import GenerationError
 from inference.paths import resources_dir
 
+SUMMARY_PROMPT = "summary"  # resources/prompts/summary.txt: the summary's instructions and example
 _SECTION = re.compile(r"^=== (\w+) ===\s*$", re.MULTILINE)
 _VERSION = re.compile(r"^prompt_version:\s*(\S+)\s*$", re.MULTILINE)
 

@@ -81,6 +81,8 @@ def parameter_table() -> tuple[dict[str, list[ParameterRange]], dict[str, str]]:
 
 
 _UNIT_ONLY_PARAMETERS = {"岁": "age", "℃": "temperature"}
+# Measured at the bedside and written in 现病史/查体, not results of 辅助检查.
+VITAL_SIGNS = frozenset({"systolic_bp", "heart_rate", "temperature", "respiratory_rate", "spo2"})
 
 
 @lru_cache(maxsize=1)

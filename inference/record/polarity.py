@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from inference.checks.values import find_measurements, fold
 from inference.paths import resources_dir
-from inference.summary.schema import ABSENT
+from inference.record.summary import ABSENT
+from inference.record.values import find_measurements, fold
 from inference.tsv_files import read_tsv
 
 NEGATION, AFFIRMATION, UNCERTAIN, PLAIN = "negation", "affirmation", "uncertain", "plain"
@@ -76,11 +76,6 @@ def _clause(folded: str, start: int, end: int) -> tuple[int, int]:
     left = max(folded.rfind(c, 0, start) for c in _CLAUSE_END) + 1
     rights = [i for i in (folded.find(c, end) for c in _CLAUSE_END) if i >= 0]
     return left, min(rights) if rights else len(folded)
-
-
-def polarity_at(text: str, start: int, end: int) -> Polarity:
-    """The polarity the text gives to its span ``text[start:end]``."""
-    return _polarity(fold(text), start, end)
 
 
 def _polarity(folded: str, start: int, end: int) -> Polarity:

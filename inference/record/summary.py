@@ -1,12 +1,12 @@
-"""The structured summary: four sections, the JSON schema that constrains generation, EMR rendering."""
+"""The structured summary: four sections, their headings, EMR rendering, and a doctor's lines read back."""
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 from pydantic import BaseModel, Field
+
+from inference.record.values import find_measurements
 
 ABSENT = "原文未记载"
 # What separates several diagnoses written in one entry ("A,B；C").
@@ -45,28 +45,6 @@ class StructuredSummary(BaseModel):
     diagnoses: list[Diagnosis] = Field(default_factory=list, description="初步诊断，每条一个诊断")
 
 
-# Items one model call may write (the grammar's bound). A long record's fused summary, the union of its
-# parts', may hold more: the bound is on generation, not on the summary.
-MAX_ITEMS_PER_CALL = {"auxiliary_exams": 80, "diagnoses": 30}
-
-
-def generation_schema() -> dict[str, Any]:
-    """The JSON schema the output grammar is built from (pydantic's, with titles dropped)."""
-    schema = json.loads(json.dumps(StructuredSummary.model_json_schema()), object_hook=_drop_titles)
-    for name, limit in MAX_ITEMS_PER_CALL.items():
-        schema["properties"][name]["maxItems"] = limit
-    return schema
-
-
-def _drop_titles(node: dict[str, Any]) -> dict[str, Any]:
-    """No titles or defaults; every property required, so the model states each section (possibly empty)."""
-    node.pop("title", None)
-    node.pop("default", None)
-    if node.get("type") == "object" and "properties" in node:
-        node["required"] = list(node["properties"])
-    return node
-
-
 def render_emr_text(summary: StructuredSummary) -> str:
     """The text doctors paste into the EMR: 【主诉】…【现病史】…【辅助检查】…【初步诊断】 one per line."""
     exams = "；".join(item.as_text() for item in summary.auxiliary_exams) or ABSENT
@@ -82,8 +60,6 @@ def render_emr_text(summary: StructuredSummary) -> str:
 def split_value_unit(text: str) -> tuple[str, str] | None:
     """``"4500 pg/mL"`` → ``("4500", "pg/mL")`` as written, when the whole text is one value with a known
     unit; None for anything else (a finding in words, a unit not in the units table)."""
-    from inference.checks.values import find_measurements
-
     text = text.strip()
     found = find_measurements(text)
     if len(found) != 1 or found[0].start != 0 or found[0].end != len(text) or found[0].name:
@@ -98,8 +74,6 @@ def exam_item_from_text(line: str) -> ExamItem:
     name, _, rest = line.partition(" ")
     split = split_value_unit(rest)
     if split is None:
-        from inference.checks.values import find_measurements
-
         found = find_measurements(line)
         if found and found[0].end == len(line) and found[0].value_start > 0:  # "LVEF 38%" or "LVEF38%"
             measurement = found[0]

@@ -16,15 +16,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference.checks.values import find_measurements, fold
-from inference.summary.schema import ABSENT, StructuredSummary
+from inference.record.evidence import Range, Scopes
+from inference.record.summary import ABSENT, StructuredSummary
+from inference.record.values import find_measurements, fold
 
 _SENTENCE_END = re.compile(r"[。；;！？!?\n]")
 _NOT_CONTENT = re.compile(r"[\s,，、:：。；;()（）\"“”'‘’\[\]【】]")
 SUPPORTED = 0.5
-Range = tuple[int, int]
-# (section, statement text) → the record ranges it was summarized from; statements not listed: the whole record.
-Scopes = dict[tuple[str, str], list[Range]]
 
 
 @dataclass(frozen=True)

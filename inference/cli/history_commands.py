@@ -1,0 +1,123 @@
+"""``medbrief history``: list, show, search and export what the local history keeps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from inference.cli.output import check_output_folder, write_output
+from inference.errors import StorageError, UsageError
+from inference.record.status import DraftStatus
+
+if TYPE_CHECKING:
+    from inference.history.store import HistoryStore
+
+
+def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
+    history = commands.add_parser(
+        "history",
+        help="the local history: list, show, search, export",
+        description=(
+            "medbrief history list [--status S] [--diagnosis D] [--icd CODE]\n"
+            "medbrief history show ID\n"
+            "medbrief history search QUERY [--status S] [--diagnosis D] [--icd CODE]\n"
+            "medbrief history export ID --format txt|md|json|fhir [--out FILE]\n"
+            "medbrief history export --reviewed --out FILE.jsonl"
+        ),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    history.add_argument("action", choices=["list", "show", "search", "export"])
+    history.add_argument("target", nargs="?", help="record ID (show, export) or QUERY (search)")
+    history.add_argument("--status", choices=[str(status) for status in DraftStatus])
+    history.add_argument("--diagnosis", help="only records whose diagnoses contain this text")
+    history.add_argument("--icd", help="only records coded with this ICD code (prefix)")
+    history.add_argument("--format", default="txt", choices=["txt", "md", "json", "fhir"])
+    history.add_argument("--reviewed", action="store_true", help="export all reviewed/signed summaries as JSONL")
+    history.add_argument("--out", help="write to this file")
+    history.add_argument("--json", action="store_true", help="JSON output (list, search, show)")
+    history.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inference.history.store import HistoryStore
+
+    store = HistoryStore.open()
+    try:
+        for notice in store.notices:
+            print(f"medbrief: {notice}", file=sys.stderr)
+        code = _action(store, args)
+    finally:
+        store.close()
+    return StorageError.exit_code if store.recovered and code == 0 else code
+
+
+def _record_id(target: str | None) -> int:
+    if target is None or not target.isdigit():
+        raise UsageError("请给出记录编号 / give a record ID (see `medbrief history list`)")
+    return int(target)
+
+
+def _action(store: HistoryStore, args: argparse.Namespace) -> int:
+    if args.action in ("list", "search"):
+        return _list(store, args)
+    if args.action == "show":
+        return _show(store, _record_id(args.target), args.json)
+    return _export(store, args)
+
+
+def _list(store: HistoryStore, args: argparse.Namespace) -> int:
+    if args.action == "search" and not args.target:
+        raise UsageError("请给出检索词 / give a search query")
+    records = store.list_records(query=args.target if args.action == "search" else None, status=args.status,
+                                 diagnosis=args.diagnosis, icd_code=args.icd)
+    if args.json:
+        print(json.dumps([{**r.__dict__, "imported_at": r.imported_at.isoformat(),
+                           "updated_at": r.updated_at.isoformat()} for r in records], ensure_ascii=False, indent=2))
+        return 0
+    for r in records:
+        print(f"{r.document_id:>5}  {r.updated_at:%Y-%m-%d %H:%M}  {r.status:<8}  v{r.versions:<3} "
+              f"{r.file_name}  {r.diagnoses}  {r.icd_codes}")
+    if not records:
+        print("（没有记录 / no records）")
+    return 0
+
+
+def _show(store: HistoryStore, document_id: int, as_json: bool) -> int:
+    document = store.document(document_id)
+    versions = store.versions(document_id)
+    if as_json:
+        print(json.dumps({"document_id": document_id, "file_name": document.file_name, "source": document.text,
+                          "versions": [{"number": v.number, "status": v.status, "origin": v.origin,
+                                        "author": v.author, "created_at": v.created_at.isoformat(),
+                                        "summary": v.summary, "icd": v.icd} for v in versions]},
+                         ensure_ascii=False, indent=2))
+        return 0
+    print(f"# {document.file_name}（记录 {document_id}，{len(versions)} 个版本）")
+    for v in versions:
+        print(f"- v{v.number} {v.created_at:%Y-%m-%d %H:%M:%S} {v.status} {v.origin} {v.author}")
+    if versions:
+        print()
+        print(versions[-1].emr_text)
+    return 0
+
+
+def _export(store: HistoryStore, args: argparse.Namespace) -> int:
+    from inference.history.exports import export_record, export_reviewed_jsonl
+
+    check_output_folder(args.out)  # before anything is exported and audited
+    if args.reviewed:
+        if not args.out:
+            raise UsageError("--reviewed 需要 --out FILE.jsonl / --reviewed needs --out")
+        count, damaged = export_reviewed_jsonl(store, Path(args.out))
+        print(f"exported {count} reviewed summaries to {args.out}")
+        if damaged:
+            raise StorageError(f"{len(damaged)} 份记录已损坏，未导出（记录 {', '.join(map(str, damaged))}）/ "
+                               f"{len(damaged)} damaged records left out")
+        return 0
+    text = export_record(store, _record_id(args.target), args.format, args.out or "stdout")
+    write_output(text, args.out)
+    return 0

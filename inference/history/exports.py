@@ -1,0 +1,54 @@
+"""What leaves the history as files: one record in an export format, and the reviewed records as JSONL.
+Every export is an audit event."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from inference.errors import InputError, StorageError
+from inference.export import export
+from inference.history.store import HistoryStore
+from inference.icd.coding import IcdAssignment
+from inference.record.status import DraftStatus
+from inference.record.summary import StructuredSummary
+
+
+def export_record(store: HistoryStore, document_id: int, fmt: str, target: str = "stdout") -> str:
+    versions = store.versions(document_id)
+    if not versions:
+        raise StorageError(f"没有编号为 {document_id} 的记录 / no such record")
+    latest = versions[-1]
+    if latest.status == DraftStatus.REJECTED:
+        raise StorageError("该草稿未通过核对（与原文不符），不能导出 / a rejected draft cannot be exported")
+    summary = StructuredSummary.model_validate(latest.summary)
+    icd = [IcdAssignment.from_record(item) for item in latest.icd]
+    output = export(summary, fmt, icd, demo=store.from_demo(document_id), status=latest.status,
+                    version=latest.number)
+    store.log_export(document_id, fmt, target)
+    return output
+
+
+def export_reviewed_jsonl(store: HistoryStore, target: Path) -> tuple[int, list[int]]:
+    """Reviewed and signed summaries as JSONL: source, model draft, doctor's final (cohorts, LoRA data).
+    A record damaged on disk is left out, not the whole export: returns (lines written, ids left out)."""
+    lines, damaged = [], []
+    for document_id in store.reviewed_ids():
+        try:
+            draft, final = store.draft_and_final(document_id)
+            document = store.document(document_id)
+            run = next((r for r in store.runs(document_id) if r.id == draft.run_id), None)
+        except StorageError:
+            damaged.append(document_id)
+            continue
+        lines.append(json.dumps({
+            "document_id": document_id, "source": document.text, "model_draft": draft.summary,
+            "final": final.summary, "final_icd": final.icd, "status": final.status,
+            "prompt_version": run.prompt_version if run else None, "model": run.model_file if run else None,
+        }, ensure_ascii=False))
+    try:
+        target.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"无法写入导出文件 / cannot write {target}: {exc.strerror}") from exc
+    store.log_export(None, "jsonl", str(target))
+    return len(lines), damaged
