@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Any
 
-from PySide6.QtCore import QLibraryInfo, QLocale, QTranslator
+from PySide6.QtCore import QLibraryInfo, QLocale, QObject, QTranslator, Signal
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from desktop.history_controller import HistoryController
 from desktop.main_window import MainWindow
+from desktop.wording import chinese
+from inference.crash_log import internal_error
 from inference.errors import MedBriefError, StorageError
 from inference.history.instance_lock import InstanceLock, InstanceRunning
 from inference.history.store import HistoryStore
@@ -100,12 +104,47 @@ def install_chinese_translations(app: QApplication) -> list[QTranslator]:
     return installed
 
 
+class _ErrorReporter(QObject):
+    """Brings a failure from any thread to the GUI thread as one dialog (a queued signal)."""
+
+    report = Signal(str, str)
+
+
+def install_exception_hooks(show: Callable[[str, str], None]) -> _ErrorReporter:
+    """An exception no handler caught — in a slot, on any thread — is logged for IT and shown as one line in
+    Chinese; the window stays up (Qt's default would print it, or abort the process)."""
+    reporter = _ErrorReporter()
+    reporter.report.connect(show)
+
+    def hook(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, traceback)
+            return
+        reporter.report.emit("内部错误", chinese(internal_error(value, "desktop").message))
+
+    sys.excepthook = hook
+    threading.excepthook = lambda args: hook(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+    return reporter
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The app, and its last line of defence: whatever escapes is logged for IT and said in one dialog (exit 11)."""
     argv = list(sys.argv if argv is None else argv)
     if "--self-test" in argv[1:]:
         from desktop.self_test import run_desktop_self_test
 
         return run_desktop_self_test(argv)
+    try:
+        return _run(argv)
+    except Exception as exc:  # noqa: BLE001 - start-up failed in a way nobody foresaw
+        error = internal_error(exc, "medbrief-desktop")
+        if QApplication.instance() is not None:
+            QMessageBox.critical(None, "MedBrief 无法启动", chinese(error.message))
+        print(f"medbrief-desktop: {error.message}", file=sys.stderr)
+        return error.exit_code
+
+
+def _run(argv: list[str]) -> int:
     app = QApplication.instance() or QApplication(argv)
     app.setApplicationName("MedBrief")
     QLocale.setDefault(QLocale(QLocale.Language.Chinese, QLocale.Country.China))
@@ -116,17 +155,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     config, config_error = load_startup_config()
     window = build_window(config, config_error)
-    HistoryController(window, store)
-    show_fitting(window)
-    if config_error:
-        QMessageBox.warning(window, "配置文件无法读取", config_error + "\n将使用默认设置。")
-    for notice in store.notices:
-        QMessageBox.warning(window, "历史数据库", notice)
-    if len(argv) > 1:
-        window.open_file(argv[1])
+    reporter = install_exception_hooks(lambda title, message: window.show_error(title, message))
     try:
+        HistoryController(window, store)
+        show_fitting(window)
+        if config_error:
+            QMessageBox.warning(window, "配置文件无法读取", chinese(config_error) + "\n将使用默认设置。")
+        for notice in store.notices:
+            QMessageBox.warning(window, "历史数据库", chinese(notice))
+        if len(argv) > 1:
+            window.open_file(argv[1])  # a file association: a bad file is a dialog, never an abort
         return app.exec()
     finally:
+        window.host.stop()  # the engine's thread ends before Qt destroys its object, whatever happened above
+        reporter.deleteLater()
         store.close()
         if lock is not None:
             lock.release()

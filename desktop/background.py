@@ -13,8 +13,6 @@ Plain Python threads (``concurrent.futures``) do the work; a queued Qt signal br
 
 from __future__ import annotations
 
-import sys
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -22,11 +20,13 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from inference.crash_log import log_unexpected
+
 Failure = Callable[[Exception], None]
 
 
 def _log(exc: Exception) -> None:
-    traceback.print_exception(exc, file=sys.stderr)
+    log_unexpected(exc, "background work of the window")
 
 
 class Background(QObject):

@@ -21,6 +21,7 @@ from desktop.summary_review import SummaryReview
 from desktop.window_layout import WindowLayout
 from desktop.wording import chinese
 from desktop.worker import LoadEngine, RunJob, WorkerHost
+from inference.crash_log import internal_error
 from inference.documents import Document, document_from_text, load_document
 from inference.errors import MedBriefError
 from inference.icd.coding import IcdAssignment
@@ -186,6 +187,9 @@ class MainWindow(QMainWindow):
             document = load()
         except MedBriefError as exc:
             self.show_error(failure_title, exc.message)
+            return False
+        except Exception as exc:  # noqa: BLE001 - a file nobody foresaw: a dialog and the log, never a crash
+            self.show_error(failure_title, internal_error(exc, "open a record").message)
             return False
         self._show_record(OpenRecord(document))
         return True

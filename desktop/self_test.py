@@ -32,6 +32,7 @@ from inference.cli.self_test import (
     report_checks,
     sample_record_path,
 )
+from inference.crash_log import internal_error
 from inference.errors import MedBriefError
 
 LOAD_TIMEOUT_S = 600.0  # a 14B model from a slow disk
@@ -39,6 +40,16 @@ RUN_TIMEOUT_S = 900.0  # the sample on a CPU-only PC
 
 
 def run_desktop_self_test(argv: list[str]) -> int:
+    """One line per check and exit 0 or 9; a failure outside every check is one line and exit 11, logged."""
+    try:
+        return _self_test(argv)
+    except Exception as exc:  # noqa: BLE001 - a self-test reports what broke, it does not crash
+        error = internal_error(exc, "medbrief-desktop --self-test")
+        print(f"失败  自检：{error.message}", flush=True)
+        return error.exit_code
+
+
+def _self_test(argv: list[str]) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     _give_stdout_a_console()
     from PySide6.QtGui import QFontDatabase

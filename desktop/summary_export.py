@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QGuiApplication
 
 from inference.export import export, to_text
+from inference.paths import write_private
 
 if TYPE_CHECKING:
     from desktop.main_window import MainWindow
@@ -59,8 +60,7 @@ class SummaryExport:
         if summary is None:
             return False
         try:
-            path.write_text(export(summary, fmt, self.window.icd_panel.assignments, demo=self._demo()),
-                            encoding="utf-8")
+            write_private(path, export(summary, fmt, self.window.icd_panel.assignments, demo=self._demo()))
         except OSError as exc:
             self.window.show_error("导出失败", f"无法写入 {path}：{exc.strerror}")
             return False

@@ -8,15 +8,14 @@ contract: the job functions run in the worker thread and never touch a widget. C
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Protocol
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from inference.crash_log import internal_error
 from inference.documents import Document
 from inference.errors import GenerationCancelled, MedBriefError
 from inference.icd.table import IcdTable
@@ -67,8 +66,7 @@ class EngineWorker(QObject):
             self.load_failed.emit("内存不足，无法加载模型 / out of memory while loading the model")
             return
         except Exception as exc:  # noqa: BLE001 - the window must learn that loading ended, whatever ended it
-            _log_unexpected(exc)
-            self.load_failed.emit(f"模型加载失败 / model failed to load: {type(exc).__name__}: {exc}")
+            self.load_failed.emit(_unexpected(exc, "load the model"))
             return
         self.loaded.emit(self.engine.info)
 
@@ -94,9 +92,8 @@ class EngineWorker(QObject):
             self.failed.emit("内存不足 / out of memory during generation")
             return
         except Exception as exc:  # noqa: BLE001 - never leave the window waiting for a run that died
-            _log_unexpected(exc)
             self._flush()
-            self.failed.emit(f"生成失败（内部错误，详情见日志）/ generation failed: {type(exc).__name__}: {exc}")
+            self.failed.emit(_unexpected(exc, "generate"))
             return
         self._flush()
         self.finished.emit(result)
@@ -129,9 +126,9 @@ class EngineWorker(QObject):
         self._last_flush = time.perf_counter()
 
 
-def _log_unexpected(exc: BaseException) -> None:
-    """An error no message was written for: its traceback goes to the log (stderr) for IT, not on screen."""
-    traceback.print_exception(exc, file=sys.stderr)
+def _unexpected(exc: BaseException, where: str) -> str:
+    """An error no message was written for: its traceback goes to the log for IT, the window gets one line."""
+    return internal_error(exc, where).message
 
 
 class WorkerHost(QObject):

@@ -1,7 +1,9 @@
 """Load a medical record: .txt in UTF-8 (with or without BOM) or GB18030/GBK, or .docx.
 
 Hospital EMR exports are often GBK. GB18030 decodes almost any byte string, so after decoding the
-text must also *look* like text (mostly CJK, ASCII and punctuation) or it is refused.
+text must also *look* like text (mostly CJK, ASCII and punctuation) or it is refused. Whatever the file holds,
+the outcome is a ``Document`` or an ``InputError`` (exit 3) within the bounds of ``limits``: a .docx is checked
+as a zip container (members and inflated sizes) before python-docx inflates anything.
 """
 
 from __future__ import annotations
@@ -17,16 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docx
-from docx.opc.exceptions import PackageNotFoundError
-from lxml.etree import LxmlError
 
+from inference import limits
 from inference.errors import InputError
 
 if TYPE_CHECKING:
     from docx.document import Document as DocxDocument
 
-MAX_FILE_BYTES = 10 * 1024 * 1024  # a 17-page discharge record is ~60 KB of text; .docx adds images
-MAX_TEXT_CHARS = 100_000
+MAX_FILE_BYTES = limits.RECORD_FILE_BYTES
+MAX_TEXT_CHARS = limits.RECORD_CHARS
 SUPPORTED_SUFFIXES = (".txt", ".docx")
 _MIN_TEXT_LIKE_RATIO = 0.95
 
@@ -41,10 +42,7 @@ class Document:
 
 def load_document(path: str | Path) -> Document:
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"文件不存在 / file not found: {path}")
-    if not path.is_file():
-        raise InputError(f"不是文件 / not a file: {path}")
+    check_regular_file(path)
     data = read_bounded(path, MAX_FILE_BYTES, "病历")
     if path.suffix.lower() == ".docx":
         text, encoding = _docx_text(data, path.name), "docx"
@@ -53,18 +51,35 @@ def load_document(path: str | Path) -> Document:
     return make_document(text, path.name, encoding)
 
 
-def read_bounded(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of a user-given file, refused with a reason when it is too large or cannot be read."""
+def check_regular_file(path: Path) -> None:
+    """A file that exists and is a regular file: not a folder, a device (/dev/zero), a pipe or a name the
+    system refuses (too long, a NUL byte)."""
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise InputError(f"{what}文件过大（{size // 1024} KB，上限 {limit // 1024} KB）/ file too large: {path.name}")
+        exists, regular = path.exists(), path.is_file()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"无法读取文件 / cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not exists:
+        raise InputError(f"文件不存在 / file not found: {path}")
+    if not regular:
+        raise InputError(f"不是文件 / not a file: {path}")
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a user-given file, refused with a reason when it is too large or cannot be read (a file
+    that grows while it is read is refused too: at most ``limit`` bytes are ever read)."""
+    too_large = f"{what}文件过大（上限 {limit // 1024} KB）/ file too large: {path.name}"
+    try:
+        if path.stat().st_size > limit:
+            raise InputError(too_large)
         with path.open("rb") as handle:
-            return handle.read(limit + 1)[:limit]
+            data = handle.read(limit + 1)
     except PermissionError:
         raise InputError(f"没有读取该文件的权限 / permission denied: {path}") from None
-    except OSError as exc:
-        raise InputError(f"无法读取文件 / cannot read {path}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"无法读取文件 / cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(data) > limit:
+        raise InputError(too_large)
+    return data
 
 
 def document_from_text(text: str, file_name: str = "粘贴文本") -> Document:
@@ -84,10 +99,14 @@ def make_document(text: str, file_name: str, encoding: str) -> Document:
 def decode_text(data: bytes, name: str) -> tuple[str, str]:
     if not data.strip():
         raise InputError(f"文件为空 / the file is empty: {name}")
-    if data.startswith(codecs.BOM_UTF8):
-        return _checked(data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), name), "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return _checked(data.decode("utf-16"), name), "utf-16"
+    try:
+        if data.startswith(codecs.BOM_UTF8):
+            return _checked(data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), name), "utf-8-sig"
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return _checked(data.decode("utf-16"), name), "utf-16"
+    except UnicodeDecodeError:  # a BOM, then bytes that are not that encoding (an odd length, a lone surrogate)
+        raise InputError(f"文件开头标明的编码与内容不符，无法解码 / the file's byte-order mark does not match its "
+                         f"content: {name}") from None
     if b"\x00" in data:
         raise InputError(f"这是二进制文件，不是文本病历 / binary file, not a text record: {name}")
     for encoding in ("utf-8", "gb18030"):
@@ -117,11 +136,36 @@ def _text_like_ratio(text: str) -> float:
     return good / len(text)
 
 
+def check_zip_bounds(data: bytes, name: str, what: str) -> zipfile.ZipFile:
+    """A zip container (.docx, .xlsx) whose members, as it declares them, stay within ``limits`` — checked
+    before anything is inflated. Raises InputError."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
+        raise InputError(f"{what}已损坏或不是 zip 格式 / corrupt container: {name}") from exc
+    inflated = sum(member.file_size for member in members)
+    if len(members) > limits.ZIP_MEMBERS or inflated > limits.ZIP_INFLATED_BYTES or any(
+            member.file_size > limits.ZIP_MEMBER_INFLATED_BYTES for member in members):
+        raise InputError(f"{what}解压后过大（{len(members)} 个部件，共 {inflated // limits.MIB} MB，上限 "
+                         f"{limits.ZIP_INFLATED_BYTES // limits.MIB} MB）/ the container inflates beyond the bound "
+                         f"(a zip bomb?): {name}")
+    return archive
+
+
 def _docx_text(data: bytes, name: str) -> str:
+    corrupt = f"Word 文件已损坏或不是 .docx / corrupt or not a .docx file: {name}"
+    archive = check_zip_bounds(data, name, "Word 文件")
+    try:
+        body = archive.read("word/document.xml")
+    except (KeyError, zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+        raise InputError(corrupt) from exc
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:  # Word never writes one; an entity is an attack or a loss
+        raise InputError(f"Word 文件含有 DTD/实体声明，已拒绝 / the .docx declares a DTD or entities: {name}")
     try:
         return _docx_lines(docx.Document(io.BytesIO(data)))
-    except (PackageNotFoundError, zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError, LxmlError) as exc:
-        raise InputError(f"Word 文件已损坏或不是 .docx / corrupt or not a .docx file: {name}") from exc
+    except Exception as exc:  # noqa: BLE001 - python-docx and lxml fail on a malformed part in many types
+        raise InputError(corrupt) from exc
 
 
 def _docx_lines(document: DocxDocument) -> str:

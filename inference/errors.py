@@ -65,6 +65,18 @@ class StorageError(MedBriefError):
     exit_code = 7
 
 
+class InternalError(MedBriefError):
+    """A failure no message was written for: its traceback is in the data folder's log for IT."""
+
+    exit_code = 11
+
+
+def described(exc: BaseException, limit: int = 160) -> str:
+    """An exception from a library, in one line for a message: its type and the first line of what it says."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__
+
+
 # Documented in `medbrief --help` and the README; one place for the numbers.
 EXIT_CODES: dict[int, str] = {
     0: "success",
@@ -81,5 +93,6 @@ EXIT_CODES: dict[int, str] = {
     8: "draft rejected: the summary does not come from the record (verdict \"rejected\"; rerun with --part-tokens)",
     9: "self-test: at least one check failed (medbrief --self-test, medbrief-desktop --self-test)",
     10: "batch: at least one record failed (summarize --batch; listed in failures.jsonl, rerun to retry them)",
+    11: "internal error: an unexpected failure; its traceback is in the data folder's logs/medbrief-errors.log",
     130: "cancelled by the user (Ctrl+C)",
 }

@@ -6,6 +6,7 @@ Each per-user dir can be redirected with an environment variable (IT deployments
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -96,3 +97,14 @@ def make_tree_private(root: Path) -> None:
     for folder, folders, files in os.walk(root):
         for name in folders + files:
             make_private(Path(folder) / name)
+
+
+def write_private(path: Path, text: str) -> None:
+    """A file of patient data outside the data folder (--out, batch outputs, exports): readable by this OS
+    account only, like the history, whatever the umask. Raises OSError."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        # An existing file keeps its mode through O_CREAT; a device (--out /dev/null) is left as it is.
+        if hasattr(os, "fchmod") and stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.fchmod(descriptor, PRIVATE_FILE_MODE)
+        handle.write(text)

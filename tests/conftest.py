@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The fuzz tests run the same examples on every run (CI fails or passes for the code, not for the draw); an
+# example may take 5 s on a busy 2-core machine before it counts as hanging.
+settings.register_profile("medbrief", derandomize=True, database=None, deadline=timedelta(seconds=5),
+                          print_blob=True)
+settings.load_profile("medbrief")
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

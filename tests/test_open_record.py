@@ -8,8 +8,8 @@ from dataclasses import replace
 from inference.documents import load_document
 from inference.open_record import DEMO_BLOCKER, OpenRecord
 from inference.record.evidence import RunEvidence
-from inference.record.summary import ExamItem
 from inference.record.status import DraftStatus
+from inference.record.summary import ExamItem
 from inference.summary.summarizer import SMALL_MODEL_PART_TOKENS
 from tests.conftest import SAMPLE_RECORD
 from tests.history_helpers import SAMPLE_SUMMARY, sample_report

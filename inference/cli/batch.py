@@ -1,9 +1,12 @@
 """``medbrief summarize --batch DIR``: a backlog or a research export, one JSON per record.
 
-Each record's summary is written as ``OUT/<name>.json`` when it is done (atomically: a file there is whole),
-and each failure as one line of ``OUT/failures.jsonl``; a rerun skips the records that have their JSON and
-tries the failed ones again. Against a server the ``--workers`` records run at once; the embedded engine
-holds one model and runs them one after another. Ctrl+C stops after the records in flight.
+Each record's summary is written as one JSON file in the output folder when it is done (atomically: a file
+there is whole, and a failed one leaves nothing); each record gets its own name (``x.json``, or ``x.txt.json``
+and ``x.docx.json`` when two records share a stem), the same on every run. Every failure — an unreadable file,
+a rejected draft, an error nobody foresaw — is one line of ``failures.jsonl``, written even when the batch is
+stopped; a rerun skips the records that have their JSON and tries the failed ones again. Against a server the
+``--workers`` records run at once; the embedded engine holds one model and runs them one after another.
+Ctrl+C stops after the records in flight.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ import os
 import sys
 import threading
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from inference import limits
+from inference.crash_log import internal_error
 from inference.errors import GenerationCancelled, InputError, MedBriefError, UsageError
+from inference.paths import write_private
 
 if TYPE_CHECKING:
     from inference.icd.table import IcdTable
@@ -27,11 +34,27 @@ if TYPE_CHECKING:
 
 RECORD_SUFFIXES = (".txt", ".docx")
 BATCH_FAILED = 10
+FAILURES_FILE = "failures.jsonl"
+
+
+def output_names(records: list[Path]) -> dict[Path, str]:
+    """Each record's JSON file name: its stem, or its whole name where stems collide (case-insensitively, as
+    on Windows), numbered only if even those collide. Depends on the set of records, not on their order."""
+    names = {path: f"{path.stem}.json" for path in records}
+    for fallback in (lambda p: f"{p.name}.json", None):
+        taken: dict[str, list[Path]] = defaultdict(list)
+        for path in sorted(records):
+            taken[names[path].casefold()].append(path)
+        clashes = [paths for paths in taken.values() if len(paths) > 1]
+        if not clashes:
+            return names
+        for paths in clashes:
+            for number, path in enumerate(paths, 1):
+                names[path] = fallback(path) if fallback else f"{path.name}.{number}.json"
+    return names
 
 
 def run_batch(args: argparse.Namespace, settings: EngineSettings) -> int:
-    from inference.llm.backends import open_engine
-
     source = Path(args.batch)
     if not source.is_dir():
         raise InputError(f"找不到文件夹 / batch folder not found: {source}")
@@ -42,29 +65,45 @@ def run_batch(args: argparse.Namespace, settings: EngineSettings) -> int:
         raise InputError(f"无法创建输出文件夹 / cannot create {out}: {exc.strerror}") from exc
     if args.workers < 1 or args.workers > 64:
         raise UsageError("--workers 须在 1 到 64 之间 / --workers must be 1..64")
-    records = sorted(p for p in source.iterdir() if p.suffix.lower() in RECORD_SUFFIXES and p.is_file())
-    todo = [p for p in records if not (out / f"{p.stem}.json").exists()]
+    try:
+        records = sorted(p for p in source.iterdir() if p.suffix.lower() in RECORD_SUFFIXES and p.is_file())
+    except OSError as exc:
+        raise InputError(f"无法读取文件夹 / cannot list {source}: {exc.strerror}") from exc
+    if len(records) > limits.BATCH_RECORDS:
+        raise InputError(f"文件夹中有 {len(records)} 份病历，超过一次批量的上限 {limits.BATCH_RECORDS} / too many records")
+    names = output_names(records)
+    todo = [p for p in records if not (out / names[p]).exists()]
     workers = args.workers if settings.backend == "server" else 1
     if workers < args.workers:
         print("medbrief: 内嵌模型一次处理一份病历 / the embedded engine runs one record at a time", file=sys.stderr)
     bar = _Bar(len(records), len(records) - len(todo), quiet=args.quiet)
-    if not todo:
-        bar.finish(0)
-        return 0
-    from inference.icd.table import open_table
+    failures: list[dict[str, str]] = []
+    try:
+        if todo:
+            _run(todo, names, out, settings, args, workers, failures, bar)
+    finally:
+        _write_failures(out / FAILURES_FILE, failures)
+        bar.finish(len(failures))
+    return BATCH_FAILED if failures else 0
+
+
+def _run(todo: list[Path], names: dict[Path, str], out: Path, settings: EngineSettings, args: argparse.Namespace,
+         workers: int, failures: list[dict[str, str]], bar: _Bar) -> None:
+    from inference.icd.table import open_table  # the engine and tables only once there is something to do
+    from inference.llm.backends import open_engine
 
     table = None if args.no_icd else open_table(args.table)  # once: every record is coded against the same table
     cancel = threading.Event()
     engine = open_engine(settings)
-    failures: list[dict[str, str]] = []
     lock = threading.Lock()
 
     def one(path: Path) -> None:
         try:
-            _summarize_one(path, engine, table, out, cancel)
-        except MedBriefError as exc:
+            _summarize_one(path, engine, table, out / names[path], cancel)
+        except Exception as exc:  # noqa: BLE001 - one record's failure, whatever it is, never ends the batch
+            error = exc if isinstance(exc, MedBriefError) else internal_error(exc, f"batch {path.name}")
             with lock:
-                failures.append({"file": path.name, "error": exc.message, "exit_code": str(exc.exit_code)})
+                failures.append({"file": path.name, "error": error.message, "exit_code": str(error.exit_code)})
         bar.advance(len(failures))
 
     try:
@@ -80,12 +119,10 @@ def run_batch(args: argparse.Namespace, settings: EngineSettings) -> int:
                 raise
     finally:
         engine.close()
-    _write_failures(out / "failures.jsonl", failures)
-    bar.finish(len(failures))
-    return BATCH_FAILED if failures else 0
 
 
-def _summarize_one(path: Path, engine: ChatEngine, table: IcdTable | None, out: Path, cancel: threading.Event) -> None:
+def _summarize_one(path: Path, engine: ChatEngine, table: IcdTable | None, target: Path,
+                   cancel: threading.Event) -> None:
     from inference.documents import load_document
     from inference.pipeline import run_pipeline
     from inference.progress import RunContext
@@ -94,15 +131,22 @@ def _summarize_one(path: Path, engine: ChatEngine, table: IcdTable | None, out: 
         raise GenerationCancelled("已停止 / stopped")
     document = load_document(path)
     report = run_pipeline(document, engine, RunContext(cancel=cancel), table=table)
-    target = out / f"{path.stem}.json"
-    partial = target.with_suffix(".json.partial")
-    partial.write_text(json.dumps(report.as_json(), ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(partial, target)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        write_private(partial, json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        os.replace(partial, target)
+    except OSError as exc:
+        raise InputError(f"无法写入 / cannot write {target}: {exc.strerror}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _write_failures(target: Path, failures: list[dict[str, str]]) -> None:
     lines = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in sorted(failures, key=lambda f: f["file"]))
-    target.write_text(lines, encoding="utf-8")
+    try:
+        write_private(target, lines)
+    except OSError as exc:
+        raise InputError(f"无法写入失败清单 / cannot write {target}: {exc.strerror}") from exc
 
 
 class _Bar:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from inference.cli.output import check_output_folder, write_output
+from inference.cli.output import check_output_folder, text_argument, write_output
 from inference.errors import StorageError, UsageError
 from inference.record.status import DraftStatus
 
@@ -55,9 +55,14 @@ def run(args: argparse.Namespace) -> int:
     return StorageError.exit_code if store.recovered and code == 0 else code
 
 
+MAX_RECORD_ID = 2**63 - 1  # SQLite's largest integer: any larger number names no record
+
+
 def _record_id(target: str | None) -> int:
-    if target is None or not target.isdigit():
+    if target is None or not target.isdecimal() or not target.isascii():
         raise UsageError("请给出记录编号 / give a record ID (see `medbrief history list`)")
+    if int(target) > MAX_RECORD_ID:
+        raise StorageError(f"没有编号为 {target[:30]} 的记录 / no such record")
     return int(target)
 
 
@@ -72,6 +77,8 @@ def _action(store: HistoryStore, args: argparse.Namespace) -> int:
 def _list(store: HistoryStore, args: argparse.Namespace) -> int:
     if args.action == "search" and not args.target:
         raise UsageError("请给出检索词 / give a search query")
+    for value, what in ((args.target, "检索词"), (args.diagnosis, "诊断"), (args.icd, "编码")):
+        text_argument(value, what)
     records = store.list_records(query=args.target if args.action == "search" else None, status=args.status,
                                  diagnosis=args.diagnosis, icd_code=args.icd)
     if args.json:

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from inference import limits
+from inference.cli.output import text_argument
 from inference.errors import InputError, UsageError
 
 ACTIONS = ("lookup", "import", "tables", "use")
@@ -89,6 +91,21 @@ def run_use(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_queries(path: Path) -> list[str]:
+    """The lines of a query file: a regular file, at most ``limits.BATCH_QUERY_FILE_BYTES`` read (never
+    /dev/zero for ever), UTF-8 with or without a BOM."""
+    from inference.documents import check_regular_file, read_bounded
+
+    check_regular_file(path)
+    try:
+        lines = read_bounded(path, limits.BATCH_QUERY_FILE_BYTES, "批量查询").decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"批量文件不是 UTF-8 文本 / the batch file is not UTF-8 text: {path}") from exc
+    if len(lines) > limits.BATCH_QUERIES:
+        raise InputError(f"批量文件有 {len(lines)} 行，上限 {limits.BATCH_QUERIES} / too many queries: {path}")
+    return lines
+
+
 def run_lookup(args: argparse.Namespace) -> int:
     from inference.icd.lookup import MAX_QUERY_CHARS, lookup_provenance, matcher_for
     from inference.icd.precision import refine_record
@@ -99,16 +116,12 @@ def run_lookup(args: argparse.Namespace) -> int:
     table = open_table(args.table)
     matcher = matcher_for(table)
     if args.batch:
-        try:
-            lines = Path(args.batch).read_text(encoding="utf-8-sig").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"无法读取批量文件 / cannot read batch file {args.batch}: {exc}") from exc
-        for line in lines:
+        for line in _batch_queries(Path(args.batch)):
             if line.strip():
                 candidates = [c.as_dict() for c in matcher.lookup(line.strip(), args.top)]
                 sys.stdout.write(json.dumps({"query": line.strip(), "candidates": candidates}, ensure_ascii=False) + "\n")
         return 0
-    query = " ".join(args.query).strip()
+    query = text_argument(" ".join(args.query), "查询").strip()
     if not query:
         raise UsageError("请给出要查询的诊断 / give a diagnosis to look up, or --batch FILE")
     if len(query) > MAX_QUERY_CHARS:

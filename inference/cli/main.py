@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from inference import __version__
 from inference.cli import history_commands, icd_commands, model_commands, summarize, validate
+from inference.crash_log import internal_error
 from inference.errors import EXIT_CODES, MedBriefError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -52,24 +53,36 @@ def _self_test(argv: list[str]) -> int:
     return run_self_test(settings)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--self-test"]:
-        try:
-            return _self_test(argv[1:])
-        except MedBriefError as exc:
-            print(f"medbrief: {exc.message}", file=sys.stderr)
-            return exc.exit_code
-    args = build_parser().parse_args(icd_commands.with_lookup_shorthand(argv))
-    handler: Handler = args.handler
+def _say(message: str) -> None:
     try:
+        print(f"medbrief: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # no stderr left to tell: the exit code still says it
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Every outcome is an exit code: expected failures with their one line, an unexpected one logged for IT
+    (exit 11), never a traceback."""
+    for stream in (sys.stdout, sys.stderr):  # a file name with bytes this system cannot decode still prints
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["--self-test"]:
+            return _self_test(argv[1:])
+        args = build_parser().parse_args(icd_commands.with_lookup_shorthand(argv))
+        handler: Handler = args.handler
         return handler(args)
     except MedBriefError as exc:
-        print(f"medbrief: {exc.message}", file=sys.stderr)
+        _say(exc.message)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("medbrief: 已取消 / cancelled", file=sys.stderr)
+        _say("已取消 / cancelled")
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, the traceback in the log
+        error = internal_error(exc, f"medbrief {' '.join(argv[:1])}")
+        _say(error.message)
+        return error.exit_code
 
 
 if __name__ == "__main__":

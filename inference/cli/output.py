@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inference.checks.findings import SEVERITY_LABELS, Finding
-from inference.errors import InputError
+from inference.errors import InputError, UsageError
+from inference.paths import write_private
 
 if TYPE_CHECKING:
     from inference.icd.coding import IcdAssignment
@@ -21,13 +23,31 @@ def check_output_folder(out: str | None) -> None:
 
 
 def write_output(text: str, out: str | None) -> None:
+    text = text if text.endswith("\n") else text + "\n"
     if out:
         try:
-            Path(out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+            write_private(Path(out), text)
         except OSError as exc:
             raise InputError(f"无法写入输出文件 / cannot write {out}: {exc.strerror}") from exc
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+    except (OSError, ValueError) as exc:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - nothing more can reach the old one
+        raise InputError(f"无法写出结果（标准输出已关闭或磁盘已满）/ cannot write to standard output: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+
+
+def text_argument(value: str | None, what: str) -> str | None:
+    """A word typed on the command line (a query, a name): bytes the system's encoding cannot read are a usage
+    error, not a search for garbage. File names are not checked here: any bytes are a file name."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"{what}中有无法识别的字符（终端编码不是 UTF-8？）/ an argument is not valid text") from None
+    return value
 
 
 class StderrProgress:

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from inference import limits
 from inference.cli.output import findings_text
 from inference.errors import IcdTableError, InputError
 
 if TYPE_CHECKING:
     from inference.icd.table import IcdTable
 
-MAX_SUMMARY_BYTES = 4 * 1024 * 1024  # a summary JSON, sources and statements included, is tens of KB
 
 
 def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
@@ -34,16 +34,15 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from inference.checks.validation import validate
-    from inference.documents import load_document, read_bounded
+    from inference.documents import check_regular_file, load_document, read_bounded
     from inference.icd.lookup import vocabulary_of
     from inference.record.evidence import RunEvidence
-    from inference.record.summary import StructuredSummary
+    from inference.record.summary import StructuredSummary, bounds_problem
 
     path = Path(args.summary)
-    if not path.is_file():
-        raise InputError(f"摘要文件不存在 / summary file not found: {args.summary}")
+    check_regular_file(path)
     try:
-        data = json.loads(read_bounded(path, MAX_SUMMARY_BYTES, "摘要").decode("utf-8-sig"))
+        data = json.loads(read_bounded(path, limits.SUMMARY_JSON_BYTES, "摘要").decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"摘要不是有效的 JSON / summary is not valid JSON: {args.summary}: {exc}") from exc
     except RecursionError:
@@ -54,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise InputError(f"摘要格式不对 / summary JSON lacks the summarize --json shape: {where}: {first['msg']}") from exc
+    problem = bounds_problem(summary)
+    if problem:
+        raise InputError(f"摘要超出可核对的范围（{problem}）/ the summary is beyond what a review takes: {args.summary}")
     document = load_document(args.source)
     try:
         evidence = RunEvidence.from_dict(data.get("evidence") if isinstance(data, dict) else None)

@@ -10,6 +10,7 @@ from inference.errors import InputError, StorageError
 from inference.export import export
 from inference.history.store import HistoryStore
 from inference.icd.coding import IcdAssignment
+from inference.paths import write_private
 from inference.record.status import DraftStatus
 from inference.record.summary import StructuredSummary
 
@@ -47,7 +48,7 @@ def export_reviewed_jsonl(store: HistoryStore, target: Path) -> tuple[int, list[
             "prompt_version": run.prompt_version if run else None, "model": run.model_file if run else None,
         }, ensure_ascii=False))
     try:
-        target.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+        write_private(target, "\n".join(lines) + ("\n" if lines else ""))
     except OSError as exc:
         raise InputError(f"无法写入导出文件 / cannot write {target}: {exc.strerror}") from exc
     store.log_export(None, "jsonl", str(target))

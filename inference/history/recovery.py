@@ -7,6 +7,7 @@ damaged pages. A file SQLite cannot open (permissions, a read-only disk) is an e
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -109,6 +110,29 @@ def _columns(db: sqlite3.Connection, table: str) -> list[str]:
         return []
 
 
+def _documents_from_search_index(source: sqlite3.Connection, db: sqlite3.Connection) -> int:
+    """Records whose row in ``documents`` cannot be read, but whose runs or versions can: their text is also in
+    the search index, stored on other pages. They come back under a name that says so."""
+    have = {row[0] for row in db.execute("SELECT id FROM documents")}
+    wanted = {row[0] for table in ("runs", "summary_versions")
+              for row in _readable_rows(source, table, ["document_id"])} - have
+    if not wanted:
+        return 0
+    try:
+        texts = source.execute("SELECT document_id, content FROM search_index WHERE kind = 'document'").fetchall()
+    except sqlite3.DatabaseError:
+        return 0
+    restored = 0
+    for document_id, text in texts:
+        if document_id in wanted and isinstance(text, str) and text:
+            wanted.discard(document_id)
+            db.execute("INSERT INTO documents (id, file_name, sha256, encoding, text, imported_at) VALUES "
+                       "(?, ?, ?, 'utf-8', ?, ?)", (document_id, f"恢复的病历-{document_id}.txt",
+                                                    hashlib.sha256(text.encode()).hexdigest(), text, utc_now()))
+            restored += 1
+    return restored
+
+
 def salvage(damaged: Path, target: Path) -> dict[str, int]:
     """Copy what can still be read of a damaged history file into ``target`` (a healthy, migrated history):
     documents, runs, versions and audit events, each row on its own; the search index is rebuilt for them.
@@ -133,6 +157,8 @@ def salvage(damaged: Path, target: Path) -> dict[str, int]:
                     copied[table] += 1
                 except sqlite3.DatabaseError:  # its document was lost, or the row is not whole
                     continue
+            if table == "documents":
+                copied[table] += _documents_from_search_index(source, db)
         db.execute("INSERT INTO search_index (document_id, kind, content) SELECT id, 'document', text FROM documents")
         db.execute("INSERT INTO search_index (document_id, kind, content) SELECT document_id, 'summary', emr_text "
                    "FROM summary_versions WHERE id IN (SELECT max(id) FROM summary_versions GROUP BY document_id)")

@@ -3,19 +3,24 @@
 Columns are detected: the code column is the one whose values mostly look like ICD-10 codes, the name
 column the one that is mostly Chinese. A header row is optional. Either can be given explicitly
 (by header name or 1-based number) when detection is not wanted.
+
+A file is read within the bounds of ``limits`` (its size, an .xlsx's inflated size, rows, columns, the length of
+a cell), a CSV strictly (an unterminated quote is an error, never a name that swallows the rest of the file),
+an .xlsx's XML through defusedxml (no entities). The outcome is the table's rows or an ``IcdTableError``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from openpyxl import load_workbook
 
-from inference.documents import decode_text, read_bounded
-from inference.errors import IcdTableError, InputError
+from inference import limits
+from inference.documents import check_regular_file, check_zip_bounds, decode_text, read_bounded
+from inference.errors import IcdTableError, InputError, described
 from inference.icd.table import (
     IcdEntry,
     TableInfo,
@@ -28,10 +33,7 @@ from inference.icd.table import (
 
 _MIN_CODE_SHARE = 0.8
 _SAMPLE_ROWS = 500
-# The largest real edition imported here, 北京临床版 v6.01, has 40,473 rows; a lookup over a table of several
-# hundred thousand junk rows took 77 s and 2.6 GB, so a file far beyond any edition is refused.
-MAX_TABLE_ROWS = 120_000
-MAX_TABLE_FILE_BYTES = 64 * 1024 * 1024
+MAX_TABLE_ROWS = limits.TABLE_ROWS
 _MIN_CHINESE_NAME_SHARE = 0.5
 
 
@@ -48,35 +50,71 @@ def _code_share(values: list[str]) -> float:
 
 
 def read_rows(path: Path) -> list[list[str]]:
-    if not path.exists():
-        raise IcdTableError(f"找不到文件 / file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        try:
-            workbook = load_workbook(path, read_only=True, data_only=True)
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-            raise IcdTableError(f"无法读取 Excel 文件 / cannot read XLSX: {path.name}: {exc}") from exc
-        sheet = workbook.worksheets[0]
-        rows = [["" if cell is None else str(cell).strip() for cell in row] for row in sheet.iter_rows(values_only=True)]
-        workbook.close()
-        return rows
-    if suffix in (".csv", ".tsv", ".txt"):
-        try:
-            text, _encoding = decode_text(read_bounded(path, MAX_TABLE_FILE_BYTES, "编码表"), path.name)
-        except InputError as exc:
-            raise IcdTableError(exc.message) from exc
-        try:
-            dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;|")
-        except csv.Error:
-            dialect = csv.excel_tab if "\t" in text[:4096] else csv.excel
-        try:
-            return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), dialect)]
-        except csv.Error as exc:  # an unterminated quote swallows the rest of the file into one field
-            raise IcdTableError(f"CSV 格式错误（可能有未闭合的引号）/ malformed CSV: {path.name}: {exc}") from exc
-    raise IcdTableError(f"只支持 CSV 或 XLSX / only CSV and XLSX tables can be imported: {path.name}")
+    try:
+        check_regular_file(path)
+        data = read_bounded(path, limits.TABLE_FILE_BYTES, "编码表")
+        suffix = path.suffix.lower()
+        if suffix in (".xlsx", ".xlsm"):
+            check_zip_bounds(data, path.name, "Excel 文件")
+            rows = _xlsx_rows(data, path.name)
+        elif suffix in (".csv", ".tsv", ".txt"):
+            rows = _csv_rows(decode_text(data, path.name)[0], path.name)
+        else:
+            raise IcdTableError(f"只支持 CSV 或 XLSX / only CSV and XLSX tables can be imported: {path.name}")
+    except InputError as exc:
+        raise IcdTableError(exc.message) from exc
+    for number, row in enumerate(rows, 1):
+        if len(row) > limits.TABLE_COLUMNS:
+            raise IcdTableError(f"第 {number} 行有 {len(row)} 列，不像编码表 / row {number} has too many columns: {path.name}")
+        if any(len(cell) > limits.TABLE_CELL_CHARS for cell in row):
+            raise IcdTableError(f"第 {number} 行有超过 {limits.TABLE_CELL_CHARS} 字的单元格（引号未闭合？）/ row {number} "
+                                f"has a cell too long for a code or a name (an unterminated quote?): {path.name}")
+    return rows
 
 
-def _pick_column(header: list[str], wanted: str | None, columns: list[list[str]], score, label: str) -> int:
+def _bounded(rows: Iterator[list[str]], name: str) -> list[list[str]]:
+    kept = []
+    for row in rows:
+        kept.append(row)
+        if len(kept) > limits.TABLE_ROWS + 1:  # a header and every row of the largest edition
+            raise IcdTableError(f"编码表超过 {limits.TABLE_ROWS} 行，远超任何版本（北京临床版约 4 万行）/ too many rows "
+                                f"for an ICD-10 edition: {name}")
+    return kept
+
+
+def _csv_rows(text: str, name: str) -> list[list[str]]:
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;|")
+    except csv.Error:
+        dialect = csv.excel_tab if "\t" in text[:4096] else csv.excel
+    try:
+        return _bounded(([cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), dialect,
+                                                                               strict=True)), name)
+    except csv.Error as exc:  # an unterminated quote would swallow the rest of the file into one field
+        raise IcdTableError(f"CSV 格式错误（可能有未闭合的引号）/ malformed CSV: {name}: {exc}") from exc
+
+
+def _xlsx_rows(data: bytes, name: str) -> list[list[str]]:
+    """The first sheet's rows; openpyxl parses the XML with defusedxml (installed with MedBrief), so an entity
+    or a DTD is refused."""
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            if not workbook.worksheets:
+                raise IcdTableError(f"Excel 文件中没有工作表 / the workbook has no sheet: {name}")
+            cells = workbook.worksheets[0].iter_rows(values_only=True)
+            return _bounded((["" if cell is None else str(cell).strip() for cell in row[:limits.TABLE_COLUMNS + 1]]
+                             for row in cells), name)
+        finally:
+            workbook.close()
+    except IcdTableError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - openpyxl and its XML parsers fail on a damaged file in many types
+        raise IcdTableError(f"无法读取 Excel 文件 / cannot read XLSX: {name}: {described(exc)}") from exc
+
+
+def _pick_column(header: list[str], wanted: str | None, columns: list[list[str]],
+                 score: Callable[[list[str]], float], label: str) -> int:
     if wanted is not None:
         if wanted.isdigit() and 1 <= int(wanted) <= len(columns):
             return int(wanted) - 1

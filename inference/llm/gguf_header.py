@@ -1,7 +1,9 @@
 """Read a GGUF header without loading the model, and refuse files llama.cpp would choke on.
 
 llama.cpp reports a bad file as a bare "failed to load model"; reading the header first lets us
-say *why*: not a GGUF, truncated, an architecture this build cannot load, a context too large.
+say *why*: not a GGUF, truncated, an architecture this build cannot load, a context too large. Whatever the
+file holds — values of the wrong type, NaN where a count belongs, arrays nested 50,000 deep, counts that would
+take gigabytes — the outcome is a ``GgufInfo`` or a ``ModelError`` (exit 4), within the bounds of ``limits``.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
+from inference import limits
 from inference.errors import ModelError
 from inference.paths import resources_dir
 
@@ -25,6 +28,9 @@ _SCALARS: dict[int, str] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i"
 _STRING, _ARRAY = 8, 9
 # Arrays longer than this (tokenizer vocabularies) are skipped, not kept in memory.
 _MAX_KEPT_ARRAY = 64
+_MAX_DIMS = 4  # GGML_MAX_DIMS
+_MAX_COUNT = 1 << 48  # no count, size or offset in a real header comes near it
+_MAX_ALIGNMENT = 1 << 20
 
 # llama_ftype (general.file_type) -> quantization name.
 FILE_TYPES: dict[int, str] = {
@@ -60,6 +66,27 @@ class GgufInfo:
     n_vocab: int | None = None  # rows of the token embedding
     tensor_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name → ggml dims (ne0 first)
 
+    def count(self, key: str, limit: int = _MAX_COUNT, per_layer: bool = False) -> int | None:
+        """A whole, non-negative number of the header (``per_layer``: or an array of them, its largest), None
+        when absent; anything else — text, NaN, infinity, a negative or absurd number — is a corrupt header."""
+        return header_count(self.metadata, key, self.path, limit, per_layer)
+
+    def number(self, key: str) -> float | None:
+        """A finite number of the header, None when absent; anything else is a corrupt header."""
+        value = self.metadata.get(key)
+        if value is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise ModelError(f"模型文件已损坏（{key} 不是有限的数字）/ GGUF header value {key} is not a finite number: "
+                         f"{self.path}")
+
+    def text(self, key: str) -> str | None:
+        value = self.metadata.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        raise ModelError(f"模型文件已损坏（{key} 不是文字）/ GGUF header value {key} is not text: {self.path}")
+
 
 # A header value as read: a number, a string, or an array of them (long arrays are skipped: None).
 GgufValue = int | float | bool | str | list["GgufValue"] | None
@@ -79,94 +106,124 @@ class _Reader:
     def scalar(self, fmt: str) -> int | float | bool:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
 
-    def string(self) -> str:
-        length = self.scalar("<Q")
-        if length > 1 << 28:
-            raise ModelError(f"模型文件已损坏 / GGUF header is corrupt (string of {length} bytes): {self._path}")
-        return self.take(length).decode("utf-8", errors="replace")
+    def corrupt(self, what: str) -> ModelError:
+        return ModelError(f"模型文件已损坏 / GGUF header is corrupt ({what}): {self._path}")
 
-    def value(self, value_type: int) -> GgufValue:
+    def count(self, limit: int) -> int:
+        value = int(self.scalar("<Q"))
+        if value > limit:
+            raise self.corrupt(f"a count of {value}, over {limit}")
+        return value
+
+    def string(self) -> str:
+        return self.take(self.count(limits.GGUF_STRING_BYTES)).decode("utf-8", errors="replace")
+
+    def value(self, value_type: int, depth: int = 0) -> GgufValue:
         if value_type in _SCALARS:
             return self.scalar(_SCALARS[value_type])
         if value_type == _STRING:
             return self.string()
-        if value_type == _ARRAY:
-            item_type = self.scalar("<I")
-            count = self.scalar("<Q")
-            if count > 1 << 32:
-                raise ModelError(f"模型文件已损坏 / GGUF header is corrupt (array of {count} items): {self._path}")
-            if item_type in _SCALARS and count > _MAX_KEPT_ARRAY:
-                self.take(struct.calcsize(_SCALARS[item_type]) * count)
-                return None
-            items = [self.value(item_type) for _ in range(count)]
-            return items if count <= _MAX_KEPT_ARRAY else None
-        raise ModelError(f"模型文件已损坏 / GGUF header is corrupt (unknown value type {value_type}): {self._path}")
+        if value_type != _ARRAY:
+            raise self.corrupt(f"unknown value type {value_type}")
+        if depth >= limits.GGUF_ARRAY_DEPTH:
+            raise self.corrupt(f"arrays nested over {limits.GGUF_ARRAY_DEPTH} deep")
+        item_type = int(self.scalar("<I"))
+        count = self.count(limits.GGUF_ARRAY_ITEMS)
+        if item_type in _SCALARS and count > _MAX_KEPT_ARRAY:
+            self.take(struct.calcsize(_SCALARS[item_type]) * count)
+            return None
+        if count > _MAX_KEPT_ARRAY:  # read past a tokenizer's strings without keeping them
+            for _ in range(count):
+                self.value(item_type, depth + 1)
+            return None
+        return [self.value(item_type, depth + 1) for _ in range(count)]
+
+
+def header_count(metadata: dict[str, GgufValue], key: str, path: Path, limit: int = _MAX_COUNT,
+                 per_layer: bool = False) -> int | None:
+    """``GgufInfo.count`` over a metadata dict (the header is read before its ``GgufInfo`` exists)."""
+    value = metadata.get(key)
+    if value is None:
+        return None
+    values = value if isinstance(value, list) and per_layer else [value]
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ModelError(f"模型文件已损坏（{key} 不是数字）/ GGUF header value {key} is not a number: {path}")
+    if not all(math.isfinite(v) and v == int(v) and 0 <= v <= limit for v in values):  # type: ignore[arg-type]
+        raise ModelError(f"模型文件参数无效（{key} = {value}），文件已损坏 / the GGUF header's {key} is not a "
+                         f"whole number in range: {path}")
+    return int(max(values))  # type: ignore[type-var]
 
 
 def read_gguf_header(path: str | Path) -> GgufInfo:
-    """Parse metadata and tensor table; raise ModelError for a missing, foreign or truncated file."""
+    """Parse metadata and tensor table; raise ModelError for a missing, foreign, truncated or corrupt file."""
     path = Path(path)
-    if not path.exists():
-        raise ModelError(f"找不到模型文件 / model file not found: {path}")
-    if not path.is_file():
-        raise ModelError(f"模型路径不是文件 / model path is not a file: {path}")
-    file_size = path.stat().st_size
-    with path.open("rb") as handle:
-        reader = _Reader(handle, path)
-        if handle.read(4) != GGUF_MAGIC:
-            raise ModelError(f"不是 GGUF 模型文件 / not a GGUF model file: {path}")
-        version = reader.scalar("<I")
-        if version not in (2, 3):
-            raise ModelError(f"不支持的 GGUF 版本 {version} / unsupported GGUF version: {path}")
-        tensor_count = reader.scalar("<Q")
-        kv_count = reader.scalar("<Q")
-        if kv_count > 1 << 20 or tensor_count > 1 << 24:
-            raise ModelError(f"模型文件已损坏 / GGUF header is corrupt: {path}")
-        metadata: dict[str, GgufValue] = {}
-        for _ in range(kv_count):
-            key = reader.string()
-            metadata[key] = reader.value(reader.scalar("<I"))
-        data_end = 0
-        tensor_bytes: dict[str, int] = {}
-        tensor_shapes: dict[str, tuple[int, ...]] = {}
-        n_vocab = None
-        for _ in range(tensor_count):
-            name = reader.string()
-            n_dims = reader.scalar("<I")
-            dims = [reader.scalar("<Q") for _ in range(n_dims)]
-            tensor_type = reader.scalar("<I")
-            offset = reader.scalar("<Q")
-            tensor_bytes[name] = _tensor_bytes(tensor_type, dims)
-            tensor_shapes[name] = tuple(dims)
-            if name == "token_embd.weight" and len(dims) == 2:
-                n_vocab = dims[1]
-            data_end = max(data_end, offset + tensor_bytes[name])
-        alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT))
-        data_start = -(-handle.tell() // alignment) * alignment
+    try:
+        if not path.exists():
+            raise ModelError(f"找不到模型文件 / model file not found: {path}")
+        if not path.is_file():
+            raise ModelError(f"模型路径不是文件 / model path is not a file: {path}")
+        with path.open("rb") as handle:
+            file_size = path.stat().st_size
+            return _read(_Reader(handle, path), file_size)
+    except (OSError, ValueError) as exc:  # ValueError: a path the system refuses (a NUL byte)
+        raise ModelError(f"无法读取模型文件 / cannot read the model file {path}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _read(reader: _Reader, file_size: int) -> GgufInfo:
+    path = reader._path
+    if reader._handle.read(4) != GGUF_MAGIC:
+        raise ModelError(f"不是 GGUF 模型文件 / not a GGUF model file: {path}")
+    version = reader.scalar("<I")
+    if version not in (2, 3):
+        raise ModelError(f"不支持的 GGUF 版本 {version} / unsupported GGUF version: {path}")
+    tensor_count = reader.count(limits.GGUF_TENSORS)
+    kv_count = reader.count(limits.GGUF_KEYS)
+    metadata: dict[str, GgufValue] = {}
+    for _ in range(kv_count):
+        key = reader.string()
+        metadata[key] = reader.value(int(reader.scalar("<I")))
+    data_end = 0
+    tensor_bytes: dict[str, int] = {}
+    tensor_shapes: dict[str, tuple[int, ...]] = {}
+    n_vocab = None
+    for _ in range(tensor_count):
+        name = reader.string()
+        n_dims = int(reader.scalar("<I"))
+        if n_dims > _MAX_DIMS:
+            raise reader.corrupt(f"tensor {name[:40]} has {n_dims} dimensions")
+        dims = [reader.count(_MAX_COUNT) for _ in range(n_dims)]
+        tensor_type = int(reader.scalar("<I"))
+        offset = reader.count(_MAX_COUNT)
+        tensor_bytes[name] = _tensor_bytes(tensor_type, dims)
+        tensor_shapes[name] = tuple(dims)
+        if name == "token_embd.weight" and len(dims) == 2:
+            n_vocab = dims[1]
+        data_end = max(data_end, offset + tensor_bytes[name])
+    alignment = header_count(metadata, "general.alignment", path, _MAX_ALIGNMENT)
+    alignment = DEFAULT_ALIGNMENT if alignment is None else alignment
+    if alignment == 0 or alignment & (alignment - 1):
+        raise ModelError(f"模型文件已损坏（对齐 {alignment} 不是 2 的幂）/ GGUF alignment is not a power of two: {path}")
+    data_start = -(-reader._handle.tell() // alignment) * alignment
     if data_start + data_end > file_size:
         raise ModelError(
             f"模型文件不完整（可能下载中断）/ GGUF file is truncated: {file_size} bytes, "
             f"tensors need {data_start + data_end}: {path}"
         )
-    architecture = str(metadata.get("general.architecture", ""))
-    file_type = metadata.get("general.file_type")
-    context_length = metadata.get(f"{architecture}.context_length")
-    block_count = metadata.get(f"{architecture}.block_count")
-    return GgufInfo(
-        path=path,
-        file_size=file_size,
-        version=version,
+    info = GgufInfo(path=path, file_size=file_size, version=int(version), architecture="", name=path.stem,
+                    context_length=None, quantization="unknown", chat_template=None, block_count=None,
+                    tensor_count=tensor_count, metadata=metadata, tensor_bytes=tensor_bytes, n_vocab=n_vocab,
+                    tensor_shapes=tensor_shapes)
+    architecture = info.text("general.architecture") or ""
+    file_type = info.count("general.file_type")
+    return replace(
+        info,
         architecture=architecture,
-        name=str(metadata.get("general.name", path.stem)),
-        context_length=int(context_length) if context_length is not None else None,
+        name=metadata["general.name"] if isinstance(metadata.get("general.name"), str) else path.stem,
+        context_length=info.count(f"{architecture}.context_length"),
         quantization=FILE_TYPES.get(file_type, f"type{file_type}") if file_type is not None else "unknown",
-        chat_template=metadata.get("tokenizer.chat_template"),
-        block_count=int(block_count) if block_count is not None else None,
-        tensor_count=tensor_count,
-        metadata=metadata,
-        tensor_bytes=tensor_bytes,
-        n_vocab=n_vocab,
-        tensor_shapes=tensor_shapes,
+        chat_template=info.text("tokenizer.chat_template"),
+        block_count=info.count(f"{architecture}.block_count", limits.GGUF_TENSORS),
     )
 
 

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from inference.llm.gguf_header import GgufInfo, GgufValue
+from inference.llm.gguf_header import GgufInfo
 
 GIB = 2**30
 
@@ -115,14 +115,13 @@ def estimate(
     flash_attn: bool = True,
     device: GpuDevice | None = None,
 ) -> MemoryEstimate:
-    meta = info.metadata
     arch = info.architecture
-    n_layer = int(meta.get(f"{arch}.block_count") or 0)
-    n_embd = int(meta.get(f"{arch}.embedding_length") or 0)
-    n_head = _first(meta.get(f"{arch}.attention.head_count")) or 1
-    n_head_kv = _first(meta.get(f"{arch}.attention.head_count_kv")) or n_head
-    head_k = int(meta.get(f"{arch}.attention.key_length") or (n_embd // n_head if n_head else 0))
-    head_v = int(meta.get(f"{arch}.attention.value_length") or head_k)
+    n_layer = info.block_count or 0  # bounded when the header was read: it sizes a list here
+    n_embd = info.count(f"{arch}.embedding_length") or 0
+    n_head = info.count(f"{arch}.attention.head_count", per_layer=True) or 1  # per-layer arrays: their largest
+    n_head_kv = info.count(f"{arch}.attention.head_count_kv", per_layer=True) or n_head
+    head_k = info.count(f"{arch}.attention.key_length") or n_embd // n_head
+    head_v = info.count(f"{arch}.attention.value_length") or head_k
     n_vocab = info.n_vocab or 32_000
     total_layers = n_layer + 1  # + the output layer, as llama.cpp counts
     on_gpu = total_layers if n_gpu_layers < 0 else min(n_gpu_layers, total_layers)
@@ -132,10 +131,10 @@ def estimate(
     output = info.tensor_bytes.get("output.weight")
     other = 0
     for name, size in info.tensor_bytes.items():
-        if name.startswith("blk."):
-            index = int(name.split(".")[1])
-            if index < n_layer:
-                layer_bytes[index] += size
+        layer = name.split(".")[1] if name.startswith("blk.") else ""
+        if layer.isdecimal():
+            if int(layer) < n_layer:
+                layer_bytes[int(layer)] += size
         elif name != "token_embd.weight":
             other += size  # output norm and output
     # The input embedding stays in host memory; a model with tied embeddings uses it again as output.
@@ -152,12 +151,6 @@ def estimate(
         model=info.path.name, n_ctx=n_ctx, kv_cache_type=kv_cache_type, n_ubatch=n_ubatch, gpu_layers=on_gpu,
         total_layers=total_layers, weights=weights, kv_cache=kv_cache, compute=compute, device=device,
     )
-
-
-def _first(value: GgufValue) -> int:
-    if isinstance(value, list):
-        value = max(value) if value else 0
-    return int(value or 0)
 
 
 def gpu_devices() -> list[GpuDevice]:

@@ -34,16 +34,21 @@ class AdapterInfo:
 def check_adapter(path: str | Path, base: GgufInfo) -> AdapterInfo:
     """Raise ModelError unless ``path`` is a GGUF LoRA adapter that fits ``base`` tensor by tensor."""
     path = Path(path).expanduser()
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
         raise ModelError(f"找不到 LoRA 适配器文件 / LoRA adapter not found: {path}")
     try:
         header = read_gguf_header(path)
+        kind, adapter_type = header.text("general.type"), header.text("adapter.type")
+        alpha = header.number("adapter.lora.alpha") or 0.0
     except ModelError as exc:
         raise ModelError(f"LoRA 适配器无法读取 / LoRA adapter unreadable: {exc.message}") from exc
-    kind, adapter_type = header.metadata.get("general.type"), header.metadata.get("adapter.type")
     if kind != "adapter" or adapter_type != "lora":
-        raise ModelError(f"该文件不是 LoRA 适配器（general.type={kind!r}，adapter.type={adapter_type!r}）/ "
-                         f"not a GGUF LoRA adapter: {path}")
+        raise ModelError(f"该文件不是 LoRA 适配器（general.type={(kind or '')[:40]!r}，adapter.type="
+                         f"{(adapter_type or '')[:40]!r}）/ not a GGUF LoRA adapter: {path}")
     if header.architecture != base.architecture:
         raise ModelError(f"LoRA 适配器是为 {header.architecture or '未知'} 架构训练的，与当前模型（{base.architecture}）"
                          f"不匹配 / adapter made for another architecture: {path.name}")
@@ -57,8 +62,7 @@ def check_adapter(path: str | Path, base: GgufInfo) -> AdapterInfo:
         raise ModelError(f"LoRA 适配器不含任何权重 / the adapter holds no weights: {path.name}")
     for base_name, parts in pairs.items():
         _check_pair(base_name, parts, base, path)
-    return AdapterInfo(path=path, name=str(header.metadata.get("general.name", path.stem)),
-                       alpha=float(header.metadata.get("adapter.lora.alpha", 0.0) or 0.0),
+    return AdapterInfo(path=path, name=header.name, alpha=alpha,
                        tensor_pairs=len(pairs), sha256_prefix=_sha256_prefix(path))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.errors import ModelError
+from inference.llm.chat_template import ChatTemplate
 from inference.llm.demo_model import is_demo_model
 from inference.llm.engine import memory_estimate
 from inference.llm.gguf_header import GgufInfo, check_loadable, read_gguf_header
@@ -78,10 +79,11 @@ def scan(settings: EngineSettings, devices: list[GpuDevice], folder: Path | None
             continue
         try:
             check_loadable(info, settings.n_ctx)
+            ChatTemplate(info.chat_template)  # the engine refuses a template that does not render: so does the list
+            memory = memory_estimate(info, settings, devices)
         except ModelError as exc:
             entries.append(CatalogEntry(kind="unusable", problem=exc.message, **described))
             continue
-        memory = memory_estimate(info, settings, devices)
         entries.append(CatalogEntry(kind="model", demo=is_demo_model(path), memory=memory, **described))
     order = {"model": 0, "adapter": 1, "unusable": 2}
     return sorted(entries, key=lambda entry: (order[entry.kind], entry.path.name))
@@ -90,9 +92,9 @@ def scan(settings: EngineSettings, devices: list[GpuDevice], folder: Path | None
 def folder_model(folder: Path | None = None) -> Path | None:
     """The model to use when none is configured: the one chat model (other than the demo) in the models
     folder. None when there is none; several are a choice for settings, not a guess."""
-    found = [path for path, info in _headers(folder)
-             if not isinstance(info, ModelError) and not _is_adapter(info) and _writes_text(info)
-             and not is_demo_model(path)]
+    # What the model is, not what these settings ask of it: the smallest context, no GPU to fit.
+    found = [entry.path for entry in scan(EngineSettings(n_ctx=512), [], folder)
+             if entry.kind == "model" and not entry.demo]
     if len(found) > 1:
         raise ModelError(f"模型文件夹中有 {len(found)} 个模型（{'、'.join(p.name for p in found)}），请在设置中选择 / "
                          f"several models in {folder or models_dir()}: choose one in settings or with --model")
@@ -110,14 +112,6 @@ def _headers(folder: Path | None) -> Iterator[tuple[Path, GgufInfo | ModelError]
 
 def _is_adapter(info: GgufInfo) -> bool:
     return info.metadata.get("general.type") == "adapter"
-
-
-def _writes_text(info: GgufInfo) -> bool:
-    try:
-        check_loadable(info, n_ctx=512)  # the smallest context: only what the model is, not the settings
-    except ModelError:
-        return False
-    return True
 
 
 def _size(path: Path) -> int:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from inference import limits
 from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.llm.chat_template import ChatTemplate, strip_thinking
 from inference.llm.decoder import PromptCallback, TokenCallback
@@ -66,13 +67,18 @@ def is_loopback(host: str) -> bool:
 
 def check_server_url(url: str, allow_http: bool) -> tuple[str, str, int]:
     """(scheme, host, port) of a usable server URL; plain HTTP only to this machine unless allowed."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ModelError(f"模型服务器地址无效：{url} / server URL must be http(s)://host[:port]")
+    invalid = ModelError(f"模型服务器地址无效：{url[:200]} / server URL must be http(s)://host[:port]")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise invalid from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise invalid
     if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise ModelError(f"明文 HTTP 只允许连接本机；请使用 HTTPS，或在设置中明确允许明文 HTTP / plain HTTP to "
                          f"{parts.hostname} needs server_allow_http")
-    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 def constraint_fields(kind: str, gbnf: str | None) -> dict[str, Any]:
@@ -182,12 +188,18 @@ class ServerEngine:
         first_at: float | None = None
         pieces: list[str] = []
         finish = ""
+        limit = body["max_tokens"]
         for chunk in self._stream("/v1/completions", body, cancel):
             try:
-                choice = chunk["choices"][0]
-                text = choice.get("text") or ""
+                choice = chunk["choices"][0]  # type: ignore[index]
+                text = choice.get("text") or ""  # type: ignore[union-attr]
             except (KeyError, IndexError, TypeError, AttributeError) as exc:
                 raise GenerationError(f"模型服务器返回的数据无法解析 / malformed stream chunk from {self.url}") from exc
+            if not isinstance(text, str):
+                raise GenerationError(f"模型服务器返回的数据无法解析（文字不是字符串）/ malformed stream chunk from {self.url}")
+            if len(pieces) > limit + 16:  # a server streams about one piece per token: it ignores max_tokens
+                raise GenerationError(f"模型服务器返回的内容超过请求的上限 {limit} 个 token / the server sent more than "
+                                      f"max_tokens: {self.url}")
             if text:
                 first_at = first_at or time.perf_counter()
                 pieces.append(text)
@@ -298,9 +310,11 @@ class ServerEngine:
     def _read_json(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse,
                    kind: type[Exception]) -> Json:
         try:
-            return json.loads(response.read(16 * 2**20))
+            return json.loads(response.read(limits.SERVER_ANSWER_BYTES))
         except (ValueError, OSError, http.client.HTTPException) as exc:
             raise kind(f"模型服务器返回的数据无法解析 / malformed answer from {self.url}") from exc
+        except RecursionError:
+            raise kind(f"模型服务器返回的数据嵌套过深 / an answer nested too deeply from {self.url}") from None
         finally:
             connection.close()
 
@@ -323,10 +337,15 @@ class ServerEngine:
         watcher = threading.Thread(target=watch, name="medbrief-server-cancel", daemon=True) if cancel else None
         if watcher is not None:
             watcher.start()
+        deadline = time.monotonic() + limits.SERVER_CALL_S
+        received = 0
         try:
             while True:
+                if time.monotonic() > deadline:
+                    raise GenerationError(f"模型服务器的回答超过 {limits.SERVER_CALL_S:g} 秒仍未结束 / the server's answer "
+                                          f"did not end in time: {self.url}")
                 try:
-                    line = response.readline(1 << 20)
+                    line = response.readline(limits.SERVER_LINE_BYTES)
                 except (socket.timeout, TimeoutError) as exc:
                     raise GenerationError(f"模型服务器 {self.settings.server_timeout_s:g} 秒无响应 / the server "
                                           f"stopped answering: {self.url}") from exc
@@ -338,6 +357,10 @@ class ServerEngine:
                     raise GenerationCancelled("已停止 / generation stopped")
                 if not line:
                     return  # the caller tells an ended answer from a cut one by its finish reason
+                received += len(line)
+                if received > limits.SERVER_STREAM_BYTES:
+                    raise GenerationError(f"模型服务器返回的数据过多 / the server's answer exceeds "
+                                          f"{limits.SERVER_STREAM_BYTES // limits.MIB} MB: {self.url}")
                 line = line.strip()
                 if not line.startswith(b"data:"):
                     continue
@@ -346,7 +369,7 @@ class ServerEngine:
                     return
                 try:
                     yield json.loads(data)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:
                     raise GenerationError(f"模型服务器返回的数据无法解析 / malformed stream from {self.url}") from exc
         finally:
             finished.set()
@@ -354,10 +377,14 @@ class ServerEngine:
 
 
 def _template_text(name: str) -> str:
-    bundled = resources_dir() / "chat_templates" / f"{name}.jinja"
-    path = bundled if bundled.is_file() else Path(name).expanduser()
+    """A bundled template by name, or a .jinja file (checked as a chat template by ``ChatTemplate``)."""
     try:
+        bundled = resources_dir() / "chat_templates" / f"{name}.jinja"
+        path = bundled if bundled.is_file() else Path(name).expanduser()
+        if path.suffix != ".jinja" or path.stat().st_size > limits.CHAT_TEMPLATE_BYTES:
+            raise ModelError(f"对话模板须为 .jinja 文件（上限 {limits.CHAT_TEMPLATE_BYTES // 1024} KB）/ a chat template "
+                             f"is a .jinja file: {name}")
         return path.read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelError(f"找不到对话模板 {name}（内置：qwen3、qwen2.5，或 .jinja 文件路径）/ chat template not "
                          f"found") from exc

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from inference import limits
 from inference.errors import ModelError
 from inference.paths import config_dir
 
@@ -157,11 +158,14 @@ def config_path() -> Path:
 
 
 def load_config() -> AppConfig:
+    """The config file (absent: the defaults); a copy saved by Notepad, with a BOM, reads the same."""
     path = config_path()
     if not path.exists():
         return AppConfig()
     try:
-        return AppConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        if path.stat().st_size > limits.CONFIG_FILE_BYTES:
+            raise ValueError(f"larger than {limits.CONFIG_FILE_BYTES // 1024} KB")
+        return AppConfig.model_validate(json.loads(path.read_text(encoding="utf-8-sig")))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"

@@ -6,6 +6,7 @@ import re
 
 from pydantic import BaseModel, Field
 
+from inference import limits
 from inference.record.values import find_measurements
 
 ABSENT = "原文未记载"
@@ -43,6 +44,19 @@ class StructuredSummary(BaseModel):
     present_illness: str = Field(..., description="现病史，含既往史与查体要点，数值照原文；原文没有写“原文未记载”")
     auxiliary_exams: list[ExamItem] = Field(default_factory=list, description="辅助检查，每项一条")
     diagnoses: list[Diagnosis] = Field(default_factory=list, description="初步诊断，每条一个诊断")
+
+
+def bounds_problem(summary: StructuredSummary) -> str | None:
+    """Why a summary is beyond what a review takes (``limits``: a summary given to ``medbrief validate`` or
+    pasted into the window), or None. A long record's fused summary stays far inside them."""
+    text = len(summary.chief_complaint) + len(summary.present_illness)
+    if len(summary.diagnoses) > limits.SUMMARY_DIAGNOSES:
+        return f"诊断 {len(summary.diagnoses)} 条，上限 {limits.SUMMARY_DIAGNOSES}"
+    if len(summary.auxiliary_exams) > limits.SUMMARY_EXAM_ITEMS:
+        return f"检查 {len(summary.auxiliary_exams)} 项，上限 {limits.SUMMARY_EXAM_ITEMS}"
+    if text > limits.SUMMARY_TEXT_CHARS:
+        return f"正文 {text} 字，上限 {limits.SUMMARY_TEXT_CHARS}"
+    return None
 
 
 def render_emr_text(summary: StructuredSummary) -> str:

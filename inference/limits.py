@@ -1,0 +1,63 @@
+"""Every bound on what comes from outside, stated once: how much MedBrief reads of a file, a container, a table,
+a model's header or a server's answer, and how long it waits. Each is enforced where that input is read; a
+hostile or broken input meets one of these (one line, a documented exit code), never a traceback or an
+exhausted ward PC. The README lists them with the reasons given here.
+"""
+
+from __future__ import annotations
+
+MIB = 1024 * 1024
+
+# -- records -----------------------------------------------------------------------------------------------
+# A 17-page discharge record is about 60 KB of text; a .docx adds its images.
+RECORD_FILE_BYTES = 10 * MIB
+RECORD_CHARS = 100_000
+
+# -- zip containers (.docx records, .xlsx tables) ------------------------------------------------------------
+# Their members' sizes as the archive declares them are added up before anything is inflated: a 3 MB .docx
+# that inflates to 3 GB is refused in milliseconds. A real .docx record is a few MB inflated, 北京临床版's .xlsx
+# is 5 MB. The declared sizes cannot lie to us: zipfile stops reading a member at its declared size.
+ZIP_MEMBERS = 5_000
+ZIP_INFLATED_BYTES = 200 * MIB
+ZIP_MEMBER_INFLATED_BYTES = 100 * MIB
+
+# -- summaries given to `medbrief validate` --------------------------------------------------------------------
+# A summary JSON, sources and statements included, is tens of KB; a long record's fused summary held 33
+# diagnoses. 20,000 diagnoses took minutes to review.
+SUMMARY_JSON_BYTES = 4 * MIB
+SUMMARY_DIAGNOSES = 300
+SUMMARY_EXAM_ITEMS = 600
+SUMMARY_TEXT_CHARS = 50_000
+
+# -- ICD ---------------------------------------------------------------------------------------------------
+# The longest diagnosis string in CHIP-CDN (8,000 real ones) has 103 characters; a 10,000-character query took
+# 78 s. 北京临床版 v6.01 has 40,473 rows; a lookup over several hundred thousand junk rows took 77 s and 2.6 GB.
+QUERY_CHARS = 200
+TABLE_FILE_BYTES = 64 * MIB
+TABLE_ROWS = 120_000
+TABLE_COLUMNS = 64
+TABLE_CELL_CHARS = 500  # the longest name in any edition here is under 100 characters
+BATCH_QUERY_FILE_BYTES = 16 * MIB
+BATCH_QUERIES = 200_000
+
+# -- models --------------------------------------------------------------------------------------------------
+# A GGUF header is metadata and the tensor table: Qwen3-14B's is 6 MB, almost all of it the tokenizer's
+# 151,936-entry vocabulary arrays.
+GGUF_KEYS = 100_000
+GGUF_TENSORS = 100_000
+GGUF_STRING_BYTES = 16 * MIB
+GGUF_ARRAY_ITEMS = 1 << 24
+GGUF_ARRAY_DEPTH = 4  # GGUF nests arrays one level; a header of 50,000 nested arrays is refused, not recursed
+CHAT_TEMPLATE_BYTES = 256 * 1024
+CONFIG_FILE_BYTES = 1 * MIB
+
+# -- the department's model server ------------------------------------------------------------------------
+# One call streams a summary or an ICD round (at most max_tokens, 16,384 by the settings' bound); the server
+# is given the call's seconds of silence (server_timeout_s) between chunks and this much in all.
+SERVER_CALL_S = 1800.0
+SERVER_ANSWER_BYTES = 16 * MIB  # a whole answer read at once (/v1/models, /tokenize)
+SERVER_STREAM_BYTES = 64 * MIB  # all the chunks of one streamed call
+SERVER_LINE_BYTES = 1 * MIB
+
+# -- batch ---------------------------------------------------------------------------------------------------
+BATCH_RECORDS = 100_000
