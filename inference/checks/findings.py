@@ -1,4 +1,26 @@
-"""What a review of a summary reports: findings with stable rule ids, and the report's verdict."""
+"""What a review of a summary reports: findings with stable rule ids, and the report's verdict.
+
+Rules (ids are stable; the desktop colours by severity, tests and the held-out corruption set match on ids):
+  S1 section missing or empty              S2 several diagnoses in one entry
+  S3 content outside the template          S4 stated absent although the record has it
+  V1 value not in the source (invented or altered)        V2 key value of the source omitted
+  V3 physiologically implausible value                    V4 value given without its unit
+  V5 a unit the record does not write for the value (78g/L×10^9/L where the record says 78g/L)
+  V6 a duration the record does not write (反复胸闷气促7年 where it says 3年)
+  T1 non-standard or colloquial term       T2 diagnosis the source negates
+  T3 diagnosis not found in the code table  T4 diagnosis the record does not state
+  D1 a symptom or complaint written as a diagnosis
+  F1 medical wording not found in the source (paraphrase)  G1 statement with no support in the source
+  G2 diagnoses listed although the record states none      G3 diagnosis not in the record, removed from the draft
+  G4 a remnant of the prompt's example, removed              G5 a symptom written as a diagnosis, removed
+  U1 a unit the record does not write, removed from the draft
+  N1 negation flipped or dropped (颈静脉怒张 ↔ 无颈静脉怒张)   N2 certainty changed (肺结核待排 ↔ 肺结核)
+  R1 the draft repeats the prompt's example patient        R2 most of the draft has no support in the record
+
+The review's verdict: "rejected" when an R finding says the draft does not come from the record (it is then
+not a draft of this patient at all: it cannot be copied, exported or signed), else "errors", "warnings" or
+"ok" by the worst finding.
+"""
 
 from __future__ import annotations
 

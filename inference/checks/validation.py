@@ -1,23 +1,6 @@
-"""Check a summary against its source record and report findings.
-
-Rules (ids are stable; the desktop colours by severity, tests and the held-out corruption set match on ids):
-  S1 section missing or empty              S2 several diagnoses in one entry
-  S3 content outside the template          S4 stated absent although the record has it
-  V1 value not in the source (invented or altered)        V2 key value of the source omitted
-  V3 physiologically implausible value                    V4 value given without its unit
-  T1 non-standard or colloquial term       T2 diagnosis the source negates
-  T3 diagnosis not found in the code table
-  F1 medical wording not found in the source (paraphrase)  G1 statement with no support in the source
-  G2 diagnoses listed although the record states none      G3 diagnosis not in the record, removed from the draft
-  N1 negation flipped or dropped (颈静脉怒张 ↔ 无颈静脉怒张)   N2 certainty changed (肺结核待排 ↔ 肺结核)
-  R1 the draft repeats the prompt's example patient        R2 most of the draft has no support in the record
-One problem gets one finding: a statement that already carries a finding (S, V, T, N, G2) is not flagged
-again by F1 or G1. Many omitted key values (V2) are one finding with the list behind it.
-
-The review's verdict: "rejected" when an R finding says the draft does not come from the record (it is
-then not a draft of this patient at all: it cannot be copied, exported or signed), else "errors",
-"warnings" or "ok" by the worst finding.
-"""
+"""Check a summary against its source record: the one review every path runs (the rules and their ids are
+listed in ``checks.findings``). One problem gets one finding: a statement that already carries a finding (S, V,
+T, D, N, G2) is not flagged again by F1 or G1; many omitted key values (V2) are one finding with the list."""
 
 from __future__ import annotations
 
@@ -26,7 +9,8 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Protocol
 
-from inference.checks.example_copies import example_copies
+from inference.checks.complaints import stated_as_complaint
+from inference.checks.durations import unstated_durations
 from inference.checks.findings import (
     ERROR,
     INFO,
@@ -37,12 +21,29 @@ from inference.checks.findings import (
     content_statements,
     is_supported,
 )
+from inference.checks.prompt_example import example_copies
+from inference.checks.units import unit_problem
 from inference.paths import resources_dir
 from inference.record.clinical_terms import expand_terms, find_nonstandard_terms
-from inference.record.evidence import Removal, RunEvidence, Scopes
-from inference.record.grounding import SUPPORTED, SourceIndex, SourceSpan, Statement, ground_summary
+from inference.record.evidence import UNSUPPORTED_REMOVALS, Range, Removal, RunEvidence, Scopes
+from inference.record.grounding import (
+    DIAGNOSIS_SUPPORT,
+    SUPPORTED,
+    SourceIndex,
+    SourceSpan,
+    Statement,
+    diagnosis_support,
+    ground_summary,
+)
 from inference.record.polarity import NEGATION, compare
-from inference.record.summary import ABSENT, DIAGNOSIS_CUES, DIAGNOSIS_SEPARATORS, SECTION_HEADINGS, StructuredSummary
+from inference.record.summary import (
+    ABSENT,
+    DIAGNOSIS_CUES,
+    DIAGNOSIS_SEPARATORS,
+    SECTION_HEADINGS,
+    ExamItem,
+    StructuredSummary,
+)
 from inference.record.values import (
     VITAL_SIGNS,
     Measurement,
@@ -168,7 +169,14 @@ class _Checker:
             self.add(Finding("V1", ERROR, statement.section, statement.index, span,
                              f"数值在原文中找不到（编造或改动）：{measurement.name} {measurement.as_text()}".replace("  ", " "),
                              hint or "删除或按原文改正", self._spans_of(same_name)))
+        for statement in self.statements:
+            if statement.section in ("chief_complaint", "present_illness"):
+                for duration in unstated_durations(statement.text, self._part(statement.section, statement.index)):
+                    self.add(Finding("V6", ERROR, statement.section, statement.index,
+                                     (statement.offset + duration.start, statement.offset + duration.end),
+                                     f"病程时间在原文中找不到（编造或改动）：{duration.text}", "按原文改正"))
         for item_index, item in enumerate(self.summary.auxiliary_exams):
+            self._unit_added(item_index, item)
             numbers = re.findall(r"\d+(?:\.\d+)?", fold(item.value))
             if numbers and not item.unit.strip() and not find_measurements(fold(item.as_text())):
                 match = next((m for m in self.source_measurements if [f"{n:g}" for n in m.numbers] ==
@@ -192,6 +200,21 @@ class _Checker:
             text = self.source[measurement.start:measurement.end]
             self.add(Finding("V2", WARNING, self._section_for(measurement), None, None,
                          f"原文的关键数值未出现在摘要中：{text}", f"补充 {text}", self._spans_of(measurement)))
+
+    def _ranges(self, section: str, index: int) -> list[Range]:
+        """Where in the record the statement may be supported: its part of a long record, else the whole."""
+        scope = next((s.scope for s in self.statements if (s.section, s.index) == (section, index)), None)
+        return scope or [(0, len(self.source))]
+
+    def _part(self, section: str, index: int) -> str:
+        return "\n".join(self.source[a:b] for a, b in self._ranges(section, index))
+
+    def _unit_added(self, index: int, item: ExamItem) -> None:
+        if (problem := unit_problem(item, self._part("auxiliary_exams", index))) is None:
+            return
+        suggestion = f"原文为 {problem.record_text}" if problem.record_text else f"删去单位，写“{problem.kept.as_text()}”"
+        self.add(Finding("V5", ERROR, "auxiliary_exams", index, (0, len(item.as_text())),
+                         f"单位与原文不符（原文没有“{problem.added}”）：{item.as_text()}", suggestion))
 
     def _summary_measurements(self) -> list[tuple[Statement, Measurement, tuple[int, int]]]:
         found = []
@@ -256,6 +279,14 @@ class _Checker:
                     severity = ERROR
                 suggestion = expand_terms(name) if standard else hit.variant.note
                 self.add(Finding("T1", severity, "diagnoses", index, (hit.start, hit.end), message, suggestion))
+                continue
+            if stated_as_complaint(name, self._part("diagnoses", index)):
+                self.add(Finding("D1", WARNING, "diagnoses", index, (0, len(name)),
+                                 f"初步诊断中这一条是原文的症状或主诉，不是诊断：{name}", "写原文给出的诊断；症状写在主诉或现病史中"))
+                continue
+            if diagnosis_support(name, self.folded_source, self._ranges("diagnoses", index)) < DIAGNOSIS_SUPPORT:
+                self.add(Finding("T4", WARNING, "diagnoses", index, (0, len(name)),
+                                 f"原文中找不到该诊断：{name}", "核对原文；原文没有的诊断不写入摘要"))
                 continue
             if self.vocabulary is not None and not self.vocabulary.knows(name):
                 self.add(Finding("T3", INFO, "diagnoses", index, (0, len(name)),
@@ -323,7 +354,7 @@ class _Checker:
                              "分段重新生成"))
             return
         content = content_statements(self.statements)
-        unsupported_removals = [r for r in removals if r.rule_id in ("G3", "V1")]
+        unsupported_removals = [r for r in removals if r.rule_id in UNSUPPORTED_REMOVALS]
         total = len(content) + len(unsupported_removals)
         supported = sum(is_supported(s) for s in content)
         if total and supported / total < MIN_SUPPORTED_SHARE:

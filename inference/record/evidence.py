@@ -11,9 +11,16 @@ Range = tuple[int, int]
 Scopes = dict[tuple[str, str], list[Range]]
 
 
+# What the draft guard removes (``summary.draft_guard``): G2 a diagnosis where the record states none, G3 a
+# diagnosis not in the record, G4 a remnant of the prompt's example, G5 a symptom written as a diagnosis, V1 a
+# value not in the record, U1 a unit the record does not write. These say the draft holds what its record does
+# not support: they count against it when the review decides whether it comes from the record at all.
+UNSUPPORTED_REMOVALS = ("G3", "G4", "V1")
+
+
 @dataclass(frozen=True)
 class Removal:
-    rule_id: str  # G2: the record states no diagnosis · G3: diagnosis not in the record · V1: value not in it
+    rule_id: str  # see above
     section: str
     text: str  # what the model wrote
     reason: str

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from inference.record.clinical_terms import expand_terms
 from inference.record.evidence import Range, Scopes
 from inference.record.summary import ABSENT, StructuredSummary
 from inference.record.values import find_measurements, fold
@@ -153,3 +154,23 @@ def ground_summary(summary: StructuredSummary, index: SourceIndex, scopes: Scope
             statement.scope = scopes.get((statement.section, statement.text))
         index.ground(statement)
     return statements
+
+
+# A diagnosis counts as stated when this share of its character pairs stands in one sentence of the record
+# (高血压3级 against 高血压病3级: 3 of 4). 2型糖尿病 against a record that only says 糖尿病 is 2 of 4: not stated.
+DIAGNOSIS_SUPPORT = 0.7
+
+
+def diagnosis_support(name: str, folded_source: str, where: list[Range]) -> float:
+    """The best share of the diagnosis's character pairs found in one sentence of the record within ``where``."""
+    core = re.sub(r"[\s()（）\[\]【】?？]", "", fold(name))
+    if not core:
+        return 0.0
+    text = "".join(folded_source[s:e] + "\n" for s, e in where)
+    if core in text or expand_terms(core) in expand_terms(text):
+        return 1.0
+    pairs = {core[i:i + 2] for i in range(len(core) - 1)} or {core}
+    best = 0.0
+    for _offset, sentence in split_sentences(text):
+        best = max(best, sum(p in sentence for p in pairs) / len(pairs))
+    return best

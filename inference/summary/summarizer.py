@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,7 +24,7 @@ from inference.record.summary import (
     split_value_unit,
 )
 from inference.summary.draft_guard import guard_draft
-from inference.summary.output_grammar import summary_gbnf
+from inference.summary.output_grammar import record_units, summary_gbnf
 from inference.summary.record_parts import RecordPart, fuse, split_into_parts
 
 PROMPT_NAME = "summary"
@@ -115,7 +116,6 @@ def summarize(
     prompt = prompt or load_prompt(PROMPT_NAME)
     context = context or RunContext()
     tracker = context.tracker
-    grammar = engine.compile_grammar(summary_gbnf())
     budget = part_tokens(engine, part_budget)
     tracker.phase(READING)
     if engine.count_tokens(record_text) <= budget:
@@ -138,6 +138,7 @@ def summarize(
         number += 1
         tracker.phase(SUMMARIZING, number)
         messages = build_messages(part.text, prompt)
+        grammar = engine.compile_grammar(summary_gbnf(record_units(part.text)))  # its units, none other
         result = engine.chat(messages, grammar=grammar, fixed_messages=len(messages) - 1,
                              on_token=token, on_prompt=tracker.prompt, cancel=context.cancel)
         tracker.part_done(result.completion_tokens)
@@ -226,9 +227,13 @@ def normalize_summary(summary: StructuredSummary) -> StructuredSummary:
 
 
 def _split_value_unit(item: ExamItem) -> ExamItem:
-    """Small models put the unit inside ``value`` (and sometimes repeat it in ``unit``): separate them,
-    as written, but only when what follows the number is a known unit (never a sentence)."""
+    """Small models put the unit inside ``value`` (and sometimes repeat it in ``unit``), or cut it across the
+    two (0.75mmol + mmol/L): separate them, as written, but only when what follows the number is a known unit
+    (never a sentence)."""
     value, unit = item.value.strip(), item.unit.strip()
+    cut = next((k for k in range(len(unit) - 1, 0, -1) if value.endswith(unit[:k])), 0)
+    if cut and re.search(r"\d\s*$", value[:-cut]):
+        value = value[:-cut].rstrip()
     split = split_value_unit(value)
     if split is not None and (not unit or unit == value or split[1].endswith(unit)):
         return ExamItem(name=item.name.strip(), value=split[0], unit=split[1])
