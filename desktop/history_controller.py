@@ -19,7 +19,7 @@ from inference.icd.coding import IcdAssignment
 from inference.llm.gguf_header import model_fingerprint
 from inference.open_record import OpenRecord
 from inference.pipeline import BriefReport
-from inference.record.status import DraftStatus
+from inference.record.status import Attestation, DraftStatus
 from inference.record.summary import StructuredSummary
 
 
@@ -134,30 +134,36 @@ class HistoryController(QObject):
 
     def signing_blockers(self) -> tuple[str, ...]:
         record = self.window.record
-        return record.blockers(self.window.icd_panel.assignments) if record is not None else ()
+        return record.blockers(self.window.icd_panel.assignments, self.window.table) if record is not None else ()
 
     def set_status(self, status: str) -> None:
         document_id = self.document_id
         if document_id is None:
             self.window.show_error("没有可审核的摘要", "请先生成或从历史记录打开一份摘要。")
             return
-        signature = self._sign(self.window, SignatureRequest(status, self.signer, self.signing_blockers()))
+        record, blockers = self.window.record, self.signing_blockers()
+        signature = self._sign(self.window, SignatureRequest(status, self.signer, blockers))
         if signature is None:
             self.window.statusBar().showMessage(f"未{DraftStatus(status).label.removeprefix('已')}", 4000)
             return
         self.signer = signature.signer
         self.autosave()  # queued first: the status applies to the version on screen
 
-        def changed(_version_id: int) -> None:
+        overridden = blockers if signature.override else ()
+
+        def write() -> Attestation | None:
+            self.store.set_status(document_id, status, signer=signature.signer, override=signature.override,
+                                  overridden=overridden)
+            return self.store.attestation(self.store.versions(document_id)[-1])
+
+        def changed(attestation: Attestation | None) -> None:
             self.window.statusBar().showMessage(f"已标记为{DraftStatus(status).label}（{signature.signer}）", 4000)
-            if status == DraftStatus.SIGNED and self.document_id == document_id:
-                self.window.set_signed(True)
+            if attestation is not None and record is not None and self.document_id == document_id:
+                self.window.attested(record, attestation)
             self._refresh_panel()
 
-        self.writes.run(
-            "status",
-            lambda: self.store.set_status(document_id, status, signer=signature.signer, override=signature.override),
-            changed, lambda exc: self.window.show_error("状态未更改", getattr(exc, "message", str(exc))))
+        self.writes.run("status", write, changed,
+                        lambda exc: self.window.show_error("状态未更改", getattr(exc, "message", str(exc))))
 
     def reopen(self, document_id: int) -> None:
         try:
@@ -171,11 +177,12 @@ class HistoryController(QObject):
         latest = versions[-1]
         try:
             demo = self.store.from_demo(document_id)
+            attestation = self.store.attestation(latest)
         except StorageError:
-            demo = False
+            demo, attestation = False, None
         self._loading = True
         try:
-            self.window.show_saved(OpenRecord.reopened(document, evidence, latest.status, demo),
+            self.window.show_saved(OpenRecord.reopened(document, evidence, latest.status, demo, attestation),
                                    StructuredSummary.model_validate(latest.summary),
                                    [IcdAssignment.from_record(item) for item in latest.icd])
         finally:

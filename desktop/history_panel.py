@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -40,6 +41,8 @@ def audit_detail(action: str, detail: dict[str, Any] | None) -> str:
                 f"{STATUS_LABELS.get(detail.get('new', ''), detail.get('new', ''))}"
         if detail.get("signer"):
             words += f"，签署医生 {detail['signer']}"
+        if detail.get("overridden"):
+            words += f"，签署时未处理：{'；'.join(str(item) for item in detail['overridden'])}"
         if detail.get("override"):
             words += f"，越过提示的理由：{detail['override']}"
         return words
@@ -193,9 +196,15 @@ class HistoryPanel(QWidget):
                                             str(event.document_id or ""), audit_detail(event.action, event.detail)]):
                 table.setItem(row, column, QTableWidgetItem(value))
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setWordWrap(True)
+        table.resizeColumnsToContents()  # time, user, action, record: as wide as they are
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)  # the signer and the reason, wrapped
+        header.sectionResized.connect(lambda *_: table.resizeRowsToContents())
         layout = QVBoxLayout(dialog)
         layout.addWidget(table)
-        dialog.resize(900, 480)
+        dialog.resize(1000, 520)
+        table.resizeRowsToContents()
         dialog.show()
 
 

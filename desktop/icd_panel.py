@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -22,11 +22,23 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.background import Background
-from inference.icd.coding import MANUAL, PROVENANCE_LABELS, IcdAssignment, direct_assignment, to_final_codes
+from inference.icd.coding import (
+    MANUAL,
+    PROVENANCE_LABELS,
+    IcdAssignment,
+    direct_assignment,
+    match_label,
+    to_final_codes,
+)
 from inference.icd.lookup import Candidate, matcher_for
+from inference.icd.precision import is_leaf
 from inference.icd.table import BUNDLED_TABLE, IcdTable
 
-COLUMNS = ["诊断", "编码", "名称", "来源", "置信度", "状态"]
+# Three columns that fit a third of 1366 px with the history dock open: the code and its name share one, wrapped
+# rather than cut. Where the code came from and how sure the lookup was are under the table, for the selected row.
+COLUMNS = ["诊断", "编码与名称", "状态"]
+CODE_COLUMN, STATUS_COLUMN = 1, 2
+CELL_PADDING = 16  # the style's margins on both sides of a cell's text, with room to spare
 
 
 def precision_text(assignment: IcdAssignment) -> str:
@@ -44,6 +56,11 @@ def _as_looked_up(assignment: IcdAssignment, table: IcdTable) -> IcdAssignment:
     entry = table.get(assignment.refined_from)
     return replace(assignment, code=assignment.refined_from, name=entry.name if entry else assignment.name,
                    refined_from=None, precision="")
+
+
+def source_text(assignment: IcdAssignment) -> str:
+    return (f"来源：{PROVENANCE_LABELS.get(assignment.provenance, assignment.provenance)}"
+            f" · 置信度 {assignment.score:.2f}")
 
 
 class IcdPanel(QWidget):
@@ -66,13 +83,22 @@ class IcdPanel(QWidget):
         self.rows.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.rows.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.rows.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.rows.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header = self.rows.horizontalHeader()
+        for column in range(len(COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch if column == CODE_COLUMN
+                                        else QHeaderView.ResizeMode.Interactive)
+        self.rows.setWordWrap(True)
+        self.rows.viewport().installEventFilter(self)  # a narrower table: the names wrap onto more lines
         self.rows.itemSelectionChanged.connect(self._row_selected)
         self.rows.verticalHeader().setVisible(False)
         # A record's diagnoses at a glance: room for five rows however small the window (the pane scrolls).
         self.rows.setMinimumHeight(self.rows.horizontalHeader().sizeHint().height()
                                    + 5 * self.rows.verticalHeader().defaultSectionSize() + 4)
         layout.addWidget(self.rows, 3)
+        self.details = QLabel("")
+        self.details.setObjectName("icd_details")
+        self.details.setWordWrap(True)
+        layout.addWidget(self.details)
         # Why the final code is more precise than the one looked up: 「同时诊断心力衰竭 → I11.0」.
         self.precision = QLabel("")
         self.precision.setObjectName("icd_precision")
@@ -81,6 +107,7 @@ class IcdPanel(QWidget):
         layout.addWidget(QLabel("候选编码（函数调用结果）"))
         self.candidates = QListWidget()
         self.candidates.setObjectName("icd_candidates")
+        self.candidates.setWordWrap(True)  # a candidate's name and why it was proposed, whole
         layout.addWidget(self.candidates, 2)
         buttons = QHBoxLayout()
         self.accept_button = QPushButton("采用选中编码")
@@ -115,19 +142,36 @@ class IcdPanel(QWidget):
     def _refresh_rows(self) -> None:
         self.rows.setRowCount(len(self.assignments))
         for row, assignment in enumerate(self.assignments):
-            values = [assignment.diagnosis, assignment.code or "—", assignment.name or "未找到",
-                      PROVENANCE_LABELS.get(assignment.provenance, assignment.provenance), f"{assignment.score:.2f}",
-                      "已确认" if assignment.confirmed else "待确认"]
+            coded = f"{assignment.code} {assignment.name}" if assignment.code else "未找到编码"
+            values = [assignment.diagnosis, coded, self._state(assignment)]
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
+                item.setToolTip(value)
                 if column == 0 and assignment.note:
                     item.setToolTip(assignment.note)
-                if column == 1 and assignment.precision:
+                if column == CODE_COLUMN and assignment.precision:
                     item.setToolTip(precision_text(assignment))
+                if column == STATUS_COLUMN:
+                    item.setToolTip(source_text(assignment))
                 self.rows.setItem(row, column, item)
-        self.rows.resizeColumnsToContents()
-        self.rows.setColumnWidth(0, min(self.rows.columnWidth(0), 120))
-        self.rows.setColumnWidth(3, min(self.rows.columnWidth(3), 80))
+        metrics = self.rows.fontMetrics()
+        for column, most in ((0, 6 * metrics.horizontalAdvance("诊")), (STATUS_COLUMN, None)):
+            texts = [COLUMNS[column], *(self.rows.item(row, column).text() for row in range(self.rows.rowCount()))]
+            width = max(metrics.horizontalAdvance(text) for text in texts) + CELL_PADDING
+            self.rows.setColumnWidth(column, min(width, most) if most else width)  # a state never wraps
+        self.rows.resizeRowsToContents()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.rows.viewport() and event.type() == QEvent.Type.Resize:
+            QTimer.singleShot(0, self.rows.resizeRowsToContents)
+        return super().eventFilter(watched, event)
+
+    def _state(self, assignment: IcdAssignment) -> str:
+        """A category with subcategories is not a code a coder accepts, confirmed or not."""
+        if assignment.code and self.table is not None and assignment.code in self.table \
+                and not is_leaf(assignment.code, self.table):
+            return "须选末级"
+        return "已确认" if assignment.confirmed else "待确认"
 
     def selected_row(self) -> int:
         rows = self.rows.selectionModel().selectedRows() if self.rows.selectionModel() else []
@@ -140,6 +184,7 @@ class IcdPanel(QWidget):
         row = self.selected_row()
         _fill(self.candidates, self.assignments[row].candidates if row >= 0 else [], with_reason=True)
         self.precision.setText(precision_text(self.assignments[row]) if row >= 0 else "")
+        self.details.setText(source_text(self.assignments[row]) if row >= 0 else "")
 
     def accept_selected_candidate(self) -> None:
         """The doctor confirms a candidate (the chosen one or another from the list)."""
@@ -208,19 +253,6 @@ class IcdPanel(QWidget):
             self.assignments = to_final_codes([_as_looked_up(a, self.table) for a in updated], self.table)
             self._refresh_rows()
             self._row_selected()
-
-
-# How a candidate was found, in the words a doctor reads (the lookup's own names stay in the tooltip and the log).
-MATCH_LABELS = {
-    "exact_name": "名称精确匹配", "lexicon_synonym": "同义词", "learned_synonym": "同义词（病例学习）",
-    "fuzzy_name": "名称相近", "fuzzy_lexicon": "同义词相近", "fuzzy_synonym": "同义词相近", "learned_cue": "词语提示",
-    "similar_example": "相似病例", "similar_meaning": "语义相近", "refined": "合并编码规则", "code": "按编码检索",
-}
-
-
-def match_label(match: str) -> str:
-    kind = match.split(" ")[0]
-    return MATCH_LABELS.get(kind, "其他")
 
 
 def _fill(widget: QListWidget, candidates: list[Candidate], with_reason: bool) -> None:

@@ -7,13 +7,14 @@ the engine runs in the worker thread, reviews and lookups in ``background``, his
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
 
 from desktop.background import Background
+from desktop.file_dialogs import ask_path
+from desktop.generation import Generation
 from desktop.settings_dialog import SettingsDialog
 from desktop.status_bar import EngineStatus
 from desktop.summary_export import SummaryExport
@@ -29,8 +30,7 @@ from inference.icd.table import IcdTable
 from inference.llm.engine import EngineInfo
 from inference.llm.settings import AppConfig, EngineSettings, save_config
 from inference.open_record import OpenRecord
-from inference.pipeline import BriefReport
-from inference.progress import Progress
+from inference.record.status import Attestation
 from inference.record.summary import StructuredSummary
 
 Alert = Callable[[QWidget, str, str], object]
@@ -69,17 +69,12 @@ class MainWindow(QMainWindow):
         self.background = Background(self)  # reviews, lookups and history queries: never on this thread
         self.writes = Background(self, serial=True)  # history writes (autosave, status): in order, off it too
         self._build_panes()
-        self._build_actions()
         self.status = EngineStatus(self.statusBar())
         self.host = WorkerHost(load_engine, run_job, self)
-        worker = self.host.worker
-        worker.loaded.connect(self._engine_loaded)
-        worker.load_failed.connect(self._engine_failed)
-        worker.step.connect(self._step)
-        worker.tokens.connect(self.progress_view.tokens)
-        worker.finished.connect(self._finished)
-        worker.failed.connect(self._failed)
-        worker.cancelled.connect(self._cancelled)
+        self.runs = Generation(self)  # the model's runs: start, progress, stop, continue, the end
+        self._build_actions()
+        self.host.worker.loaded.connect(self._engine_loaded)
+        self.host.worker.load_failed.connect(self._engine_failed)
         if table is not None:
             self.icd_panel.set_table(table)
         if table_error:
@@ -121,6 +116,7 @@ class MainWindow(QMainWindow):
         self.generate_action = self._action("生成摘要", "Ctrl+Return", self.generate, "generate")
         self.rerun_action = self._action("分段重新生成", "Ctrl+Shift+Return", self.rerun_in_parts, "rerun_in_parts")
         self.stop_action = self._action("停止", "Esc", self.stop, "stop")
+        self.resume_action = self._action("继续生成", "Ctrl+Shift+G", self.runs.resume, "resume")
         self.copy_action = self._action("复制", "Ctrl+Shift+C", self.exports.copy, "copy")
         self.export_action = self._action("导出", "Ctrl+E", self.exports.choose, "export")
         self.settings_action = self._action("设置", "Ctrl+,", self.open_settings, "settings")
@@ -135,10 +131,11 @@ class MainWindow(QMainWindow):
         self.copy_action.setEnabled(usable)
         self.export_action.setEnabled(usable)
         self.stop_action.setEnabled(running)
+        self.resume_action.setEnabled(ready and not running and record is not None and record.resumable is not None)
         for action in (self.open_action, self.paste_action, self.settings_action):
             action.setEnabled(not running)
         signed = record is not None and record.signed
-        self.panes.show_signed(signed)
+        self.panes.show_state(signed, running)
         self.amend_action.setEnabled(signed)
         self.banners.render(record)
         self.status.generating(running)
@@ -166,11 +163,9 @@ class MainWindow(QMainWindow):
     # -- documents -----------------------------------------------------------------------------------
 
     def choose_file(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self, "打开病历", str(Path.home()), "病历 (*.txt *.docx);;所有文件 (*)")
-        if path:
-            self.open_file(path)
+        chosen = ask_path(self, "打开病历", "open", ["病历 (*.txt *.docx)", "所有文件 (*)"])
+        if chosen is not None:
+            self.open_file(str(chosen[0]))
 
     def open_file(self, path: str) -> bool:
         return self._adopt(lambda: load_document(path), "无法打开病历")
@@ -216,12 +211,12 @@ class MainWindow(QMainWindow):
         if self.record is not None:
             self.generate(part_budget=self.record.rerun_part_tokens())
 
-    def set_signed(self, signed: bool) -> None:
-        """A signed version is immutable: the summary and the codes are read-only until the doctor asks
-        for a new version."""
-        if self.record is not None:
-            self.record.signed = signed
-        self.render()
+    def attested(self, record: OpenRecord, attestation: Attestation) -> None:
+        """The version on screen was reviewed or signed. A signed version is immutable: the summary and the
+        codes are read-only until the doctor asks for a new version."""
+        record.attested(attestation)
+        if record is self.record:
+            self.render()
 
     def amend(self) -> bool:
         """Start a new version of a signed summary, after asking; the signed one stays in the history."""
@@ -230,73 +225,16 @@ class MainWindow(QMainWindow):
         if not self._confirm(self, "修改已签署的摘要", "此摘要已签署。修改将生成新的草稿版本（需重新审核签署），"
                              "已签署的版本保留在历史记录中。继续吗？"):
             return False
-        self.set_signed(False)
+        self.record.unsigned()
+        self.render()
         self.statusBar().showMessage("已开始新版本：修改将保存为草稿", 5000)
         return True
 
     def generate(self, part_budget: int | None = None) -> None:
-        record = self.record
-        if self.generating:
-            return
-        if record is not None and record.signed and not self._confirm(
-                self, "重新生成已签署的摘要", "此摘要已签署。重新生成将产生新的草稿版本（需重新审核签署），"
-                "医生已确认或修改的 ICD 编码会保留。继续吗？"):
-            return
-        if record is None:
-            self.show_error("没有病历", "请先打开或粘贴一份病历。")
-            return
-        if self.engine_info is None:
-            self.show_error("模型未就绪", "模型尚未加载成功，请检查“设置”中的模型文件。")
-            return
-        self.progress_view.clear()
-        record.regenerating(self.icd_panel.assignments)
-        self.generating = True
-        self.render()
-        self.host.run(record.document, self.table, part_budget)
+        self.runs.start(part_budget)
 
     def stop(self) -> None:
-        if self.generating:
-            self.host.cancel()
-            self.statusBar().showMessage("正在停止…")
-
-    def _step(self, progress: Progress) -> None:
-        """A Progress from the worker: the status bar always, the log once per phase or part."""
-        self.progress_view.step(progress)
-        self.statusBar().showMessage(progress.line())
-        self.status.fraction(progress.fraction)
-
-    def _finished(self, report: BriefReport) -> None:
-        self.generating = False
-        record = self.record
-        if record is None or record.document is not report.document:
-            self.render()
-            return
-        codes = record.adopt_run(report)
-        self.summary_pane.set_summary(report.result.summary)
-        self.icd_panel.set_assignments(codes)
-        if report.validation is not None:
-            self.summary_pane.show_findings(report.validation.findings, report.validation.statements,
-                                            report.validation.unchecked)
-        self.document_pane.set_marks([])
-        self.status.ran(report.result.timings)
-        self.render()
-        elapsed = report.elapsed_s or report.result.timings.total_s
-        if report.rejected:
-            self.statusBar().showMessage(f"未通过核对：摘要与原文不符（用时 {elapsed:.1f} 秒）")
-        else:
-            self.statusBar().showMessage(f"摘要完成，用时 {elapsed:.1f} 秒", 8000)
-        self.report_ready.emit(report)
-
-    def _cancelled(self) -> None:
-        self.generating = False
-        self.render()
-        self.progress_view.note("\n■ 已停止")
-        self.statusBar().showMessage("已停止", 5000)
-
-    def _failed(self, message: str) -> None:
-        self.generating = False
-        self.render()
-        self.show_error("生成失败", message)
+        self.runs.stop()
 
     def current_summary(self) -> StructuredSummary | None:
         return self.reviews.current_summary()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
 
 from inference.progress import Progress
@@ -42,6 +44,7 @@ class ProgressView(QWidget):
         layout.addWidget(body, 1)
         self._streamed_chars = 0
         self._last_step: tuple[str, int] | None = None
+        self._last: Progress | None = None  # the latest snapshot, shown on the log's last line
 
     def clear(self) -> None:
         self.log.clear()
@@ -49,14 +52,29 @@ class ProgressView(QWidget):
         self.stream_label.setText("")
         self._streamed_chars = 0
         self._last_step = None
+        self._last = None
 
     def step(self, progress: Progress) -> None:
-        """A new line once per phase or part; the status bar follows every snapshot."""
+        """A line per phase or part, updated in place with every snapshot (percent, time used, time left)."""
         key = (progress.phase, progress.part)
         if key != self._last_step:
-            self._last_step = key
+            if self._last is not None:  # the step before is over: no time left to wait for on its line
+                self._rewrite_last(replace(self._last, remaining_s=None))
+            self._last_step, self._last = key, progress
             self.log.appendPlainText(f"▶ {progress.line()}")
             self.raw_output.appendPlainText(f"\n▶ {progress.line()}\n")
+            return
+        self._last = progress
+        self._rewrite_last(progress)
+
+    def _rewrite_last(self, progress: Progress) -> None:
+        cursor = self.log.textCursor()
+        cursor.movePosition(cursor.MoveOperation.End)
+        cursor.movePosition(cursor.MoveOperation.StartOfBlock, cursor.MoveMode.KeepAnchor)
+        cursor.insertText(f"▶ {progress.line()}")
+
+    def last_line(self) -> str:
+        return self.log.document().lastBlock().text()
 
     def tokens(self, chunk: str) -> None:
         """The model's text goes to 详情 only; the log counts it in words."""
@@ -70,4 +88,8 @@ class ProgressView(QWidget):
             self.raw_output.ensureCursorVisible()
 
     def note(self, text: str) -> None:
+        """A line of its own (the end of a run, a stop): the step before it is over."""
+        if self._last is not None:
+            self._rewrite_last(replace(self._last, remaining_s=None))
+        self._last_step = self._last = None
         self.log.appendPlainText(text)

@@ -1,5 +1,6 @@
 """Copy and export of the summary on screen: the EMR text to the clipboard, a file in txt, Markdown, JSON or
-FHIR. A refused draft is never copied or exported; a demo-model draft carries its mark in every form."""
+FHIR. A refused draft is never copied or exported; a demo-model draft carries its mark in every form; a file
+says what the version is — draft, reviewed or signed, by whom and when, and what the doctor signed over."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QGuiApplication
 
+from desktop.file_dialogs import ask_path
 from inference.export import export, to_text
 from inference.paths import write_private
 
@@ -45,22 +47,21 @@ class SummaryExport:
         return text
 
     def choose(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        path, chosen = QFileDialog.getSaveFileName(self.window, "导出摘要", str(Path.home() / "摘要.txt"),
-                                                   ";;".join(EXPORT_FILTERS.values()))
-        if path:
-            fmt = next((k for k, v in EXPORT_FILTERS.items() if v == chosen), "txt")
-            self.to_file(Path(path), fmt)
+        record = self.window.record
+        stem = Path(record.document.file_name).stem if record is not None else ""
+        chosen = ask_path(self.window, "导出摘要", "save", list(EXPORT_FILTERS.values()), f"摘要-{stem or '病历'}.txt")
+        if chosen is not None:
+            path, name_filter = chosen
+            self.to_file(path, next((k for k, v in EXPORT_FILTERS.items() if v == name_filter), "txt"))
 
     def to_file(self, path: Path, fmt: str) -> bool:
         if self._refused("导出"):
             return False
-        summary = self.window.current_summary()
-        if summary is None:
+        summary, record = self.window.current_summary(), self.window.record
+        if summary is None or record is None:
             return False
         try:
-            write_private(path, export(summary, fmt, self.window.icd_panel.assignments, demo=self._demo()))
+            write_private(path, export(record.exported(summary, self.window.icd_panel.assignments), fmt))
         except OSError as exc:
             self.window.show_error("导出失败", f"无法写入 {path}：{exc.strerror}")
             return False

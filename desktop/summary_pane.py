@@ -81,6 +81,21 @@ class SummaryPane(QWidget):
         finally:
             self._loading = False
 
+    def texts(self) -> dict[str, str]:
+        return {name: editor.toPlainText() for name, editor in self.editors.items()}
+
+    def show_texts(self, texts: dict[str, str]) -> None:
+        """Text that is not the doctor's edit (a draft as it streams, what was on screen before a stopped run):
+        no review, no autosave; an editor whose text is unchanged keeps its cursor."""
+        self._loading = True
+        try:
+            for name, text in texts.items():
+                editor = self.editors[name]
+                if editor.toPlainText() != text:
+                    editor.setPlainText(text)
+        finally:
+            self._loading = False
+
     def summary(self) -> StructuredSummary:
         """The summary as the doctor has edited it."""
         exams = [line for line in self._lines("auxiliary_exams") if line != ABSENT]

@@ -38,6 +38,7 @@ class SummaryReview:
         summary = self.current_summary()
         if summary is None or window.record is None:
             return
+        window.record.edited()
         self.review(summary, window.record)
         window.icd_panel.sync_diagnoses([d.name for d in summary.diagnoses])
         window.summary_edited.emit(summary)

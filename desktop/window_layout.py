@@ -14,6 +14,7 @@ from desktop.progress_view import ProgressView
 from desktop.summary_pane import SummaryPane
 
 EDITABLE_TITLE, SIGNED_TITLE = "结构化摘要（可编辑）", "结构化摘要（已签署，只读）"
+STREAMING_TITLE = "结构化摘要（正在生成，尚未核对）"
 
 
 def _scrolling(widget: QWidget) -> QScrollArea:
@@ -50,7 +51,7 @@ class WindowLayout(QWidget):
         panes.addWidget(_titled(QLabel("病历原文"), self.document_pane))
         panes.addWidget(_titled(self.summary_title, _scrolling(self.summary_pane)))
         panes.addWidget(_scrolling(self.icd_panel))
-        panes.setSizes([430, 520, 400])
+        panes.setSizes([400, 500, 450])  # the ICD panel keeps room for code names with 历史记录 open
         below = QSplitter(Qt.Orientation.Horizontal)
         below.addWidget(self.summary_pane.findings_box)
         below.addWidget(self.progress_view)
@@ -63,9 +64,10 @@ class WindowLayout(QWidget):
         vertical.setSizes([560, 170])
         layout.addWidget(vertical, 1)
 
-    def show_signed(self, signed: bool) -> None:
-        """A signed version is read-only: the summary's editors and the code panel."""
+    def show_state(self, signed: bool, generating: bool) -> None:
+        """A signed version is read-only (the summary's editors and the code panel); so is a draft the model is
+        still writing."""
         for editor in self.summary_pane.editors.values():
-            editor.setReadOnly(signed)
+            editor.setReadOnly(signed or generating)
         self.icd_panel.setEnabled(not signed)
-        self.summary_title.setText(SIGNED_TITLE if signed else EDITABLE_TITLE)
+        self.summary_title.setText(SIGNED_TITLE if signed else STREAMING_TITLE if generating else EDITABLE_TITLE)

@@ -23,6 +23,7 @@ from inference.llm.engine import ChatEngine
 from inference.llm.settings import EngineSettings
 from inference.pipeline import BriefReport
 from inference.progress import RunContext
+from inference.summary.summarizer import StoppedRun
 
 TOKEN_FLUSH_S = 0.1  # repaint the progress view at most ten times a second, not per token
 
@@ -33,7 +34,7 @@ class RunJob(Protocol):
     """The worker's job: ``pipeline.run_pipeline`` in the app, a fake in UI tests."""
 
     def __call__(self, document: Document, engine: ChatEngine, context: RunContext, *, table: IcdTable | None,
-                 part_budget: int | None) -> BriefReport: ...
+                 part_budget: int | None, resume: StoppedRun | None = None) -> BriefReport: ...
 
 
 class EngineWorker(QObject):
@@ -70,16 +71,17 @@ class EngineWorker(QObject):
             return
         self.loaded.emit(self.engine.info)
 
-    @Slot(object, object, int)
-    def run(self, document: Document, table: IcdTable | None, part_budget: int = 0) -> None:
+    @Slot(object, object, int, object)
+    def run(self, document: Document, table: IcdTable | None, part_budget: int = 0,
+            resume: StoppedRun | None = None) -> None:
         if self.engine is None:
             self.failed.emit("模型尚未加载 / no model loaded")
             return
-        self.cancel_event.clear()
         self._buffer.clear()
         try:
             context = RunContext(on_progress=self.step.emit, on_token=self._on_token, cancel=self.cancel_event)
-            result = self._run_job(document, self.engine, context, table=table, part_budget=part_budget or None)
+            result = self._run_job(document, self.engine, context, table=table, part_budget=part_budget or None,
+                                   resume=resume)
         except GenerationCancelled:
             self._flush()
             self.cancelled.emit()
@@ -136,7 +138,7 @@ class WorkerHost(QObject):
 
     _load_requested = Signal(object)
     # document, table, record tokens per part (0: by model size)
-    _run_requested = Signal(object, object, int)
+    _run_requested = Signal(object, object, int, object)
     _prepare_requested = Signal(object)
     _shutdown_requested = Signal()
 
@@ -155,8 +157,10 @@ class WorkerHost(QObject):
     def load(self, settings: EngineSettings) -> None:
         self._load_requested.emit(settings)
 
-    def run(self, document: Document, table: IcdTable | None, part_budget: int | None = None) -> None:
-        self._run_requested.emit(document, table, part_budget or 0)
+    def run(self, document: Document, table: IcdTable | None, part_budget: int | None = None,
+            resume: StoppedRun | None = None) -> None:
+        self.worker.cancel_event.clear()  # here, not in the worker: a stop pressed before the run starts holds
+        self._run_requested.emit(document, table, part_budget or 0, resume)
 
     def prepare(self, table: IcdTable) -> None:
         self._prepare_requested.emit(table)

@@ -1,28 +1,80 @@
-"""Export one summary: EMR text (【主诉】…), Markdown, JSON, and a FHIR R4 Bundle for HIS integration."""
+"""Export one version of a summary: EMR text, Markdown, JSON, and a FHIR R4 Bundle for HIS integration.
+
+What leaves the PC says what it is: a demo-model draft carries its mark in every form; a signed version carries
+its status, the signing doctor, the time, every finding or blocker that stood when it was signed and the reason
+given for signing over them, and its ICD codes; a FHIR Composition of it is ``final`` with the doctor as attester.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from inference.icd.coding import IcdAssignment
+from inference.record.status import STATUS_LABELS, Attestation, DraftStatus
 from inference.record.summary import ABSENT, SECTION_HEADINGS, StructuredSummary, render_emr_text
 
 EXPORT_FORMATS = ("txt", "md", "json", "fhir")
 # Carried by every copy and export of a draft the demo model wrote: it must not pass for a clinical summary.
 DEMO_MARK = "【演示模型生成，不可用于临床】"
+DRAFT_AUTHOR = "MedBrief（AI 草稿，待医生审核）"
+
+
+@dataclass(frozen=True)
+class ExportedVersion:
+    """One version as it leaves the PC: its summary and codes, and what it is."""
+
+    summary: StructuredSummary
+    icd: list[IcdAssignment] = field(default_factory=list)
+    demo: bool = False
+    status: DraftStatus = DraftStatus.DRAFT
+    version: int | None = None
+    attestation: Attestation | None = None  # the review or signature that made it ``status``
+    findings: list[dict[str, Any]] = field(default_factory=list)  # the review of this version (Finding.as_dict)
+
+    @property
+    def signed(self) -> bool:
+        return self.status == DraftStatus.SIGNED
 
 
 def to_text(summary: StructuredSummary, demo: bool = False) -> str:
+    """The EMR text a doctor pastes (the copy button): the summary alone, and the demo mark."""
     return (DEMO_MARK + "\n" if demo else "") + render_emr_text(summary)
 
 
-def to_markdown(summary: StructuredSummary, icd: list[IcdAssignment] | None = None, title: str = "病历摘要",
-                demo: bool = False) -> str:
-    codes = {a.diagnosis: a for a in icd or []}
-    lines = [f"# {title}", "", *([f"> **{DEMO_MARK}**", ""] if demo else []), f"## {SECTION_HEADINGS['chief_complaint']}", "", summary.chief_complaint or ABSENT, "",
+def _code(assignment: IcdAssignment | None) -> str:
+    return f"{assignment.code} {assignment.name}" if assignment and assignment.code else "未编码"
+
+
+def _attestation_lines(record: ExportedVersion) -> list[str]:
+    lines = [f"状态：{STATUS_LABELS[record.status]}" + (f"（第 {record.version} 版）" if record.version else "")]
+    attestation = record.attestation
+    if attestation is not None:
+        verb = "签署" if attestation.signed else "审核"
+        lines.append(f"{verb}医生：{attestation.signer}（系统用户 {attestation.os_user}），{attestation.local_time()}")
+        if attestation.overridden:
+            lines.append(f"{verb}时未处理的问题（医生确认后{verb}，理由：{attestation.override}）：")
+            lines += [f"- {item}" for item in attestation.overridden]
+    return lines
+
+
+def to_full_text(record: ExportedVersion) -> str:
+    """The text export: the summary, its ICD codes, and what the version is."""
+    codes = {a.diagnosis: a for a in record.icd}
+    lines = [to_text(record.summary, record.demo).rstrip("\n")]
+    if record.icd:
+        lines += ["【ICD-10】"] + [f"{d.name}：{_code(codes.get(d.name))}" for d in record.summary.diagnoses]
+    lines += ["【审核与签署】", *_attestation_lines(record)]
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(record: ExportedVersion, title: str = "病历摘要") -> str:
+    summary, codes = record.summary, {a.diagnosis: a for a in record.icd}
+    lines = [f"# {title}", "", *([f"> **{DEMO_MARK}**", ""] if record.demo else []),
+             f"## {SECTION_HEADINGS['chief_complaint']}", "", summary.chief_complaint or ABSENT, "",
              f"## {SECTION_HEADINGS['present_illness']}", "", summary.present_illness or ABSENT, "",
              f"## {SECTION_HEADINGS['auxiliary_exams']}", ""]
     lines += [f"- {item.as_text()}" for item in summary.auxiliary_exams] or [ABSENT]
@@ -33,34 +85,38 @@ def to_markdown(summary: StructuredSummary, icd: list[IcdAssignment] | None = No
         lines.append(f"{index}. {diagnosis.name}{code}")
     if not summary.diagnoses:
         lines.append(ABSENT)
+    lines += ["", "## 审核与签署", "", *[line if line.startswith("- ") else f"{line}  " for line in
+                                        _attestation_lines(record)]]
     return "\n".join(lines) + "\n"
 
 
-def to_json(summary: StructuredSummary, icd: list[IcdAssignment] | None = None, **extra: object) -> str:
-    codes = {a.diagnosis: a.as_dict() for a in icd or []}
+def to_json(record: ExportedVersion, **extra: object) -> str:
+    codes = {a.diagnosis: a.as_dict() for a in record.icd}
+    summary = record.summary
     data = {
         "chief_complaint": summary.chief_complaint,
         "present_illness": summary.present_illness,
         "auxiliary_exams": [item.model_dump() for item in summary.auxiliary_exams],
         "diagnoses": [{**d.model_dump(), "icd": codes.get(d.name)} for d in summary.diagnoses],
+        "status": str(record.status),
+        "version": record.version,
+        "attestation": record.attestation.as_dict() if record.attestation else None,
+        "findings": record.findings,
+        **({"demo": True, "notice": DEMO_MARK} if record.demo else {}),
         **extra,
     }
     return json.dumps(data, ensure_ascii=False, indent=2)
 
 
-def to_fhir_bundle(
-    summary: StructuredSummary,
-    icd: list[IcdAssignment] | None = None,
-    *,
-    title: str = "病历摘要",
-    status: str = "preliminary",
-    date: str | None = None,
-    code_system: str = "http://hl7.org/fhir/sid/icd-10",
-) -> dict[str, Any]:
-    """A FHIR R4 ``Bundle`` (type document): a ``Composition`` with one section per summary part and
-    ``Condition`` resources carrying the ICD-10 codes, referenced from the 初步诊断 section."""
+def to_fhir_bundle(record: ExportedVersion, *, title: str = "病历摘要", date: str | None = None,
+                   code_system: str = "http://hl7.org/fhir/sid/icd-10") -> dict[str, Any]:
+    """A FHIR R4 ``Bundle`` (type document): a ``Composition`` with one section per summary part and ``Condition``
+    resources carrying the ICD-10 codes, referenced from the 初步诊断 section. A signed version is ``final``, its
+    doctor the author and the legal attester; what stood when it was signed is a section of its own."""
+    summary, attestation = record.summary, record.attestation
     date = date or datetime.now(timezone.utc).isoformat(timespec="seconds")
-    codes = {a.diagnosis: a for a in icd or []}
+    codes = {a.diagnosis: a for a in record.icd}
+    status = "final" if record.signed else "preliminary"
     conditions = []
     for diagnosis in summary.diagnoses:
         assignment = codes.get(diagnosis.name)
@@ -69,7 +125,7 @@ def to_fhir_bundle(
             "id": str(uuid.uuid4()),
             "verificationStatus": {"coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                "code": "confirmed" if status == "final" else "provisional"}]},
+                "code": "confirmed" if record.signed else "provisional"}]},
             "code": {"text": diagnosis.name},
             "subject": {"display": "匿名患者"},
         }
@@ -78,14 +134,21 @@ def to_fhir_bundle(
                                             "display": assignment.name}]
         conditions.append(condition)
 
-    def section(key: str, text: str, entries: list[dict[str, str]] | None = None) -> dict[str, Any]:
-        body = {"title": SECTION_HEADINGS[key],
-                "text": {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{_escape(text)}</div>'}}
+    def section(heading: str, text: str, entries: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"title": heading, "text": {
+            "status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{_escape(text)}</div>'}}
         if entries:
             body["entry"] = entries
         return body
 
-    composition = {
+    sections = [
+        section(SECTION_HEADINGS["chief_complaint"], summary.chief_complaint or ABSENT),
+        section(SECTION_HEADINGS["present_illness"], summary.present_illness or ABSENT),
+        section(SECTION_HEADINGS["auxiliary_exams"], "；".join(i.as_text() for i in summary.auxiliary_exams) or ABSENT),
+        section(SECTION_HEADINGS["diagnoses"], "；".join(d.name for d in summary.diagnoses) or ABSENT,
+                [{"reference": f"urn:uuid:{c['id']}"} for c in conditions]),
+    ]
+    composition: dict[str, Any] = {
         "resourceType": "Composition",
         "id": str(uuid.uuid4()),
         "status": status,
@@ -93,15 +156,15 @@ def to_fhir_bundle(
                  "text": title},
         "date": date,
         "title": title,
-        "author": [{"display": "MedBrief（AI 草稿，经医生审核）"}],
-        "section": [
-            section("chief_complaint", summary.chief_complaint or ABSENT),
-            section("present_illness", summary.present_illness or ABSENT),
-            section("auxiliary_exams", "；".join(i.as_text() for i in summary.auxiliary_exams) or ABSENT),
-            section("diagnoses", "；".join(d.name for d in summary.diagnoses) or ABSENT,
-                    [{"reference": f"urn:uuid:{c['id']}"} for c in conditions]),
-        ],
+        "author": [{"display": attestation.signer if attestation is not None and attestation.signer else DRAFT_AUTHOR}],
+        "section": sections,
     }
+    if attestation is not None and attestation.signed:
+        composition["attester"] = [{"mode": "legal", "time": attestation.as_dict()["at"],
+                                    "party": {"display": attestation.signer}}]
+    if attestation is not None and attestation.overridden:
+        sections.append(section("签署时未处理的问题", "；".join(attestation.overridden)
+                                + f"。理由：{attestation.override}"))
     entries = [{"fullUrl": f"urn:uuid:{composition['id']}", "resource": composition}]
     entries += [{"fullUrl": f"urn:uuid:{c['id']}", "resource": c} for c in conditions]
     return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "document", "timestamp": date,
@@ -112,16 +175,15 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def export(summary: StructuredSummary, fmt: str, icd: list[IcdAssignment] | None = None, *, demo: bool = False,
-           **extra: object) -> str:
-    """``demo``: the draft came from the demo model; every format says so."""
+def export(record: ExportedVersion, fmt: str) -> str:
+    """The version in one of ``EXPORT_FORMATS``."""
     if fmt == "txt":
-        return to_text(summary, demo)
+        return to_full_text(record)
     if fmt == "md":
-        return to_markdown(summary, icd, demo=demo)
+        return to_markdown(record)
     if fmt == "json":
-        return to_json(summary, icd, **({"demo": True, "notice": DEMO_MARK} if demo else {}), **extra)
+        return to_json(record)
     if fmt == "fhir":
-        title = f"{DEMO_MARK}病历摘要" if demo else "病历摘要"
-        return json.dumps(to_fhir_bundle(summary, icd, title=title), ensure_ascii=False, indent=2)
+        title = f"{DEMO_MARK}病历摘要" if record.demo else "病历摘要"
+        return json.dumps(to_fhir_bundle(record, title=title), ensure_ascii=False, indent=2)
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")

@@ -11,13 +11,21 @@ from dataclasses import dataclass, field
 
 from inference.checks.findings import ERROR, ValidationReport
 from inference.documents import Document
+from inference.export import ExportedVersion
 from inference.icd.coding import IcdAssignment
+from inference.icd.patient_rules import patient_conflict
+from inference.icd.precision import is_leaf
+from inference.icd.table import IcdTable
 from inference.pipeline import BriefReport
 from inference.record.evidence import RunEvidence
-from inference.record.status import DraftStatus
-from inference.summary.summarizer import retry_part_tokens
+from inference.record.patient import Patient, patient_of
+from inference.record.status import Attestation, DraftStatus
+from inference.record.summary import StructuredSummary
+from inference.summary.summarizer import StoppedRun, retry_part_tokens
 
 DEMO_BLOCKER = "草稿由演示模型生成，不可用于临床"
+# Findings on a diagnosis that a coder would send back: not in the record (T4, G1, G2), a symptom (D1).
+_UNSTATED_DIAGNOSIS = ("T4", "G1", "G2", "D1")
 
 
 @dataclass
@@ -30,13 +38,45 @@ class OpenRecord:
     rejected: bool = False  # the checks refused the draft: not from this record
     signed: bool = False  # the version on screen is signed: read-only until the doctor starts a new one
     kept_codes: dict[str, IcdAssignment] = field(default_factory=dict)  # confirmed codes kept over a regeneration
+    attestation: Attestation | None = None  # the review or signature of the version on screen
+    stopped: bool = False  # the doctor stopped the run: a draft of its finished parts, never reviewed or signed
+
+    @property
+    def patient(self) -> Patient:
+        return patient_of(self.document.text)
+
+    @property
+    def status(self) -> DraftStatus:
+        if self.rejected:
+            return DraftStatus.REJECTED
+        if self.stopped:
+            return DraftStatus.STOPPED
+        if self.signed:
+            return DraftStatus.SIGNED
+        return self.attestation.status if self.attestation is not None else DraftStatus.DRAFT
 
     @classmethod
-    def reopened(cls, document: Document, evidence: RunEvidence, status: str, demo: bool) -> OpenRecord:
+    def reopened(cls, document: Document, evidence: RunEvidence, status: str, demo: bool,
+                 attestation: Attestation | None = None) -> OpenRecord:
         return cls(document, evidence=evidence, demo_draft=demo, rejected=status == DraftStatus.REJECTED,
-                   signed=status == DraftStatus.SIGNED)
+                   signed=status == DraftStatus.SIGNED, attestation=attestation, stopped=status == DraftStatus.STOPPED)
 
     # -- what happens to it ---------------------------------------------------------------------------
+
+    def attested(self, attestation: Attestation) -> None:
+        """The version on screen was reviewed or signed."""
+        self.attestation = attestation
+        self.signed = attestation.signed
+
+    def edited(self) -> None:
+        """An edit makes the version on screen a new draft: the review it had was of another text."""
+        if not self.signed:
+            self.attestation = None
+
+    def unsigned(self) -> None:
+        """The doctor starts a new version of a signed summary; the signed one stays in the history."""
+        self.signed = False
+        self.attestation = None
 
     def regenerating(self, codes: list[IcdAssignment]) -> None:
         """A new run starts: the codes the doctor confirmed stay with their diagnoses."""
@@ -50,7 +90,9 @@ class OpenRecord:
         self.evidence = report.result.evidence
         self.demo_draft = bool(report.result.model.get("demo"))
         self.rejected = report.rejected
+        self.stopped = report.stopped
         self.signed = False
+        self.attestation = None
         kept, self.kept_codes = self.kept_codes, {}
         return [kept.get(a.diagnosis, a) for a in report.icd]
 
@@ -63,8 +105,13 @@ class OpenRecord:
 
     @property
     def can_sign(self) -> bool:
-        """Review and sign (with the blockers acknowledged): never a refused draft."""
-        return not self.rejected
+        """Review and sign (with the blockers acknowledged): never a refused draft, nor a stopped one."""
+        return not self.rejected and not self.stopped
+
+    @property
+    def resumable(self) -> StoppedRun | None:
+        """A run stopped in this session: the parts left can still be summarized (继续生成)."""
+        return self.report.result.stopped if self.stopped and self.report is not None else None
 
     @property
     def can_rerun_in_parts(self) -> bool:
@@ -81,16 +128,33 @@ class OpenRecord:
     def rejection_reasons(self) -> list[str]:
         return self.validation.rejection_reasons if self.validation is not None else []
 
-    def blockers(self, codes: list[IcdAssignment]) -> tuple[str, ...]:
-        """What should stop a signature, in words: error findings that stand, codes not yet confirmed, a demo
-        draft. Signing over them needs a reason (the audit log keeps it)."""
+    def blockers(self, codes: list[IcdAssignment], table: IcdTable | None = None) -> tuple[str, ...]:
+        """What should stop a signature, in words: error findings that stand, a diagnosis the record does not
+        state, codes not yet confirmed, a code that is not a leaf of the table or that the record's patient
+        cannot have (sex, age), a demo draft. Signing over them needs a reason; the audit log and every export of
+        the signed version keep them with it."""
         found = []
-        errors = sum(f.severity == ERROR for f in self.validation.findings) if self.validation else 0
+        findings = self.validation.findings if self.validation else []
+        errors = [f for f in findings if f.severity == ERROR and f.rule_id not in _UNSTATED_DIAGNOSIS]
         if errors:
-            found.append(f"核对发现 {errors} 处错误尚未处理")
+            found.append(f"核对发现 {len(errors)} 处错误尚未处理：" + "；".join(f.message for f in errors[:3]))
+        found += [f"诊断原文没有依据（{f.rule_id}）：{f.message}" for f in findings
+                  if f.section == "diagnoses" and f.rule_id in _UNSTATED_DIAGNOSIS]
         unconfirmed = sum(1 for a in codes if a.code and not a.confirmed)
         if unconfirmed:
             found.append(f"{unconfirmed} 个 ICD 编码仍待确认")
+        if table is not None:
+            found += [f"编码 {a.code}（{a.diagnosis}）下还有亚目，须选到末级编码" for a in codes
+                      if a.code and a.code in table and not is_leaf(a.code, table)]
+        patient = self.patient
+        found += [conflict for a in codes if (conflict := patient_conflict(a.code, patient))]
         if self.demo_draft:
             found.append(DEMO_BLOCKER)
         return tuple(found)
+
+    def exported(self, summary: StructuredSummary, codes: list[IcdAssignment]) -> ExportedVersion:
+        """The summary and codes on screen as they leave the PC: what the version is, who reviewed or signed it
+        and what stood then, and the latest review of it."""
+        findings = [f.as_dict() for f in self.validation.findings] if self.validation is not None else []
+        return ExportedVersion(summary, list(codes), demo=self.demo_draft, status=self.status,
+                               attestation=self.attestation, findings=findings)

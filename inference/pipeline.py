@@ -16,7 +16,14 @@ from inference.icd.table import IcdTable
 from inference.llm.engine import ChatEngine
 from inference.progress import CHECKING, RunContext
 from inference.record.summary import render_emr_text
-from inference.summary.summarizer import SummaryResult, call_timing, summarize
+from inference.summary.summarizer import (
+    RunStopped,
+    StoppedRun,
+    SummaryResult,
+    call_timing,
+    finished_result,
+    summarize,
+)
 
 
 @dataclass
@@ -47,6 +54,8 @@ class BriefReport:
                 for i, diagnosis in enumerate(summary.diagnoses)
             ],
             "verdict": self.verdict,
+            **({"stopped": {"parts_done": len(self.result.stopped.finished),
+                            "parts_left": len(self.result.stopped.remaining)}} if self.result.stopped else {}),
             "findings": [f.as_dict() for f in self.validation.findings] if self.validation else [],
             "unchecked": self.validation.unchecked if self.validation else 0,
             "removed": evidence["removals"],  # what the guard took out, as the model wrote it
@@ -81,6 +90,7 @@ class BriefReport:
             prompt_version=self.result.prompt_version, timings=self.result.timings.as_dict(),
             findings=[f.as_dict() for f in self.validation.findings] if self.validation else [],
             icd=self.icd, raw_output=self.result.raw_output, evidence=self.result.evidence, rejected=self.rejected,
+            stopped=self.stopped,
         )
 
     @property
@@ -95,6 +105,11 @@ class BriefReport:
     def rejected(self) -> bool:
         return self.validation is not None and self.validation.rejected
 
+    @property
+    def stopped(self) -> bool:
+        """The doctor stopped the run: a draft of the finished parts only, never reviewed or signed."""
+        return self.result.stopped is not None
+
 
 def run_pipeline(
     document: Document,
@@ -103,12 +118,23 @@ def run_pipeline(
     *,
     table: IcdTable | None = None,
     part_budget: int | None = None,
+    resume: StoppedRun | None = None,
 ) -> BriefReport:
     """Summarize, code the diagnoses against ``table`` (none: no coding), validate against the record.
     ``context``: where progress and streamed text go, and the stop signal. ``part_budget``: record tokens
-    per part for this run (a rerun in parts after a rejected draft)."""
+    per part for this run (a rerun in parts after a rejected draft). Stopped after a part of a long record
+    finished, the report is a stopped draft of those parts (``stopped``); ``resume`` goes on from one."""
     context = context or RunContext()
-    result = summarize(engine, document.text, context, part_budget=part_budget)
+    try:
+        result = summarize(engine, document.text, context, part_budget=part_budget, resume=resume)
+    except RunStopped as stop:  # the doctor stopped a long record: what the finished parts say, not coded
+        stopped = stop.stopped
+        result = finished_result(engine, document.text, stopped.finished, stopped.results, stopped.part_tokens,
+                                 stopped.retried, stopped.prompt_version, stopped)
+        report = BriefReport(document=document, result=result)
+        report.validation = validate(result.summary, document.text, vocabulary_of(table), result.evidence)
+        report.elapsed_s = time.perf_counter() - context.tracker.started
+        return report
     report = BriefReport(document=document, result=result)
     if table is not None and result.summary.diagnoses:
         names = [d.name for d in result.summary.diagnoses]

@@ -20,6 +20,10 @@ PHASE_NAMES = {READING: "读取病历", SUMMARIZING: "生成摘要", CODING: "IC
 EXPECTED_OUTPUT_TOKENS = 350  # a part's summary before any part has finished (the sample's is ~300)
 EMIT_EVERY_S = 0.5
 MIN_TOKENS_FOR_ESTIMATE = 16  # a speed from fewer generated tokens swings by minutes
+# The estimate shown moves a fifth of the way to a new one, and by at most a quarter of what was left: a long
+# record's parts differ in length, and an estimate that jumps 33:25 → 17:28 → 21:30 is worse than none.
+ESTIMATE_BLEND = 0.2
+ESTIMATE_STEP = 0.25
 
 
 @dataclass(frozen=True)
@@ -47,16 +51,21 @@ class Progress:
             bits[0] += f"（{self.detail}）"
         if self.tokens_total:
             bits.append(f"完成 {min(100, round(100 * self.tokens_done / self.tokens_total))}%")
-        bits.append(f"已用 {_clock(self.elapsed_s)}")
+        bits.append(f"已用 {clock(self.elapsed_s)}")
         if self.remaining_s is not None:
-            bits.append(f"预计还需 {_clock(self.remaining_s)}")
+            bits.append(f"预计还需 {clock(self.remaining_s)}")
         return " · ".join(bits)
 
 
 ProgressCallback = Callable[[Progress], None]
 
 
-def _clock(seconds: float) -> str:
+def duration_words(seconds: float) -> str:
+    """A run's time as a doctor reads it: 1.2 秒 under a minute, else 3:05."""
+    return f"{seconds:.1f} 秒" if seconds < 60 else clock(seconds)
+
+
+def clock(seconds: float) -> str:
     seconds = max(0, round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
 
@@ -79,6 +88,7 @@ class ProgressTracker:
         self._outputs: list[int] = []  # tokens each finished part generated
         self._mark = self.started
         self._last_emit = 0.0
+        self._shown: tuple[float, float] | None = None  # (remaining shown, when)
 
     def plan(self, prompt_tokens: list[int]) -> None:
         """The parts to come, by prompt tokens each."""
@@ -137,9 +147,23 @@ class ProgressTracker:
                 and self._generated >= MIN_TOKENS_FOR_ESTIMATE:
             remaining = (prompt_left / (self._prompt_done / self._prompt_s)
                          + output_left / (self._generated / self._generated_s))
+        now = time.perf_counter()
+        if remaining is not None and self.phase_name == SUMMARIZING:
+            remaining = self._smoothed(remaining, now)
         return Progress(self.phase_name, self.part, self.parts, done, total if self.parts else 0,
-                        time.perf_counter() - self.started, remaining if self.phase_name == SUMMARIZING else None,
-                        self.detail)
+                        now - self.started, remaining if self.phase_name == SUMMARIZING else None, self.detail)
+
+    def _smoothed(self, estimate: float, now: float) -> float:
+        if self._shown is None:
+            self._shown = (estimate, now)
+            return estimate
+        shown, at = self._shown
+        expected = max(0.0, shown - (now - at))  # the last estimate, counted down
+        blended = expected + ESTIMATE_BLEND * (estimate - expected)
+        step = ESTIMATE_STEP * max(expected, 1.0)
+        smoothed = min(max(blended, expected - step), expected + step)
+        self._shown = (smoothed, now)
+        return smoothed
 
     def _emit(self, force: bool = False) -> None:
         now = time.perf_counter()

@@ -18,6 +18,7 @@ from inference.checks.validation import validate
 from inference.documents import Document
 from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.icd.coding import MANUAL, direct_assignment, to_final_codes
+from inference.icd.precision import is_leaf
 from inference.icd.table import open_table
 from inference.llm.engine import EngineInfo
 from inference.llm.settings import AppConfig, EngineSettings
@@ -50,8 +51,9 @@ class FakeJob:
     """Streams ``tokens`` pieces, ``delay`` apart, honouring cancel; then returns a real report."""
 
     def __init__(self, tokens: int = 40, delay: float = 0.01, error: str | None = None,
-                 summary: StructuredSummary = SAMPLE_SUMMARY, demo: bool = False) -> None:
+                 summary: StructuredSummary = SAMPLE_SUMMARY, demo: bool = False, pieces: list[str] | None = None) -> None:
         self.tokens, self.delay, self.error, self.summary, self.demo = tokens, delay, error, summary, demo
+        self.pieces = pieces or [f"片段{i} " for i in range(tokens)]  # what the model streams
         self.thread_names: list[str] = []
         self.part_budgets: list[int | None] = []
 
@@ -61,14 +63,15 @@ class FakeJob:
 
         return {"demo": True, "file": demo_model_path().name} if self.demo else {"demo": False}
 
-    def __call__(self, document: Document, engine: Any, context: RunContext, *, table, part_budget=None) -> BriefReport:
+    def __call__(self, document: Document, engine: Any, context: RunContext, *, table, part_budget=None,
+                 resume=None) -> BriefReport:
         self.thread_names.append(threading.current_thread() is threading.main_thread())
         self.part_budgets.append(part_budget)
-        context.on_progress(Progress(SUMMARIZING, 1, 1, 0, self.tokens))
-        for i in range(self.tokens):
+        context.on_progress(Progress(SUMMARIZING, 1, 1, 0, len(self.pieces)))
+        for piece in self.pieces:
             if context.cancel.is_set():
                 raise GenerationCancelled("已停止")
-            context.stream(f"片段{i} ")
+            context.stream(piece)
             time.sleep(self.delay)
         if self.error:
             raise GenerationError(self.error)
@@ -290,12 +293,15 @@ def test_icd_accept_and_replace_record_the_doctors_choice(qtbot, make_window) ->
     panel = window.icd_panel
     panel.rows.selectRow(0)
     assert panel.candidates.count() >= 2
-    panel.candidates.setCurrentRow(1)
+    table = open_table("who-zh")
+    codes = [panel.candidates.item(row).data(256).code for row in range(panel.candidates.count())]
+    panel.candidates.setCurrentRow(next(  # another heart failure leaf (a category with subcategories: 须选末级)
+        row for row, code in enumerate(codes) if row and code.startswith("I50") and is_leaf(code, table)))
     chosen = panel.candidates.currentItem().data(256)
     with qtbot.waitSignal(window.codes_changed, timeout=1_000):
         panel.accept_button.click()
     assert panel.assignments[0].code == chosen.code and panel.assignments[0].provenance == MANUAL
-    assert panel.rows.item(0, 5).text() == "已确认"
+    assert panel.rows.item(0, 2).text() == "已确认"
     panel.rows.selectRow(1)
     panel.search_box.setText("I11.9")
     with qtbot.waitSignal(panel.searched, timeout=10_000):
@@ -303,7 +309,6 @@ def test_icd_accept_and_replace_record_the_doctors_choice(qtbot, make_window) ->
     assert panel.search_results.item(0).text().startswith("I11.9")
     panel.replace_button.click()
     assert panel.assignments[1].code == "I11.9" and panel.assignments[1].provenance == MANUAL
-    table = open_table("who-zh")
     assert all(a.code in table for a in panel.assignments)
 
 
@@ -493,6 +498,18 @@ def test_settings_dialog_applies_the_engines_own_validators(qtbot, make_window) 
     dialog.field("flash_attn").setChecked(True)
     dialog.accept()
     assert dialog.result() == dialog.DialogCode.Accepted and dialog.settings().kv_cache_type == "q8_0"
+
+
+def test_settings_say_in_words_what_minus_one_and_unset_mean(qtbot, make_window) -> None:
+    from desktop.settings_dialog import SettingsDialog
+
+    window = make_window(settings=EngineSettings(n_gpu_layers=-1, n_threads=None))
+    dialog = SettingsDialog(window.config.engine, window)
+    qtbot.addWidget(dialog)
+    assert dialog.field("n_gpu_layers").text() == "全部层（-1）"  # not a bare -1
+    assert dialog.field("n_threads").text() == "自动"  # not 0
+    dialog.field("n_threads").setValue(4)
+    assert dialog.field("n_threads").text() == "4"
 
 
 def test_qt_speaks_chinese_in_its_own_dialogs_and_candidates_say_how_they_were_found(qtbot, make_window) -> None:

@@ -159,6 +159,7 @@ def test_a_signed_version_is_immutable_until_the_doctor_starts_a_new_one(qtbot, 
     document_id = controller.document_id
     assert window.record.signed and window.banners.signed.isVisibleTo(window) and not panel.isEnabled()
     assert all(editor.isReadOnly() for editor in window.summary_pane.editors.values())
+    assert window.panes.summary_title.text() == "结构化摘要（已签署，只读）"  # not 可编辑 on a locked version
 
     answers.append(False)  # Ctrl+Enter on a signed record asks first; "取消" changes nothing
     window.generate_action.trigger()
@@ -167,7 +168,7 @@ def test_a_signed_version_is_immutable_until_the_doctor_starts_a_new_one(qtbot, 
     _generate(qtbot, window)  # … "继续" regenerates: a new draft that keeps the doctor's codes
     assert not window.record.signed
     assert (panel.assignments[1].code, panel.assignments[1].provenance) == ("I11.9", "manual")
-    assert panel.assignments[0].confirmed and panel.rows.item(0, 5).text() == "已确认"
+    assert panel.assignments[0].confirmed and panel.rows.item(0, 2).text() == "已确认"
     written(qtbot, controller)
     statuses = [v.status for v in history.versions(document_id)]
     assert statuses[-1] == "draft" and "signed" in statuses  # the signed version stays; new drafts follow it

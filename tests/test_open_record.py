@@ -9,7 +9,7 @@ from inference.documents import load_document
 from inference.open_record import DEMO_BLOCKER, OpenRecord
 from inference.record.evidence import RunEvidence
 from inference.record.status import DraftStatus
-from inference.record.summary import ExamItem
+from inference.record.summary import Diagnosis, ExamItem
 from inference.summary.summarizer import SMALL_MODEL_PART_TOKENS
 from tests.conftest import SAMPLE_RECORD
 from tests.history_helpers import SAMPLE_SUMMARY, sample_report
@@ -49,7 +49,7 @@ def test_blockers_name_errors_unconfirmed_codes_and_a_demo_draft() -> None:
     altered = SAMPLE_SUMMARY.model_copy(update={"auxiliary_exams": [
         ExamItem(name="LVEF", value="48", unit="%"), *SAMPLE_SUMMARY.auxiliary_exams[:1]]})
     record.adopt_run(sample_report(summary=altered))
-    assert record.blockers(confirmed)[0] == "核对发现 1 处错误尚未处理"
+    assert record.blockers(confirmed)[0] == "核对发现 1 处错误尚未处理：数值在原文中找不到（编造或改动）：LVEF 48%"
 
 
 def test_codes_the_doctor_confirmed_survive_a_regeneration() -> None:
@@ -68,3 +68,25 @@ def test_a_signed_version_reopens_read_only_and_a_rejected_one_refused() -> None
     assert signed.signed and not signed.editable and signed.can_copy
     rejected = OpenRecord.reopened(document, RunEvidence(), DraftStatus.REJECTED, demo=True)
     assert rejected.rejected and rejected.demo_draft and not rejected.can_sign
+
+
+def test_what_a_coder_would_send_back_blocks_the_signature(icd_data) -> None:
+    """A diagnosis the record does not state, a category with subcategories (I50 picked from a search), a code
+    the patient cannot have (an O-chapter code for a man): each a blocker with its reason."""
+    from inference.icd.coding import MANUAL, to_final_codes
+    from inference.icd.table import open_table
+
+    table = open_table("who-zh")
+    added = SAMPLE_SUMMARY.model_copy(update={"diagnoses": [*SAMPLE_SUMMARY.diagnoses, Diagnosis(name="急性胰腺炎")]})
+    report = sample_report(summary=added)
+    record = OpenRecord(report.document)
+    codes = [replace(a, confirmed=True) for a in record.adopt_run(report)]
+    codes[0] = replace(codes[0], code="I50", name="心力衰竭", provenance=MANUAL)
+    codes.append(replace(codes[1], diagnosis="皮肤黄染", code="O26.6", name="妊娠期肝病"))
+    blockers = record.blockers(codes, table)
+    assert any(b.startswith("诊断原文没有依据") and "急性胰腺炎" in b for b in blockers)
+    assert "编码 I50（慢性心力衰竭急性加重）下还有亚目，须选到末级编码" in blockers
+    assert any(b.startswith("O26.6 属“妊娠、分娩和产褥期”，仅适用于女性，病历为男，68 岁") for b in blockers)
+    right = OpenRecord(report.document)
+    final = to_final_codes(right.adopt_run(sample_report()), table)  # I11 → I11.0, as the pipeline codes
+    assert right.blockers([replace(a, confirmed=True) for a in final], table) == ()  # the right draft, confirmed

@@ -1,6 +1,6 @@
 """Render the main window after summarizing the sample record on the demo model → docs/screenshot.png.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshot.py [OUT.png]
+    QT_QPA_PLATFORM=offscreen MEDBRIEF_DATA_DIR=$(mktemp -d) .venv/bin/python tools/screenshot.py [OUT.png]
 
 Needs a CJK font (setup.sh installs fonts-noto-cjk) or Chinese renders as boxes.
 """
@@ -18,7 +18,8 @@ sys.path.insert(0, str(ROOT))
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from desktop.app import build_window, load_startup_config, pick_cjk_font  # noqa: E402
+from desktop.app import build_window, load_startup_config, open_history, pick_cjk_font  # noqa: E402
+from desktop.history_controller import HistoryController  # noqa: E402
 
 
 def main() -> int:
@@ -29,6 +30,10 @@ def main() -> int:
     window = build_window(config, error)
     window.resize(1366, 768)
     window.show()
+    lock, store, _code = open_history()
+    if store is not None:
+        controller = HistoryController(window, store)
+        controller.dock.show()  # the ward layout at its tightest: 1366×768 with 历史记录 open
     loop = QEventLoop()
     window.host.worker.loaded.connect(loop.quit)
     window.host.worker.load_failed.connect(loop.quit)
@@ -42,6 +47,11 @@ def main() -> int:
     window.host.worker.failed.connect(loop.quit)
     window.generate()
     loop.exec()
+    if store is not None:  # the history lists the run (queried off the GUI thread)
+        controller.panel.refreshed.connect(loop.quit)
+        QTimer.singleShot(0, controller.panel.refresh)
+        QTimer.singleShot(10_000, loop.quit)
+        loop.exec()
     exams = window.summary_pane.editors["auxiliary_exams"]
     cursor = exams.textCursor()
     cursor.setPosition(exams.toPlainText().find("LVEF"))
@@ -50,6 +60,11 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(out))
     window.host.stop()
+    if store is not None:
+        window.writes.wait()
+        store.close()
+    if lock is not None:
+        lock.release()
     print(out)
     return 0
 

@@ -131,6 +131,8 @@ def _summarize_one(path: Path, engine: ChatEngine, table: IcdTable | None, targe
         raise GenerationCancelled("已停止 / stopped")
     document = load_document(path)
     report = run_pipeline(document, engine, RunContext(cancel=cancel), table=table)
+    if report.stopped:  # Ctrl+C in the middle of a long record: not written, summarized whole on the next run
+        raise GenerationCancelled("已停止 / stopped")
     partial = target.with_name(target.name + ".partial")
     try:
         write_private(partial, json.dumps(report.as_json(), ensure_ascii=False, indent=2))

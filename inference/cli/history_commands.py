@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from inference.cli.output import check_output_folder, text_argument, write_output
 from inference.errors import StorageError, UsageError
-from inference.record.status import DraftStatus
+from inference.record.status import STATUS_LABELS, DraftStatus
+
+ORIGIN_LABELS = {"model": "模型生成", "edit": "医生编辑", "status": "状态变更", "code": "确认编码"}
 
 if TYPE_CHECKING:
     from inference.history.store import HistoryStore
@@ -24,7 +26,7 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
             "medbrief history list [--status S] [--diagnosis D] [--icd CODE]\n"
             "medbrief history show ID\n"
             "medbrief history search QUERY [--status S] [--diagnosis D] [--icd CODE]\n"
-            "medbrief history export ID --format txt|md|json|fhir [--out FILE]\n"
+            "medbrief history export ID --format txt|md|json|fhir [--version N] [--out FILE]\n"
             "medbrief history export --reviewed --out FILE.jsonl"
         ),
         epilog=epilog,
@@ -36,6 +38,8 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
     history.add_argument("--diagnosis", help="only records whose diagnoses contain this text")
     history.add_argument("--icd", help="only records coded with this ICD code (prefix)")
     history.add_argument("--format", default="txt", choices=["txt", "md", "json", "fhir"])
+    history.add_argument("--version", dest="version_number", type=int, metavar="N",
+                         help="export or show version N (export: default the last signed version, else the latest)")
     history.add_argument("--reviewed", action="store_true", help="export all reviewed/signed summaries as JSONL")
     history.add_argument("--out", help="write to this file")
     history.add_argument("--json", action="store_true", help="JSON output (list, search, show)")
@@ -86,8 +90,8 @@ def _list(store: HistoryStore, args: argparse.Namespace) -> int:
                            "updated_at": r.updated_at.isoformat()} for r in records], ensure_ascii=False, indent=2))
         return 0
     for r in records:
-        print(f"{r.document_id:>5}  {r.updated_at:%Y-%m-%d %H:%M}  {r.status:<8}  v{r.versions:<3} "
-              f"{r.file_name}  {r.diagnoses}  {r.icd_codes}")
+        print(f"{r.document_id:>5}  {r.updated_at:%Y-%m-%d %H:%M}  {STATUS_LABELS.get(r.status, r.status):<6}  "
+              f"v{r.versions:<3} {r.file_name}  {r.diagnoses}  {r.icd_codes}")
     if not records:
         print("（没有记录 / no records）")
     return 0
@@ -105,7 +109,12 @@ def _show(store: HistoryStore, document_id: int, as_json: bool) -> int:
         return 0
     print(f"# {document.file_name}（记录 {document_id}，{len(versions)} 个版本）")
     for v in versions:
-        print(f"- v{v.number} {v.created_at:%Y-%m-%d %H:%M:%S} {v.status} {v.origin} {v.author}")
+        attestation = store.attestation(v)
+        signed = f"，{'签署' if attestation.signed else '审核'}医生 {attestation.signer}" \
+            if attestation is not None and attestation.signer else ""
+        override = f"，越过提示的理由：{attestation.override}" if attestation is not None and attestation.override else ""
+        print(f"- v{v.number} {v.created_at:%Y-%m-%d %H:%M:%S} {STATUS_LABELS.get(v.status, v.status)} "
+              f"{ORIGIN_LABELS.get(v.origin, v.origin)} 系统用户 {v.author}{signed}{override}")
     if versions:
         print()
         print(versions[-1].emr_text)
@@ -125,6 +134,6 @@ def _export(store: HistoryStore, args: argparse.Namespace) -> int:
             raise StorageError(f"{len(damaged)} 份记录已损坏，未导出（记录 {', '.join(map(str, damaged))}）/ "
                                f"{len(damaged)} damaged records left out")
         return 0
-    text = export_record(store, _record_id(args.target), args.format, args.out or "stdout")
+    text = export_record(store, _record_id(args.target), args.format, args.out or "stdout", args.version_number)
     write_output(text, args.out)
     return 0

@@ -107,6 +107,7 @@ def _batch_queries(path: Path) -> list[str]:
 
 
 def run_lookup(args: argparse.Namespace) -> int:
+    from inference.icd.coding import match_label
     from inference.icd.lookup import MAX_QUERY_CHARS, lookup_provenance, matcher_for
     from inference.icd.precision import refine_record
     from inference.icd.table import open_table
@@ -144,7 +145,7 @@ def run_lookup(args: argparse.Namespace) -> int:
     for (part, found), final in zip(results, finals):
         print(f"{part}:")
         for candidate in found or []:
-            print(f"  {candidate.code}\t{candidate.name}\t{candidate.score:.2f}\t{candidate.match}")
+            print(f"  {candidate.code}\t{candidate.name}\t{candidate.score:.2f}\t{match_label(candidate.match)}")
         if not found:
             print("  （表中没有足够相似的条目 / no close match in the table）")
         if final is not None:

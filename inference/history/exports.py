@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from inference.checks.validation import validate
 from inference.errors import InputError, StorageError
-from inference.export import export
+from inference.export import ExportedVersion, export
+from inference.history.models import SummaryVersionRow
 from inference.history.store import HistoryStore
 from inference.icd.coding import IcdAssignment
 from inference.paths import write_private
@@ -15,17 +17,38 @@ from inference.record.status import DraftStatus
 from inference.record.summary import StructuredSummary
 
 
-def export_record(store: HistoryStore, document_id: int, fmt: str, target: str = "stdout") -> str:
+def chosen_version(versions: list[SummaryVersionRow], number: int | None) -> SummaryVersionRow:
+    """Version ``number``; by default the last signed version (what the doctor signed, not a draft begun after
+    it), else the latest."""
+    if number is not None:
+        found = next((v for v in versions if v.number == number), None)
+        if found is None:
+            raise StorageError(f"没有第 {number} 版（共 {len(versions)} 版）/ no version {number}")
+        return found
+    signed = [v for v in versions if v.status == DraftStatus.SIGNED]
+    return signed[-1] if signed else versions[-1]
+
+
+def exported_version(store: HistoryStore, document_id: int, number: int | None = None) -> ExportedVersion:
+    """A version of a record as it would leave the PC: its attestation and the review of it with its run's
+    evidence and the active code table's names."""
     versions = store.versions(document_id)
     if not versions:
         raise StorageError(f"没有编号为 {document_id} 的记录 / no such record")
-    latest = versions[-1]
-    if latest.status == DraftStatus.REJECTED:
+    version = chosen_version(versions, number)
+    if version.status == DraftStatus.REJECTED:
         raise StorageError("该草稿未通过核对（与原文不符），不能导出 / a rejected draft cannot be exported")
-    summary = StructuredSummary.model_validate(latest.summary)
-    icd = [IcdAssignment.from_record(item) for item in latest.icd]
-    output = export(summary, fmt, icd, demo=store.from_demo(document_id), status=latest.status,
-                    version=latest.number)
+    summary = StructuredSummary.model_validate(version.summary)
+    review = validate(summary, store.document(document_id).text, evidence=store.evidence(document_id))
+    return ExportedVersion(summary=summary, icd=[IcdAssignment.from_record(item) for item in version.icd],
+                           demo=store.from_demo(document_id), status=DraftStatus(version.status),
+                           version=version.number, attestation=store.attestation(version),
+                           findings=[f.as_dict() for f in review.findings])
+
+
+def export_record(store: HistoryStore, document_id: int, fmt: str, target: str = "stdout",
+                  number: int | None = None) -> str:
+    output = export(exported_version(store, document_id, number), fmt)
     store.log_export(document_id, fmt, target)
     return output
 

@@ -27,6 +27,7 @@ class RunRecord:
     raw_output: str
     evidence: RunEvidence
     rejected: bool  # the checks refused the draft: it is kept as rejected, never reviewed or signed
+    stopped: bool = False  # the doctor stopped the run: a draft of its finished parts, never reviewed or signed
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from inference.history.schema_version import backup, head_revision, known_revisi
 from inference.paths import data_dir, make_tree_private
 from inference.record.clinical_terms import expand_terms
 from inference.record.evidence import RunEvidence
-from inference.record.status import REVIEW_ORDER, DraftStatus
+from inference.record.status import REVIEW_ORDER, UNSIGNABLE, Attestation, DraftStatus
 from inference.record.summary import StructuredSummary, render_emr_text
 
 DB_FILE_NAME = "history.sqlite"
@@ -216,7 +216,7 @@ class HistoryStore:
             )
             session.add(row)
             session.flush()
-            status = DraftStatus.REJECTED if run.rejected else DraftStatus.DRAFT
+            status = DraftStatus.REJECTED if run.rejected else DraftStatus.STOPPED if run.stopped else DraftStatus.DRAFT
             version = self._add_version(session, document_id, run.summary, icd, status, "model", row.id)
             self._audit(session, "generate", document_id, version.id, run_id=row.id, model=row.model_file,
                         prompt_version=row.prompt_version)
@@ -253,17 +253,19 @@ class HistoryStore:
             latest = self._latest(session, document_id)
             if latest is not None and latest.summary == summary.model_dump() and latest.icd == icd:
                 return None
-            status = DraftStatus.REJECTED if latest is not None and latest.status == DraftStatus.REJECTED \
+            status = DraftStatus(latest.status) if latest is not None and latest.status in UNSIGNABLE \
                 else DraftStatus.DRAFT
             version = self._add_version(session, document_id, summary, icd, status,
                                         "code" if action == "accept_code" else "edit")
             self._audit(session, action, document_id, version.id)
             return version.id
 
-    def set_status(self, document_id: int, status: str, *, signer: str = "", override: str = "") -> int:
+    def set_status(self, document_id: int, status: str, *, signer: str = "", override: str = "",
+                   overridden: tuple[str, ...] = ()) -> int:
         """Move the latest version forward. Signing names the doctor who signs (recorded with the OS user);
-        ``override`` is the reason the doctor gave for signing over what should have stopped it (errors that
-        stand, unconfirmed codes, a demo-model draft): kept in the audit log."""
+        ``overridden`` is what should have stopped it (errors that stand, codes not confirmed, a demo-model
+        draft), in words, and ``override`` the reason the doctor gave for going on: kept in the audit log, and
+        with every export of the version."""
         if status not in REVIEW_ORDER:
             raise StorageError(f"未知状态 {status!r} / unknown status; use one of {', '.join(REVIEW_ORDER)}")
         signer, override = signer.strip(), override.strip()
@@ -273,6 +275,9 @@ class HistoryStore:
             latest = self._latest(session, document_id)
             if latest is None:
                 raise StorageError(f"记录 {document_id} 没有摘要 / record has no summary")
+            if latest.status == DraftStatus.STOPPED:
+                raise StorageError("该草稿生成时被停止，只含已完成的部分，不能审核或签署；请继续生成剩余部分 / "
+                                   "a stopped draft cannot be reviewed or signed; continue or generate it again")
             if latest.status == DraftStatus.REJECTED:
                 raise StorageError("该草稿未通过核对（与原文不符），不能审核或签署，请重新生成 / "
                                    "a rejected draft cannot be reviewed or signed; generate it again")
@@ -280,9 +285,23 @@ class HistoryStore:
                 raise StorageError(f"状态只能前进：{latest.status} → {status} 不允许 / status only moves forward")
             version = self._add_version(session, document_id, StructuredSummary.model_validate(latest.summary),
                                         latest.icd, status, "status")
-            extra = {key: value for key, value in (("signer", signer), ("override", override)) if value}
+            extra = {key: value for key, value in (("signer", signer), ("override", override),
+                                                   ("overridden", list(overridden))) if value}
             self._audit(session, "status", document_id, version.id, old=latest.status, new=status, **extra)
             return version.id
+
+    def attestation(self, version: SummaryVersionRow) -> Attestation | None:
+        """The review or signature that gave this version its status (None for a draft)."""
+        if version.status not in (DraftStatus.REVIEWED, DraftStatus.SIGNED):
+            return None
+        with self._session() as session:
+            event = session.scalar(select(AuditEventRow).where(AuditEventRow.version_id == version.id,
+                                                               AuditEventRow.action == "status"))
+            detail = event.detail if event is not None and isinstance(event.detail, dict) else {}
+            return Attestation(DraftStatus(version.status), str(detail.get("signer", "")),
+                               event.os_user if event is not None else version.author,
+                               event.at if event is not None else version.created_at,
+                               str(detail.get("override", "")), tuple(str(x) for x in detail.get("overridden", [])))
 
     def delete_record(self, document_id: int) -> None:
         """Explicit deletion (the UI asks first): the text leaves the database and the search index."""

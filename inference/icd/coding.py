@@ -44,6 +44,19 @@ MANUAL = "manual"
 PROVENANCE_LABELS = {MODEL_TOOL_CALL: "模型函数调用", DIRECT_LOOKUP: "直接查询", MANUAL: "医生选择"}
 MANUAL_NOT_LEAF = "所选编码下还有亚目，请选择到末级编码"
 
+# How a candidate was found, in the words a doctor reads (the lookup's own names stay in the tooltip and the log).
+MATCH_LABELS = {
+    "exact_name": "名称精确匹配", "lexicon_synonym": "同义词", "learned_synonym": "同义词（病例学习）",
+    "fuzzy_name": "名称相近", "fuzzy_lexicon": "同义词相近", "fuzzy_synonym": "同义词相近", "learned_cue": "词语提示",
+    "similar_example": "相似病例", "similar_meaning": "语义相近", "refined": "合并编码规则", "code": "按编码检索",
+}
+
+
+def match_label(match: str) -> str:
+    kind = match.split(" ")[0]
+    return MATCH_LABELS.get(kind, "其他")
+
+
 
 @dataclass
 class IcdAssignment:

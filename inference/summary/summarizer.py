@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from inference.checks.validation import validate
-from inference.errors import GenerationError
+from inference.errors import GenerationCancelled, GenerationError
 from inference.llm.engine import ChatEngine, GenerationResult, Timings
 from inference.progress import READING, SUMMARIZING, RunContext
 from inference.record.evidence import RunEvidence
@@ -72,6 +72,32 @@ class SummaryResult:
     parts: list[RecordPart] = field(default_factory=list)
     part_tokens: int = 0  # record tokens per part this run was cut into
     parts_retried: int = 0  # parts whose refused draft was summarized again in halves
+    stopped: StoppedRun | None = None  # the doctor stopped the run: this is what its finished parts say
+
+
+@dataclass(frozen=True)
+class StoppedRun:
+    """A long record's run stopped by the doctor after some parts: those parts' drafts and calls, and the
+    parts still to summarize (``summarize(resume=...)`` goes on with them)."""
+
+    finished: list[tuple[RecordPart, StructuredSummary]]
+    results: list[GenerationResult]
+    remaining: list[RecordPart]
+    part_tokens: int
+    retried: int
+    prompt_version: str
+
+    def progress_words(self) -> str:
+        done, left = len(self.finished), len(self.remaining)
+        return f"已完成 {done}/{done + left} 段"
+
+
+class RunStopped(GenerationCancelled):
+    """Stopped after at least one part finished: the finished parts are kept."""
+
+    def __init__(self, stopped: StoppedRun) -> None:
+        super().__init__(f"已停止（{stopped.progress_words()}）/ stopped after {len(stopped.finished)} parts")
+        self.stopped = stopped
 
 
 def build_messages(record_text: str, prompt: PromptTemplate | None = None) -> list[dict[str, str]]:
@@ -110,15 +136,21 @@ def summarize(
     *,
     prompt: PromptTemplate | None = None,
     part_budget: int | None = None,
+    resume: StoppedRun | None = None,
 ) -> SummaryResult:
     """Summarize a record: in one call when it is within the model's reliable length, else in parts at its
-    section headings, fused without new words. Then the draft guard removes what the record does not say."""
+    section headings, fused without new words. Then the draft guard removes what the record does not say.
+
+    Stopped after a part of a long record finished, it raises ``RunStopped`` with what is done; ``resume``
+    goes on with the parts that were left."""
     prompt = prompt or load_prompt(PROMPT_NAME)
     context = context or RunContext()
     tracker = context.tracker
-    budget = part_tokens(engine, part_budget)
+    budget = resume.part_tokens if resume is not None else part_tokens(engine, part_budget)
     tracker.phase(READING)
-    if engine.count_tokens(record_text) <= budget:
+    if resume is not None:
+        parts = list(resume.remaining)
+    elif engine.count_tokens(record_text) <= budget:
         parts = [RecordPart(1, 0, len(record_text), record_text, ())]
     else:
         parts = split_into_parts(record_text, engine.count_tokens, budget)
@@ -128,10 +160,10 @@ def summarize(
         tracker.token(piece)
         context.stream(piece)
 
-    drafts: list[tuple[RecordPart, StructuredSummary]] = []
-    results: list[GenerationResult] = []
+    drafts: list[tuple[RecordPart, StructuredSummary]] = list(resume.finished) if resume is not None else []
+    results: list[GenerationResult] = list(resume.results) if resume is not None else []
     pending = [(part, False) for part in parts]  # (part, is a retry)
-    retried = 0
+    retried = resume.retried if resume is not None else 0
     number = 0
     while pending:
         part, is_retry = pending.pop(0)
@@ -139,8 +171,14 @@ def summarize(
         tracker.phase(SUMMARIZING, number)
         messages = build_messages(part.text, prompt)
         grammar = engine.compile_grammar(summary_gbnf(record_units(part.text)))  # its units, none other
-        result = engine.chat(messages, grammar=grammar, fixed_messages=len(messages) - 1,
-                             on_token=token, on_prompt=tracker.prompt, cancel=context.cancel)
+        try:
+            result = engine.chat(messages, grammar=grammar, fixed_messages=len(messages) - 1,
+                                 on_token=token, on_prompt=tracker.prompt, cancel=context.cancel)
+        except GenerationCancelled as exc:
+            if not drafts:
+                raise
+            raise RunStopped(StoppedRun(drafts, results, [part, *(p for p, _retry in pending)], budget, retried,
+                                        prompt.version)) from exc
         tracker.part_done(result.completion_tokens)
         results.append(result)
         if result.finish_reason == "length":
@@ -158,6 +196,15 @@ def summarize(
                                for h in halves])
             continue
         drafts.append((part, part_draft))
+    return finished_result(engine, record_text, drafts, results, budget, retried, prompt.version)
+
+
+def finished_result(engine: ChatEngine, record_text: str, drafts: list[tuple[RecordPart, StructuredSummary]],
+                    results: list[GenerationResult], budget: int, retried: int, prompt_version: str,
+                    stopped: StoppedRun | None = None) -> SummaryResult:
+    """The parts' drafts fused in record order and guarded against the record: the run's result (a stopped
+    run's: what its finished parts say)."""
+    drafts = sorted(drafts, key=lambda pair: pair[0].start)
     parts = [replace(part, index=i) for i, (part, _draft) in enumerate(drafts, 1)]
     drafts = list(zip(parts, [d for _part, d in drafts]))
     fused, scopes = fuse(drafts) if len(drafts) > 1 else (drafts[0][1], {})
@@ -165,7 +212,7 @@ def summarize(
     summary, removals, scopes = guard_draft(draft, record_text, scopes)
     return SummaryResult(
         summary=summary,
-        prompt_version=prompt.version,
+        prompt_version=prompt_version,
         model=engine.info.as_dict(),
         timings=Timings(
             load_s=engine.info.load_s,
@@ -183,6 +230,7 @@ def summarize(
         parts=parts,
         part_tokens=budget,
         parts_retried=retried,
+        stopped=stopped,
     )
 
 
