@@ -90,6 +90,17 @@ def _generated(qtbot, window: MainWindow) -> BriefReport:
     return _generate(qtbot, window)
 
 
+def replace_by_search(qtbot, panel, row: int, query: str) -> str:  # type: ignore[no-untyped-def]
+    """The doctor selects a row, searches the code table and takes the first result: returns its text."""
+    panel.rows.selectRow(row)
+    panel.search_box.setText(query)
+    with qtbot.waitSignal(panel.searched, timeout=10_000):
+        panel.search()
+    first = panel.search_results.item(0).text()
+    panel.replace_button.click()
+    return first
+
+
 def _record_alert(window: MainWindow, _title: str, message: str) -> None:
     """Offscreen, a modal dialog would wait forever: the tests read the last error instead."""
     window.last_error = message  # type: ignore[attr-defined]
@@ -302,12 +313,7 @@ def test_icd_accept_and_replace_record_the_doctors_choice(qtbot, make_window) ->
         panel.accept_button.click()
     assert panel.assignments[0].code == chosen.code and panel.assignments[0].provenance == MANUAL
     assert panel.rows.item(0, 2).text() == "已确认"
-    panel.rows.selectRow(1)
-    panel.search_box.setText("I11.9")
-    with qtbot.waitSignal(panel.searched, timeout=10_000):
-        panel.search()
-    assert panel.search_results.item(0).text().startswith("I11.9")
-    panel.replace_button.click()
+    assert replace_by_search(qtbot, panel, 1, "I11.9").startswith("I11.9")
     assert panel.assignments[1].code == "I11.9" and panel.assignments[1].provenance == MANUAL
     assert all(a.code in table for a in panel.assignments)
 

@@ -13,7 +13,7 @@ from desktop.history_controller import HistoryController
 from desktop.signing import Signature, SignatureDialog, SignatureRequest
 from inference.history.store import HistoryStore
 from tests.conftest import SAMPLE_RECORD
-from tests.test_desktop import _generate, _ready, make_window  # noqa: F401  (fixture)
+from tests.test_desktop import _generate, _ready, make_window, replace_by_search  # noqa: F401  (fixture)
 
 
 def written(qtbot, controller: HistoryController) -> None:
@@ -147,11 +147,7 @@ def test_a_signed_version_is_immutable_until_the_doctor_starts_a_new_one(qtbot, 
     answers: list[bool] = []
     window, controller = _generated(qtbot, make_window, history, confirm=lambda *_: answers.pop(0))
     panel = window.icd_panel
-    panel.rows.selectRow(1)
-    panel.search_box.setText("I11.9")
-    with qtbot.waitSignal(panel.searched, timeout=10_000):
-        panel.search()
-    panel.replace_button.click()  # the doctor's own code for 高血压心脏病
+    replace_by_search(qtbot, panel, 1, "I11.9")  # the doctor's own code for 高血压心脏病
     panel.rows.selectRow(0)
     panel.accept_button.click()  # and a confirmed one for the heart failure
     controller.sign_action.trigger()
@@ -283,11 +279,7 @@ def test_compare_shows_draft_and_final_side_by_side(qtbot, app_with_history) -> 
 def test_compare_shows_the_doctors_code_changes_too(qtbot, app_with_history) -> None:
     window, controller, store, _ = app_with_history
     panel = window.icd_panel
-    panel.rows.selectRow(1)
-    panel.search_box.setText("I11.9")
-    with qtbot.waitSignal(panel.searched, timeout=10_000):
-        panel.search()
-    panel.replace_button.click()
+    replace_by_search(qtbot, panel, 1, "I11.9")
     written(qtbot, controller)
     controller.panel.table.selectRow(0)
     controller.panel.compare_selected()

@@ -17,7 +17,7 @@ from inference.history.exports import export_record
 from inference.history.store import HistoryStore
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 from tests.history_helpers import SAMPLE_SUMMARY, sample_report
-from tests.test_desktop import _generate, _ready, make_window  # noqa: F401  (fixture)
+from tests.test_desktop import _generate, _ready, make_window, replace_by_search  # noqa: F401  (fixture)
 from tests.test_desktop_history import Signer, history, written  # noqa: F401  (fixture)
 
 OVERRIDDEN = ("核对发现 1 处错误尚未处理：数值与原文不符", "3 个 ICD 编码仍待确认")
@@ -164,12 +164,7 @@ def test_a_category_picked_from_a_search_is_not_confirmed_and_blocks_signing(qtb
     window.open_file(str(SAMPLE_RECORD))
     _generate(qtbot, window)
     panel = window.icd_panel
-    panel.rows.selectRow(0)
-    panel.search_box.setText("I50")
-    with qtbot.waitSignal(panel.searched, timeout=10_000):
-        panel.search()
-    assert panel.search_results.item(0).text().startswith("I50 ")
-    panel.replace_button.click()
+    assert replace_by_search(qtbot, panel, 0, "I50").startswith("I50 ")
     assert panel.assignments[0].code == "I50" and panel.rows.item(0, 2).text() == "须选末级"
     assert any("I50" in b and "末级" in b for b in controller.signing_blockers())
     panel.candidates.setCurrentRow(next(i for i in range(panel.candidates.count())
@@ -186,10 +181,6 @@ def test_a_code_the_records_patient_cannot_have_blocks_signing(qtbot, make_windo
     window.open_file(str(SAMPLE_RECORD))  # 患者男性,68岁
     _generate(qtbot, window)
     panel = window.icd_panel
-    panel.rows.selectRow(2)
-    panel.search_box.setText("O26.9")
-    with qtbot.waitSignal(panel.searched, timeout=10_000):
-        panel.search()
-    panel.replace_button.click()
+    replace_by_search(qtbot, panel, 2, "O26.9")
     assert panel.assignments[2].code == "O26.9"
     assert any("O26.9" in b for b in controller.signing_blockers())

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from inference.llm.json_scan import scan_json
+
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
@@ -42,26 +44,16 @@ class Tool:
 
 def _json_objects(text: str) -> list[str]:
     """Top-level {...} spans of ``text`` (brace matching that respects strings)."""
-    spans, depth, start, in_string, escaped = [], 0, -1, False, False
-    for i, char in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-            continue
-        if char == '"':
-            in_string = True
-        elif char == "{":
+    spans, depth, start = [], 0, -1
+    for index, char in scan_json(text).marks:
+        if char == "{":
             if depth == 0:
-                start = i
+                start = index
             depth += 1
         elif char == "}" and depth:
             depth -= 1
             if depth == 0:
-                spans.append(text[start:i + 1])
+                spans.append(text[start:index + 1])
     return spans
 
 

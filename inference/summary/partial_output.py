@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from inference.llm.json_scan import scan_json
 from inference.record.summary import ExamItem
 
 SECTION_FIELDS = ("chief_complaint", "present_illness", "auxiliary_exams", "diagnoses")
@@ -19,20 +20,10 @@ MAX_STREAMED_CHARS = 200_000  # a part's output is bounded by max_tokens; past t
 def _completed(prefix: str) -> object | None:
     """``prefix`` of a JSON document closed as it stands, trimmed back to the last complete value if needed."""
     stack: list[str] = []
-    in_string = escaped = False
     safe = []  # (position after which the prefix may be cut, stack then): after a value or an opening bracket
-    for index, char in enumerate(prefix):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-            continue
-        if char == '"':
-            in_string = True
-        elif char in _CLOSERS:
+    scan = scan_json(prefix)
+    for index, char in scan.marks:
+        if char in _CLOSERS:
             stack.append(char)
             safe.append((index + 1, tuple(stack)))
         elif char in "]}" and stack:
@@ -41,8 +32,8 @@ def _completed(prefix: str) -> object | None:
         elif char == ",":
             safe.append((index, tuple(stack)))
     attempts = []
-    if in_string:  # an open string value: shown as far as it goes (a dangling escape dropped)
-        text = prefix[:-1] if escaped else prefix
+    if scan.open_string:  # an open string value: shown as far as it goes (a dangling escape dropped)
+        text = prefix[:-1] if scan.dangling_escape else prefix
         attempts.append(text + '"' + "".join(_CLOSERS[c] for c in reversed(stack)))
     attempts.append(prefix + "".join(_CLOSERS[c] for c in reversed(stack)))
     attempts += [prefix[:end] + "".join(_CLOSERS[c] for c in reversed(opened)) for end, opened in reversed(safe[-8:])]
