@@ -33,6 +33,7 @@ from inference.icd.coding import (
 from inference.icd.lookup import Candidate, matcher_for
 from inference.icd.precision import is_leaf
 from inference.icd.table import BUNDLED_TABLE, IcdTable
+from inference.record.patient import Patient
 
 # Three columns that fit a third of 1366 px with the history dock open: the code and its name share one, wrapped
 # rather than cut. Where the code came from and how sure the lookup was are under the table, for the selected row.
@@ -59,8 +60,12 @@ def _as_looked_up(assignment: IcdAssignment, table: IcdTable) -> IcdAssignment:
 
 
 def source_text(assignment: IcdAssignment) -> str:
-    return (f"来源：{PROVENANCE_LABELS.get(assignment.provenance, assignment.provenance)}"
-            f" · 置信度 {assignment.score:.2f}")
+    """Where the row's code came from and how sure the lookup was; a note (a string of several conditions, a
+    code the model gave that was refused) on its own line."""
+    source = (f"来源：{PROVENANCE_LABELS.get(assignment.provenance, assignment.provenance)}"
+              f" · 置信度 {assignment.score:.2f}")
+    note = assignment.note.split(" / ")[0]  # the Chinese half of a bilingual note
+    return f"{source}\n{note}" if note else source
 
 
 class IcdPanel(QWidget):
@@ -72,6 +77,7 @@ class IcdPanel(QWidget):
         super().__init__(parent)
         self.background = background
         self.table: IcdTable | None = None
+        self.patient: Patient | None = None  # the open record's sex and age: codes they rule out are not looked up
         self.assignments: list[IcdAssignment] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -237,10 +243,11 @@ class IcdPanel(QWidget):
         thread)."""
         if self.table is None or diagnoses == [a.diagnosis for a in self.assignments]:
             return
-        table, known = self.table, {a.diagnosis for a in self.assignments}
+        table, known, patient = self.table, {a.diagnosis for a in self.assignments}, self.patient
         new = [name for name in dict.fromkeys(diagnoses) if name not in known]
         self.background.run(
-            "icd_sync", lambda: {name: direct_assignment(name, table, "医生修改诊断后直接查询") for name in new},
+            "icd_sync", lambda: {name: direct_assignment(name, table, "医生修改诊断后直接查询", patient=patient)
+                                 for name in new},
             lambda found: self._apply_diagnoses(diagnoses, found))
 
     def _apply_diagnoses(self, diagnoses: list[str], found: dict[str, IcdAssignment]) -> None:

@@ -196,6 +196,7 @@ class MainWindow(QMainWindow):
         self.document_pane.setPlainText(document.text)
         self.summary_pane.clear()
         self.icd_panel.set_assignments([])
+        self.icd_panel.patient = record.patient
         self.progress_view.clear()  # the last record's run does not belong to this one
         self.render()
         self.setWindowTitle(f"MedBrief 病历摘要助手 — {document.file_name}")

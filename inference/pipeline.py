@@ -15,6 +15,7 @@ from inference.icd.lookup import vocabulary_of
 from inference.icd.table import IcdTable
 from inference.llm.engine import ChatEngine
 from inference.progress import CHECKING, RunContext
+from inference.record.patient import patient_of
 from inference.record.summary import render_emr_text
 from inference.summary.summarizer import (
     RunStopped,
@@ -138,7 +139,7 @@ def run_pipeline(
     report = BriefReport(document=document, result=result)
     if table is not None and result.summary.diagnoses:
         names = [d.name for d in result.summary.diagnoses]
-        report.icd, report.coding_trace = code_diagnoses(engine, names, table, context)
+        report.icd, report.coding_trace = code_diagnoses(engine, names, table, context, patient_of(document.text))
         check_no_foreign_codes(report.icd, table)
         result.timings.calls += [call_timing(f"icd round {i}", r)
                                  for i, r in enumerate(report.coding_trace.generations, 1)]

@@ -128,7 +128,7 @@ def run_lookup(args: argparse.Namespace) -> int:
     if len(query) > MAX_QUERY_CHARS:
         raise InputError(f"查询过长（{len(query)} 字，上限 {MAX_QUERY_CHARS}），请只输入诊断名称 / query too long for "
                          "a diagnosis")
-    results = [(part, matcher.lookup(part, args.top)) for part in matcher.split_diagnoses(query)] or [(query, [])]
+    results = [(part, matcher.lookup(part, args.top)) for part in matcher.conditions(query)] or [(query, [])]
     # The parts are one record's diagnoses: each top code is taken to the leaf a coder signs, by the
     # combination rules over all of them (高血压心脏病 with 心力衰竭 → I11.0) and down the table.
     finals = refine_record([(part, found[0].code if found else None) for part, found in results], table)

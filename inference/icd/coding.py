@@ -17,12 +17,15 @@ from rapidfuzz import fuzz
 
 from inference.errors import GenerationError
 from inference.icd.lookup import Candidate, lookup_provenance, matcher_for
+from inference.icd.patient_rules import patient_conflict
 from inference.icd.precision import is_leaf, refine_record
+from inference.icd.reading import COMBINATION, DETAIL, SENSE
 from inference.icd.table import IcdTable
 from inference.llm.engine import ChatEngine, GenerationResult
 from inference.llm.grammar import gbnf_from_json_schema
 from inference.llm.tool_calls import Tool, ToolCall, parse_tool_calls, run_tool_call
 from inference.progress import CODING, RunContext
+from inference.record.patient import Patient
 
 MAX_ROUNDS = 5
 # The model chooses among the close candidates only: within this much of the best lookup score, top 3.
@@ -49,12 +52,15 @@ MATCH_LABELS = {
     "exact_name": "名称精确匹配", "lexicon_synonym": "同义词", "learned_synonym": "同义词（病例学习）",
     "fuzzy_name": "名称相近", "fuzzy_lexicon": "同义词相近", "fuzzy_synonym": "同义词相近", "learned_cue": "词语提示",
     "similar_example": "相似病例", "similar_meaning": "语义相近", "refined": "合并编码规则", "code": "按编码检索",
+    COMBINATION: "编码表标题所述的合并情况", DETAIL: "所述分期/分型", SENSE: "编码规则（词义）",
 }
 
 
 def match_label(match: str) -> str:
-    kind = match.split(" ")[0]
-    return MATCH_LABELS.get(kind, "其他")
+    """Why a candidate was proposed, in words: 名称精确匹配; a coder's rule with what it read (伴有肾)."""
+    kind, _, detail = match.partition(" ")
+    label = MATCH_LABELS.get(kind, "其他")
+    return f"{label}：{detail.strip('()')}" if kind.startswith("coder_rule") and detail else label
 
 
 
@@ -103,13 +109,28 @@ class IcdAssignment:
         )
 
 
+def for_patient(candidates: list[Candidate], patient: Patient | None) -> list[Candidate]:
+    """The candidates the record's patient can have (sex- and age-specific categories left out)."""
+    return [c for c in candidates if patient_conflict(c.code, patient) is None]
+
+
 def direct_assignment(diagnosis: str, table: IcdTable, note: str = "",
-                      candidates: list[Candidate] | None = None) -> IcdAssignment:
-    """The top lookup candidate, marked as a direct lookup (no model involved)."""
-    candidates = candidates if candidates is not None else matcher_for(table).lookup(diagnosis, TOP_K)
+                      candidates: list[Candidate] | None = None, patient: Patient | None = None) -> IcdAssignment:
+    """The top lookup candidate the patient can have, marked as a direct lookup (no model involved)."""
+    candidates = for_patient(candidates if candidates is not None else matcher_for(table).lookup(diagnosis, TOP_K),
+                             patient)
     top = candidates[0] if candidates else None
     return IcdAssignment(diagnosis, top.code if top else None, top.name if top else None, top.score if top else 0.0,
-                         DIRECT_LOOKUP, candidates, lookup_provenance(table), note)
+                         DIRECT_LOOKUP, candidates, lookup_provenance(table), _with_split(diagnosis, table, note))
+
+
+def _with_split(diagnosis: str, table: IcdTable, note: str) -> str:
+    """A string that names several conditions gets one code; the note says so, for the doctor to list them."""
+    conditions = matcher_for(table).conditions(diagnosis)
+    if len(conditions) < 2:
+        return note
+    split = f"该诊断含 {len(conditions)} 个病情（{'、'.join(conditions)}），只编了一个码：请分行列出后各自编码"
+    return f"{note}；{split}" if note else split
 
 
 @dataclass
@@ -123,11 +144,14 @@ class CodingTrace:
     generations: list[GenerationResult] = field(default_factory=list)  # one per round, for the timings
 
 
-def icd_tool(table: IcdTable) -> Tool:
+def icd_tool(table: IcdTable, patient: Patient | None = None) -> Tool:
+    """``get_icd_code``: the candidates the record's patient can have, each with its table name and, in words,
+    why it was proposed — what a coder needs to pick the combination code the lookup ranked second."""
     matcher = matcher_for(table)
 
     def get_icd_code(disease_name: str) -> list[dict[str, Any]]:
-        return [c.as_dict() for c in matcher.lookup(disease_name, TOP_K)]
+        return [c.as_dict() | {"reason": match_label(c.match)}
+                for c in for_patient(matcher.lookup(disease_name, TOP_K), patient)]
 
     return Tool(
         name=FUNCTION_NAME,
@@ -169,14 +193,16 @@ def code_diagnoses(
     diagnoses: list[str],
     table: IcdTable,
     context: RunContext | None = None,
+    patient: Patient | None = None,
 ) -> tuple[list[IcdAssignment], CodingTrace]:
     """Code the diagnoses through the model's ``get_icd_code`` calls; rounds are reported to the context's
-    tracker as the ICD phase (``第 i 轮``)."""
+    tracker as the ICD phase (``第 i 轮``). ``patient``: the record's sex and age; a code they rule out is never
+    offered."""
     context = context or RunContext()
     trace = CodingTrace()
     if not diagnoses:
         return [], trace
-    tool = icd_tool(table)
+    tool = icd_tool(table, patient)
     tools = {tool.name: tool}
     listing = "\n".join(f"{i}. {d}" for i, d in enumerate(diagnoses, 1))
     messages: list[dict[str, Any]] = [
@@ -212,7 +238,7 @@ def code_diagnoses(
             continue
         chosen = _parse_final(result.text, diagnoses, trace)
         break
-    return _assign(diagnoses, chosen, looked_up, table, trace), trace
+    return _assign(diagnoses, chosen, looked_up, table, trace, patient), trace
 
 
 def _execute(call: ToolCall, tools: dict[str, Tool], looked_up: dict[str, list[dict[str, Any]]],
@@ -261,15 +287,16 @@ def _results_for(diagnosis: str, looked_up: dict[str, list[dict[str, Any]]]) -> 
 
 
 def _assign(diagnoses: list[str], chosen: dict[str, str], looked_up: dict[str, list[dict[str, Any]]],
-            table: IcdTable, trace: CodingTrace) -> list[IcdAssignment]:
+            table: IcdTable, trace: CodingTrace, patient: Patient | None = None) -> list[IcdAssignment]:
     matcher = matcher_for(table)
     assignments = []
     for diagnosis in diagnoses:
-        candidates = matcher.lookup(diagnosis, TOP_K)
+        candidates = for_patient(matcher.lookup(diagnosis, TOP_K), patient)
         model_results = _results_for(diagnosis, looked_up)
         if model_results:
             known = {c.code for c in candidates}
-            candidates += [Candidate(**r) for r in model_results if r["code"] not in known]
+            candidates += [Candidate(r["code"], r["name"], r["score"], r["match"]) for r in model_results
+                           if r["code"] not in known]
         code = chosen.get(diagnosis)
         note = ""
         if code is not None and code not in table:
@@ -284,13 +311,13 @@ def _assign(diagnoses: list[str], chosen: dict[str, str], looked_up: dict[str, l
             entry = table.get(code)
             score = next((c.score for c in candidates if c.code == code), 0.0)
             assignments.append(IcdAssignment(diagnosis, entry.code, entry.name, score, MODEL_TOOL_CALL,
-                                             candidates, lookup_provenance(table), note))
+                                             candidates, lookup_provenance(table), _with_split(diagnosis, table, note)))
             continue
         if code is not None and not note:
             note = "模型未调用查询函数即给出编码，改为直接查询 / model answered without calling the function"
         elif code is None and not note:
             note = "模型未给出编码，改为直接查询 / the model did not settle on a code"
-        assignments.append(direct_assignment(diagnosis, table, note, candidates))
+        assignments.append(direct_assignment(diagnosis, table, note, candidates, patient))
     return to_final_codes(assignments, table)
 
 

@@ -23,6 +23,7 @@ from inference.errors import IcdTableError
 from inference.icd.evidence import MEANING_TOP, Evidence, StringContext, feature_matrix, features
 from inference.icd.learned import LearnedData, fragments, load_shipped, normalize_text, split_segments
 from inference.icd.ranker import RankerModel
+from inference.icd.reading import read_as_coder, reading_of
 from inference.icd.retrieval import Candidate, NameIndex, NgramIndex
 from inference.icd.table import IcdEntry, IcdTable
 from inference.icd.wording import split_diagnoses, variants
@@ -42,6 +43,7 @@ _MIN_PROBABILITY = 0.01  # below this a ranked candidate is not worth offering a
 _MIN_MEANING_ONLY_PROBABILITY = 0.05  # … and below this when only the encoder proposed it (any text has neighbours)
 _MIN_SOLE_PROBABILITY = 0.2  # no candidate clears the threshold: the best is coded from this
 _MEANING_PART_TOP = 3  # names nearest in meaning offered for each part
+_STATUS_ONLY = re.compile(r"术后|病史|史|后遗症|后|复发|切除术后|治疗后|放化疗后|化疗后")  # about the part before
 
 
 def _latin_words(normalized: str) -> list[str]:
@@ -127,6 +129,25 @@ class IcdMatcher:
     def split_diagnoses(self, text: str) -> list[str]:
         return split_diagnoses(text, self.names.vocabulary)
 
+    def conditions(self, text: str) -> list[str]:
+        """The conditions a diagnosis string names, as a coder reads it: one, when a table title states the
+        condition with what the string adds (2型糖尿病肾病, 胆囊结石伴急性胆囊炎); else its parts, a status word
+        (术后, 史) kept with the condition it is about."""
+        segments = split_segments(normalize_text(text))
+        if len(segments) == 1 and len(self.split_diagnoses(text)) < 2:
+            return [text]
+        kept: list[str] = []
+        for segment in segments:
+            parts = split_diagnoses(segment, self.names.vocabulary)
+            if len(parts) > 1 and reading_of(self.table).stated(normalize_text(expand_terms(segment)))[0]:
+                parts = [segment]
+            for part in parts:
+                if kept and _STATUS_ONLY.fullmatch(part):
+                    kept[-1] += part
+                else:
+                    kept.append(part)
+        return kept or [text]
+
     def _ranker(self) -> RankerModel:
         if self.ranker is None:
             raise IcdTableError("ICD 查找缺少排序模型 / this matcher was built without a ranker (evidence only)")
@@ -145,7 +166,8 @@ class IcdMatcher:
                 by_name[found.name] = Candidate(code, found.name, float(probability), found.match)
             elif len(found.code) > len(other.code):
                 by_name[found.name] = Candidate(found.code, other.name, other.score, other.match)
-        return sorted(by_name.values(), key=lambda c: (-c.score, len(c.code), c.code))
+        ranked = sorted(by_name.values(), key=lambda c: (-c.score, len(c.code), c.code))
+        return read_as_coder(text, ranked, self.table)
 
     # -- similarity evidence, part by part ------------------------------------------------------------
 
