@@ -6,38 +6,32 @@ from __future__ import annotations
 
 import re
 
+from inference.checks.durations import DURATION
+from inference.record.grounding import char_pairs, content, pair_share
 from inference.record.summary import DIAGNOSIS_CUES
 from inference.record.values import fold
 
-# A course in time: 2天, 3+年, 10余年, 14小时 — a complaint's, never a diagnosis's name.
-DURATION = re.compile(r"\d+(?:\.\d+)?\s*\+?\s*余?\s*(?:天|日|周|个月|月|年|小时|分钟)")
 _COMPLAINT = re.compile(r"主诉[)）]?\s*[:：]?\s*\n?\s*([^\n。；]{2,60})|因[“\"]([^”\"]{2,60})[”\"]")
-_NOT_CONTENT = re.compile(r"[\s,，、:：。；;()（）\"“”'‘’]")
 COMPLAINT_OVERLAP = 0.8
 DIAGNOSIS_REACH = 80  # characters before a mention where a cue (诊断：1. … 2. …) still makes it a diagnosis
 
 
-def _content(text: str) -> str:
-    return _NOT_CONTENT.sub("", fold(text))
-
-
 def chief_complaints(record: str) -> list[str]:
     """The complaints the record writes: after 主诉 (on its line or the next), or in 因“…”入院."""
-    return [_content(a or b) for a, b in _COMPLAINT.findall(fold(record))]
+    return [content(a or b) for a, b in _COMPLAINT.findall(fold(record))]
 
 
 def stated_as_complaint(name: str, record_part: str) -> bool:
     """The diagnosis entry is a symptom or complaint: it carries a duration, or it is (nearly all of) the
     record's chief complaint and the record never states it after a diagnosis cue (诊断, 印象, 考虑为 …)."""
-    core = _content(name)
+    core = content(name)
     if not core:
         return False
-    if DURATION.search(core):
+    if DURATION.search(core):  # a course in time is a complaint's, never a diagnosis's name
         return True
-    pairs = {core[i:i + 2] for i in range(len(core) - 1)} or {core}
-    if not any(sum(p in complaint for p in pairs) / len(pairs) >= COMPLAINT_OVERLAP
-               for complaint in chief_complaints(record_part)):
+    pairs = char_pairs(core)
+    if not any(pair_share(pairs, complaint) >= COMPLAINT_OVERLAP for complaint in chief_complaints(record_part)):
         return False
-    text = _content(record_part)
+    text = content(record_part)
     return not any(DIAGNOSIS_CUES.search(text[max(0, m.start() - DIAGNOSIS_REACH):m.start()])
                    for m in re.finditer(re.escape(core), text))

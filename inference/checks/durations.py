@@ -7,33 +7,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from inference.record.values import fold
+from inference.record.values import arabic_numerals, fold
 
 _UNITS = r"个多月|个月|月余|多月|月|天|日|周|年|小时|分钟|h"
 _UNIT = f"(?:{_UNITS})"
-_DIGITS = re.compile(r"(\d+(?:\.\d+)?)\s*(\+|余|多)?\s*(" + _UNITS + ")")
-_CHINESE = {"半": "0.5", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5", "六": "6", "七": "7",
-            "八": "8", "九": "9", "十": "10"}
-_CHINESE_NUMBER = re.compile(r"(十[一二三四五六七八九]|[一二三四五六七八九]十[一二三四五六七八九]?|[半一二两三四五六七八九十])"
-                             r"(?=\s*(?:\+|余|多)?\s*(?:个)?" + _UNIT + ")")
+# A course in time as digits: 2天, 3+年, 10余年, 14小时, 1个月 (Chinese numerals are turned into digits first).
+DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(\+|余|多)?\s*(" + _UNITS + ")")
 _UNIT_SPELLINGS = {"日": "天", "个月": "月", "个多月": "月", "多月": "月", "月余": "月", "h": "小时"}
 
 
-def _number(chinese: str) -> str:
-    if len(chinese) == 1:
-        return _CHINESE[chinese]
-    tens, _, ones = chinese.partition("十")
-    return str(int(_CHINESE.get(tens, "1")) * 10 + (int(_CHINESE[ones]) if ones else 0))
-
-
 def _digits(text: str) -> str:
-    return _CHINESE_NUMBER.sub(lambda m: _number(m.group(1)), fold(text))
+    return arabic_numerals(fold(text), r"\s*(?:\+|余|多)?\s*(?:个)?" + _UNIT)
 
 
 def _spans(text: str) -> list[tuple[int, int, tuple[str, str]]]:
     """(start, end, (number, unit)) of every duration in ``text`` (already in digits)."""
     return [(m.start(), m.end(), (f"{float(m.group(1)):g}", _UNIT_SPELLINGS.get(m.group(3), m.group(3))))
-            for m in _DIGITS.finditer(text)]
+            for m in DURATION.finditer(text)]
 
 
 @dataclass(frozen=True)

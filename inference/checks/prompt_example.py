@@ -10,10 +10,9 @@ record wins every tie, so a record that shares the example's words (发热咳嗽
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 
-from inference.record.grounding import split_sentences
+from inference.record.grounding import char_pairs, content, pair_share, split_sentences
 from inference.record.prompts import SUMMARY_PROMPT, load_prompt
 from inference.record.summary import ABSENT, StructuredSummary
 from inference.record.values import fold
@@ -23,7 +22,6 @@ from inference.record.values import fold
 # the example patient: 咳嗽 is in half the records there are).
 REMNANT_SHARE = 0.5
 REMNANT_RUN = 3
-_NOT_CONTENT = re.compile(r"[\s,，、:：。；;()（）\"“”'‘’\[\]【】{}]")
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +39,7 @@ def _example() -> tuple[str, frozenset[str]]:
 
 @lru_cache(maxsize=1)
 def _example_content() -> str:
-    return _NOT_CONTENT.sub("", _example()[0])
+    return content(_example()[0])
 
 
 def example_copies(summary: StructuredSummary, folded_source: str) -> list[str]:
@@ -65,13 +63,12 @@ def example_remnant(statement: str, record_part: str) -> str | None:
     """The piece of ``statement`` that comes from the example and not from ``record_part`` (both as written),
     when the statement is closer to the example than to the record; else None."""
     example = _example_content()
-    text = _NOT_CONTENT.sub("", fold(statement))
+    text = content(statement)
     if not example or len(text) < 2 or text == ABSENT:
         return None
-    part = _NOT_CONTENT.sub("", fold(record_part))
-    pairs = {text[i:i + 2] for i in range(len(text) - 1)}
-    in_example = sum(p in example for p in pairs) / len(pairs)
-    in_record = sum(p in part for p in pairs) / len(pairs)
+    part = content(record_part)
+    pairs = char_pairs(text)
+    in_example, in_record = pair_share(pairs, example), pair_share(pairs, part)
     if in_example < REMNANT_SHARE or in_example <= in_record:
         return None
     for length in range(len(text), REMNANT_RUN - 1, -1):  # the longest piece of the example the record lacks
@@ -85,6 +82,5 @@ def example_remnant(statement: str, record_part: str) -> str | None:
 def example_name(name: str, record_part: str) -> bool:
     """An exam item named as the example names its tests (WBC, 胸部CT) where the record names them otherwise
     (白细胞, 胸片): the example's word, not the record's."""
-    text = _NOT_CONTENT.sub("", fold(name))
-    return len(text) >= 2 and not text.isdigit() and text in _example_content() \
-        and text not in _NOT_CONTENT.sub("", fold(record_part))
+    text = content(name)
+    return len(text) >= 2 and not text.isdigit() and text in _example_content() and text not in content(record_part)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from inference.record.grounding import content
 from inference.record.summary import ExamItem, split_value_unit
-from inference.record.values import find_measurements, fold
+from inference.record.values import find_measurements
 
-_NOT_CONTENT = re.compile(r"[\s,，、:：。；;]")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _UNIT_LIKE = re.compile(r"[A-Za-zμµ%℃/^×*]")
 
@@ -20,10 +20,6 @@ class UnitProblem:
     added: str  # what the record does not write, as the summary has it
     kept: ExamItem  # the item without it
     record_text: str  # how the record writes the value, where it does ("" where it does not)
-
-
-def _content(text: str) -> str:
-    return _NOT_CONTENT.sub("", fold(text))
 
 
 def _unit_like(text: str) -> bool:
@@ -44,7 +40,7 @@ def unit_problem(item: ExamItem, record_part: str) -> UnitProblem | None:
     the item exactly so). The unit field belongs right after a bare number: on a value that already carries
     its unit (8.4%, 78g/L) or on a result that is not a number (+++, (-), 阴性) it is an addition."""
     unit, value = item.unit.strip(), item.value.strip()
-    if not unit or _content(value + unit) in _content(record_part):
+    if not unit or content(value + unit) in content(record_part):
         return None
     in_value = find_measurements(value)
     has_its_unit = bool(in_value) and in_value[-1].end == len(value)

@@ -34,6 +34,7 @@ from inference.icd.retrieval import Candidate
 from inference.icd.table import IcdEntry, IcdTable
 from inference.paths import resources_dir
 from inference.record.clinical_terms import expand_terms
+from inference.record.values import arabic_numerals
 from inference.tsv_files import read_tsv
 
 COMBINATION, DETAIL, SENSE = "coder_rule_combination", "coder_rule_detail", "coder_rule_sense"
@@ -44,8 +45,7 @@ _HEAD_NOISE = re.compile(r"[（(][^）)]*[）)]|慢性或未特指的|未特指�
 _NOISE = re.compile(r"[（(][^）)]*[）)]|慢性或未特指的|未特指的|未特指|其他特指的|其他的|其他|[的，,:：、\s]")
 _COMPLICATIONS = re.compile(r"(并发症|疾患|情况)$")
 _ROMAN = {"IV": "4", "III": "3", "II": "2", "I": "1", "V": "5"}
-_CHINESE = {"一": "1", "二": "2", "三": "3", "四": "4", "五": "5"}
-_DETAIL = re.compile(r"([0-9]|IV|III|II|I|V|[一二三四五])(期|型|级|度)|(急性|慢性|阵发|持续|永久)")
+_DETAIL = re.compile(r"([0-9]|IV|III|II|I|V)(期|型|级|度)|(急性|慢性|阵发|持续|永久)")
 _CANDIDATE_CATEGORIES = 5  # categories of the lookup's top candidates a stated detail is looked for in
 _MIN_HEAD = 2  # characters of a title's condition that must be stated
 _SAME_CONDITION = 70  # rapidfuzz ratio: another category's title names the wording's condition
@@ -184,11 +184,11 @@ def reading_of(table: IcdTable) -> TableReading:
 def detail_tokens(text: str) -> set[str]:
     """Stages, types, grades and courses a wording states, in one spelling (III期 → 3期, 持续性 → 持续)."""
     found = set()
-    for match in _DETAIL.finditer(normalize_text(text)):
+    for match in _DETAIL.finditer(arabic_numerals(normalize_text(text), "期|型|级|度")):
         if match.group(3):
             found.add(match.group(3))
         else:
-            number = _ROMAN.get(match.group(1), _CHINESE.get(match.group(1), match.group(1)))
+            number = _ROMAN.get(match.group(1), match.group(1))
             found.add(number + match.group(2))
     return found
 

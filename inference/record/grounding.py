@@ -22,7 +22,7 @@ from inference.record.summary import ABSENT, StructuredSummary
 from inference.record.values import find_measurements, fold
 
 _SENTENCE_END = re.compile(r"[。；;！？!?\n]")
-_NOT_CONTENT = re.compile(r"[\s,，、:：。；;()（）\"“”'‘’\[\]【】]")
+_NOT_CONTENT = re.compile(r"[\s,，、:：。；;()（）\"“”'‘’\[\]【】{}]")
 SUPPORTED = 0.5
 
 
@@ -80,9 +80,23 @@ def statements_of(summary: StructuredSummary) -> list[Statement]:
     return statements
 
 
+def content(text: str) -> str:
+    """A text's words as they are compared: folded, without spaces, punctuation or brackets."""
+    return _NOT_CONTENT.sub("", fold(text))
+
+
+def char_pairs(words: str) -> set[str]:
+    """The adjacent character pairs of ``words`` (itself when it is one character): how much of a statement
+    stands in a text is the share of its pairs found there."""
+    return {words[i:i + 2] for i in range(len(words) - 1)} or ({words} if words else set())
+
+
+def pair_share(pairs: set[str], text: str) -> float:
+    return sum(pair in text for pair in pairs) / len(pairs) if pairs else 0.0
+
+
 def _bigrams(text: str) -> set[str]:
-    content = _NOT_CONTENT.sub("", fold(text))
-    return {content[i:i + 2] for i in range(len(content) - 1)} or ({content} if content else set())
+    return char_pairs(content(text))
 
 
 class SourceIndex:
@@ -169,8 +183,5 @@ def diagnosis_support(name: str, folded_source: str, where: list[Range]) -> floa
     text = "".join(folded_source[s:e] + "\n" for s, e in where)
     if core in text or expand_terms(core) in expand_terms(text):
         return 1.0
-    pairs = {core[i:i + 2] for i in range(len(core) - 1)} or {core}
-    best = 0.0
-    for _offset, sentence in split_sentences(text):
-        best = max(best, sum(p in sentence for p in pairs) / len(pairs))
-    return best
+    pairs = char_pairs(core)
+    return max((pair_share(pairs, sentence) for _offset, sentence in split_sentences(text)), default=0.0)

@@ -22,6 +22,29 @@ def fold(text: str) -> str:
     return "".join(_FOLD.get(char, char) for char in text)
 
 
+_CHINESE_DIGITS = {"半": "0.5", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5", "六": "6", "七": "7",
+                   "八": "8", "九": "9", "十": "10"}
+_CHINESE_NUMBER = r"(十[一二三四五六七八九]|[一二三四五六七八九]十[一二三四五六七八九]?|[半一二两三四五六七八九十])"
+
+
+def _arabic(chinese: str) -> str:
+    if len(chinese) == 1:
+        return _CHINESE_DIGITS[chinese]
+    tens, _, ones = chinese.partition("十")
+    return str(int(_CHINESE_DIGITS.get(tens, "1")) * 10 + (int(_CHINESE_DIGITS[ones]) if ones else 0))
+
+
+@lru_cache(maxsize=8)
+def _numbers_before(followed_by: str) -> re.Pattern[str]:
+    return re.compile(_CHINESE_NUMBER + f"(?={followed_by})")
+
+
+def arabic_numerals(text: str, followed_by: str) -> str:
+    """Chinese numerals written before ``followed_by`` (a regular expression: a unit of time, 期, 型) in digits:
+    两周 → 2周, 十余天 → 10余天, 三期 → 3期. Elsewhere 一 and 十 are words (一般, 十二指肠), left alone."""
+    return _numbers_before(followed_by).sub(lambda m: _arabic(m.group(1)), text)
+
+
 @dataclass(frozen=True)
 class ParameterRange:
     parameter: str
