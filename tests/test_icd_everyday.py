@@ -91,18 +91,52 @@ def test_every_sense_rule_row_is_readable_and_says_why() -> None:
     assert rules and all(rule.reason and (rule.never or rule.prefer) for rule in rules)
 
 
-def test_a_broken_rules_file_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+RULE_FILES = [  # (module, loader, file, a row it cannot take)
+    ("inference.icd.reading", "sense_rules", "chapter_sense.tsv", "肾损伤(\t\t^S\t\t原因"),
+    ("inference.icd.reading", "sense_rules", "chapter_sense.tsv", "肾损伤\t\t\t\t原因"),  # neither never nor prefer
+    ("inference.icd.patient_rules", "patient_rules", "patient_rules.tsv", "^O\tboth\t-\t-\t妊娠"),
+    ("inference.icd.patient_rules", "patient_rules", "patient_rules.tsv", "^O\tfemale\tnine\t60\t妊娠"),
+]
+
+
+@pytest.mark.parametrize(("module", "loader", "file_name", "bad_row"), RULE_FILES)
+@pytest.mark.parametrize("damage", ["bad row", "not utf-8", "missing"])
+def test_a_broken_rules_file_is_a_clear_error(tmp_path: Path, monkeypatch, module: str, loader: str,  # type: ignore[no-untyped-def]
+                                              file_name: str, bad_row: str, damage: str) -> None:
+    import importlib
+
+    loaded = importlib.import_module(module)
+    (tmp_path / "icd").mkdir()
+    target = tmp_path / "icd" / file_name
+    if damage == "bad row":
+        target.write_text(bad_row + "\n", encoding="utf-8")
+    elif damage == "not utf-8":
+        target.write_bytes("\t".join(["^O", "female", "-", "-", "妊娠"]).encode("gb18030") + b"\xff\xfe\n")
+    monkeypatch.setattr(loaded, "resources_dir", lambda: tmp_path)
+    load = getattr(loaded, loader)
+    load.cache_clear()
+    try:
+        with pytest.raises(IcdTableError) as raised:
+            load()
+    finally:
+        load.cache_clear()
+    message = raised.value.message
+    assert "\n" not in message and file_name in message
+    assert {"bad row": "第 1 条有误", "not utf-8": "不是 UTF-8", "missing": "缺少"}[damage] in message
+
+
+def test_an_unreadable_manifestation_words_file_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     import inference.icd.reading as reading
 
     (tmp_path / "icd").mkdir()
-    (tmp_path / "icd" / "chapter_sense.tsv").write_text("肾损伤(\t\t^S\t\t原因\n", encoding="utf-8")
+    (tmp_path / "icd" / "manifestation_words.tsv").write_bytes(b"\xff\xfe\xfa")
     monkeypatch.setattr(reading, "resources_dir", lambda: tmp_path)
-    reading.sense_rules.cache_clear()
+    reading.manifestation_words.cache_clear()
     try:
-        with pytest.raises(IcdTableError, match="第 1 条有误"):
-            reading.sense_rules()
+        with pytest.raises(IcdTableError, match="manifestation_words.tsv"):
+            reading.manifestation_words()
     finally:
-        reading.sense_rules.cache_clear()
+        reading.manifestation_words.cache_clear()
 
 
 def test_a_code_the_records_patient_cannot_have_is_never_proposed(table) -> None:  # type: ignore[no-untyped-def]

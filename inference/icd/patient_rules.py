@@ -9,10 +9,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from inference.errors import IcdTableError
+from inference.icd.rules_file import parse_rules
 from inference.paths import resources_dir
 from inference.record.patient import FEMALE, MALE, Patient
-from inference.tsv_files import read_tsv
 
 
 @dataclass(frozen=True)
@@ -39,20 +38,16 @@ def _age(cell: str) -> float | None:
     return None if cell in ("", "-") else float(cell)
 
 
+def _patient_rule(row: list[str]) -> PatientRule:
+    pattern, sex, low, high, why = row
+    if sex not in (MALE, FEMALE, "-"):
+        raise ValueError(f"sex {sex!r}: use male, female or -")
+    return PatientRule(re.compile(pattern), None if sex == "-" else sex, _age(low), _age(high), why)
+
+
 @lru_cache(maxsize=1)
 def patient_rules() -> tuple[PatientRule, ...]:
-    path = resources_dir() / "icd" / "patient_rules.tsv"
-    rules = []
-    try:
-        for number, (pattern, sex, low, high, why) in enumerate(read_tsv(path, 5), 1):
-            if sex not in (MALE, FEMALE, "-"):
-                raise ValueError(f"sex {sex!r}")
-            rules.append(PatientRule(re.compile(pattern), None if sex == "-" else sex, _age(low), _age(high), why))
-    except OSError as exc:
-        raise IcdTableError(f"安装不完整：缺少 ICD 性别年龄规则 / patient rules missing: {path}") from exc
-    except (ValueError, re.error) as exc:
-        raise IcdTableError(f"ICD 性别年龄规则第 {number} 条有误 / patient rule {number}: {exc}") from exc
-    return tuple(rules)
+    return parse_rules(resources_dir() / "icd" / "patient_rules.tsv", 5, "ICD 性别年龄规则", _patient_rule)
 
 
 def patient_conflict(code: str | None, patient: Patient | None) -> str | None:

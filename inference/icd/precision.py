@@ -20,11 +20,10 @@ from pathlib import Path
 
 from rapidfuzz import fuzz
 
-from inference.errors import IcdTableError
 from inference.icd.learned import normalize_text
+from inference.icd.rules_file import parse_rules
 from inference.icd.table import LOOKUP_LEVELS, IcdEntry, IcdTable
 from inference.paths import resources_dir
-from inference.tsv_files import read_tsv
 
 RULES_PATH = resources_dir() / "icd" / "combination_rules.tsv"
 _MIN_NAME_SIMILARITY = 50  # rapidfuzz ratio a child's name needs to be taken for the wording
@@ -49,26 +48,21 @@ class CombinationRule:
         return self.becomes.format(category=code[:3])
 
 
+def _combination_rule(row: list[str]) -> CombinationRule:
+    applies_to, with_codes, wording, becomes, reason = row
+    if not applies_to or not becomes or not reason:
+        raise ValueError("incomplete: a rule needs applies_to, becomes and reason")
+    return CombinationRule(
+        re.compile(applies_to),
+        tuple(re.compile(p.strip()) for p in with_codes.split("&") if p.strip()),
+        tuple((re.compile(p.strip().removeprefix("!")), not p.strip().startswith("!"))
+              for p in wording.split("&") if p.strip()),
+        becomes, reason)
+
+
 @lru_cache(maxsize=2)
 def load_rules(path: Path = RULES_PATH) -> tuple[CombinationRule, ...]:
-    rules = []
-    try:
-        rows = read_tsv(path, 5)
-    except OSError as exc:
-        raise IcdTableError(f"安装不完整：缺少 ICD 合并编码规则 / combination rules missing: {path}") from exc
-    for number, (applies_to, with_codes, wording, becomes, reason) in enumerate(rows, 1):
-        try:
-            rules.append(CombinationRule(
-                re.compile(applies_to),
-                tuple(re.compile(p.strip()) for p in with_codes.split("&") if p.strip()),
-                tuple((re.compile(p.strip().removeprefix("!")), not p.strip().startswith("!"))
-                      for p in wording.split("&") if p.strip()),
-                becomes, reason))
-        except re.error as exc:
-            raise IcdTableError(f"ICD 合并编码规则第 {number} 条有误 / rule {number} in {path.name}: {exc}") from exc
-        if not applies_to or not becomes or not reason:
-            raise IcdTableError(f"ICD 合并编码规则第 {number} 条不完整 / rule {number} in {path.name} is incomplete")
-    return tuple(rules)
+    return parse_rules(path, 5, "ICD 合并编码规则", _combination_rule)
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,13 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
-from inference.errors import IcdTableError
 from inference.icd.learned import normalize_text
 from inference.icd.retrieval import Candidate
+from inference.icd.rules_file import parse_rules
 from inference.icd.table import IcdEntry, IcdTable
 from inference.paths import resources_dir
 from inference.record.clinical_terms import expand_terms
 from inference.record.values import arabic_numerals
-from inference.tsv_files import read_tsv
 
 COMBINATION, DETAIL, SENSE = "coder_rule_combination", "coder_rule_detail", "coder_rule_sense"
 _WITH = re.compile(r"(不伴有|不伴|伴有|伴)")
@@ -73,11 +72,9 @@ class _Titled:
 @lru_cache(maxsize=1)
 def manifestation_words() -> dict[str, tuple[str, ...]]:
     """A title's manifestation word → how wards write it (眼 → 视网膜|白内障|眼)."""
-    path = resources_dir() / "icd" / "manifestation_words.tsv"
-    try:
-        return {title: tuple(w for w in words.split("|") if w) for title, words in read_tsv(path, 2)}
-    except (OSError, ValueError) as exc:
-        raise IcdTableError(f"安装不完整或有误：{path.name} / manifestation words unreadable: {exc}") from exc
+    rows = parse_rules(resources_dir() / "icd" / "manifestation_words.tsv", 2, "ICD 并发症用词表",
+                       lambda row: (row[0], tuple(word for word in row[1].split("|") if word)))
+    return dict(rows)
 
 
 @dataclass(frozen=True)
@@ -92,22 +89,17 @@ class SenseRule:
         return bool(self.wording.search(wording)) and not (self.unless and self.unless.search(wording))
 
 
+def _sense_rule(row: list[str]) -> SenseRule:
+    wording, unless, never, prefer, reason = row
+    if not wording or not reason or not (never or prefer):
+        raise ValueError("a row needs a wording, a reason, and codes it never takes or one it takes")
+    return SenseRule(re.compile(wording), re.compile(unless) if unless else None,
+                     re.compile(never) if never else None, prefer, reason)
+
+
 @lru_cache(maxsize=1)
 def sense_rules() -> tuple[SenseRule, ...]:
-    path = resources_dir() / "icd" / "chapter_sense.tsv"
-    rules = []
-    number = 0
-    try:
-        for number, (wording, unless, never, prefer, reason) in enumerate(read_tsv(path, 5), 1):
-            if not wording or not reason or not (never or prefer):
-                raise ValueError("a row needs a wording, a reason, and codes it never takes or one it takes")
-            rules.append(SenseRule(re.compile(wording), re.compile(unless) if unless else None,
-                                   re.compile(never) if never else None, prefer, reason))
-    except OSError as exc:
-        raise IcdTableError(f"安装不完整：缺少 {path.name} / chapter sense rules missing") from exc
-    except (ValueError, re.error) as exc:
-        raise IcdTableError(f"{path.name} 第 {number} 条有误 / chapter sense rule {number}: {exc}") from exc
-    return tuple(rules)
+    return parse_rules(resources_dir() / "icd" / "chapter_sense.tsv", 5, "ICD 词义规则", _sense_rule)
 
 
 class TableReading:

@@ -55,9 +55,10 @@ SCORE_TOLERANCE = 0.005
 _CORE = Path(__file__).resolve().parents[2]
 # What shapes the learned files: the training code, the runtime modules that produce the evidence it learns
 # from, and the hand lexicons. coding.py (the model's function calls), precision.py (combination rules and
-# leaf codes), reading.py (the coder's reading of the ranked candidates) and patient_rules.py (sex and age),
-# all applied after the lookup ranks, do not, so editing them needs no rebuild.
-_NOT_SHAPING = {"__init__.py", "coding.py", "precision.py", "reading.py", "patient_rules.py"}
+# leaf codes), reading.py (the coder's reading of the ranked candidates), patient_rules.py (sex and age) and
+# rules_file.py (how their files are read), all applied after the lookup ranks, do not, so editing them needs
+# no rebuild.
+_NOT_SHAPING = {"__init__.py", "coding.py", "precision.py", "reading.py", "patient_rules.py", "rules_file.py"}
 SHAPING_CODE = (
     *sorted(p for p in (_CORE / "icd").glob("*.py") if p.name not in _NOT_SHAPING),
     *sorted((_CORE / "icd" / "training").glob("*.py")),
