@@ -133,11 +133,8 @@ class IcdMatcher:
         """The conditions a diagnosis string names, as a coder reads it: one, when a table title states the
         condition with what the string adds (2型糖尿病肾病, 胆囊结石伴急性胆囊炎); else its parts, a status word
         (术后, 史) kept with the condition it is about."""
-        segments = split_segments(normalize_text(text))
-        if len(segments) == 1 and len(self.split_diagnoses(text)) < 2:
-            return [text]
         kept: list[str] = []
-        for segment in segments:
+        for segment in split_segments(normalize_text(text)):
             parts = split_diagnoses(segment, self.names.vocabulary)
             if len(parts) > 1 and reading_of(self.table).stated(normalize_text(expand_terms(segment)))[0]:
                 parts = [segment]
@@ -146,7 +143,7 @@ class IcdMatcher:
                     kept[-1] += part
                 else:
                     kept.append(part)
-        return kept or [text]
+        return kept if len(kept) > 1 else [text]  # one condition: as the doctor wrote it
 
     def _ranker(self) -> RankerModel:
         if self.ranker is None:

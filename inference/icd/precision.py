@@ -106,6 +106,11 @@ def is_leaf(code: str, table: IcdTable) -> bool:
     return _tree(table).is_leaf(code)
 
 
+def children(code: str, table: IcdTable) -> list[str]:
+    """The codes right under ``code`` in the table (I50 → I50.0 … I50.9)."""
+    return _tree(table).children(code)
+
+
 def refine(code: str, wording: str, other_codes: list[str], table: IcdTable) -> Refined:
     """The final code for one diagnosis given the codes of the record's other diagnoses."""
     tree = _tree(table)

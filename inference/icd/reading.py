@@ -29,6 +29,7 @@ from functools import lru_cache
 from rapidfuzz import fuzz
 
 from inference.icd.learned import normalize_text
+from inference.icd.precision import children
 from inference.icd.retrieval import Candidate
 from inference.icd.rules_file import parse_rules
 from inference.icd.table import IcdEntry, IcdTable
@@ -103,17 +104,16 @@ def sense_rules() -> tuple[SenseRule, ...]:
 
 
 class TableReading:
-    """The titles of one table that name a condition with something, and its categories' children."""
+    """The titles of one table that name a condition with something (or without it)."""
 
     def __init__(self, table: IcdTable) -> None:
         self.table = table
         self.titled: list[_Titled] = []
-        self.children: dict[str, list[IcdEntry]] = {}
+        # The lookup and the wording step ask about the same strings: each is read once.
+        self.stated = lru_cache(maxsize=4096)(self._stated)
         for entry in table.lookup_entries():
             if entry.level == "morphology":
                 continue
-            if len(entry.code) > 3:
-                self.children.setdefault(entry.code[:3], []).append(entry)
             parts = _WITH.split(normalize_text(entry.name), maxsplit=1)
             if len(parts) == 3:
                 head, word, tail = parts
@@ -121,7 +121,7 @@ class TableReading:
                     self.titled.append(_Titled(entry.code, entry.name, _head_core(head), _core(tail),
                                                word.startswith("不")))
 
-    def stated(self, wording: str) -> tuple[list[_Titled], list[_Titled]]:
+    def _stated(self, wording: str) -> tuple[list[_Titled], list[_Titled]]:
         """The titles whose condition and manifestation the wording both states (most specific first), and the
         titles "without" something the wording states."""
         with_titles, contradicted = [], []
@@ -153,14 +153,13 @@ def _find_loosely(wording: str, head: str) -> int:
         return at + len(head)
     if len(head) < 4 or re.search(r"[0-9IVX]", head):
         return -1
-    for gap in range(1, len(head)):
-        loose = wording.find(head[:gap] + "", 0)
-        while loose >= 0:
-            start = loose + gap + 1
-            if wording.startswith(head[gap:], start):
-                return start + len(head) - gap
-            loose = wording.find(head[:gap], loose + 1)
-    return -1
+    found = _one_more_character(head).search(wording)
+    return found.end() if found else -1
+
+
+@lru_cache(maxsize=4096)
+def _one_more_character(head: str) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(head[:gap]) + "." + re.escape(head[gap:]) for gap in range(1, len(head))))
 
 
 def _states(rest: str, tail: str) -> bool:
@@ -173,7 +172,8 @@ def reading_of(table: IcdTable) -> TableReading:
     return TableReading(table)
 
 
-def detail_tokens(text: str) -> set[str]:
+@lru_cache(maxsize=65536)
+def detail_tokens(text: str) -> frozenset[str]:
     """Stages, types, grades and courses a wording states, in one spelling (III期 → 3期, 持续性 → 持续)."""
     found = set()
     for match in _DETAIL.finditer(arabic_numerals(normalize_text(text), "期|型|级|度")):
@@ -182,7 +182,7 @@ def detail_tokens(text: str) -> set[str]:
         else:
             number = _ROMAN.get(match.group(1), match.group(1))
             found.add(number + match.group(2))
-    return found
+    return frozenset(found)
 
 
 def read_as_coder(text: str, ranked: list[Candidate], table: IcdTable) -> list[Candidate]:
@@ -230,7 +230,7 @@ def _stated_detail(wording: str, ranked: list[Candidate], reading: TableReading)
     categories = list(dict.fromkeys(c.code[:3] for c in ranked))[:_CANDIDATE_CATEGORIES]
     best: tuple[int, IcdEntry] | None = None
     for category in categories:
-        for entry in reading.children.get(category, []):
+        for entry in (e for e in map(reading.table.get, children(category, reading.table)) if e is not None):
             said = tokens & detail_tokens(entry.name)
             if len(said) <= len(have) or (best is not None and len(said) <= best[0]):
                 continue
