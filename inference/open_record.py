@@ -19,7 +19,7 @@ from inference.icd.table import IcdTable
 from inference.pipeline import BriefReport
 from inference.record.evidence import RunEvidence
 from inference.record.patient import Patient, patient_of
-from inference.record.status import Attestation, DraftStatus
+from inference.record.status import UNSIGNABLE, Attestation, DraftStatus
 from inference.record.summary import StructuredSummary
 from inference.summary.summarizer import StoppedRun, retry_part_tokens
 
@@ -35,48 +35,49 @@ class OpenRecord:
     validation: ValidationReport | None = None  # the latest review of the summary on screen
     evidence: RunEvidence = field(default_factory=RunEvidence)  # the draft's run: every review uses the same
     demo_draft: bool = False  # the summary on screen was written by the demo model
-    rejected: bool = False  # the checks refused the draft: not from this record
-    signed: bool = False  # the version on screen is signed: read-only until the doctor starts a new one
+    status: DraftStatus = DraftStatus.DRAFT  # of the version on screen, as the history has it
+    attestation: Attestation | None = None  # the review or signature that gave it that status
     kept_codes: dict[str, IcdAssignment] = field(default_factory=dict)  # confirmed codes kept over a regeneration
-    attestation: Attestation | None = None  # the review or signature of the version on screen
-    stopped: bool = False  # the doctor stopped the run: a draft of its finished parts, never reviewed or signed
 
     @property
     def patient(self) -> Patient:
         return patient_of(self.document.text)
 
     @property
-    def status(self) -> DraftStatus:
-        if self.rejected:
-            return DraftStatus.REJECTED
-        if self.stopped:
-            return DraftStatus.STOPPED
-        if self.signed:
-            return DraftStatus.SIGNED
-        return self.attestation.status if self.attestation is not None else DraftStatus.DRAFT
+    def rejected(self) -> bool:
+        """The checks refused the draft: not from this record."""
+        return self.status == DraftStatus.REJECTED
+
+    @property
+    def stopped(self) -> bool:
+        """The doctor stopped the run: a draft of its finished parts."""
+        return self.status == DraftStatus.STOPPED
+
+    @property
+    def signed(self) -> bool:
+        """Read-only until the doctor starts a new version."""
+        return self.status == DraftStatus.SIGNED
 
     @classmethod
     def reopened(cls, document: Document, evidence: RunEvidence, status: str, demo: bool,
                  attestation: Attestation | None = None) -> OpenRecord:
-        return cls(document, evidence=evidence, demo_draft=demo, rejected=status == DraftStatus.REJECTED,
-                   signed=status == DraftStatus.SIGNED, attestation=attestation, stopped=status == DraftStatus.STOPPED)
+        return cls(document, evidence=evidence, demo_draft=demo, status=DraftStatus(status), attestation=attestation)
 
     # -- what happens to it ---------------------------------------------------------------------------
 
     def attested(self, attestation: Attestation) -> None:
         """The version on screen was reviewed or signed."""
-        self.attestation = attestation
-        self.signed = attestation.signed
+        self.status, self.attestation = attestation.status, attestation
 
     def edited(self) -> None:
-        """An edit makes the version on screen a new draft: the review it had was of another text."""
-        if not self.signed:
-            self.attestation = None
+        """An edit of a reviewed version makes it a new draft: the review was of another text (a refused or
+        stopped draft stays what it is, as in the history)."""
+        if self.status == DraftStatus.REVIEWED:
+            self.status, self.attestation = DraftStatus.DRAFT, None
 
     def unsigned(self) -> None:
         """The doctor starts a new version of a signed summary; the signed one stays in the history."""
-        self.signed = False
-        self.attestation = None
+        self.status, self.attestation = DraftStatus.DRAFT, None
 
     def regenerating(self, codes: list[IcdAssignment]) -> None:
         """A new run starts: the codes the doctor confirmed stay with their diagnoses."""
@@ -89,9 +90,8 @@ class OpenRecord:
         self.validation = report.validation
         self.evidence = report.result.evidence
         self.demo_draft = bool(report.result.model.get("demo"))
-        self.rejected = report.rejected
-        self.stopped = report.stopped
-        self.signed = False
+        self.status = DraftStatus.REJECTED if report.rejected else DraftStatus.STOPPED if report.stopped \
+            else DraftStatus.DRAFT
         self.attestation = None
         kept, self.kept_codes = self.kept_codes, {}
         return [kept.get(a.diagnosis, a) for a in report.icd]
@@ -106,7 +106,7 @@ class OpenRecord:
     @property
     def can_sign(self) -> bool:
         """Review and sign (with the blockers acknowledged): never a refused draft, nor a stopped one."""
-        return not self.rejected and not self.stopped
+        return self.status not in UNSIGNABLE
 
     @property
     def resumable(self) -> StoppedRun | None:
