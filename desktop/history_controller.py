@@ -151,18 +151,15 @@ class HistoryController(QObject):
 
         overridden = blockers if signature.override else ()
 
-        def write() -> Attestation | None:
-            self.store.set_status(document_id, status, signer=signature.signer, override=signature.override,
-                                  overridden=overridden)
-            return self.store.attestation(self.store.versions(document_id)[-1])
-
-        def changed(attestation: Attestation | None) -> None:
+        def changed(attestation: Attestation) -> None:
             self.window.statusBar().showMessage(f"已标记为{DraftStatus(status).label}（{signature.signer}）", 4000)
-            if attestation is not None and record is not None and self.document_id == document_id:
+            if record is not None and self.document_id == document_id:
                 self.window.attested(record, attestation)
             self._refresh_panel()
 
-        self.writes.run("status", write, changed,
+        self.writes.run("status", lambda: self.store.set_status(document_id, status, signer=signature.signer,
+                                                                override=signature.override, overridden=overridden),
+                        changed,
                         lambda exc: self.window.show_error("状态未更改", getattr(exc, "message", str(exc))))
 
     def reopen(self, document_id: int) -> None:
@@ -177,7 +174,7 @@ class HistoryController(QObject):
         latest = versions[-1]
         try:
             demo = self.store.from_demo(document_id)
-            attestation = self.store.attestation(latest)
+            attestation = self.store.attestations(document_id).get(latest.id)
         except StorageError:
             demo, attestation = False, None
         self._loading = True

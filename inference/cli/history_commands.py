@@ -108,8 +108,9 @@ def _show(store: HistoryStore, document_id: int, as_json: bool) -> int:
                          ensure_ascii=False, indent=2))
         return 0
     print(f"# {document.file_name}（记录 {document_id}，{len(versions)} 个版本）")
+    attestations = store.attestations(document_id)
     for v in versions:
-        attestation = store.attestation(v)
+        attestation = attestations.get(v.id)
         signed = f"，{'签署' if attestation.signed else '审核'}医生 {attestation.signer}" \
             if attestation is not None and attestation.signer else ""
         override = f"，越过提示的理由：{attestation.override}" if attestation is not None and attestation.override else ""

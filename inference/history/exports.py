@@ -42,7 +42,7 @@ def exported_version(store: HistoryStore, document_id: int, number: int | None =
     review = validate(summary, store.document(document_id).text, evidence=store.evidence(document_id))
     return ExportedVersion(summary=summary, icd=[IcdAssignment.from_record(item) for item in version.icd],
                            demo=store.from_demo(document_id), status=DraftStatus(version.status),
-                           version=version.number, attestation=store.attestation(version),
+                           version=version.number, attestation=store.attestations(document_id).get(version.id),
                            findings=[f.as_dict() for f in review.findings])
 
 

@@ -174,9 +174,11 @@ class HistoryStore:
             session.close()
 
     def _audit(self, session: Session, action: str, document_id: int | None, version_id: int | None = None,
-               **detail: object) -> None:
-        session.add(AuditEventRow(at=utc_now(), os_user=os_user(), action=action, document_id=document_id,
-                                  version_id=version_id, detail=detail))
+               **detail: object) -> AuditEventRow:
+        event = AuditEventRow(at=utc_now(), os_user=os_user(), action=action, document_id=document_id,
+                              version_id=version_id, detail=detail)
+        session.add(event)
+        return event
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -261,7 +263,7 @@ class HistoryStore:
             return version.id
 
     def set_status(self, document_id: int, status: str, *, signer: str = "", override: str = "",
-                   overridden: tuple[str, ...] = ()) -> int:
+                   overridden: tuple[str, ...] = ()) -> Attestation:
         """Move the latest version forward. Signing names the doctor who signs (recorded with the OS user);
         ``overridden`` is what should have stopped it (errors that stand, codes not confirmed, a demo-model
         draft), in words, and ``override`` the reason the doctor gave for going on: kept in the audit log, and
@@ -275,33 +277,27 @@ class HistoryStore:
             latest = self._latest(session, document_id)
             if latest is None:
                 raise StorageError(f"记录 {document_id} 没有摘要 / record has no summary")
-            if latest.status == DraftStatus.STOPPED:
-                raise StorageError("该草稿生成时被停止，只含已完成的部分，不能审核或签署；请继续生成剩余部分 / "
-                                   "a stopped draft cannot be reviewed or signed; continue or generate it again")
-            if latest.status == DraftStatus.REJECTED:
-                raise StorageError("该草稿未通过核对（与原文不符），不能审核或签署，请重新生成 / "
-                                   "a rejected draft cannot be reviewed or signed; generate it again")
+            if latest.status in UNSIGNABLE:
+                raise StorageError(f"该草稿{UNSIGNABLE[DraftStatus(latest.status)]}，不能审核或签署 / a {latest.status} "
+                                   "draft cannot be reviewed or signed")
             if REVIEW_ORDER.index(DraftStatus(status)) < REVIEW_ORDER.index(DraftStatus(latest.status)):
                 raise StorageError(f"状态只能前进：{latest.status} → {status} 不允许 / status only moves forward")
             version = self._add_version(session, document_id, StructuredSummary.model_validate(latest.summary),
                                         latest.icd, status, "status")
             extra = {key: value for key, value in (("signer", signer), ("override", override),
                                                    ("overridden", list(overridden))) if value}
-            self._audit(session, "status", document_id, version.id, old=latest.status, new=status, **extra)
-            return version.id
+            event = self._audit(session, "status", document_id, version.id, old=latest.status, new=status, **extra)
+            return _attestation(version, event)
 
-    def attestation(self, version: SummaryVersionRow) -> Attestation | None:
-        """The review or signature that gave this version its status (None for a draft)."""
-        if version.status not in (DraftStatus.REVIEWED, DraftStatus.SIGNED):
-            return None
+    def attestations(self, document_id: int) -> dict[int, Attestation]:
+        """The review or signature of each reviewed or signed version of a record, by version id."""
         with self._session() as session:
-            event = session.scalar(select(AuditEventRow).where(AuditEventRow.version_id == version.id,
-                                                               AuditEventRow.action == "status"))
-            detail = event.detail if event is not None and isinstance(event.detail, dict) else {}
-            return Attestation(DraftStatus(version.status), str(detail.get("signer", "")),
-                               event.os_user if event is not None else version.author,
-                               event.at if event is not None else version.created_at,
-                               str(detail.get("override", "")), tuple(str(x) for x in detail.get("overridden", [])))
+            versions = session.scalars(select(SummaryVersionRow).where(
+                SummaryVersionRow.document_id == document_id,
+                SummaryVersionRow.status.in_([DraftStatus.REVIEWED, DraftStatus.SIGNED]))).all()
+            events = {event.version_id: event for event in session.scalars(select(AuditEventRow).where(
+                AuditEventRow.document_id == document_id, AuditEventRow.action == "status"))}
+            return {version.id: _attestation(version, events.get(version.id)) for version in versions}
 
     def delete_record(self, document_id: int) -> None:
         """Explicit deletion (the UI asks first): the text leaves the database and the search index."""
@@ -442,3 +438,13 @@ class HistoryStore:
                                           SummaryVersionRow.status.in_((DraftStatus.REVIEWED, DraftStatus.SIGNED)))
                                    .order_by(SummaryVersionRow.document_id))
             return [int(row[0]) for row in rows]
+
+
+def _attestation(version: SummaryVersionRow, event: AuditEventRow | None) -> Attestation:
+    """A reviewed or signed version's attestation from the audit event that moved it (its author and time when
+    the event is missing from a salvaged history)."""
+    detail = event.detail if event is not None and isinstance(event.detail, dict) else {}
+    return Attestation(DraftStatus(version.status), str(detail.get("signer", "")),
+                       event.os_user if event is not None else version.author,
+                       event.at if event is not None else version.created_at,
+                       str(detail.get("override", "")), tuple(str(x) for x in detail.get("overridden", [])))

@@ -23,7 +23,9 @@ class DraftStatus(StrEnum):
 
 # The review moves forward only, in this order; a rejected or stopped draft is outside it (an edit keeps it so).
 REVIEW_ORDER = (DraftStatus.DRAFT, DraftStatus.REVIEWED, DraftStatus.SIGNED)
-UNSIGNABLE = (DraftStatus.REJECTED, DraftStatus.STOPPED)
+# Why a version with this status can never be reviewed or signed.
+UNSIGNABLE = {DraftStatus.REJECTED: "未通过核对（与原文不符），请重新生成",
+              DraftStatus.STOPPED: "生成时被停止，只含已完成的部分；请继续生成剩余部分"}
 STATUS_LABELS = {DraftStatus.DRAFT: "草稿", DraftStatus.REVIEWED: "已审核", DraftStatus.SIGNED: "已签署",
                  DraftStatus.REJECTED: "未通过核对", DraftStatus.STOPPED: "已停止（未完成）"}
 
