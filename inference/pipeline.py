@@ -17,14 +17,7 @@ from inference.llm.engine import ChatEngine
 from inference.progress import CHECKING, RunContext
 from inference.record.patient import patient_of
 from inference.record.summary import render_emr_text
-from inference.summary.summarizer import (
-    RunStopped,
-    StoppedRun,
-    SummaryResult,
-    call_timing,
-    finished_result,
-    summarize,
-)
+from inference.summary.summarizer import RunStopped, StoppedRun, SummaryResult, call_timing, summarize
 
 
 @dataclass
@@ -128,23 +121,19 @@ def run_pipeline(
     context = context or RunContext()
     try:
         result = summarize(engine, document.text, context, part_budget=part_budget, resume=resume)
-    except RunStopped as stop:  # the doctor stopped a long record: what the finished parts say, not coded
-        stopped = stop.stopped
-        result = finished_result(engine, document.text, stopped.finished, stopped.results, stopped.part_tokens,
-                                 stopped.retried, stopped.prompt_version, stopped)
-        report = BriefReport(document=document, result=result)
-        report.validation = validate(result.summary, document.text, vocabulary_of(table), result.evidence)
-        report.elapsed_s = time.perf_counter() - context.tracker.started
-        return report
+    except RunStopped as stop:
+        result = stop.result
     report = BriefReport(document=document, result=result)
-    if table is not None and result.summary.diagnoses:
-        names = [d.name for d in result.summary.diagnoses]
-        report.icd, report.coding_trace = code_diagnoses(engine, names, table, context, patient_of(document.text))
-        check_no_foreign_codes(report.icd, table)
-        result.timings.calls += [call_timing(f"icd round {i}", r)
-                                 for i, r in enumerate(report.coding_trace.generations, 1)]
-    context.stop_if_cancelled()
-    context.tracker.phase(CHECKING)
+    if not report.stopped:  # a stopped draft is what its finished parts say: reviewed, not coded
+        if table is not None and result.summary.diagnoses:
+            names = [d.name for d in result.summary.diagnoses]
+            report.icd, report.coding_trace = code_diagnoses(engine, names, table, context,
+                                                             patient_of(document.text))
+            check_no_foreign_codes(report.icd, table)
+            result.timings.calls += [call_timing(f"icd round {i}", r)
+                                     for i, r in enumerate(report.coding_trace.generations, 1)]
+        context.stop_if_cancelled()
+        context.tracker.phase(CHECKING)
     report.validation = validate(result.summary, document.text, vocabulary_of(table), result.evidence)
     report.elapsed_s = time.perf_counter() - context.tracker.started
     return report

@@ -93,11 +93,13 @@ class StoppedRun:
 
 
 class RunStopped(GenerationCancelled):
-    """Stopped after at least one part finished: the finished parts are kept."""
+    """Stopped after at least one part finished: ``result`` is what the finished parts say (its ``stopped``
+    what is left)."""
 
-    def __init__(self, stopped: StoppedRun) -> None:
-        super().__init__(f"已停止（{stopped.progress_words()}）/ stopped after {len(stopped.finished)} parts")
-        self.stopped = stopped
+    def __init__(self, result: SummaryResult) -> None:
+        done = result.stopped.progress_words() if result.stopped else ""
+        super().__init__(f"已停止（{done}）/ stopped after {len(result.parts)} parts")
+        self.result = result
 
 
 def build_messages(record_text: str, prompt: PromptTemplate | None = None) -> list[dict[str, str]]:
@@ -177,8 +179,10 @@ def summarize(
         except GenerationCancelled as exc:
             if not drafts:
                 raise
-            raise RunStopped(StoppedRun(drafts, results, [part, *(p for p, _retry in pending)], budget, retried,
-                                        prompt.version)) from exc
+            stopped = StoppedRun(drafts, results, [part, *(p for p, _retry in pending)], budget, retried,
+                                 prompt.version)
+            raise RunStopped(_fused(engine, record_text, drafts, results, budget, retried, prompt.version,
+                                    stopped)) from exc
         tracker.part_done(result.completion_tokens)
         results.append(result)
         if result.finish_reason == "length":
@@ -196,10 +200,10 @@ def summarize(
                                for h in halves])
             continue
         drafts.append((part, part_draft))
-    return finished_result(engine, record_text, drafts, results, budget, retried, prompt.version)
+    return _fused(engine, record_text, drafts, results, budget, retried, prompt.version)
 
 
-def finished_result(engine: ChatEngine, record_text: str, drafts: list[tuple[RecordPart, StructuredSummary]],
+def _fused(engine: ChatEngine, record_text: str, drafts: list[tuple[RecordPart, StructuredSummary]],
                     results: list[GenerationResult], budget: int, retried: int, prompt_version: str,
                     stopped: StoppedRun | None = None) -> SummaryResult:
     """The parts' drafts fused in record order and guarded against the record: the run's result (a stopped
