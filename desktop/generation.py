@@ -36,8 +36,8 @@ class Generation(QObject):
         window, record = self.window, self.window.record
         if window.generating:
             return
-        if record is not None and record.signed and not window._confirm(
-                window, "重新生成已签署的摘要", "此摘要已签署。重新生成将产生新的草稿版本（需重新审核签署），"
+        if record is not None and record.signed and not window.ask(
+                "重新生成已签署的摘要", "此摘要已签署。重新生成将产生新的草稿版本（需重新审核签署），"
                 "医生已确认或修改的 ICD 编码会保留。继续吗？"):
             return
         if record is None:

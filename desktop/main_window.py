@@ -223,8 +223,8 @@ class MainWindow(QMainWindow):
         """Start a new version of a signed summary, after asking; the signed one stays in the history."""
         if self.record is None or not self.record.signed:
             return True
-        if not self._confirm(self, "修改已签署的摘要", "此摘要已签署。修改将生成新的草稿版本（需重新审核签署），"
-                             "已签署的版本保留在历史记录中。继续吗？"):
+        if not self.ask("修改已签署的摘要", "此摘要已签署。修改将生成新的草稿版本（需重新审核签署），"
+                        "已签署的版本保留在历史记录中。继续吗？"):
             return False
         self.record.unsigned()
         self.render()
@@ -252,6 +252,10 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.show_error("无法保存设置", str(exc))
         self.load_engine(settings)
+
+    def ask(self, title: str, question: str) -> bool:
+        """继续 or 取消, asked of the doctor (tests answer without a dialog)."""
+        return self._confirm(self, title, question)
 
     def show_error(self, title: str, message: str) -> None:
         """A plain message in Chinese (the English half of the core's messages is for the CLI and the log),
