@@ -11,11 +11,13 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inference.icd.coding import IcdAssignment
 from inference.record.status import STATUS_LABELS, Attestation, DraftStatus
 from inference.record.summary import ABSENT, SECTION_HEADINGS, StructuredSummary, render_emr_text
+
+if TYPE_CHECKING:  # the CLI reads EXPORT_FORMATS at start-up: the ICD lookup stays unloaded
+    from inference.icd.coding import IcdAssignment
 
 EXPORT_FORMATS = ("txt", "md", "json", "fhir")
 # Carried by every copy and export of a draft the demo model wrote: it must not pass for a clinical summary.

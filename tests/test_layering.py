@@ -67,7 +67,7 @@ ALLOWED = {
     "history": {"record", "checks", "documents", "errors", "export", "icd", "paths"},
     "pipeline": {"record", "checks", "documents", "errors", "history", "icd", "llm", "progress", "summary"},
     "open_record": {"record", "checks", "documents", "export", "icd", "pipeline", "summary"},
-    "cli": {"", "record", "checks", "crash_log", "documents", "errors", "history", "icd", "limits", "llm", "paths",
+    "cli": {"", "record", "checks", "crash_log", "documents", "errors", "export", "history", "icd", "limits", "llm", "paths",
             "pipeline", "progress", "summary"},
     "__main__": {"cli"},
 }

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from inference.cli.output import check_output_folder, text_argument, write_output
 from inference.errors import StorageError, UsageError
+from inference.export import EXPORT_FORMATS
 from inference.record.status import STATUS_LABELS, DraftStatus
 
 ORIGIN_LABELS = {"model": "模型生成", "edit": "医生编辑", "status": "状态变更", "code": "确认编码"}
@@ -26,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
             "medbrief history list [--status S] [--diagnosis D] [--icd CODE]\n"
             "medbrief history show ID\n"
             "medbrief history search QUERY [--status S] [--diagnosis D] [--icd CODE]\n"
-            "medbrief history export ID --format txt|md|json|fhir [--version N] [--out FILE]\n"
+            f"medbrief history export ID --format {'|'.join(EXPORT_FORMATS)} [--version N] [--out FILE]\n"
             "medbrief history export --reviewed --out FILE.jsonl"
         ),
         epilog=epilog,
@@ -37,7 +38,7 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
     history.add_argument("--status", choices=[str(status) for status in DraftStatus])
     history.add_argument("--diagnosis", help="only records whose diagnoses contain this text")
     history.add_argument("--icd", help="only records coded with this ICD code (prefix)")
-    history.add_argument("--format", default="txt", choices=["txt", "md", "json", "fhir"])
+    history.add_argument("--format", default="txt", choices=EXPORT_FORMATS)
     history.add_argument("--version", dest="version_number", type=int, metavar="N",
                          help="export or show version N (export: default the last signed version, else the latest)")
     history.add_argument("--reviewed", action="store_true", help="export all reviewed/signed summaries as JSONL")
