@@ -14,11 +14,37 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 Script = Callable[[], Iterator[bytes | float]]  # bytes are written, a float is a pause in seconds
 
 
-class _Handler(BaseHTTPRequestHandler):
-    script: Script
+class JsonHandler(BaseHTTPRequestHandler):
+    """Quiet, and answers JSON: what every fake server here shares."""
 
     def log_message(self, *_args: object) -> None:
         pass
+
+    def _json(self, answer: object) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on 127.0.0.1 in a thread: its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Handler(JsonHandler):
+    script: Script
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self._json({"object": "list", "data": [{"id": "scripted.gguf"}]})
@@ -46,25 +72,10 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up, as it should
             pass
 
-    def _json(self, answer: object) -> None:
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
 
 @contextmanager
 def scripted_server() -> Iterator[tuple[str, type[_Handler]]]:
     """The server's URL and its handler class, whose ``script`` the test sets (and may change between calls)."""
     handler = type("Handler", (_Handler,), {"script": staticmethod(lambda: iter([b"data: [DONE]\n\n"]))})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield url, handler

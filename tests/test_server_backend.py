@@ -10,7 +10,6 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.llm.settings import EngineSettings
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
+from tests.fake_server import JsonHandler, serving
 from tests.llama_server import SERVER_CTX, free_port, server_settings, start_llama_server
 
 
@@ -174,7 +174,7 @@ def _audited(tmp_path: Path, args: list[str], sockets: bool = False) -> list[obj
 
 # -- small real servers that misbehave ------------------------------------------------------------------
 
-class _Misbehaving(BaseHTTPRequestHandler):
+class _Misbehaving(JsonHandler):
     mode = "ok"
     served = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     honours = "grammar"  # the request field this server constrains with, as llama.cpp's or vLLM's does
@@ -184,9 +184,6 @@ class _Misbehaving(BaseHTTPRequestHandler):
         if self.honours == "structured_outputs":
             return (body.get("structured_outputs") or {}).get("grammar", "")
         return body.get(self.honours, "")
-
-    def log_message(self, *_args: object) -> None:
-        pass
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self._json({"object": "list", "data": [{"id": self.served}]})
@@ -214,24 +211,12 @@ class _Misbehaving(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
-    def _json(self, answer: object) -> None:
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
 
 @pytest.fixture
 def misbehaving() -> Iterator[tuple[str, type[_Misbehaving]]]:
     handler = type("Handler", (_Misbehaving,), {"bodies": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
+    with serving(handler) as url:
+        yield url, handler
 
 
 def test_a_server_that_ignores_the_grammar_is_refused_when_opened(misbehaving) -> None:
