@@ -69,11 +69,15 @@ def partial_sections(streamed: str) -> dict[str, str]:
 
 @dataclass
 class StreamedDraft:
-    """The text of a run as it streams, part by part."""
+    """The text of a run as it streams, part by part. Read on the GUI thread at every chunk: a finished part is
+    read once, only the part being written again."""
 
     parts: list[str] = field(default_factory=list)
+    _finished: list[dict[str, str]] = field(default_factory=list)  # the sections of every part but the last
 
     def new_part(self) -> None:
+        if self.parts:
+            self._finished.append(partial_sections(self.parts[-1]))
         self.parts.append("")
 
     def feed(self, piece: str) -> None:
@@ -86,8 +90,7 @@ class StreamedDraft:
         """Every part's sections so far, joined as the parts will be fused: 主诉 of the first part that has one,
         the rest one after the other."""
         joined = dict.fromkeys(SECTION_FIELDS, "")
-        for part in self.parts:
-            sections = partial_sections(part)
+        for sections in [*self._finished, *([partial_sections(self.parts[-1])] if self.parts else [])]:
             if not joined["chief_complaint"]:
                 joined["chief_complaint"] = sections["chief_complaint"]
             for name in SECTION_FIELDS[1:]:
