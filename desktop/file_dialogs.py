@@ -21,8 +21,12 @@ def _state() -> QSettings:
 
 
 def last_folder(kind: str) -> Path:
+    """The folder last used, or home when the state file is damaged or the folder is gone."""
     folder = Path(str(_state().value(_FOLDER_KEYS[kind], "") or Path.home()))
-    return folder if folder.is_dir() else Path.home()
+    try:
+        return folder if folder.is_dir() else Path.home()
+    except OSError:  # a name too long, a path the system refuses: not a folder to open
+        return Path.home()
 
 
 def remember_folder(kind: str, path: Path) -> None:

@@ -184,3 +184,14 @@ def test_a_code_the_records_patient_cannot_have_blocks_signing(qtbot, make_windo
     replace_by_search(qtbot, panel, 2, "O26.9")
     assert panel.assignments[2].code == "O26.9"
     assert any("O26.9" in b for b in controller.signing_blockers())
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage\n[[[\n", b"[folders]\nexport=/no/such/folder\n",
+                                     b"[folders]\nexport=a, b, c\n", b"[folders]\nexport=" + b"x" * 100_000 + b"\n"])
+def test_a_damaged_desktop_state_file_opens_the_dialogs_at_home(qtbot, content: bytes) -> None:
+    from desktop.file_dialogs import last_folder
+    from inference.paths import config_dir
+
+    config_dir().mkdir(parents=True, exist_ok=True)
+    (config_dir() / "desktop-state.ini").write_bytes(content)
+    assert last_folder("save") == Path.home() and last_folder("open") == Path.home()
