@@ -337,3 +337,23 @@ def test_the_gguf_maker_of_these_tests_writes_what_the_reader_reads() -> None:
                                                                                                "Q4_K_M")
     assert struct.unpack("<I", _file("v.gguf", hostile_files.gguf_bytes({}))
                          .read_bytes()[4:8])[0] == 3
+
+
+# The coder's reading of a diagnosis string: its words drawn from what the reading looks for.
+WARD_WORDS = st.lists(st.sampled_from(["2型", "1型", "糖尿病", "肾病", "伴", "不伴", "急性", "慢性", "肾损伤", "胆囊结石",
+                                       "胆囊炎", "5期", "IV期", "三级", "术后", "史", "车祸", "黄染", "，", " ", "(", "）",
+                                       "视网膜病变", "心力衰竭", "高血压", "I", "X"]), max_size=24).map("".join)
+
+
+@fuzz
+@given(wording=st.one_of(WARD_WORDS, st.text(max_size=120)))
+def test_any_diagnosis_string_is_read_and_coded_or_gets_no_code(wording: str) -> None:
+    from inference.icd.coding import direct_assignment, to_final_codes
+    from inference.icd.lookup import matcher_for
+    from inference.icd.table import open_table
+
+    table = open_table("who-zh")
+    conditions = matcher_for(table).conditions(wording)
+    assert conditions and all(isinstance(c, str) for c in conditions)
+    final = to_final_codes([direct_assignment(wording, table)], table)[0]
+    assert final.code is None or final.code in table
