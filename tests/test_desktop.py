@@ -633,3 +633,28 @@ def test_the_settings_dialog_is_built_from_every_engine_setting(qtbot, make_wind
     backend = dialog.field("backend")
     assert isinstance(backend, QComboBox) and backend.itemText(1).startswith("科室模型服务器")
     assert dialog.field("temperature").toolTip().startswith("0 = 贪心解码")  # the Chinese half of the description
+
+
+def test_an_exception_nobody_caught_on_any_thread_is_one_line_shown_on_the_gui_thread(qtbot, tmp_path) -> None:
+    import sys
+
+    from desktop.app import install_exception_hooks
+
+    shown: list[tuple[str, str, bool]] = []
+    saved = sys.excepthook, threading.excepthook
+    reporter = install_exception_hooks(
+        lambda title, message: shown.append((title, message, threading.current_thread() is threading.main_thread())))
+    try:
+        worker = threading.Thread(target=lambda: 1 / 0)
+        worker.start()
+        worker.join()
+        qtbot.waitUntil(lambda: bool(shown), timeout=5_000)
+        sys.excepthook(ValueError, ValueError("in a slot"), None)
+        qtbot.waitUntil(lambda: len(shown) == 2, timeout=5_000)
+    finally:
+        sys.excepthook, threading.excepthook = saved
+        reporter.deleteLater()
+    assert all(on_gui_thread for _title, _message, on_gui_thread in shown)  # widgets only from the GUI thread
+    title, message, _ = shown[0]
+    assert title == "内部错误" and "ZeroDivisionError" in message and "\n" not in message
+    assert "medbrief-errors.log" in message
