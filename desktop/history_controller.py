@@ -4,6 +4,7 @@ reopen. The store is headless; this is the only place the two meet."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import QDockWidget, QMessageBox
 from desktop.history_panel import HistoryPanel
 from desktop.main_window import MainWindow
 from desktop.signing import Signature, SignatureRequest, ask_signature
+from desktop.stats_view import StatsDialog
 from inference.documents import Document
 from inference.errors import StorageError
 from inference.history.store import HistoryStore
@@ -51,10 +53,17 @@ class HistoryController(QObject):
         toggle.setShortcut(QKeySequence("Ctrl+H"))
         window.toolbar.addSeparator()
         window.toolbar.addAction(toggle)
+        self.stats_action = QAction("统计", window)
+        self.stats_action.setObjectName("stats_action")
+        self.stats_action.triggered.connect(self.show_stats)
+        window.toolbar.addAction(self.stats_action)
+        self.panel.cohort_exported.connect(
+            lambda count, path: window.statusBar().showMessage(f"已导出 {count} 份记录的队列（假名化）：{path}", 6000))
         self.review_action = self._status_action("标记已审核", "Ctrl+Shift+R", DraftStatus.REVIEWED)
         self.sign_action = self._status_action("签署", "Ctrl+Shift+S", DraftStatus.SIGNED)
         window.record_changed.connect(self._record_changed)
         window.report_ready.connect(self._record_run)
+        window.host.worker.failure_kind.connect(self._record_failure)
         window.summary_edited.connect(lambda _summary: self.autosave("edit"))
         window.codes_changed.connect(lambda: self.autosave("accept_code"))
         window.document_changed.connect(self._document_changed)
@@ -114,6 +123,18 @@ class HistoryController(QObject):
         self._refresh_panel()
         return True
 
+    def show_stats(self) -> StatsDialog:
+        dialog = StatsDialog(self.store, self.panel.background, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def _record_failure(self, error: str, exit_code: int) -> None:
+        """A run that ended without a draft, counted by the statistics (its type, not its words)."""
+        model = Path(self.window.engine_info.model_path).name if self.window.engine_info else ""
+        self.writes.run("failure", lambda: self.store.log_failure(error, exit_code, model), lambda _none: None,
+                        lambda _exc: None)  # a failure that cannot be counted is still shown in the window
+
     def autosave(self, action: str = "edit") -> None:
         """Save the summary on screen as a new version if it changed: written off the GUI thread, in order."""
         if self._loading or not self._save_unsaved_run():
@@ -150,6 +171,8 @@ class HistoryController(QObject):
         self.autosave()  # queued first: the status applies to the version on screen
 
         overridden = blockers if signature.override else ()
+        standing = tuple(f.rule_id for f in record.validation.findings) \
+            if record is not None and record.validation is not None else None
 
         def changed(attestation: Attestation) -> None:
             self.window.statusBar().showMessage(f"已标记为{DraftStatus(status).label}（{signature.signer}）", 4000)
@@ -158,7 +181,8 @@ class HistoryController(QObject):
             self._refresh_panel()
 
         self.writes.run("status", lambda: self.store.set_status(document_id, status, signer=signature.signer,
-                                                                override=signature.override, overridden=overridden),
+                                                                override=signature.override, overridden=overridden,
+                                                                standing_rules=standing),
                         changed,
                         lambda exc: self.window.show_error("状态未更改", getattr(exc, "message", str(exc))))
 

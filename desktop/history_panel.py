@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDialog,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -26,11 +28,15 @@ from PySide6.QtWidgets import (
 
 from desktop.background import Background
 from desktop.highlight_edit import ERROR_COLOUR, SOURCE_COLOUR, Mark, plain_edit
+from inference.history.cohort import CohortQuery, find_cohort, parse_query
+from inference.history.research_export import export_cohort
 from inference.history.store import HistoryStore, RecordSummary
+from inference.paths import write_private
 from inference.record.status import STATUS_LABELS
 
 ACTION_LABELS = {"generate": "生成", "edit": "编辑", "status": "状态变更", "accept_code": "确认编码",
-                 "export": "导出", "delete": "删除", "recover": "修复历史库"}
+                 "export": "导出", "delete": "删除", "recover": "修复历史库", "cohort_export": "队列导出",
+                 "generate_failed": "生成失败"}
 
 
 def audit_detail(action: str, detail: dict[str, Any] | None) -> str:
@@ -50,6 +56,11 @@ def audit_detail(action: str, detail: dict[str, Any] | None) -> str:
         return f"模型 {detail.get('model', '')}，提示词版本 {detail.get('prompt_version', '')}"
     if action == "export":
         return f"导出为 {detail.get('format', '')}：{detail.get('target', '')}"
+    if action == "cohort_export":
+        return (f"条件 {detail.get('query', '')}，{detail.get('records', 0)} 份记录，{detail.get('format', '')} → "
+                f"{detail.get('target', '')}" + ("，含病历标识" if detail.get("identified") else "，假名化"))
+    if action == "generate_failed":
+        return f"{detail.get('error', '')}（退出码 {detail.get('exit_code', '')}），模型 {detail.get('model', '')}"
     if action == "delete":
         return f"删除 {detail.get('file_name', '')}"
     if action == "recover":
@@ -67,6 +78,7 @@ class HistoryPanel(QWidget):
     deleted = Signal(int)
     store_failed = Signal(str)  # a query the history could not answer
 
+    cohort_exported = Signal(int, str)  # records, file
     refreshed = Signal()  # the list shows the latest query's records (queried off the GUI thread)
 
     def __init__(self, store: HistoryStore, confirm: Callable[[str], bool], background: Background,
@@ -97,6 +109,19 @@ class HistoryPanel(QWidget):
         for widget in (self.status_filter, self.diagnosis_filter, self.icd_filter):
             filters.addWidget(widget)
         layout.addLayout(filters)
+        cohort = QHBoxLayout()
+        self.cohort_box = QLineEdit()
+        self.cohort_box.setObjectName("cohort_query")
+        self.cohort_box.setPlaceholderText("队列条件：LVEF<40% 且 I50*、NT-proBNP>=1000 pg/mL、诊断:心衰")
+        self.cohort_box.setToolTip("检索最新版本满足全部条件的记录：数值阈值（须写单位，可换算）、ICD 编码及其下级编码、诊断用语；"
+                                   "以“且”“and”或“&”连接。与上方状态筛选同时生效。")
+        self.cohort_box.returnPressed.connect(self.refresh)
+        export = QPushButton("导出队列…")
+        export.setObjectName("cohort_export")
+        export.clicked.connect(self.export_cohort)
+        cohort.addWidget(self.cohort_box, 1)
+        cohort.addWidget(export)
+        layout.addLayout(cohort)
         self.table = QTableWidget(0, 5)
         self.table.setObjectName("history_rows")
         self.table.setHorizontalHeaderLabels(["时间", "状态", "文件", "诊断", "编码"])
@@ -116,11 +141,49 @@ class HistoryPanel(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
+        if self.cohort_box.text().strip():
+            self._refresh_cohort()
+            return
         filters = {"query": self.search_box.text().strip() or None, "status": self.status_filter.currentData(),
                    "diagnosis": self.diagnosis_filter.text().strip() or None,
                    "icd_code": self.icd_filter.text().strip() or None}
         self.background.run("history_list", lambda: self.store.list_records(**filters), self._show,
                             lambda exc: self.store_failed.emit(getattr(exc, "message", str(exc))))
+
+    def _cohort_query(self) -> CohortQuery:
+        return parse_query(self.cohort_box.text(), status=self.status_filter.currentData())
+
+    def _refresh_cohort(self) -> None:
+        def members() -> list[RecordSummary]:
+            return [RecordSummary(m.document_id, m.file_name, m.updated_at, m.updated_at, m.status, 0,
+                                  m.diagnoses.replace("\n", "、"), m.icd_codes, "")
+                    for m in find_cohort(self.store, self._cohort_query()).members]
+
+        self.background.run("history_list", members, self._show,
+                            lambda exc: self.store_failed.emit(getattr(exc, "message", str(exc))))
+
+    def export_cohort(self) -> None:
+        """The cohort as research rows (pseudonymous; NOTE_NLP-shaped CSV or JSONL), audited."""
+        if not self.cohort_box.text().strip():
+            self.store_failed.emit("请先在“队列条件”中写出检索条件")
+            return
+        path = self.choose_export_path()
+        if not path:
+            return
+        fmt = "jsonl" if path.lower().endswith(".jsonl") else "csv"
+
+        def write() -> int:
+            cohort = find_cohort(self.store, self._cohort_query())
+            write_private(Path(path), export_cohort(self.store, cohort, fmt, path))
+            return len(cohort.members)
+
+        self.background.run("cohort_export", write, lambda count: self.cohort_exported.emit(count, path),
+                            lambda exc: self.store_failed.emit(getattr(exc, "message", None) or str(exc)))
+
+    def choose_export_path(self) -> str:
+        path, _filter = QFileDialog.getSaveFileName(self, "导出队列（假名化）", "cohort.csv",
+                                                    "CSV (*.csv);;JSON Lines (*.jsonl)")
+        return path
 
     def _show(self, records: list[RecordSummary]) -> None:
         self.records = records

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from inference.crash_log import internal_error
 from inference.documents import Document
-from inference.errors import GenerationCancelled, MedBriefError
+from inference.errors import GenerationCancelled, InternalError, MedBriefError
 from inference.icd.table import IcdTable
 from inference.llm.engine import ChatEngine
 from inference.llm.settings import EngineSettings
@@ -44,6 +44,7 @@ class EngineWorker(QObject):
     tokens = Signal(str)  # throttled chunks of streamed text
     finished = Signal(object)  # the job's result (a BriefReport)
     failed = Signal(str)
+    failure_kind = Signal(str, int)  # a failed run's error type and exit code (statistics: never its text)
     cancelled = Signal()
 
     def __init__(self, load_engine: LoadEngine, run_job: RunJob) -> None:
@@ -88,13 +89,16 @@ class EngineWorker(QObject):
             return
         except MedBriefError as exc:
             self._flush()
+            self.failure_kind.emit(type(exc).__name__, exc.exit_code)
             self.failed.emit(exc.message)
             return
         except MemoryError:
+            self.failure_kind.emit("MemoryError", InternalError.exit_code)
             self.failed.emit("内存不足 / out of memory during generation")
             return
         except Exception as exc:  # noqa: BLE001 - never leave the window waiting for a run that died
             self._flush()
+            self.failure_kind.emit(type(exc).__name__, InternalError.exit_code)
             self.failed.emit(_unexpected(exc, "generate"))
             return
         self._flush()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inference.cli.output import check_output_folder, text_argument, write_output
-from inference.errors import StorageError, UsageError
+from inference.errors import MedBriefError, StorageError, UsageError
 from inference.export import EXPORT_FORMATS
 from inference.record.status import STATUS_LABELS, DraftStatus
 
@@ -28,13 +28,21 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
             "medbrief history show ID\n"
             "medbrief history search QUERY [--status S] [--diagnosis D] [--icd CODE]\n"
             f"medbrief history export ID --format {'|'.join(EXPORT_FORMATS)} [--version N] [--out FILE]\n"
-            "medbrief history export --reviewed --out FILE.jsonl"
+            "medbrief history export --reviewed --out FILE.jsonl\n"
+            "medbrief history query EXPR [--status S] [--since DATE] [--until DATE] [--json|--csv] [--identify] "
+            "[--out FILE]\n\n"
+            "query: records whose latest version meets every condition of EXPR, joined by and/且/&:\n"
+            "  a threshold with its unit   LVEF<40%   \"NT-proBNP>=1000 pg/mL\"   (units converted where the table allows)\n"
+            "  an ICD code and its subcodes   I50*   I11.0\n"
+            "  a diagnosis as worded        诊断:心力衰竭   (dx:心衰 also finds 心力衰竭)\n"
+            "--json / --csv write the cohort as rows shaped like OMOP NOTE_NLP (one per value and diagnosis), a\n"
+            "pseudonymous person id per record (--identify adds the history id and file name); each is audited."
         ),
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    history.add_argument("action", choices=["list", "show", "search", "export"])
-    history.add_argument("target", nargs="?", help="record ID (show, export) or QUERY (search)")
+    history.add_argument("action", choices=["list", "show", "search", "export", "query"])
+    history.add_argument("target", nargs="?", help="record ID (show, export), QUERY (search) or EXPR (query)")
     history.add_argument("--status", choices=[str(status) for status in DraftStatus])
     history.add_argument("--diagnosis", help="only records whose diagnoses contain this text")
     history.add_argument("--icd", help="only records coded with this ICD code (prefix)")
@@ -43,7 +51,12 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
                          help="export or show version N (export: default the last signed version, else the latest)")
     history.add_argument("--reviewed", action="store_true", help="export all reviewed/signed summaries as JSONL")
     history.add_argument("--out", help="write to this file")
-    history.add_argument("--json", action="store_true", help="JSON output (list, search, show)")
+    history.add_argument("--json", action="store_true", help="JSON output (list, search, show); query: JSONL rows")
+    history.add_argument("--csv", action="store_true", help="query: the cohort's rows as CSV")
+    history.add_argument("--identify", action="store_true",
+                         help="query --json/--csv: add each record's history id and file name (default: pseudonymous)")
+    history.add_argument("--since", metavar="YYYY-MM-DD", help="query: latest version on or after this day")
+    history.add_argument("--until", metavar="YYYY-MM-DD", help="query: latest version on or before this day")
     history.set_defaults(handler=run)
 
 
@@ -76,6 +89,8 @@ def _action(store: HistoryStore, args: argparse.Namespace) -> int:
         return _list(store, args)
     if args.action == "show":
         return _show(store, _record_id(args.target), args.json)
+    if args.action == "query":
+        return _query(store, args)
     return _export(store, args)
 
 
@@ -138,4 +153,33 @@ def _export(store: HistoryStore, args: argparse.Namespace) -> int:
         return 0
     text = export_record(store, _record_id(args.target), args.format, args.out or "stdout", args.version_number)
     write_output(text, args.out)
+    return 0
+
+
+def _query(store: HistoryStore, args: argparse.Namespace) -> int:
+    from inference.history.cohort import codes_in_history, find_cohort, parse_query, read_date
+    from inference.history.research_export import export_cohort
+    from inference.icd.table import open_table
+
+    if args.json and args.csv:
+        raise UsageError("--json 与 --csv 只能选一个 / choose --json or --csv")
+    if args.target is not None:
+        text_argument(args.target, "检索条件")
+    try:
+        known = {entry.code for entry in open_table().entries} | codes_in_history(store)
+    except MedBriefError:  # no table to check patterns against: a pattern that matches nothing answers empty
+        known = None
+    query = parse_query(args.target or "", known_codes=known, status=args.status,
+                        since=read_date(args.since, "起始"), until=read_date(args.until, "截止"))
+    cohort = find_cohort(store, query)
+    if args.json or args.csv:
+        check_output_folder(args.out)
+        write_output(export_cohort(store, cohort, "jsonl" if args.json else "csv", args.out or "stdout",
+                                   identified=args.identify), args.out)
+        print(f"medbrief: {len(cohort.members)} 份记录 / records", file=sys.stderr)
+        return 0
+    for m in cohort.members:
+        print(f"{m.document_id:>5}  {m.updated_at:%Y-%m-%d %H:%M}  {STATUS_LABELS.get(m.status, m.status):<6}  "
+              f"{m.file_name}  {m.diagnoses.replace(chr(10), '、')}  {m.icd_codes}")
+    print(f"（{len(cohort.members)} 份记录 / records）")
     return 0

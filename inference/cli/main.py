@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from inference import __version__
-from inference.cli import history_commands, icd_commands, model_commands, summarize, validate
+from inference.cli import history_commands, icd_commands, model_commands, stats_command, summarize, validate
 from inference.crash_log import internal_error
 from inference.errors import EXIT_CODES, MedBriefError
 
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_parser(commands, epilog)
     validate.add_parser(commands, epilog)
     history_commands.add_parser(commands, epilog)
+    stats_command.add_parser(commands, epilog)
     icd_commands.add_parser(commands, epilog)
     model_commands.add_parsers(commands, epilog)
     return parser

@@ -9,12 +9,23 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from inference.cli.engine_options import add_engine_options, engine_settings
 from inference.cli.output import StderrProgress, check_output_folder, findings_text, icd_text, write_output
-from inference.errors import DraftRejected, GenerationCancelled, InputError, MedBriefError, StorageError, UsageError
+from inference.errors import (
+    DraftRejected,
+    GenerationCancelled,
+    GenerationError,
+    IcdTableError,
+    InputError,
+    MedBriefError,
+    ModelError,
+    StorageError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from inference.llm.engine import EngineInfo
@@ -78,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
             stop_if_cancelled(cancel)
             report = run_pipeline(document, engine, RunContext(on_progress=progress.progress, cancel=cancel),
                                   table=table)
+        except (GenerationError, ModelError, IcdTableError) as exc:
+            if args.save:
+                save_failure(exc, engine.info.model_path)
+            raise
         finally:
             engine.close()
     progress.step(f"完成，用时 {report.elapsed_s:.1f} 秒 / done in {report.elapsed_s:.1f} s")
@@ -136,6 +151,21 @@ def write_summary(report: BriefReport, args: argparse.Namespace) -> None:
         write_output(report.emr_text() + icd_text(report.icd)
                      + findings_text(validation.findings if validation else [],
                                      validation.unchecked if validation else 0), args.out)
+
+
+def save_failure(exc: MedBriefError, model_path: str) -> None:
+    """Count a run that ended without a draft in the history's statistics (best effort: the error is reported
+    either way)."""
+    from inference.history.store import HistoryStore
+
+    try:
+        store = HistoryStore.open()
+        try:
+            store.log_failure(type(exc).__name__, exc.exit_code, Path(model_path).name)
+        finally:
+            store.close()
+    except (StorageError, OSError):
+        pass
 
 
 def save_run(report: BriefReport, settings: EngineSettings, info: EngineInfo, progress: StderrProgress,

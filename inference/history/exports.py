@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlalchemy import select
+
 from inference.checks.validation import validate
 from inference.errors import InputError, StorageError
 from inference.export import ExportedVersion, export
+from inference.history.cohort import latest_versions
 from inference.history.models import SummaryVersionRow
 from inference.history.store import HistoryStore
 from inference.icd.coding import IcdAssignment
@@ -53,11 +56,21 @@ def export_record(store: HistoryStore, document_id: int, fmt: str, target: str =
     return output
 
 
+def reviewed_ids(store: HistoryStore) -> list[int]:
+    """Documents whose latest version is reviewed or signed, read from plain columns only."""
+    with store.reading() as session:
+        rows = session.execute(select(SummaryVersionRow.document_id)
+                               .where(SummaryVersionRow.id.in_(latest_versions()),
+                                      SummaryVersionRow.status.in_((DraftStatus.REVIEWED, DraftStatus.SIGNED)))
+                               .order_by(SummaryVersionRow.document_id))
+        return [int(row[0]) for row in rows]
+
+
 def export_reviewed_jsonl(store: HistoryStore, target: Path) -> tuple[int, list[int]]:
     """Reviewed and signed summaries as JSONL: source, model draft, doctor's final (cohorts, LoRA data).
     A record damaged on disk is left out, not the whole export: returns (lines written, ids left out)."""
     lines, damaged = [], []
-    for document_id in store.reviewed_ids():
+    for document_id in reviewed_ids(store):
         try:
             draft, final = store.draft_and_final(document_id)
             document = store.document(document_id)

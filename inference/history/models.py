@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, false
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -82,3 +82,45 @@ class AuditEventRow(Base):
     document_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no FK: survives a deletion
     version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# Derived rows: rebuilt from the versions above whenever the code that derives them changes (``derived``).
+
+class ValueIndexRow(Base):
+    """A value stated by a record's latest version (``note_rows.value_rows``), for cohort queries."""
+
+    __tablename__ = "value_index"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    section: Mapped[str] = mapped_column(String(32))
+    term: Mapped[str] = mapped_column(String(80))
+    parameter: Mapped[str] = mapped_column(String(32), index=True)
+    comparator: Mapped[str] = mapped_column(String(1))
+    value_number: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(30))
+
+
+class IndexedVersionRow(Base):
+    """Which version of a record ``value_index`` holds, and by which indexer."""
+
+    __tablename__ = "indexed_versions"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    version_id: Mapped[int] = mapped_column(Integer)
+    indexer: Mapped[int] = mapped_column(Integer)
+
+
+class SigningMeasuresRow(Base):
+    """What the doctor changed in the model's draft before signing (``edit_measures``): counts, no text."""
+
+    __tablename__ = "signing_measures"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("summary_versions.id", ondelete="CASCADE"), primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    signed_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    signer: Mapped[str] = mapped_column(String(128))
+    model_file: Mapped[str] = mapped_column(String(260))
+    prompt_version: Mapped[str] = mapped_column(String(64))
+    measures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    measurer: Mapped[int] = mapped_column(Integer)

@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from inference.documents import Document
 from inference.errors import StorageError
+from inference.history.derived import backfill as derive
+from inference.history.derived import index_version, record_signing
 from inference.history.instance_lock import exclusive
 from inference.history.models import AuditEventRow, DocumentRow, RunRow, SummaryVersionRow
 from inference.history.records import RecordedRun, RecordSummary, RunRecord
@@ -38,8 +40,9 @@ from inference.history.recovery import (
     utc_now,
 )
 from inference.history.schema_version import backup, head_revision, known_revisions, migrate, stored_revision
+from inference.history.search import search_ids
+from inference.history.storage_errors import storage_error
 from inference.paths import data_dir, make_tree_private
-from inference.record.clinical_terms import expand_terms
 from inference.record.evidence import RunEvidence
 from inference.record.status import REVIEW_ORDER, UNSIGNABLE, Attestation, DraftStatus
 from inference.record.summary import StructuredSummary, render_emr_text
@@ -59,19 +62,6 @@ def os_user() -> str:
         return "unknown"
 
 
-def _storage_error(exc: Exception) -> StorageError:
-    text_ = str(exc).lower()
-    if "disk is full" in text_ or "database or disk is full" in text_:
-        return StorageError("磁盘已满，未能保存，请清理磁盘后重试 / disk full: not saved")
-    if "readonly" in text_ or "read-only" in text_:
-        return StorageError("历史数据库只读，未能保存 / the history database is read-only: not saved")
-    if "locked" in text_ or "busy" in text_:
-        return StorageError("历史数据库正被占用，请稍后重试 / the history database is locked by another process")
-    if "append-only" in text_:
-        return StorageError("历史记录只能追加，不能修改 / history is append-only")
-    return StorageError(f"历史数据库写入失败 / history database error: {str(exc).splitlines()[0]}")
-
-
 class HistoryStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -81,6 +71,10 @@ class HistoryStore:
         event.listen(self._engine, "connect", self._configure_connection)
         event.listen(self._engine, "begin", self._begin_immediate)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        # Reads (queries, statistics) begin a plain transaction: a snapshot that never waits for a writer.
+        self._reader = create_engine(f"sqlite:///{path}", future=True)
+        event.listen(self._reader, "connect", self._configure_connection)
+        event.listen(self._reader, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
 
     @staticmethod
     def _configure_connection(dbapi_connection: sqlite3.Connection, _record: object) -> None:
@@ -139,9 +133,10 @@ class HistoryStore:
                 migrate(connection)
             if aside is not None:
                 store._recover(aside, problem or "")
+            derive(store._session)
         except (OperationalError, DBAPIError) as exc:
             store.close()
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return store
 
     def _recover(self, aside: Path, problem: str) -> None:
@@ -157,6 +152,21 @@ class HistoryStore:
 
     def close(self) -> None:
         self._engine.dispose()
+        self._reader.dispose()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session on a snapshot of the history, for queries and statistics."""
+        session = Session(self._reader)
+        try:
+            yield session
+        except (OperationalError, DBAPIError) as exc:
+            raise storage_error(exc) from exc
+        except ValueError as exc:  # a stored JSON column damaged on disk
+            raise StorageError(f"历史记录中有损坏的数据，无法读取 / a stored record is damaged: {exc}") from exc
+        finally:
+            session.rollback()
+            session.close()
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -166,7 +176,7 @@ class HistoryStore:
             session.commit()
         except (OperationalError, IntegrityError, DBAPIError) as exc:
             session.rollback()
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         except ValueError as exc:  # a stored JSON column damaged on disk
             session.rollback()
             raise StorageError(f"历史记录中有损坏的数据，无法读取 / a stored record is damaged: {exc}") from exc
@@ -246,6 +256,7 @@ class HistoryStore:
                         {"id": document_id})
         session.execute(text("INSERT INTO search_index (document_id, kind, content) VALUES (:id, 'summary', :c)"),
                         {"id": document_id, "c": emr})
+        index_version(session, version)
         return version
 
     def save_edit(self, document_id: int, summary: StructuredSummary, icd: list[dict[str, Any]],
@@ -263,11 +274,11 @@ class HistoryStore:
             return version.id
 
     def set_status(self, document_id: int, status: str, *, signer: str = "", override: str = "",
-                   overridden: tuple[str, ...] = ()) -> Attestation:
+                   overridden: tuple[str, ...] = (), standing_rules: tuple[str, ...] | None = None) -> Attestation:
         """Move the latest version forward. Signing names the doctor who signs (recorded with the OS user);
         ``overridden`` is what should have stopped it (errors that stand, codes not confirmed, a demo-model
         draft), in words, and ``override`` the reason the doctor gave for going on: kept in the audit log, and
-        with every export of the version."""
+        with every export of the version. ``standing_rules``: the rules of the findings that stood (statistics)."""
         if status not in REVIEW_ORDER:
             raise StorageError(f"未知状态 {status!r} / unknown status; use one of {', '.join(REVIEW_ORDER)}")
         signer, override = signer.strip(), override.strip()
@@ -286,7 +297,11 @@ class HistoryStore:
                                         latest.icd, status, "status")
             extra = {key: value for key, value in (("signer", signer), ("override", override),
                                                    ("overridden", list(overridden))) if value}
+            if standing_rules is not None:
+                extra["standing_rules"] = list(standing_rules)
             event = self._audit(session, "status", document_id, version.id, old=latest.status, new=status, **extra)
+            if status == DraftStatus.SIGNED:
+                record_signing(session, version, event)
             return _attestation(version, event)
 
     def attestations(self, document_id: int) -> dict[int, Attestation]:
@@ -314,6 +329,16 @@ class HistoryStore:
         with self._session() as session:
             self._audit(session, "export", document_id, None, format=fmt, target=target)
 
+    def log_cohort_export(self, query: str, fmt: str, target: str, records: int, identified: bool) -> None:
+        with self._session() as session:
+            self._audit(session, "cohort_export", None, None, query=query, format=fmt, target=target,
+                        records=records, identified=identified)
+
+    def log_failure(self, error: str, exit_code: int, model_file: str) -> None:
+        """A run that ended without a draft (the error's type, never its text): statistics count failures."""
+        with self._session() as session:
+            self._audit(session, "generate_failed", None, None, error=error, exit_code=exit_code, model=model_file)
+
     # -- reading ---------------------------------------------------------------------------------------
 
     def list_records(self, *, status: str | None = None, diagnosis: str | None = None, icd_code: str | None = None,
@@ -336,7 +361,7 @@ class HistoryStore:
             if icd_code:
                 statement = statement.where(SummaryVersionRow.icd_codes.contains(icd_code))
             if query:
-                statement = statement.where(DocumentRow.id.in_(self._search_ids(session, query)))
+                statement = statement.where(DocumentRow.id.in_(search_ids(session, query)))
             statement = statement.order_by(SummaryVersionRow.created_at.desc(), SummaryVersionRow.id.desc()).limit(limit)
             return [RecordSummary(document_id=doc_id, file_name=file_name, imported_at=imported_at,
                                   updated_at=updated_at, status=status, versions=counts.get(doc_id, 0),
@@ -344,26 +369,6 @@ class HistoryStore:
                                   preview=preview.replace("\n", " "))
                     for doc_id, file_name, imported_at, preview, updated_at, status, diagnoses, icd_codes
                     in session.execute(statement).all()]
-
-    @classmethod
-    def _search_ids(cls, session: Session, query: str) -> list[int]:
-        """Documents whose text or latest summary contains the query, or its standard form (心衰 → 心力衰竭)."""
-        ids: list[int] = []
-        for form in dict.fromkeys([query.strip(), expand_terms(query.strip())]):
-            if form:
-                ids += [i for i in cls._search_form(session, form) if i not in ids]
-        return ids
-
-    @staticmethod
-    def _search_form(session: Session, query: str) -> list[int]:
-        if len(query) >= 3:  # the trigram index answers MATCH for three characters and more
-            phrase = '"' + query.replace('"', '""') + '"'
-            rows = session.execute(text("SELECT DISTINCT document_id FROM search_index WHERE search_index MATCH :q"),
-                                   {"q": phrase})
-        else:  # 心衰, 肺炎: shorter than a trigram, so scan (FTS5's LIKE finds nothing below 3 characters)
-            rows = session.execute(text("SELECT DISTINCT document_id FROM search_index WHERE instr(content, :q) > 0"),
-                                   {"q": query})
-        return [int(row[0]) for row in rows]
 
     def search(self, query: str, *, status: str | None = None, diagnosis: str | None = None,
                icd_code: str | None = None) -> list[RecordSummary]:
@@ -427,17 +432,6 @@ class HistoryStore:
     def integrity_ok(self) -> bool:
         with self._engine.connect() as connection:
             return connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-
-    def reviewed_ids(self) -> list[int]:
-        """Documents whose latest version is reviewed or signed, read from plain columns only."""
-        with self._session() as session:
-            latest = (select(func.max(SummaryVersionRow.id)).group_by(SummaryVersionRow.document_id)
-                      .scalar_subquery())
-            rows = session.execute(select(SummaryVersionRow.document_id)
-                                   .where(SummaryVersionRow.id.in_(latest),
-                                          SummaryVersionRow.status.in_((DraftStatus.REVIEWED, DraftStatus.SIGNED)))
-                                   .order_by(SummaryVersionRow.document_id))
-            return [int(row[0]) for row in rows]
 
 
 def _attestation(version: SummaryVersionRow, event: AuditEventRow | None) -> Attestation:
