@@ -11,18 +11,16 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 
 from inference.errors import UsageError
 from inference.history.models import DocumentRow, SummaryVersionRow, ValueIndexRow
-from inference.paths import resources_dir
 from inference.record.clinical_terms import expand_terms
+from inference.record.conversions import conversion, units_of
 from inference.record.status import DraftStatus
 from inference.record.values import fold, parameter_table, unit_spellings
-from inference.tsv_files import read_tsv
 
 if TYPE_CHECKING:
     from inference.history.store import HistoryStore
@@ -33,7 +31,7 @@ EXAMPLES = "LVEF<40%、NT-proBNP>=1000 pg/mL、I50*、诊断:心力衰竭"
 
 OPERATORS: dict[str, Callable[[object, object], object]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq}
-_JOINS = re.compile(r"\s+(?:and|AND|且)\s+|\s*[&；;]\s*|\s*且\s*")
+_JOINS = re.compile(r"\s+(?:and|AND)(?:\s+|$)|\s*[&；;且]\s*")
 _THRESHOLD = re.compile(r"^(?P<name>[^<>=]+?)\s*(?P<op><=|>=|==|<|>|=)\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>.*)$")
 _CODE = re.compile(r"^(?:icd[:：]\s*)?(?P<code>[A-Za-z]\d{2}(?:\.\d{1,4})?)(?P<star>\.?\*)?$", re.IGNORECASE)
 _DIAGNOSIS = re.compile(r"^(?:dx|诊断)\s*[:：]\s*(?P<text>.+)$", re.IGNORECASE)
@@ -65,30 +63,6 @@ class CohortQuery:
         return self.text
 
 
-@lru_cache(maxsize=1)
-def _conversions() -> dict[tuple[str, str, str], float]:
-    table: dict[tuple[str, str, str], float] = {}
-    for parameter, written_from, written_to, factor in read_tsv(
-            resources_dir() / "validation" / "unit_conversions.tsv", 4):
-        source, target = (unit_spellings().get(fold(u), u) for u in (written_from, written_to))
-        table[(parameter, source, target)] = float(factor)
-        table[(parameter, target, source)] = 1 / float(factor)
-    return table
-
-
-def conversion(parameter: str, source: str, target: str) -> float | None:
-    """The factor that takes a value in ``source`` to ``target`` for this quantity, or None."""
-    if source == target:
-        return 1.0
-    table = _conversions()
-    return table.get((parameter, source, target), table.get(("*", source, target)))
-
-
-def _units_of(parameter: str) -> list[str]:
-    ranges, _names = parameter_table()
-    return list(dict.fromkeys(r.unit for r in ranges.get(parameter, [])))
-
-
 def _threshold(term: str) -> Threshold | None:
     folded = fold(term.replace("≥", ">=").replace("≤", "<="))
     match = _THRESHOLD.match(folded)
@@ -104,13 +78,13 @@ def _threshold(term: str) -> Threshold | None:
         unit = unit_spellings().get(unit_text)
         if unit is None:
             raise UsageError(f"未知单位 {unit_text[:20]!r}：{term[:40]}（单位表见 resources/validation/units.tsv）")
-    elif parameter and len(_units_of(parameter)) == 1:
-        unit = _units_of(parameter)[0]
+    elif parameter and len(units_of(parameter)) == 1:
+        unit = units_of(parameter)[0]
     else:
-        known = "、".join(_units_of(parameter)) if parameter else "单位"
+        known = "、".join(units_of(parameter)) if parameter else "单位"
         raise UsageError(f"{name} 的阈值须写单位（{known}）：{term[:40]}")
-    if parameter and not any(conversion(parameter, unit, u) for u in _units_of(parameter)):
-        raise UsageError(f"{name} 不以 {unit} 计量，也无法换算（可用：{'、'.join(_units_of(parameter))}）")
+    if parameter and not any(conversion(parameter, unit, u) for u in units_of(parameter)):
+        raise UsageError(f"{name} 不以 {unit} 计量，也无法换算（可用：{'、'.join(units_of(parameter))}）")
     return Threshold(name, parameter, op, float(match.group("number")), unit, term)
 
 
@@ -149,7 +123,7 @@ def _threshold_clause(threshold: Threshold) -> ColumnElement[bool]:
     """Rows of ``value_index`` past the threshold, in any unit the value converts from."""
     compare = OPERATORS[threshold.op]
     if threshold.parameter:
-        units = [(u, f) for u in _units_of(threshold.parameter)
+        units = [(u, f) for u in sorted(set(unit_spellings().values()))  # NT-proBNP in ng/mL, off the ranges
                  if (f := conversion(threshold.parameter, u, threshold.unit)) is not None]
         who = ValueIndexRow.parameter == threshold.parameter
     else:

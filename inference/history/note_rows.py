@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from inference.record.conversions import quantity_of
 from inference.record.summary import SECTION_HEADINGS, StructuredSummary
 from inference.record.values import find_measurements
 
@@ -47,8 +48,9 @@ def _value_rows(section: str, text: str, base: int = 0) -> list[NoteRow]:
             rows += [NoteRow(section, snippet, base + m.start, name, parameter, m.comparator, m.value, number, m.unit)
                      for parameter, number in (("systolic_bp", numbers[0]), ("diastolic_bp", numbers[1]))]
             continue
-        rows.append(NoteRow(section, snippet, base + m.start, name, m.parameter or "", m.comparator, m.value,
-                            numbers[0], m.unit))
+        parameter = m.parameter or quantity_of(name, m.unit) or ""  # NT-proBNP 1.2 ng/mL: a unit off the range table
+        rows.append(NoteRow(section, snippet, base + m.start, name, parameter, m.comparator, m.value, numbers[0],
+                            m.unit))
     return rows
 
 
