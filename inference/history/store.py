@@ -133,7 +133,7 @@ class HistoryStore:
                 migrate(connection)
             if aside is not None:
                 store._recover(aside, problem or "")
-            if derived := derive(store._session):
+            if (derived := derive(store._session)) and aside is None:  # a recovery's notice says enough
                 notices.append(f"已为 {derived} 个版本建立队列检索与统计 / derived the cohort index and statistics")
         except (OperationalError, DBAPIError) as exc:
             store.close()
