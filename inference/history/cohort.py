@@ -77,14 +77,14 @@ def _threshold(term: str) -> Threshold | None:
     if unit_text:
         unit = unit_spellings().get(unit_text)
         if unit is None:
-            raise UsageError(f"未知单位 {unit_text[:20]!r}：{term[:40]}（单位表见 resources/validation/units.tsv）")
+            raise UsageError(f"未知单位 {unit_text[:20]!r}：{term[:40]!r}（单位表见 resources/validation/units.tsv）")
     elif parameter and len(units_of(parameter)) == 1:
         unit = units_of(parameter)[0]
     else:
         known = "、".join(units_of(parameter)) if parameter else "单位"
-        raise UsageError(f"{name} 的阈值须写单位（{known}）：{term[:40]}")
+        raise UsageError(f"{name[:40]!r} 的阈值须写单位（{known}）：{term[:40]!r}")
     if parameter and not any(conversion(parameter, unit, u) for u in units_of(parameter)):
-        raise UsageError(f"{name} 不以 {unit} 计量，也无法换算（可用：{'、'.join(units_of(parameter))}）")
+        raise UsageError(f"{name[:40]!r} 不以 {unit} 计量，也无法换算（可用：{'、'.join(units_of(parameter))}）")
     return Threshold(name, parameter, op, float(match.group("number")), unit, term)
 
 
@@ -100,7 +100,8 @@ def parse_query(expression: str, *, known_codes: Collection[str] | None = None, 
         raise UsageError(f"未知状态 {status!r}（可用：{', '.join(DraftStatus)}）")
     if since and until and since > until:
         raise UsageError(f"起始日期 {since} 晚于截止日期 {until}")
-    terms = [t.strip() for t in _JOINS.split(expression.strip()) if t.strip()]
+    expression = " ".join(expression.split())  # pasted across lines: one line
+    terms = [t.strip() for t in _JOINS.split(expression) if t.strip()]
     if len(terms) > MAX_CONDITIONS:
         raise UsageError(f"条件过多（{len(terms)} 个，上限 {MAX_CONDITIONS}）")
     thresholds, codes, diagnoses = [], [], []
