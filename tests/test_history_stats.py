@@ -108,7 +108,7 @@ def test_history_from_before_the_measures_is_measured_when_opened(tmp_path: Path
     before = read_stats(store).rows("section")
     store.close()
     with sqlite3.connect(path) as db:
-        for table in ("value_index", "indexed_versions", "signing_measures"):
+        for table in ("value_index", "derived_state", "signing_measures"):
             db.execute(f"DROP TABLE {table}")
         db.execute("UPDATE alembic_version SET version_num = '0004'")
     reopened = HistoryStore.open(path)
@@ -126,16 +126,27 @@ def test_history_from_before_the_measures_is_measured_when_opened(tmp_path: Path
 
 def test_rows_written_by_older_code_are_derived_again(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "history.sqlite"
-    HistoryStore.open(path).close()
     store = HistoryStore.open(path)
     _signed(store)
     store.close()
+    with sqlite3.connect(path) as db:  # rows as an older indexer and measurer would have left them
+        db.execute("UPDATE value_index SET value_number = 0")
+        db.execute("UPDATE signing_measures SET measures = '{}'")
+    store = HistoryStore.open(path)  # today's code wrote the state: an open reads it and derives nothing
+    assert not any("队列检索" in notice for notice in store.notices)
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT max(value_number) FROM value_index").fetchone() == (0,)
     monkeypatch.setattr(derived, "INDEXER", derived.INDEXER + 1)
     monkeypatch.setattr(derived, "MEASURER", derived.MEASURER + 1)
-    HistoryStore.open(path).close()
+    store = HistoryStore.open(path)
+    assert any("队列检索" in notice for notice in store.notices)
+    assert read_stats(store).rows()[0].signed == 1
+    store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT DISTINCT indexer FROM indexed_versions").fetchall() == [(derived.INDEXER,)]
-        assert db.execute("SELECT DISTINCT measurer FROM signing_measures").fetchall() == [(derived.MEASURER,)]
+        assert dict(db.execute("SELECT name, version FROM derived_state")) == \
+            {"indexer": derived.INDEXER, "measurer": derived.MEASURER}
+        assert db.execute("SELECT max(value_number) FROM value_index").fetchone() == (4500,)
 
 
 def test_a_damaged_measures_row_is_left_out_not_a_traceback(store: HistoryStore) -> None:

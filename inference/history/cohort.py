@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 
 from inference.errors import UsageError
-from inference.history.models import DocumentRow, SummaryVersionRow, ValueIndexRow
+from inference.history.models import DocumentRow, SummaryVersionRow, ValueIndexRow, latest_version_ids
 from inference.record.clinical_terms import expand_terms
 from inference.record.conversions import conversion, units_of
 from inference.record.status import DraftStatus
@@ -140,16 +140,12 @@ def utc_bound(day: date, end: bool = False) -> datetime:
     return local.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def latest_versions() -> Select[tuple[int]]:
-    return select(func.max(SummaryVersionRow.id)).group_by(SummaryVersionRow.document_id)
-
-
 def cohort_statement(query: CohortQuery) -> Select[tuple[int, str, datetime, str, str, str, int]]:
     """The matching records' latest versions: id, file name, time, status, diagnoses, codes, version id."""
     statement = (select(DocumentRow.id, DocumentRow.file_name, SummaryVersionRow.created_at, SummaryVersionRow.status,
                         SummaryVersionRow.diagnoses_text, SummaryVersionRow.icd_codes, SummaryVersionRow.id)
                  .join(SummaryVersionRow, SummaryVersionRow.document_id == DocumentRow.id)
-                 .where(SummaryVersionRow.id.in_(latest_versions())))
+                 .where(SummaryVersionRow.id.in_(latest_version_ids())))
     for threshold in query.thresholds:
         statement = statement.where(DocumentRow.id.in_(select(ValueIndexRow.document_id)
                                                        .where(_threshold_clause(threshold))))
@@ -203,5 +199,5 @@ def find_cohort(store: HistoryStore, query: CohortQuery) -> Cohort:
 def codes_in_history(store: HistoryStore) -> set[str]:
     """Every code a record's latest version holds (a code of a table other than today's still finds its records)."""
     with store.reading() as session:
-        found = session.scalars(select(SummaryVersionRow.icd_codes).where(SummaryVersionRow.id.in_(latest_versions())))
+        found = session.scalars(select(SummaryVersionRow.icd_codes).where(SummaryVersionRow.id.in_(latest_version_ids())))
         return {code for codes in found for code in (codes or "").split()}

@@ -1,7 +1,8 @@
 """Rows the history derives from its versions: the values of each record's latest version (cohort queries) and
 the measures of each signature (statistics). They are written with the version that causes them, in the same
-transaction; ``backfill`` fills them for history written before they existed, or by older code (INDEXER and
-MEASURER say which code wrote a row), in short transactions so that no other process waits for long."""
+transaction; ``backfill`` derives them all for a history written before they existed, or by older code
+(``derived_state`` holds INDEXER and MEASURER of the code that derived them), in short transactions so that no
+other process waits for long."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from inference.history.edit_measures import measure_signing
 from inference.history.models import (
     AuditEventRow,
-    IndexedVersionRow,
+    DerivedStateRow,
     RunRow,
     SigningMeasuresRow,
     SummaryVersionRow,
     ValueIndexRow,
+    latest_version_ids,
 )
 from inference.history.note_rows import value_rows
 from inference.record.status import DraftStatus
@@ -42,7 +44,6 @@ def index_version(session: Session, version: SummaryVersionRow) -> None:
     session.add_all(ValueIndexRow(document_id=version.document_id, section=row.section, term=row.term[:80],
                                   parameter=row.parameter, comparator=row.comparator, value_number=row.value_number,
                                   unit=row.unit) for row in rows if row.value_number is not None)
-    session.merge(IndexedVersionRow(document_id=version.document_id, version_id=version.id, indexer=INDEXER))
 
 
 def record_signing(session: Session, signed: SummaryVersionRow, event: AuditEventRow | None) -> None:
@@ -70,25 +71,12 @@ def record_signing(session: Session, signed: SummaryVersionRow, event: AuditEven
     session.merge(SigningMeasuresRow(
         version_id=signed.id, document_id=signed.document_id, signed_at=signed.created_at,
         signer=str(detail.get("signer", "")), model_file=run.model_file if run is not None else "",
-        prompt_version=run.prompt_version if run is not None else "", measures=measures.as_dict(), measurer=MEASURER))
+        prompt_version=run.prompt_version if run is not None else "", measures=measures.as_dict()))
 
 
-def _latest_ids() -> Select[tuple[int]]:
-    return select(func.max(SummaryVersionRow.id)).group_by(SummaryVersionRow.document_id)
-
-
-def stale_versions(session: Session) -> list[int]:
-    """The latest versions whose values are not in the index (or were indexed by older code)."""
-    indexed = {(row.version_id, row.indexer) for row in session.scalars(select(IndexedVersionRow))}
-    return [version_id for version_id in session.scalars(_latest_ids()) if (version_id, INDEXER) not in indexed]
-
-
-def unmeasured_signings(session: Session) -> list[int]:
-    """Signed versions without measures (or measured by older code)."""
-    measured = set(session.scalars(select(SigningMeasuresRow.version_id)
-                                   .where(SigningMeasuresRow.measurer == MEASURER)))
-    signed = session.scalars(select(SummaryVersionRow.id).where(SummaryVersionRow.status == DraftStatus.SIGNED))
-    return [version_id for version_id in signed if version_id not in measured]
+def _current(session: Session) -> bool:
+    state = {row.name: row.version for row in session.scalars(select(DerivedStateRow))}
+    return state == {"indexer": INDEXER, "measurer": MEASURER}
 
 
 def _signing_event(session: Session, version: SummaryVersionRow) -> AuditEventRow | None:
@@ -96,18 +84,28 @@ def _signing_event(session: Session, version: SummaryVersionRow) -> AuditEventRo
                                                       AuditEventRow.action == "status").limit(1))
 
 
+def _in_batches(transaction: Callable[[], AbstractContextManager[Session]], ids: list[int],
+                derive: Callable[[Session, SummaryVersionRow], None]) -> None:
+    for start in range(0, len(ids), BACKFILL_BATCH):
+        with transaction() as session:
+            for version in session.scalars(select(SummaryVersionRow).where(
+                    SummaryVersionRow.id.in_(ids[start:start + BACKFILL_BATCH]))):
+                derive(session, version)
+
+
 def backfill(transaction: Callable[[], AbstractContextManager[Session]]) -> int:
-    """Derive what is missing or stale, BACKFILL_BATCH versions per transaction. Returns the versions done."""
+    """Derive every row again when the code that derived them is not today's (one read when it is: each save
+    derives its own rows), BACKFILL_BATCH versions per transaction. Returns the versions derived."""
     with transaction() as session:
-        to_index, to_measure = stale_versions(session), unmeasured_signings(session)
-    for start in range(0, len(to_index), BACKFILL_BATCH):
-        with transaction() as session:
-            for version in session.scalars(select(SummaryVersionRow).where(
-                    SummaryVersionRow.id.in_(to_index[start:start + BACKFILL_BATCH]))):
-                index_version(session, version)
-    for start in range(0, len(to_measure), BACKFILL_BATCH):
-        with transaction() as session:
-            for version in session.scalars(select(SummaryVersionRow).where(
-                    SummaryVersionRow.id.in_(to_measure[start:start + BACKFILL_BATCH]))):
-                record_signing(session, version, _signing_event(session, version))
+        if _current(session):
+            return 0
+        to_index = list(session.scalars(latest_version_ids()))
+        to_measure = list(session.scalars(select(SummaryVersionRow.id)
+                                          .where(SummaryVersionRow.status == DraftStatus.SIGNED)))
+    _in_batches(transaction, to_index, index_version)
+    _in_batches(transaction, to_measure, lambda session, version: record_signing(
+        session, version, _signing_event(session, version)))
+    with transaction() as session:  # only once all is derived: an open that dies half-way derives all again
+        session.merge(DerivedStateRow(name="indexer", version=INDEXER))
+        session.merge(DerivedStateRow(name="measurer", version=MEASURER))
     return len(to_index) + len(to_measure)

@@ -11,8 +11,7 @@ from sqlalchemy import select
 from inference.checks.validation import validate
 from inference.errors import InputError, StorageError
 from inference.export import ExportedVersion, export
-from inference.history.cohort import latest_versions
-from inference.history.models import SummaryVersionRow
+from inference.history.models import SummaryVersionRow, latest_version_ids
 from inference.history.store import HistoryStore
 from inference.icd.coding import IcdAssignment
 from inference.paths import write_private
@@ -60,7 +59,7 @@ def reviewed_ids(store: HistoryStore) -> list[int]:
     """Documents whose latest version is reviewed or signed, read from plain columns only."""
     with store.reading() as session:
         rows = session.execute(select(SummaryVersionRow.document_id)
-                               .where(SummaryVersionRow.id.in_(latest_versions()),
+                               .where(SummaryVersionRow.id.in_(latest_version_ids()),
                                       SummaryVersionRow.status.in_((DraftStatus.REVIEWED, DraftStatus.SIGNED)))
                                .order_by(SummaryVersionRow.document_id))
         return [int(row[0]) for row in rows]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, false
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, Select, String, Text, false, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -95,20 +95,21 @@ class ValueIndexRow(Base):
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
     section: Mapped[str] = mapped_column(String(32))
     term: Mapped[str] = mapped_column(String(80))
-    parameter: Mapped[str] = mapped_column(String(32), index=True)
+    parameter: Mapped[str] = mapped_column(String(32))  # indexed with unit and value (migration 0005)
     comparator: Mapped[str] = mapped_column(String(1))
     value_number: Mapped[float] = mapped_column(Float)
     unit: Mapped[str] = mapped_column(String(30))
 
 
-class IndexedVersionRow(Base):
-    """Which version of a record ``value_index`` holds, and by which indexer."""
+class DerivedStateRow(Base):
+    """Which code derived the rows below (``derived.INDEXER``, ``derived.MEASURER``): when it is today's, every row
+    is current, since each save derives its own; when it is not (or absent: a history from before 0005, a
+    salvaged one), the next open derives them all again."""
 
-    __tablename__ = "indexed_versions"
+    __tablename__ = "derived_state"
 
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
-    version_id: Mapped[int] = mapped_column(Integer)
-    indexer: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
 
 
 class SigningMeasuresRow(Base):
@@ -123,4 +124,8 @@ class SigningMeasuresRow(Base):
     model_file: Mapped[str] = mapped_column(String(260))
     prompt_version: Mapped[str] = mapped_column(String(64))
     measures: Mapped[dict[str, Any]] = mapped_column(JSON)
-    measurer: Mapped[int] = mapped_column(Integer)
+
+
+def latest_version_ids() -> Select[tuple[int]]:
+    """The id of each record's latest version: what the list, queries, exports and the value index read."""
+    return select(func.max(SummaryVersionRow.id)).group_by(SummaryVersionRow.document_id)

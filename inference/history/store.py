@@ -28,7 +28,7 @@ from inference.errors import StorageError
 from inference.history.derived import backfill as derive
 from inference.history.derived import index_version, record_signing
 from inference.history.instance_lock import exclusive
-from inference.history.models import AuditEventRow, DocumentRow, RunRow, SummaryVersionRow
+from inference.history.models import AuditEventRow, DocumentRow, RunRow, SummaryVersionRow, latest_version_ids
 from inference.history.records import RecordedRun, RecordSummary, RunRecord
 from inference.history.recovery import (
     CannotOpen,
@@ -257,7 +257,8 @@ class HistoryStore:
                         {"id": document_id})
         session.execute(text("INSERT INTO search_index (document_id, kind, content) VALUES (:id, 'summary', :c)"),
                         {"id": document_id, "c": emr})
-        index_version(session, version)
+        if latest is None or latest.summary != version.summary:  # a status change states the same values
+            index_version(session, version)
         return version
 
     def save_edit(self, document_id: int, summary: StructuredSummary, icd: list[dict[str, Any]],
@@ -345,8 +346,6 @@ class HistoryStore:
     def list_records(self, *, status: str | None = None, diagnosis: str | None = None, icd_code: str | None = None,
                      query: str | None = None, limit: int = 200) -> list[RecordSummary]:
         with self._session() as session:
-            latest_ids = (select(func.max(SummaryVersionRow.id)).group_by(SummaryVersionRow.document_id)
-                          .scalar_subquery())
             counts = dict(session.execute(select(SummaryVersionRow.document_id, func.count())
                                           .group_by(SummaryVersionRow.document_id)).all())
             # Plain columns only: a damaged JSON column of one record must not hide the whole list.
@@ -354,7 +353,7 @@ class HistoryStore:
                                 func.substr(DocumentRow.text, 1, 60), SummaryVersionRow.created_at,
                                 SummaryVersionRow.status, SummaryVersionRow.diagnoses_text, SummaryVersionRow.icd_codes)
                          .join(SummaryVersionRow, SummaryVersionRow.document_id == DocumentRow.id)
-                         .where(SummaryVersionRow.id.in_(latest_ids)))
+                         .where(SummaryVersionRow.id.in_(latest_version_ids())))
             if status:
                 statement = statement.where(SummaryVersionRow.status == status)
             if diagnosis:

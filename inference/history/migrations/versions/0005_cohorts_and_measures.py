@@ -1,6 +1,6 @@
 """Values indexed for cohort queries, and what doctors changed before signing, measured per signature. Both are
 derived from the stored versions: the store fills them for existing history right after this migration
-(``derived.backfill``) and again whenever the code that derives them changes.
+(``derived.backfill``: ``derived_state`` says which code derived them) and again whenever that code changes.
 
 Revision ID: 0005
 Revises: 0004
@@ -30,10 +30,9 @@ def upgrade() -> None:
     op.create_index("ix_value_index_document_id", "value_index", ["document_id"])
     op.create_index("ix_value_index_parameter", "value_index", ["parameter", "unit", "value_number"])
     op.create_table(
-        "indexed_versions",
-        sa.Column("document_id", sa.Integer, sa.ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("version_id", sa.Integer, nullable=False),
-        sa.Column("indexer", sa.Integer, nullable=False),
+        "derived_state",
+        sa.Column("name", sa.String(32), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
     )
     op.create_table(
         "signing_measures",
@@ -45,7 +44,6 @@ def upgrade() -> None:
         sa.Column("model_file", sa.String(260), nullable=False),
         sa.Column("prompt_version", sa.String(64), nullable=False),
         sa.Column("measures", sa.JSON, nullable=False),
-        sa.Column("measurer", sa.Integer, nullable=False),
     )
     op.create_index("ix_signing_measures_document_id", "signing_measures", ["document_id"])
     op.create_index("ix_signing_measures_signed_at", "signing_measures", ["signed_at"])
