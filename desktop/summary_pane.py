@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout,
 from desktop.highlight_edit import SEVERITY_COLOURS, HighlightedEdit, Mark, plain_edit
 from inference.checks.findings import SEVERITY_LABELS, Finding
 from inference.record.grounding import Statement
-from inference.record.summary import ABSENT, SECTIONS, Diagnosis, StructuredSummary, exam_item_from_text
+from inference.record.summary import ABSENT, SECTIONS, Diagnosis, StructuredSummary, exam_item_from_text, section_text
 
 REVALIDATE_DELAY_MS = 400
 FINDINGS_MIN_HEIGHT = 120  # about six rows: errors first, then warnings, readable without scrolling at once
@@ -77,7 +77,7 @@ class SummaryPane(QWidget):
             self.editors["chief_complaint"].setPlainText(summary.chief_complaint)
             self.editors["present_illness"].setPlainText(summary.present_illness)
             self.editors["auxiliary_exams"].setPlainText("\n".join(i.as_text() for i in summary.auxiliary_exams) or ABSENT)
-            self.editors["diagnoses"].setPlainText("\n".join(d.name for d in summary.diagnoses) or ABSENT)
+            self.editors["diagnoses"].setPlainText(section_text(summary, "diagnoses") or ABSENT)
         finally:
             self._loading = False
 

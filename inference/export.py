@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from inference.record.status import STATUS_LABELS, Attestation, DraftStatus
-from inference.record.summary import ABSENT, SECTION_HEADINGS, StructuredSummary, render_emr_text
+from inference.record.summary import ABSENT, SECTION_HEADINGS, StructuredSummary, render_emr_text, section_text
 
 if TYPE_CHECKING:  # the CLI reads EXPORT_FORMATS at start-up: the ICD lookup stays unloaded
     from inference.icd.coding import IcdAssignment
@@ -146,7 +146,7 @@ def to_fhir_bundle(record: ExportedVersion, *, title: str = "病历摘要", date
     sections = [
         section(SECTION_HEADINGS["chief_complaint"], summary.chief_complaint or ABSENT),
         section(SECTION_HEADINGS["present_illness"], summary.present_illness or ABSENT),
-        section(SECTION_HEADINGS["auxiliary_exams"], "；".join(i.as_text() for i in summary.auxiliary_exams) or ABSENT),
+        section(SECTION_HEADINGS["auxiliary_exams"], section_text(summary, "auxiliary_exams") or ABSENT),
         section(SECTION_HEADINGS["diagnoses"], "；".join(d.name for d in summary.diagnoses) or ABSENT,
                 [{"reference": f"urn:uuid:{c['id']}"} for c in conditions]),
     ]

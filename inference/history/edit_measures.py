@@ -12,21 +12,16 @@ from typing import Any
 
 from rapidfuzz.distance import Indel, Levenshtein
 
-from inference.record.summary import ABSENT, SECTIONS, StructuredSummary
+from inference.record.summary import ABSENT, SECTIONS, StructuredSummary, section_text
 from inference.record.values import find_measurements
 
 # A section of which less than half of the model's text was kept was rewritten, not edited.
 REWRITTEN_BELOW = 0.5
 
 
-def section_text(summary: StructuredSummary, section: str) -> str:
+def _compared_text(summary: StructuredSummary, section: str) -> str:
     """A section as the doctor reads it; 原文未记载 counts as empty (filling it in adds text, keeps none)."""
-    if section == "auxiliary_exams":
-        text = "；".join(item.as_text() for item in summary.auxiliary_exams)
-    elif section == "diagnoses":
-        text = "\n".join(d.name for d in summary.diagnoses)
-    else:
-        text = str(getattr(summary, section))
+    text = section_text(summary, section)
     return "" if text.strip() == ABSENT else text
 
 
@@ -106,7 +101,7 @@ def measure_signing(draft: StructuredSummary, signed: StructuredSummary, draft_i
     changed = sum(1 for name, code in signed_codes.items() if draft_codes.get(name, code) != code)
     accepted = sum(1 for name, code in signed_codes.items() if draft_codes.get(name) == code)
     return SigningMeasures(
-        sections=tuple(section_edit(name, section_text(draft, name), section_text(signed, name))
+        sections=tuple(section_edit(name, _compared_text(draft, name), _compared_text(signed, name))
                        for name, _heading in SECTIONS),
         diagnoses_added=len(signed_names - draft_names), diagnoses_removed=len(draft_names - signed_names),
         codes_accepted=accepted, codes_changed=changed,

@@ -8,18 +8,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from inference.record.conversions import quantity_of
-from inference.record.summary import SECTION_HEADINGS, StructuredSummary
+from inference.record.summary import SECTION_HEADINGS, StructuredSummary, section_text
 from inference.record.values import find_measurements
-
-# Where a value or term is found: the sections in the order render_emr_text writes them.
-EXAM_SEPARATOR = "；"
 
 
 @dataclass(frozen=True)
 class NoteRow:
     section: str  # the summary field: chief_complaint | present_illness | auxiliary_exams | diagnoses
     snippet: str  # the words as the summary writes them
-    offset: int  # where the snippet starts in the section's text (exams: the items joined by EXAM_SEPARATOR)
+    offset: int  # where the snippet starts in the section's text as the EMR text writes it (summary.section_text)
     term: str  # the name as written (a test, a diagnosis)
     parameter: str = ""  # the measured quantity the units table resolves the name to (lvef, creatinine), or ""
     comparator: str = ""  # "<" or ">" for a value written as a bound
@@ -36,7 +33,7 @@ class NoteRow:
         return asdict(self) | {"section_name": self.section_name}
 
 
-def _value_rows(section: str, text: str, base: int = 0) -> list[NoteRow]:
+def _value_rows(section: str, text: str) -> list[NoteRow]:
     rows = []
     for m in find_measurements(text):
         numbers = m.numbers
@@ -45,25 +42,19 @@ def _value_rows(section: str, text: str, base: int = 0) -> list[NoteRow]:
         snippet = text[m.start:m.end]
         name = m.name or snippet[:m.value_start - m.start].strip()
         if m.parameter == "systolic_bp" and "/" in m.value and len(numbers) == 2:  # 150/90mmHg: two values
-            rows += [NoteRow(section, snippet, base + m.start, name, parameter, m.comparator, m.value, number, m.unit)
+            rows += [NoteRow(section, snippet, m.start, name, parameter, m.comparator, m.value, number, m.unit)
                      for parameter, number in (("systolic_bp", numbers[0]), ("diastolic_bp", numbers[1]))]
             continue
         parameter = m.parameter or quantity_of(name, m.unit) or ""  # NT-proBNP 1.2 ng/mL: a unit off the range table
-        rows.append(NoteRow(section, snippet, base + m.start, name, parameter, m.comparator, m.value, numbers[0],
+        rows.append(NoteRow(section, snippet, m.start, name, parameter, m.comparator, m.value, numbers[0],
                             m.unit))
     return rows
 
 
 def value_rows(summary: StructuredSummary) -> list[NoteRow]:
     """Every measured value the summary states, in section order."""
-    rows = _value_rows("chief_complaint", summary.chief_complaint)
-    rows += _value_rows("present_illness", summary.present_illness)
-    offset = 0
-    for item in summary.auxiliary_exams:
-        text = item.as_text()
-        rows += _value_rows("auxiliary_exams", text, offset)
-        offset += len(text) + len(EXAM_SEPARATOR)
-    return rows
+    return [row for section in ("chief_complaint", "present_illness", "auxiliary_exams")
+            for row in _value_rows(section, section_text(summary, section))]
 
 
 def diagnosis_rows(summary: StructuredSummary, icd: list[dict[str, Any]]) -> list[NoteRow]:

@@ -45,7 +45,7 @@ from inference.history.storage_errors import storage_error
 from inference.paths import data_dir, make_tree_private
 from inference.record.evidence import RunEvidence
 from inference.record.status import REVIEW_ORDER, UNSIGNABLE, Attestation, DraftStatus
-from inference.record.summary import StructuredSummary, render_emr_text
+from inference.record.summary import StructuredSummary, render_emr_text, section_text
 
 DB_FILE_NAME = "history.sqlite"
 OPEN_LOCK_FILE_NAME = "history.open.lock"
@@ -247,7 +247,7 @@ class HistoryStore:
             document_id=document_id, run_id=run_id if run_id is not None else (latest.run_id if latest else None),
             number=(latest.number + 1) if latest else 1, status=status, origin=origin,
             summary=summary.model_dump(), icd=icd, emr_text=emr,
-            diagnoses_text="\n".join(d.name for d in summary.diagnoses),
+            diagnoses_text=section_text(summary, "diagnoses"),
             icd_codes=" ".join(str(item.get("code")) for item in icd if item.get("code")),
             author=os_user(), created_at=utc_now(),
         )

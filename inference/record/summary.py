@@ -59,10 +59,20 @@ def bounds_problem(summary: StructuredSummary) -> str | None:
     return None
 
 
+def section_text(summary: StructuredSummary, section: str) -> str:
+    """A section's text as the EMR text writes it, without its heading: exams joined by ；, one diagnosis a line
+    ("" when the section is empty)."""
+    if section == "auxiliary_exams":
+        return "；".join(item.as_text() for item in summary.auxiliary_exams)
+    if section == "diagnoses":
+        return "\n".join(d.name for d in summary.diagnoses)
+    return str(getattr(summary, section))
+
+
 def render_emr_text(summary: StructuredSummary) -> str:
     """The text doctors paste into the EMR: 【主诉】…【现病史】…【辅助检查】…【初步诊断】 one per line."""
-    exams = "；".join(item.as_text() for item in summary.auxiliary_exams) or ABSENT
-    diagnoses = "\n".join(d.name for d in summary.diagnoses) or ABSENT
+    exams = section_text(summary, "auxiliary_exams") or ABSENT
+    diagnoses = section_text(summary, "diagnoses") or ABSENT
     return (
         f"【主诉】{summary.chief_complaint or ABSENT}\n"
         f"【现病史】{summary.present_illness or ABSENT}\n"
