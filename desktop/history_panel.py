@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -27,13 +26,16 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.background import Background
+from desktop.file_dialogs import ask_path
 from desktop.highlight_edit import ERROR_COLOUR, SOURCE_COLOUR, Mark, plain_edit
+from inference.errors import InputError
 from inference.history.cohort import CohortQuery, find_cohort, parse_query
 from inference.history.research_export import export_cohort
 from inference.history.store import HistoryStore, RecordSummary
 from inference.paths import write_private
 from inference.record.status import STATUS_LABELS
 
+COHORT_FILTERS = ("CSV (*.csv)", "JSON Lines (*.jsonl)")
 ACTION_LABELS = {"generate": "生成", "edit": "编辑", "status": "状态变更", "accept_code": "确认编码",
                  "export": "导出", "delete": "删除", "recover": "修复历史库", "cohort_export": "队列导出",
                  "generate_failed": "生成失败"}
@@ -174,16 +176,19 @@ class HistoryPanel(QWidget):
 
         def write() -> int:
             cohort = find_cohort(self.store, self._cohort_query())
-            write_private(Path(path), export_cohort(self.store, cohort, fmt, path))
+            text = export_cohort(self.store, cohort, fmt, path)
+            try:
+                write_private(Path(path), text)
+            except OSError as exc:
+                raise InputError(f"无法写入 {path}：{exc.strerror}") from exc
             return len(cohort.members)
 
         self.background.run("cohort_export", write, lambda count: self.cohort_exported.emit(count, path),
                             lambda exc: self.store_failed.emit(getattr(exc, "message", None) or str(exc)))
 
     def choose_export_path(self) -> str:
-        path, _filter = QFileDialog.getSaveFileName(self, "导出队列（假名化）", "cohort.csv",
-                                                    "CSV (*.csv);;JSON Lines (*.jsonl)")
-        return path
+        chosen = ask_path(self, "导出队列（假名化）", "save", list(COHORT_FILTERS), "队列.csv")
+        return str(chosen[0]) if chosen is not None else ""
 
     def _show(self, records: list[RecordSummary]) -> None:
         self.records = records

@@ -16,25 +16,23 @@ from PySide6.QtCharts import (
     QLineSeries,
     QValueAxis,
 )
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QComboBox, QDialog, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from desktop.background import Background
-from inference.history.stats import StatsReport, StatsRow, read_stats
+from inference.history.stats import Dashboard, StatsReport, StatsRow, read_stats
 from inference.history.store import HistoryStore
 
 PERIODS = (("近 4 周", 28), ("近 12 周", 84), ("近一年", 365), ("全部", 0))
-MAX_CATEGORIES = 26  # weeks or models on one axis; older weeks are left to the CLI (`medbrief stats --by week`)
-TOP_RULES = 8
 
 
-def _value_axis(chart: QChart, series: object, top: float, label_format: str = "%.0f") -> None:
+def _value_axis(chart: QChart, series: object, top: float, label_format: str, where: Qt.AlignmentFlag) -> None:
     axis = QValueAxis()
     axis.setRange(0, top if top > 0 else 1)
     axis.setLabelFormat(label_format)
     axis.applyNiceNumbers()
-    chart.addAxis(axis, Qt.AlignmentFlag.AlignLeft)
+    chart.addAxis(axis, where)
     series.attachAxis(axis)  # type: ignore[attr-defined]
 
 
@@ -63,17 +61,10 @@ def bar_chart(title: str, categories: list[str], sets: dict[str, list[float]], l
         series.append(bar)
     chart.addSeries(series)
     top = max((v for values in sets.values() for v in values), default=0) * 1.15
-    if horizontal:
-        _category_axis(chart, series, categories, Qt.AlignmentFlag.AlignLeft)
-        axis = QValueAxis()
-        axis.setRange(0, top or 1)
-        axis.setLabelFormat(label_format)
-        axis.applyNiceNumbers()
-        chart.addAxis(axis, Qt.AlignmentFlag.AlignBottom)
-        series.attachAxis(axis)
-    else:
-        _category_axis(chart, series, categories, Qt.AlignmentFlag.AlignBottom)
-        _value_axis(chart, series, top, label_format)
+    categories_at, values_at = ((Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignBottom) if horizontal
+                                else (Qt.AlignmentFlag.AlignBottom, Qt.AlignmentFlag.AlignLeft))
+    _category_axis(chart, series, categories, categories_at)
+    _value_axis(chart, series, top, label_format, values_at)
     chart.legend().setVisible(len(sets) > 1)
     return chart
 
@@ -108,13 +99,10 @@ def _numbers(rows: list[StatsRow], field: str, scale: float = 1.0) -> list[float
     return [float(getattr(row, field) or 0.0) * scale for row in rows]
 
 
-def charts_of(report: StatsReport) -> dict[str, QChart]:
-    """The view's charts, by object name, from one report."""
-    weeks = report.rows("week")[-MAX_CATEGORIES:]
+def charts_of(figures: Dashboard) -> dict[str, QChart]:
+    """The view's charts, by object name: drawn, nothing computed."""
+    weeks, kept, models, rules = figures.weeks, figures.kept_by_week, figures.models, figures.rules
     week_names = [row.group for row in weeks]
-    kept = report.kept_by_week()
-    models = [row for row in report.rows("model") if row.runs][-MAX_CATEGORIES:]
-    rules = [rule for rule in report.rules() if rule[2] or rule[1]][:TOP_RULES]
     return {
         "kept_chart": line_chart("签署时保留的 AI 文字（按段落）", week_names,
                                  {heading: [by_week.get(w) for w in week_names] for heading, by_week in kept.items()}),
@@ -134,8 +122,6 @@ def charts_of(report: StatsReport) -> dict[str, QChart]:
 
 
 class StatsDialog(QDialog):
-    shown = Signal()  # the charts show the latest figures (tests wait on it)
-
     def __init__(self, store: HistoryStore, background: Background, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("统计")
@@ -169,17 +155,17 @@ class StatsDialog(QDialog):
 
     def refresh(self) -> None:
         since = self.since()
-        self.background.run("stats", lambda: read_stats(self.store, since), self._show,
+        self.background.run("stats", lambda: Dashboard.of(read_stats(self.store, since)), self._show,
                             lambda exc: self.summary.setText(f"统计失败：{getattr(exc, 'message', str(exc))}"))
 
-    def _show(self, report: StatsReport) -> None:
-        self.report = report
-        overall = report.rows()[0]
+    def _show(self, figures: Dashboard) -> None:
+        self.report = figures.report
+        overall = figures.overall
         kept = f"{overall.kept_share:.0%}" if overall.kept_share is not None else "—"
         minutes = f"{overall.minutes_to_sign:.1f} 分钟" if overall.minutes_to_sign is not None else "—"
         self.summary.setText(f"签署 {overall.signed} 份，保留 AI 文字 {kept}，草稿到签署中位数 {minutes}；"
                              f"生成 {overall.runs or 0} 次，失败 {overall.failed or 0} 次。")
-        for index, (name, chart) in enumerate(charts_of(report).items()):
+        for index, (name, chart) in enumerate(charts_of(figures).items()):
             view = self.views.get(name)
             if view is None:
                 view = QChartView()
@@ -192,4 +178,3 @@ class StatsDialog(QDialog):
             view.setChart(chart)
             if old is not None:
                 old.deleteLater()
-        self.shown.emit()

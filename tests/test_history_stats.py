@@ -79,7 +79,7 @@ def test_signing_keeps_its_measures_and_statistics_group_them(store: HistoryStor
     (doctor,) = report.rows("doctor")
     assert doctor.group == "张医生" and doctor.runs is None  # a run has no signing doctor
     assert [row.group for row in report.rows("model")] == ["demo.gguf"]
-    assert [row.group for row in report.rows("week")] == [week_of(report.signings[0].signed_at)]
+    assert [row.group for row in report.rows("week")] == [week_of(report.signings[0].at)]
     assert report.rules() == [("W3", 0, 2)]
     assert set(report.kept_by_week()) == {"主诉", "现病史", "辅助检查", "初步诊断"}
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from inference.cli.output import check_output_folder, text_argument, write_output
+from inference.cli.history_access import with_history
+from inference.cli.output import check_output_folder, date_argument, one_format, text_argument, write_output
 from inference.errors import MedBriefError, StorageError, UsageError
 from inference.export import EXPORT_FORMATS
 from inference.record.status import STATUS_LABELS, DraftStatus
@@ -61,16 +62,7 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.history.store import HistoryStore
-
-    store = HistoryStore.open()
-    try:
-        for notice in store.notices:
-            print(f"medbrief: {notice}", file=sys.stderr)
-        code = _action(store, args)
-    finally:
-        store.close()
-    return StorageError.exit_code if store.recovered and code == 0 else code
+    return with_history(lambda store: _action(store, args))
 
 
 MAX_RECORD_ID = 2**63 - 1  # SQLite's largest integer: any larger number names no record
@@ -157,12 +149,11 @@ def _export(store: HistoryStore, args: argparse.Namespace) -> int:
 
 
 def _query(store: HistoryStore, args: argparse.Namespace) -> int:
-    from inference.history.cohort import codes_in_history, find_cohort, parse_query, read_date
+    from inference.history.cohort import codes_in_history, find_cohort, parse_query
     from inference.history.research_export import export_cohort
     from inference.icd.table import open_table
 
-    if args.json and args.csv:
-        raise UsageError("--json 与 --csv 只能选一个 / choose --json or --csv")
+    one_format(args)
     if args.target is not None:
         text_argument(args.target, "检索条件")
     try:
@@ -170,7 +161,7 @@ def _query(store: HistoryStore, args: argparse.Namespace) -> int:
     except MedBriefError:  # no table to check patterns against: a pattern that matches nothing answers empty
         known = None
     query = parse_query(args.target or "", known_codes=known, status=args.status,
-                        since=read_date(args.since, "起始"), until=read_date(args.until, "截止"))
+                        since=date_argument(args.since, "起始"), until=date_argument(args.until, "截止"))
     cohort = find_cohort(store, query)
     if args.json or args.csv:
         check_output_folder(args.out)

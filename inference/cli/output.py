@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,3 +97,18 @@ def findings_text(findings: list[Finding], unchecked: int = 0) -> str:
         lines.append(f"- [{SEVERITY_LABELS[finding.severity]} {finding.rule_id}] {finding.message}{suggestion}")
         lines += [f"    · {detail}" for detail in finding.details]
     return "\n".join(lines) + note + "\n"
+
+
+def date_argument(value: str | None, what: str) -> date | None:
+    """A --since/--until day as written (2026-01-31), or a usage error naming the flag's meaning."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(f"{what}日期写法有误：{value[:20]!r}（写作 2026-01-31）") from None
+
+
+def one_format(args: argparse.Namespace) -> None:
+    if args.json and args.csv:
+        raise UsageError("--json 与 --csv 只能选一个 / choose --json or --csv")

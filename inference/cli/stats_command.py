@@ -9,8 +9,8 @@ import io
 import json
 from typing import TYPE_CHECKING
 
-from inference.cli.output import check_output_folder, write_output
-from inference.errors import StorageError, UsageError
+from inference.cli.history_access import with_history
+from inference.cli.output import check_output_folder, date_argument, one_format, write_output
 
 if TYPE_CHECKING:
     from inference.history.stats import StatsReport, StatsRow
@@ -47,21 +47,15 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.history.cohort import read_date
     from inference.history.stats import read_stats
-    from inference.history.store import HistoryStore
 
-    if args.json and args.csv:
-        raise UsageError("--json 与 --csv 只能选一个 / choose --json or --csv")
-    since, until = read_date(args.since, "起始"), read_date(args.until, "截止")
-    if since and until and since > until:
-        raise UsageError(f"起始日期 {since} 晚于截止日期 {until}")
+    one_format(args)
+    since, until = date_argument(args.since, "起始"), date_argument(args.until, "截止")
     check_output_folder(args.out)
-    store = HistoryStore.open()
-    try:
-        report = read_stats(store, since, until)
-    finally:
-        store.close()
+    return with_history(lambda store: _print(read_stats(store, since, until), args))
+
+
+def _print(report: StatsReport, args: argparse.Namespace) -> int:
     rows = report.rows(args.by)
     if args.json:
         text = json.dumps({"by": args.by or "all", "since": args.since, "until": args.until,
@@ -73,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = _table(rows, report)
     write_output(text, args.out)
-    return StorageError.exit_code if store.recovered else 0
+    return 0
 
 
 def _csv(rows: list[StatsRow]) -> str:

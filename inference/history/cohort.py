@@ -33,7 +33,7 @@ OPERATORS: dict[str, Callable[[object, object], object]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq}
 _JOINS = re.compile(r"\s+(?:and|AND)(?:\s+|$)|\s*[&；;且]\s*")
 _THRESHOLD = re.compile(r"^(?P<name>[^<>=]+?)\s*(?P<op><=|>=|==|<|>|=)\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>.*)$")
-_CODE = re.compile(r"^(?:icd[:：]\s*)?(?P<code>[A-Za-z]\d{2}(?:\.\d{1,4})?)(?P<star>\.?\*)?$", re.IGNORECASE)
+_CODE = re.compile(r"^(?:icd[:：]\s*)?(?P<code>[A-Za-z]\d{2}(?:\.\d{1,4})?)(?:\.?\*)?$", re.IGNORECASE)
 _DIAGNOSIS = re.compile(r"^(?:dx|诊断)\s*[:：]\s*(?P<text>.+)$", re.IGNORECASE)
 
 
@@ -46,7 +46,6 @@ class Threshold:
     op: str
     number: float
     unit: str  # canonical spelling
-    text: str
 
 
 @dataclass(frozen=True)
@@ -57,10 +56,7 @@ class CohortQuery:
     status: str | None = None
     since: date | None = None
     until: date | None = None  # inclusive
-    text: str = ""
-
-    def describe(self) -> str:
-        return self.text
+    text: str = ""  # the expression as given (the audit log keeps it with every export)
 
 
 def _threshold(term: str) -> Threshold | None:
@@ -85,7 +81,12 @@ def _threshold(term: str) -> Threshold | None:
         raise UsageError(f"{name[:40]!r} 的阈值须写单位（{known}）：{term[:40]!r}")
     if parameter and not any(conversion(parameter, unit, u) for u in units_of(parameter)):
         raise UsageError(f"{name[:40]!r} 不以 {unit} 计量，也无法换算（可用：{'、'.join(units_of(parameter))}）")
-    return Threshold(name, parameter, op, float(match.group("number")), unit, term)
+    return Threshold(name, parameter, op, float(match.group("number")), unit)
+
+
+def check_period(since: date | None, until: date | None) -> None:
+    if since and until and since > until:
+        raise UsageError(f"起始日期 {since} 晚于截止日期 {until}")
 
 
 def parse_query(expression: str, *, known_codes: Collection[str] | None = None, status: str | None = None,
@@ -98,8 +99,7 @@ def parse_query(expression: str, *, known_codes: Collection[str] | None = None, 
         raise UsageError(f"检索条件过长（{len(expression)} 字，上限 {MAX_QUERY_CHARS}）")
     if status is not None and status not in set(DraftStatus):
         raise UsageError(f"未知状态 {status!r}（可用：{', '.join(DraftStatus)}）")
-    if since and until and since > until:
-        raise UsageError(f"起始日期 {since} 晚于截止日期 {until}")
+    check_period(since, until)
     expression = " ".join(expression.split())  # pasted across lines: one line
     terms = [t.strip() for t in _JOINS.split(expression) if t.strip()]
     if len(terms) > MAX_CONDITIONS:
@@ -179,15 +179,6 @@ class CohortMember:
 class Cohort:
     query: CohortQuery
     members: list[CohortMember] = field(default_factory=list)
-
-
-def read_date(text: str | None, what: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(f"{what}日期写法有误：{text[:20]!r}（写作 2026-01-31）") from None
 
 
 def find_cohort(store: HistoryStore, query: CohortQuery) -> Cohort:

@@ -72,11 +72,6 @@ class SigningMeasures:
     overridden: int = 0  # what should have stopped the signature and was signed over, with a reason
 
     @property
-    def kept_share(self) -> float | None:
-        draft = sum(s.draft_chars for s in self.sections)
-        return sum(s.kept_chars for s in self.sections) / draft if draft else None
-
-    @property
     def distance(self) -> int:
         return sum(s.distance for s in self.sections)
 

@@ -91,5 +91,5 @@ def render(rows: Iterator[dict[str, Any]], fmt: str, identified: bool) -> str:
 def export_cohort(store: HistoryStore, cohort: Cohort, fmt: str, target: str, *, identified: bool = False) -> str:
     """The cohort's rows in ``fmt``, with the audit event that says so (written before the rows are returned)."""
     text = render(cohort_rows(store, cohort, identified=identified), fmt, identified)
-    store.log_cohort_export(cohort.query.describe(), fmt, target, len(cohort.members), identified)
+    store.log_cohort_export(cohort.query.text, fmt, target, len(cohort.members), identified)
     return text

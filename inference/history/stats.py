@@ -10,11 +10,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
-from inference.history.cohort import utc_bound
+from inference.history.cohort import check_period, utc_bound
 from inference.history.edit_measures import SectionEdit, SigningMeasures
 from inference.history.models import AuditEventRow, RunRow, SigningMeasuresRow, SummaryVersionRow
 from inference.history.store import HistoryStore
@@ -23,32 +23,43 @@ from inference.record.summary import SECTION_HEADINGS, SECTIONS
 
 GROUPINGS = ("section", "doctor", "model", "prompt", "week")
 ALL = "全部"
+F = TypeVar("F", bound="Fact")
 
 
 @dataclass(frozen=True)
-class SigningFact:
-    signed_at: datetime  # UTC
-    signer: str
+class Fact:
+    """What every fact is grouped by: when (UTC: signed, run, failed), the model and the prompt version."""
+
+    at: datetime
     model: str
     prompt: str
+
+
+@dataclass(frozen=True)
+class SigningFact(Fact):
+    signer: str
     measures: SigningMeasures
 
 
 @dataclass(frozen=True)
-class RunFact:
-    created_at: datetime
-    model: str
-    prompt: str
+class RunFact(Fact):
     status: str  # of the run's draft: draft, rejected or stopped
     total_s: float | None
     tokens_per_s: float | None
 
 
 @dataclass(frozen=True)
-class FailureFact:
-    at: datetime
-    model: str
+class FailureFact(Fact):
     error: str
+
+
+# How a fact is grouped; a run or a failure has no signing doctor, so --by doctor groups signatures only.
+GROUP_KEYS: dict[str, Callable[[Fact], str]] = {
+    "doctor": lambda fact: getattr(fact, "signer", "") or "（未署名）",
+    "model": lambda fact: fact.model or "（未知）",
+    "prompt": lambda fact: fact.prompt or "（未知）",
+    "week": lambda fact: week_of(fact.at),
+}
 
 
 def week_of(at: datetime) -> str:
@@ -142,25 +153,15 @@ class StatsReport:
     def rows(self, by: str | None = None) -> list[StatsRow]:
         if by == "section":
             return [self._section_row(name) for name, _heading in SECTIONS]
-        key: dict[str, Callable[[Any], str]] = {
-            "doctor": lambda f: getattr(f, "signer", None) or "（未署名）", "model": lambda f: f.model or "（未知）",
-            "prompt": lambda f: f.prompt or "（未知）",
-            "week": lambda f: week_of(getattr(f, "signed_at", None) or getattr(f, "created_at", None) or f.at)}.get(
-            by or "", lambda _f: ALL)
-        signings, runs, failures = defaultdict(list), defaultdict(list), defaultdict(list)
-        for s in self.signings:
-            signings[key(s)].append(s)
-        if by != "doctor":  # a run has no signing doctor
-            for r in self.runs:
-                runs[key(r)].append(r)
-            for f in self.failures:
-                failures[key(f) if by != "prompt" else "（未知）"].append(f)
+        key = GROUP_KEYS.get(by or "", lambda _fact: ALL)
+        signings = _grouped(self.signings, key)
+        runs, failures = ({}, {}) if by == "doctor" else (_grouped(self.runs, key), _grouped(self.failures, key))
         rows = []
         for group in sorted(set(signings) | set(runs) | set(failures)) or [ALL]:
             row = StatsRow(group)
-            _signing_fields(row, signings[group])
+            _signing_fields(row, signings.get(group, []))
             if by != "doctor":
-                _run_fields(row, runs[group], failures[group])
+                _run_fields(row, runs.get(group, []), failures.get(group, []))
             rows.append(row)
         return rows
 
@@ -173,14 +174,13 @@ class StatsReport:
 
     def kept_by_week(self) -> dict[str, dict[str, float | None]]:
         """Section heading → week → share of the model's text kept (the chart of AI text kept over time)."""
-        weeks = sorted({week_of(s.signed_at) for s in self.signings})
+        by_week = _grouped(self.signings, GROUP_KEYS["week"])
         chart: dict[str, dict[str, float | None]] = {}
         for section, heading in SECTIONS:
             chart[heading] = {}
-            for week in weeks:
+            for week in sorted(by_week):
                 row = StatsRow(week)
-                _edit_fields(row, [e for s in self.signings if week_of(s.signed_at) == week
-                                   for e in s.measures.sections if e.section == section])
+                _edit_fields(row, [e for s in by_week[week] for e in s.measures.sections if e.section == section])
                 chart[heading][week] = row.kept_share
         return chart
 
@@ -195,41 +195,72 @@ class StatsReport:
                       key=lambda item: (-item[2], -item[1], item[0]))
 
 
+def _within(column: Any, since: date | None, until: date | None) -> list[Any]:
+    return ([column >= utc_bound(since)] if since else []) + ([column <= utc_bound(until, end=True)] if until else [])
+
+
 def read_stats(store: HistoryStore, since: date | None = None, until: date | None = None) -> StatsReport:
     """The facts of signatures, runs and failures between ``since`` and ``until`` (local dates, inclusive)."""
-    def within(column):  # type: ignore[no-untyped-def]
-        clauses = []
-        if since:
-            clauses.append(column >= utc_bound(since))
-        if until:
-            clauses.append(column <= utc_bound(until, end=True))
-        return clauses
-
+    check_period(since, until)
     report = StatsReport()
     with store.reading() as session:
         for row in session.execute(select(SigningMeasuresRow.signed_at, SigningMeasuresRow.signer,
                                           SigningMeasuresRow.model_file, SigningMeasuresRow.prompt_version,
-                                          SigningMeasuresRow.measures).where(*within(SigningMeasuresRow.signed_at))):
+                                          SigningMeasuresRow.measures).where(*_within(SigningMeasuresRow.signed_at, since, until))):
             try:
                 measures = SigningMeasures.from_dict(row.measures)
             except (TypeError, ValueError):  # damaged on disk: left out
                 continue
-            report.signings.append(SigningFact(row.signed_at, row.signer, row.model_file, row.prompt_version,
+            report.signings.append(SigningFact(row.signed_at, row.model_file, row.prompt_version, row.signer,
                                                measures))
         statement = (select(RunRow.created_at, RunRow.model_file, RunRow.prompt_version, SummaryVersionRow.status,
                             func.json_extract(RunRow.timings, "$.total_s"),
                             func.json_extract(RunRow.timings, "$.tokens_per_s"))
                      .join(SummaryVersionRow, (SummaryVersionRow.run_id == RunRow.id)
                            & (SummaryVersionRow.origin == "model"))
-                     .where(*within(RunRow.created_at)))
+                     .where(*_within(RunRow.created_at, since, until)))
         report.runs = [RunFact(at, model, prompt, status, _number(total), _number(speed))
                        for at, model, prompt, status, total, speed in session.execute(statement)]
         for at, detail in session.execute(select(AuditEventRow.at, AuditEventRow.detail).where(
-                AuditEventRow.action == "generate_failed", *within(AuditEventRow.at))):
+                AuditEventRow.action == "generate_failed", *_within(AuditEventRow.at, since, until))):
             detail = detail if isinstance(detail, dict) else {}
-            report.failures.append(FailureFact(at, str(detail.get("model", "")), str(detail.get("error", ""))))
+            report.failures.append(FailureFact(at, str(detail.get("model", "")), "", str(detail.get("error", ""))))
     return report
+
+
+def _grouped(facts: list[F], key: Callable[[Fact], str]) -> dict[str, list[F]]:
+    groups: dict[str, list[F]] = defaultdict(list)
+    for fact in facts:
+        groups[key(fact)].append(fact)
+    return groups
 
 
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
+
+
+# The 统计 view: how many weeks or models one axis shows (older weeks: `medbrief stats --by week`), how many rules.
+MAX_CATEGORIES = 26
+TOP_RULES = 8
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """What the 统计 view draws, computed with the report off the GUI thread."""
+
+    report: StatsReport
+    overall: StatsRow
+    weeks: list[StatsRow]
+    kept_by_week: dict[str, dict[str, float | None]]  # section heading → week → share kept
+    models: list[StatsRow]  # models that ran in the period
+    rules: list[tuple[str, int, int]]  # rule, shown, standing at signing
+
+    @classmethod
+    def of(cls, report: StatsReport) -> Dashboard:
+        weeks = report.rows("week")[-MAX_CATEGORIES:]
+        shown_weeks = {row.group for row in weeks}
+        kept = {heading: {week: share for week, share in by_week.items() if week in shown_weeks}
+                for heading, by_week in report.kept_by_week().items()}
+        return cls(report, report.rows()[0], weeks, kept,
+                   [row for row in report.rows("model") if row.runs][-MAX_CATEGORIES:],
+                   [rule for rule in report.rules() if rule[1] or rule[2]][:TOP_RULES])
