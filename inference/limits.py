@@ -61,3 +61,9 @@ SERVER_LINE_BYTES = 1 * MIB
 
 # -- batch ---------------------------------------------------------------------------------------------------
 BATCH_RECORDS = 100_000
+
+# -- cohort queries ------------------------------------------------------------------------------------------
+# A clinical question is a few conditions ("I50* and LVEF<40% and NT-proBNP>=1000 pg/mL": 40 characters); each
+# condition is one more subquery over the value index.
+COHORT_QUERY_CHARS = 500
+COHORT_CONDITIONS = 10

@@ -64,7 +64,7 @@ ALLOWED = {
     "summary": {"record", "checks", "llm", "errors", "paths", "progress"},
     "icd": {"record", "llm", "documents", "errors", "limits", "paths", "progress", "tsv_files"},
     "export": {"icd", "record"},
-    "history": {"record", "checks", "documents", "errors", "export", "icd", "paths", "tsv_files"},
+    "history": {"record", "checks", "documents", "errors", "export", "icd", "limits", "paths"},
     "pipeline": {"record", "checks", "documents", "errors", "history", "icd", "llm", "progress", "summary"},
     "open_record": {"record", "checks", "documents", "export", "icd", "pipeline", "summary"},
     "cli": {"", "record", "checks", "crash_log", "documents", "errors", "export", "history", "icd", "limits", "llm", "paths",

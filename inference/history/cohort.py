@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 
+from inference import limits
 from inference.errors import UsageError
 from inference.history.models import DocumentRow, SummaryVersionRow, ValueIndexRow, latest_version_ids
 from inference.record.clinical_terms import expand_terms
@@ -25,8 +26,6 @@ from inference.record.values import fold, parameter_table, unit_spellings
 if TYPE_CHECKING:
     from inference.history.store import HistoryStore
 
-MAX_QUERY_CHARS = 500
-MAX_CONDITIONS = 10
 EXAMPLES = "LVEF<40%、NT-proBNP>=1000 pg/mL、I50*、诊断:心力衰竭"
 
 OPERATORS: dict[str, Callable[[object, object], object]] = {
@@ -95,15 +94,15 @@ def parse_query(expression: str, *, known_codes: Collection[str] | None = None, 
     the code table's codes, so that a code pattern that matches none of them is refused, not answered empty."""
     if not isinstance(expression, str) or not expression.strip():
         raise UsageError(f"请给出检索条件（例：{EXAMPLES}）")
-    if len(expression) > MAX_QUERY_CHARS:
-        raise UsageError(f"检索条件过长（{len(expression)} 字，上限 {MAX_QUERY_CHARS}）")
+    if len(expression) > limits.COHORT_QUERY_CHARS:
+        raise UsageError(f"检索条件过长（{len(expression)} 字，上限 {limits.COHORT_QUERY_CHARS}）")
     if status is not None and status not in set(DraftStatus):
         raise UsageError(f"未知状态 {status!r}（可用：{', '.join(DraftStatus)}）")
     check_period(since, until)
     expression = " ".join(expression.split())  # pasted across lines: one line
     terms = [t.strip() for t in _JOINS.split(expression) if t.strip()]
-    if len(terms) > MAX_CONDITIONS:
-        raise UsageError(f"条件过多（{len(terms)} 个，上限 {MAX_CONDITIONS}）")
+    if len(terms) > limits.COHORT_CONDITIONS:
+        raise UsageError(f"条件过多（{len(terms)} 个，上限 {limits.COHORT_CONDITIONS}）")
     thresholds, codes, diagnoses = [], [], []
     for term in terms:
         if (diagnosis := _DIAGNOSIS.match(term)) is not None:
