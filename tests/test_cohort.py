@@ -260,3 +260,19 @@ def test_a_history_of_100000_runs_answers_statistics_and_queries(tmp_path: Path)
         assert find_cohort(store, parse_query("LVEF<30%")).members == []
     finally:
         store.close()
+
+
+def test_a_damaged_or_unwritable_research_key_is_one_line_and_never_replaced(store, cohort_store, tmp_path) -> None:
+    from inference.errors import StorageError
+
+    cohort = find_cohort(store, parse_query("I50*"))
+    key = store.path.parent / KEY_FILE_NAME
+    key.write_bytes(b"short")
+    with pytest.raises(StorageError, match="已损坏") as caught:
+        export_cohort(store, cohort, "csv", "cohort.csv")
+    assert "\n" not in caught.value.message and key.read_bytes() == b"short"  # linkage is not silently broken
+    assert not [e for e in store.audit_log() if e.action == "cohort_export"]  # nothing left, nothing audited
+    key.unlink()
+    key.mkdir()  # a key that cannot be read (as a folder of that name cannot, whoever runs this)
+    with pytest.raises(StorageError, match="无法读取"):
+        export_cohort(store, cohort, "csv", "cohort.csv")

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from inference.errors import StorageError
 from inference.history.cohort import Cohort
 from inference.history.models import DocumentRow, SummaryVersionRow
 from inference.history.note_rows import note_rows
@@ -28,6 +29,7 @@ from inference.record.summary import StructuredSummary
 
 RESEARCH_FORMATS = ("csv", "jsonl")
 KEY_FILE_NAME = "research-id.key"
+KEY_BYTES = 32
 COLUMNS = ("person", "section", "section_name", "snippet", "offset", "term", "parameter", "comparator", "value",
            "value_number", "unit", "code", "status", "date")
 IDENTIFIED_COLUMNS = ("document_id", "file_name")
@@ -35,18 +37,25 @@ BATCH = 500
 
 
 def research_key(folder: Path) -> bytes:
-    """This history's pseudonymisation key (32 random bytes, 0600), made on first use."""
+    """This history's pseudonymisation key (32 random bytes, 0600), made on first use. A damaged key is an error,
+    never silently replaced: a new key would give every record a new id and break linkage across exports."""
     path = folder / KEY_FILE_NAME
     try:
-        key = path.read_bytes()
-        if len(key) == 32:
-            return key
-    except FileNotFoundError:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:  # made before, by this export's history or by another process just now
         pass
-    key = secrets.token_bytes(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
+    except OSError as exc:
+        raise StorageError(f"无法创建研究假名密钥 {path}：{exc.strerror}") from exc
+    else:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_bytes(KEY_BYTES))
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise StorageError(f"无法读取研究假名密钥 {path}：{exc.strerror}") from exc
+    if len(key) != KEY_BYTES:
+        raise StorageError(f"研究假名密钥 {path} 已损坏（{len(key)} 字节，应为 {KEY_BYTES}）：请从备份恢复；删除它将使今后导出的"
+                           "假名与以往不同 / the pseudonymisation key is damaged")
     return key
 
 
