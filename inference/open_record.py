@@ -19,7 +19,7 @@ from inference.icd.table import IcdTable
 from inference.pipeline import BriefReport
 from inference.record.evidence import RunEvidence
 from inference.record.patient import Patient, patient_of
-from inference.record.status import UNSIGNABLE, Attestation, DraftStatus
+from inference.record.status import UNSIGNABLE, Attestation, DraftStatus, run_status
 from inference.record.summary import StructuredSummary
 from inference.summary.summarizer import StoppedRun, retry_part_tokens
 
@@ -90,8 +90,7 @@ class OpenRecord:
         self.validation = report.validation
         self.evidence = report.result.evidence
         self.demo_draft = bool(report.result.model.get("demo"))
-        self.status = DraftStatus.REJECTED if report.rejected else DraftStatus.STOPPED if report.stopped \
-            else DraftStatus.DRAFT
+        self.status = run_status(report.rejected, report.stopped)
         self.attestation = None
         kept, self.kept_codes = self.kept_codes, {}
         return [kept.get(a.diagnosis, a) for a in report.icd]

@@ -44,7 +44,7 @@ from inference.history.search import search_ids
 from inference.history.storage_errors import storage_error
 from inference.paths import data_dir, make_tree_private
 from inference.record.evidence import RunEvidence
-from inference.record.status import REVIEW_ORDER, UNSIGNABLE, Attestation, DraftStatus
+from inference.record.status import REVIEW_ORDER, UNSIGNABLE, Attestation, DraftStatus, run_status
 from inference.record.summary import StructuredSummary, render_emr_text, section_text
 
 DB_FILE_NAME = "history.sqlite"
@@ -229,7 +229,7 @@ class HistoryStore:
             )
             session.add(row)
             session.flush()
-            status = DraftStatus.REJECTED if run.rejected else DraftStatus.STOPPED if run.stopped else DraftStatus.DRAFT
+            status = run_status(run.rejected, run.stopped)
             version = self._add_version(session, document_id, run.summary, icd, status, "model", row.id)
             self._audit(session, "generate", document_id, version.id, run_id=row.id, model=row.model_file,
                         prompt_version=row.prompt_version)

@@ -30,6 +30,11 @@ STATUS_LABELS = {DraftStatus.DRAFT: "草稿", DraftStatus.REVIEWED: "已审核",
                  DraftStatus.REJECTED: "未通过核对", DraftStatus.STOPPED: "已停止（未完成）"}
 
 
+def run_status(rejected: bool, stopped: bool) -> DraftStatus:
+    """The status a model run's draft starts with: refused by the checks, stopped by the doctor, or a draft."""
+    return DraftStatus.REJECTED if rejected else DraftStatus.STOPPED if stopped else DraftStatus.DRAFT
+
+
 @dataclass(frozen=True)
 class Attestation:
     """A version's review or signature as the history keeps it: who, when, and what stood at that moment that
