@@ -96,3 +96,14 @@ def test_the_history_panel_lists_and_exports_a_cohort(qtbot, make_window, histor
     assert any(r["parameter"] == "lvef" for r in rows) and "file_name" not in rows[0]
     assert SAMPLE_RECORD.name not in target.read_text(encoding="utf-8")
     assert any(e.action == "cohort_export" for e in history.audit_log())
+
+
+def test_a_cohort_export_that_cannot_be_written_says_so_in_one_line(qtbot, make_window, history, tmp_path) -> None:  # noqa: F811
+    window, controller = _signed_in_window(qtbot, make_window, history)
+    panel = controller.panel
+    panel.cohort_box.setText("LVEF<40%")
+    target = tmp_path / "no such folder" / "cohort.csv"
+    panel.choose_export_path = lambda: str(target)
+    with qtbot.waitSignal(panel.store_failed, timeout=10_000) as failed:
+        panel.export_cohort()
+    assert failed.args[0].startswith("无法写入") and "\n" not in failed.args[0] and not target.exists()
