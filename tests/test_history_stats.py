@@ -228,3 +228,12 @@ def test_a_real_model_run_signed_after_an_edit_is_measured_and_found_by_its_valu
         assert [m.document_id for m in find_cohort(store, parse_query("肌酐>1.5 mg/dL")).members] == [document_id]
     finally:
         store.close()
+
+
+def test_the_commands_groupings_are_the_statistics_groupings() -> None:
+    """Stated twice so that `medbrief --help` does not load the history: held equal here."""
+    from inference.cli import stats_command
+    from inference.history import stats
+
+    assert stats_command.GROUPINGS == stats.GROUPINGS
+    assert set(stats.GROUPINGS) == {"section", *stats.GROUP_KEYS}
