@@ -221,7 +221,8 @@ def test_the_query_command_lists_exports_and_refuses(capsys, tmp_path) -> None:
     code, out, _err = _cli(capsys, "history", "query", "I50*", "--json", "--identify")
     assert code == 0 and json.loads(out.splitlines()[0])["file_name"] == "hf.txt"
     for argv, fragment in ((["LVEF<<4"], "无法理解"), (["LVEF<40%", "--json", "--csv"], "只能选一个"),
-                           (["I50*", "--since", "yesterday"], "日期写法有误"), ([], "请给出检索条件")):
+                           (["I50*", "--since", "yesterday"], "日期写法有误"), ([], "请给出检索条件"),
+                           (["I50*", "--identify"], "只用于")):
         code, _out, err = _cli(capsys, "history", "query", *argv)
         assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
 

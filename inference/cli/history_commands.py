@@ -154,6 +154,8 @@ def _query(store: HistoryStore, args: argparse.Namespace) -> int:
     from inference.icd.table import open_table
 
     one_format(args)
+    if args.identify and not (args.json or args.csv):
+        raise UsageError("--identify 只用于 --json 或 --csv 导出 / --identify goes with --json or --csv")
     if args.target is not None:
         text_argument(args.target, "检索条件")
     try:
