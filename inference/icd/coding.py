@@ -184,7 +184,7 @@ def _grammar_text(options: dict[str, list[str]], max_calls: int, allow_final: bo
     if not allow_final or not options:
         return "root ::= toolcalls\n" + calls
     final = gbnf_from_json_schema(_final_schema(options))
-    final = re.sub(r"^root ::=", "final ::=", final, flags=re.MULTILINE)
+    final = re.sub(r"^root ::=", "final ::=", final, flags=re.MULTILINE).rstrip("\n") + "\n"  # rules end lines
     return ("root ::= final\n" + final) if max_calls == 0 else ("root ::= toolcalls | final\n" + final + calls)
 
 
