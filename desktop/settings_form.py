@@ -87,7 +87,8 @@ class FieldEditor:
 
         def browse() -> None:
             start = self.line.text().strip() or str(Path.home())
-            path, _ = QFileDialog.getOpenFileName(parent, f"选择{title}", start, "GGUF 文件 (*.gguf)")
+            kinds = str(_extra(self.field).get("file_filter", "GGUF 文件 (*.gguf)"))
+            path, _ = QFileDialog.getOpenFileName(parent, f"选择{title}", start, kinds)
             if path:
                 self.line.setText(path)
 

@@ -58,6 +58,7 @@ SERVER_CALL_S = 1800.0
 SERVER_ANSWER_BYTES = 16 * MIB  # a whole answer read at once (/v1/models, /tokenize)
 SERVER_STREAM_BYTES = 64 * MIB  # all the chunks of one streamed call
 SERVER_LINE_BYTES = 1 * MIB
+CA_BUNDLE_BYTES = 4 * MIB  # a CA bundle for the server backend (the system bundle is about 0.2 MB)
 
 # -- batch ---------------------------------------------------------------------------------------------------
 BATCH_RECORDS = 100_000

@@ -331,11 +331,7 @@ class Engine:
     def _prompt_tokens(self, prompt: str, max_tokens: int | None) -> tuple[list[int], int]:
         limit = min(max_tokens or self.settings.max_tokens, self.settings.max_tokens)
         tokens = self.tokenize(prompt)
-        if len(tokens) + limit > self.info.n_ctx:
-            raise GenerationError(
-                f"病历过长：提示 {len(tokens)} 个 token，加上输出上限 {limit} 超过上下文 {self.info.n_ctx} / "
-                "record too long for the context window; raise n_ctx or shorten the record"
-            )
+        require_room(len(tokens), limit, self.info.n_ctx)
         return tokens, limit
 
     def close(self) -> None:
@@ -437,3 +433,12 @@ def _quiet_native_stderr():  # type: ignore[no-untyped-def]
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def require_room(prompt_tokens: int, limit: int, n_ctx: int) -> None:
+    """A prompt and its output bound must fit the context (a server's: one slot's) before anything is sent."""
+    if prompt_tokens + limit > n_ctx:
+        raise GenerationError(
+            f"病历过长：提示 {prompt_tokens} 个 token，加上输出上限 {limit} 超过上下文 {n_ctx} / "
+            "record too long for the context window; raise n_ctx or shorten the record"
+        )

@@ -6,10 +6,14 @@ with the Qwen chat template (tools in its native ``<tools>`` block, thinking off
 with the same GBNF grammar the embedded engine uses, and streamed back; validation, the ICD lookup against the
 local table and the history stay on the ward PC.
 
-A server that ignores the grammar (llama-cpp-python drops what it cannot convert; a vLLM without guided
-decoding) is caught when the backend opens: a probe grammar admits exactly one unlikely string, and any other
-answer refuses the server. Cancel shuts the socket down at once. Connect errors are retried (three tries);
-nothing else is, since a request that reached the server may have run.
+What the server can do is read, not assumed: the context of one slot (llama-server's ``/props``; vLLM's
+``max_model_len`` in ``/v1/models``), so records are cut into parts that fit a slot and a prompt that does not
+fit is refused here with the embedded engine's message, before the server sees it. A server that ignores the
+grammar (llama-cpp-python drops what it cannot convert; a vLLM without guided decoding) is caught when the
+backend opens: a probe grammar admits exactly one unlikely string, and any other answer refuses the server.
+Cancel shuts the socket down at once. Connect errors are retried (three tries); nothing else is, since a
+request that reached the server may have run. HTTPS verifies against the system's CAs or a configured bundle
+(a hospital's own CA).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.llm.chat_template import ChatTemplate, strip_thinking
 from inference.llm.decoder import PromptCallback, TokenCallback
 from inference.llm.demo_model import DEMO_FILE_NAME
-from inference.llm.engine import EngineInfo, GenerationResult
+from inference.llm.engine import EngineInfo, GenerationResult, require_room
 from inference.llm.settings import EngineSettings
 from inference.paths import resources_dir
 
@@ -47,6 +51,37 @@ CONNECT_TIMEOUT_S = 10.0
 PROBE_TEXT = "MEDBRIEF-GRAMMAR-PROBE-7Q"
 COUNT_CACHE_SIZE = 4096
 DEMO_PARAMS = 494_000_000  # the demo model's size: parts as small as the embedded engine gives it
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What the server says about itself beyond its model list; None where it does not say."""
+
+    slot_context: int | None = None  # tokens one request may use: llama-server's per slot, vLLM's max_model_len
+    slots: int | None = None  # llama-server's --parallel
+    build: str | None = None  # llama-server's build, e.g. "b6950-1a2b3c4"
+
+    @property
+    def engine(self) -> str:
+        return f"llama.cpp llama-server {self.build}" if self.build else "OpenAI 兼容服务器 / OpenAI-compatible server"
+
+
+def server_facts(models: Json, model_id: str, props: Json) -> ServerFacts:
+    """Read the context per request, the slots and the build from ``/props`` and ``/v1/models``; a value of
+    the wrong type or out of range is ignored, never trusted."""
+
+    def count(value: object) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 31 else None
+
+    props = props if isinstance(props, dict) else {}
+    defaults = props.get("default_generation_settings")
+    context = count(defaults.get("n_ctx")) if isinstance(defaults, dict) else None
+    if context is None and isinstance(models, dict) and isinstance(models.get("data"), list):
+        entry = next((m for m in models["data"] if isinstance(m, dict) and m.get("id") == model_id), {})
+        context = count(entry.get("max_model_len"))  # vLLM
+    build = props.get("build_info")
+    return ServerFacts(slot_context=context, slots=count(props.get("total_slots")),
+                       build=build[:80] if isinstance(build, str) and build else None)
 
 
 @dataclass(frozen=True)
@@ -91,6 +126,20 @@ def constraint_fields(kind: str, gbnf: str | None) -> dict[str, Any]:
     return fields
 
 
+def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """Verification against the system's CAs, or only against ``ca_bundle`` (a PEM file, e.g. the hospital's
+    own CA) when one is set."""
+    if ca_bundle is None:
+        return ssl.create_default_context()
+    try:
+        if ca_bundle.stat().st_size > limits.CA_BUNDLE_BYTES:
+            raise ValueError("too large")
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ModelError(f"CA 证书文件无法读取（须为 PEM，上限 {limits.CA_BUNDLE_BYTES // limits.MIB} MB）：{ca_bundle} / "
+                         f"the CA bundle cannot be used ({type(exc).__name__})") from exc
+
+
 def api_key(url: str) -> str | None:
     """From the environment, else the OS keyring (service "medbrief", the server URL as user name); never
     from the config file, the history or a log."""
@@ -116,6 +165,7 @@ class ServerEngine:
         self.settings = settings
         self.url = settings.server_url.rstrip("/")
         self._scheme, self._host, self._port = check_server_url(self.url, settings.server_allow_http)
+        self._tls = tls_context(settings.server_ca_bundle) if self._scheme == "https" else None
         self._key = api_key(self.url)
         self._counts: dict[str, int] = {}
         self._count_route: str | None = None
@@ -133,11 +183,13 @@ class ServerEngine:
             raise ModelError(f"模型服务器上的模型是 {'、'.join(served)}，不是设置的 {wanted} / the server serves "
                              f"another model than configured")
         self.model_id = matching[0]
+        self.facts = server_facts(models, self.model_id, self._props())
         self.template = ChatTemplate(_template_text(settings.server_template))
         demo = Path(self.model_id).name == DEMO_FILE_NAME
         self.info = EngineInfo(
             model_path=self.model_id, model_name=Path(self.model_id).name, architecture="",
-            quantization="server", file_size=0, is_demo=demo, n_ctx=settings.n_ctx, n_ctx_train=None,
+            quantization="server", file_size=0, is_demo=demo, n_ctx=self.facts.slot_context or settings.n_ctx,
+            n_ctx_train=None,
             backend="server", gpu_layers_offloaded=0, total_layers=0, flash_attn=settings.flash_attn,
             load_s=0.0, draft_tokens=0, n_params=DEMO_PARAMS if demo else 0,
             warning="" if self._scheme == "https" or is_loopback(self._host) else
@@ -182,6 +234,7 @@ class ServerEngine:
         }
         body.update(constraint_fields(self.settings.server_constraint, grammar.gbnf if grammar is not None else None))
         prompt_tokens = self.count_tokens(prompt)
+        require_room(prompt_tokens, body["max_tokens"], self.info.n_ctx)  # the server's slot, or the setting
         if on_prompt is not None:
             on_prompt(prompt_tokens, prompt_tokens)
         started = time.perf_counter()
@@ -227,6 +280,13 @@ class ServerEngine:
             raise ModelError(f"模型服务器忽略了输出约束（语法），不能使用 / the server ignores the output grammar "
                              f"({self.settings.server_constraint}); answered {result.text[:40]!r}")
 
+    def _props(self) -> Json:
+        """llama-server's ``/props``; other servers have none (404), which is no fault."""
+        try:
+            return self._get_json("/props")
+        except GenerationError:
+            return {}
+
     def _count(self, text: str) -> int:
         routes = [self._count_route] if self._count_route else ["/extras/tokenize/count", "/tokenize"]
         for route in routes:
@@ -249,14 +309,14 @@ class ServerEngine:
         for attempt in range(CONNECT_TRIES):
             if self._scheme == "https":
                 connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=CONNECT_TIMEOUT_S, context=ssl.create_default_context())
+                    self._host, self._port, timeout=CONNECT_TIMEOUT_S, context=self._tls)
             else:
                 connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT_S)
             try:
                 connection.connect()
             except ssl.SSLError as exc:
-                raise ModelError(f"模型服务器的证书无法验证 / TLS verification failed for {self.url}: "
-                                 f"{exc.reason or exc}") from exc
+                raise ModelError(f"模型服务器的证书无法验证（医院自己的 CA 请在设置中指定 CA 证书）/ TLS verification "
+                                 f"failed for {self.url}: {exc.reason or exc}; set server_ca_bundle") from exc
             except (ConnectionError, TimeoutError, socket.timeout) as exc:
                 error = exc
                 time.sleep(0.5 * 2**attempt)

@@ -121,6 +121,11 @@ class ServerSettings(BaseModel):
     )
     server_timeout_s: float = Field(120.0, gt=0, le=3600, title="服务器超时（秒）", description="多少秒无响应即报错 / Server "
                                     "backend: seconds without an answer.")
+    server_ca_bundle: Path | None = Field(
+        None, title="CA 证书", description="医院自己的 CA 证书（PEM 文件）；留空：系统信任的证书 / Server backend: the "
+        "CA bundle (PEM) the server's certificate must chain to, e.g. the hospital's own CA; None: the system's.",
+        json_schema_extra={"unset": "系统证书", "file_filter": "CA 证书 (*.pem *.crt *.cer)"},
+    )
     server_allow_http: bool = Field(
         False, title="允许明文 HTTP 连接其他主机", description="默认只用 HTTPS（本机除外） / Server backend: allow plain HTTP to "
         "another machine (HTTPS otherwise; loopback always).",
