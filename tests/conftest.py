@@ -26,7 +26,8 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 
 # A test that uses the real demo model is slow on a CPU wherever it sits; marking by fixture keeps the fast loop
 # honest without a marker on each test.
-_SLOW_FIXTURES = {"demo_model_path", "demo_engine", "any_engine", "llama_server_url"}
+_SLOW_FIXTURES = {"demo_model_path", "demo_engine", "any_engine", "llama_server_url", "llama_cpp_server_url",
+                  "real_server"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -67,24 +68,40 @@ def demo_engine(demo_model_path: Path) -> Iterator["object"]:
 @pytest.fixture(scope="session")
 def llama_server_url(demo_model_path: Path) -> Iterator[str]:
     """``python -m llama_cpp.server`` with the demo model on 127.0.0.1, for the whole session."""
-    from tests.llama_server import start_llama_server
+    yield from _serving("llama-cpp-python", demo_model_path)
 
-    process, url = start_llama_server(demo_model_path)
+
+@pytest.fixture(scope="session")
+def llama_cpp_server_url(demo_model_path: Path) -> Iterator[str]:
+    """llama.cpp's ``llama-server --parallel 4`` with the demo model on 127.0.0.1, for the whole session."""
+    yield from _serving("llama-server", demo_model_path)
+
+
+@pytest.fixture(scope="session", params=["llama-cpp-python", "llama-server"])
+def real_server(request: pytest.FixtureRequest) -> str:
+    """The same test against each real server a department may run."""
+    return request.getfixturevalue("llama_server_url" if request.param == "llama-cpp-python" else "llama_cpp_server_url")
+
+
+def _serving(kind: str, model: Path) -> Iterator[str]:
+    from tests.llama_server import start_server
+
+    process, url = start_server(kind, model)
     yield url
     process.kill()
     process.wait()
 
 
-@pytest.fixture(scope="session", params=["embedded", "server"])
+@pytest.fixture(scope="session", params=["embedded", "llama-server"])
 def any_engine(request: pytest.FixtureRequest) -> "object":
-    """The same test on both backends: the embedded engine, and the server backend against llama_cpp.server
-    serving the same demo model."""
+    """The same test on both backends: the embedded engine, and the server backend against llama.cpp's
+    llama-server serving the same demo model."""
     if request.param == "embedded":
         return request.getfixturevalue("demo_engine")
     from inference.llm.server import ServerEngine
     from tests.llama_server import server_settings
 
-    return ServerEngine(server_settings(request.getfixturevalue("llama_server_url")))
+    return ServerEngine(server_settings(request.getfixturevalue("llama_cpp_server_url")))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""The server backend against a real ``python -m llama_cpp.server`` on 127.0.0.1 with the demo model, and
-against small real HTTP servers on 127.0.0.1 that misbehave in the ways a department's server can."""
+"""The server backend against the real servers a department runs, on 127.0.0.1 with the demo model (llama.cpp's
+``llama-server --parallel 4`` and llama-cpp-python's ``llama_cpp.server``), and against small real HTTP servers
+on 127.0.0.1 that misbehave in the ways a department's server can."""
 
 from __future__ import annotations
 
@@ -18,27 +19,22 @@ from inference.errors import GenerationCancelled, GenerationError, ModelError
 from inference.llm.settings import EngineSettings
 from tests.conftest import REPO_ROOT, SAMPLE_RECORD
 from tests.fake_server import JsonHandler, serving
-from tests.llama_server import SERVER_CTX, free_port, server_settings, start_llama_server
-
-
-@pytest.fixture
-def llama_server(llama_server_url: str) -> str:
-    return llama_server_url
+from tests.llama_server import SERVER_CTX, SERVER_KINDS, free_port, server_settings, start_server
 
 
 def _settings(url: str, **extra: object) -> EngineSettings:
     return server_settings(url, **extra)
 
 
-# -- against llama_cpp.server with the demo model ----------------------------------------------------------
+# -- against llama-server and llama_cpp.server with the demo model --------------------------------------------
 
-def test_the_sample_record_through_the_server_is_summarized_coded_and_recorded(llama_server, tmp_path) -> None:
+def test_the_sample_record_through_the_server_is_summarized_coded_and_recorded(real_server, tmp_path) -> None:
     from inference.history.store import HistoryStore
 
     out = tmp_path / "summary.json"
     from inference.cli import main
 
-    assert main(["summarize", str(SAMPLE_RECORD), "--backend", "server", "--server-url", llama_server,
+    assert main(["summarize", str(SAMPLE_RECORD), "--backend", "server", "--server-url", real_server,
                  "--server-template", "qwen2.5", "--n-ctx", str(SERVER_CTX), "--json", "--out", str(out), "--save",
                  "--quiet"]) == 0
     result = json.loads(out.read_text(encoding="utf-8"))
@@ -46,7 +42,7 @@ def test_the_sample_record_through_the_server_is_summarized_coded_and_recorded(l
     codes = [d["icd"]["code"] for d in result["diagnoses"]]
     assert "I11.0" in codes  # the tool-call rounds ran over HTTP, the combination rules here
     assert result["model"]["backend"] == "server" and result["model"]["demo"] is True
-    assert result["model"]["server"].startswith(llama_server) and result["model"]["file"].endswith(".gguf")
+    assert result["model"]["server"].startswith(real_server) and result["model"]["file"].endswith(".gguf")
     store = HistoryStore.open()
     try:
         run = store.runs(store.list_records()[0].document_id)[-1]
@@ -56,7 +52,7 @@ def test_the_sample_record_through_the_server_is_summarized_coded_and_recorded(l
     assert len(run.model_hash_prefix) == 16  # the /v1/models answer's hash
 
 
-def test_a_batch_runs_concurrently_keeps_failures_apart_and_resumes(llama_server, tmp_path, capsys) -> None:
+def test_a_batch_runs_concurrently_keeps_failures_apart_and_resumes(llama_cpp_server_url, tmp_path, capsys) -> None:
     from inference.cli import main
 
     folder = tmp_path / "backlog"
@@ -65,7 +61,8 @@ def test_a_batch_runs_concurrently_keeps_failures_apart_and_resumes(llama_server
         (folder / f"patient{age}.txt").write_text(SAMPLE_RECORD.read_text(encoding="utf-8").replace("68岁", f"{age}岁"),
                                                   encoding="utf-8")
     (folder / "scan.txt").write_bytes(b"\x00\x01\x02 not text")
-    args = ["summarize", "--batch", str(folder), "--workers", "2", "--backend", "server", "--server-url", llama_server,
+    args = ["summarize", "--batch", str(folder), "--workers", "2", "--backend", "server", "--server-url",
+            llama_cpp_server_url,
             "--server-template", "qwen2.5", "--n-ctx", str(SERVER_CTX), "--no-icd"]
     assert main(args) == 10  # one record failed
     out = folder / "medbrief-summaries"
@@ -81,10 +78,10 @@ def test_a_batch_runs_concurrently_keeps_failures_apart_and_resumes(llama_server
     assert (out / "patient61.json").exists() and (out / "patient72.json").stat().st_mtime_ns == before  # resumed
 
 
-def test_cancel_closes_the_stream_at_once(llama_server) -> None:
+def test_cancel_closes_the_stream_at_once(real_server) -> None:
     from inference.llm.server import ServerEngine
 
-    engine = ServerEngine(_settings(llama_server))
+    engine = ServerEngine(_settings(real_server))
     cancel = threading.Event()
     tokens: list[str] = []
 
@@ -102,19 +99,29 @@ def test_cancel_closes_the_stream_at_once(llama_server) -> None:
     assert again.completion_tokens >= 1
 
 
-def test_a_server_serving_another_model_than_configured_is_refused(llama_server) -> None:
+def test_a_server_serving_another_model_than_configured_is_refused(real_server) -> None:
     from inference.llm.server import ServerEngine
 
     with pytest.raises(ModelError, match="不是设置的 Qwen3-14B-Q4_K_M.gguf"):
-        ServerEngine(_settings(llama_server, server_model="Qwen3-14B-Q4_K_M.gguf"))
-    assert ServerEngine(_settings(llama_server, server_model="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")).info.is_demo
+        ServerEngine(_settings(real_server, server_model="Qwen3-14B-Q4_K_M.gguf"))
+    assert ServerEngine(_settings(real_server, server_model="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")).info.is_demo
 
 
-def test_a_server_killed_mid_stream_is_a_clear_error_and_nothing_is_saved(demo_model_path, capsys) -> None:
+def test_a_real_server_told_the_wrong_grammar_field_is_refused_by_the_probe(real_server) -> None:
+    """Each server ignores a field it does not know: sent as vLLM's, the grammar does not constrain llama.cpp's
+    servers, and the probe catches it when the backend opens."""
+    from inference.llm.server import ServerEngine
+
+    with pytest.raises(ModelError, match="忽略了输出约束"):
+        ServerEngine(_settings(real_server, server_constraint="structured_outputs"))
+
+
+@pytest.mark.parametrize("kind", SERVER_KINDS)
+def test_a_server_killed_mid_stream_is_a_clear_error_and_nothing_is_saved(kind, demo_model_path, capsys) -> None:
     from inference.cli import main
     from inference.history.store import HistoryStore
 
-    process, url = start_llama_server(demo_model_path)
+    process, url = start_server(kind, demo_model_path)
     killer = threading.Timer(12.0, process.kill)  # the model is writing the summary by then
     killer.start()
     try:
@@ -134,10 +141,10 @@ def test_a_server_killed_mid_stream_is_a_clear_error_and_nothing_is_saved(demo_m
         store.close()
 
 
-def test_in_server_mode_the_app_connects_to_the_server_and_nothing_else(llama_server, tmp_path) -> None:
-    port = int(llama_server.rsplit(":", 1)[1])
+def test_in_server_mode_the_app_connects_to_the_server_and_nothing_else(llama_cpp_server_url, tmp_path) -> None:
+    port = int(llama_cpp_server_url.rsplit(":", 1)[1])
     connects = _audited(tmp_path, ["summarize", str(SAMPLE_RECORD), "--backend", "server", "--server-url",
-                                   llama_server, "--server-template", "qwen2.5", "--n-ctx", str(SERVER_CTX),
+                                   llama_cpp_server_url, "--server-template", "qwen2.5", "--n-ctx", str(SERVER_CTX),
                                    "--no-icd", "--quiet"])
     assert connects and set(connects) == {("127.0.0.1", port)}
 
@@ -282,23 +289,23 @@ def test_the_api_key_comes_from_the_environment_and_is_never_kept(misbehaving, m
     handler.do_GET = recording  # type: ignore[method-assign]
     monkeypatch.setenv("MEDBRIEF_API_KEY", "sk-ward-7")
     engine = ServerEngine(_settings(url))
-    assert seen == ["Bearer sk-ward-7"]
+    assert len(seen) == 2 and set(seen) == {"Bearer sk-ward-7"}  # /v1/models and /props
     assert "sk-ward-7" not in json.dumps(engine.settings.model_dump(mode="json"))
     assert "sk-ward-7" not in json.dumps(engine.info.as_dict())
 
 
-def test_the_window_runs_on_the_server_and_says_so(qtbot, llama_server) -> None:
+def test_the_window_runs_on_the_server_and_says_so(qtbot, llama_cpp_server_url) -> None:
     from desktop.main_window import MainWindow
     from inference.llm.backends import open_engine
     from inference.llm.settings import AppConfig
     from inference.pipeline import run_pipeline
 
-    window = MainWindow(open_engine, run_pipeline, AppConfig(engine=_settings(llama_server)), None,
+    window = MainWindow(open_engine, run_pipeline, AppConfig(engine=_settings(llama_cpp_server_url)), None,
                         alert=lambda *_: None, confirm=lambda *_: True)
     qtbot.addWidget(window)
     try:
         qtbot.waitUntil(lambda: window.engine_info is not None, timeout=60_000)
-        assert window.status.placement_label.text().startswith(f"运行于：服务器 {llama_server}")
+        assert window.status.placement_label.text().startswith(f"运行于：服务器 {llama_cpp_server_url}")
         assert window.status.model_label.text().startswith("模型：qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
         assert window.banners.demo.isVisibleTo(window)  # the demo model on a server is still the demo model
     finally:
