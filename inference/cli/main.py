@@ -8,7 +8,15 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from inference import __version__
-from inference.cli import history_commands, icd_commands, model_commands, stats_command, summarize, validate
+from inference.cli import (
+    history_commands,
+    icd_commands,
+    model_commands,
+    server_commands,
+    stats_command,
+    summarize,
+    validate,
+)
 from inference.crash_log import internal_error
 from inference.errors import EXIT_CODES, MedBriefError
 
@@ -43,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats_command.add_parser(commands, epilog)
     icd_commands.add_parser(commands, epilog)
     model_commands.add_parsers(commands, epilog)
+    server_commands.add_parser(commands, epilog)
     return parser
 
 
