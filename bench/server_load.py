@@ -1,17 +1,19 @@
-"""Ten records at once against an OpenAI-compatible server, against the same ten one after another on the
-embedded engine: per-record and total wall time. The records are the sample record with the patient's age
-and the NT-proBNP value varied (so no answer can come from a cache).
+"""Ten records against an OpenAI-compatible server with 1, 2 and 4 workers, against the same ten one after another
+on the embedded engine, same records and settings: per-record and total wall time. The records are the sample
+record with the patient's age and the NT-proBNP value varied (so no answer can come from a cache).
 
-    python bench/server_load.py --server-url http://127.0.0.1:8765 [--server-template qwen2.5] [--n-ctx 8192]
+    python bench/server_load.py --server-url http://127.0.0.1:8765 [--workers 1,2,4] [--server-template qwen2.5]
 
-Start the server with the demo model for the README figure:
-    python -m llama_cpp.server --model DEMO.gguf --host 127.0.0.1 --port 8765 --n_ctx 8192 --interrupt_requests False
+For the README figure, llama.cpp's llama-server (setup.sh test builds it into ~/.cache/medbrief/) with the demo
+model, four slots of 4,096 tokens:
+    llama-server -m DEMO.gguf --host 127.0.0.1 --port 8765 -c 16384 --parallel 4 --no-kv-unified --no-webui
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -47,34 +49,44 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--server-url", required=True)
     parser.add_argument("--server-template", default="qwen2.5")
-    parser.add_argument("--n-ctx", type=int, default=8192)
+    parser.add_argument("--n-ctx", type=int, default=8192, help="the embedded engine's context")
     parser.add_argument("--records", type=int, default=10)
+    parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts to run against the server")
+    parser.add_argument("--no-embedded", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("bench/results/server_load_2core.json"))
     args = parser.parse_args()
     documents = records(args.records)
     server = open_engine(EngineSettings(backend="server", server_url=args.server_url, n_ctx=args.n_ctx,
                                         server_template=args.server_template))
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=len(documents)) as pool:
-        concurrent = list(pool.map(lambda d: timed(server, d), documents))
-    concurrent_total = time.perf_counter() - started
-    embedded = open_engine(EngineSettings(n_ctx=args.n_ctx))
-    started = time.perf_counter()
-    serial = [timed(embedded, d) for d in documents]
-    serial_total = time.perf_counter() - started
-    embedded.close()
+    runs = []
+    for workers in (int(w) for w in args.workers.split(",")):
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            timings = list(pool.map(lambda d: timed(server, d), documents))
+        runs.append({"workers": workers, **summary(timings, time.perf_counter() - started)})
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, no GPU",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU",
         "model": server.info.model_name, "records": len(documents), "icd": False,
-        "server": {"url": args.server_url, "concurrent": len(documents), "total_s": round(concurrent_total, 1),
-                   "per_record_s": [round(t, 1) for t, _ in concurrent],
-                   "mean_per_record_s": round(sum(t for t, _ in concurrent) / len(concurrent), 1)},
-        "embedded": {"total_s": round(serial_total, 1), "per_record_s": [round(t, 1) for t, _ in serial],
-                     "mean_per_record_s": round(sum(t for t, _ in serial) / len(serial), 1)},
+        "server": {"url": args.server_url, "engine": server.facts.engine, "slots": server.facts.slots,
+                   "context_per_request": server.info.n_ctx, "runs": runs},
     }
+    if not args.no_embedded:
+        embedded = open_engine(EngineSettings(n_ctx=args.n_ctx))
+        started = time.perf_counter()
+        serial = [timed(embedded, d) for d in documents]
+        result["embedded"] = summary(serial, time.perf_counter() - started)
+        embedded.close()
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0
+
+
+def summary(timings: list[tuple[float, int]], total: float) -> dict[str, object]:
+    return {"total_s": round(total, 1), "per_record_s": [round(t, 1) for t, _ in timings],
+            "mean_per_record_s": round(sum(t for t, _ in timings) / len(timings), 1),
+            "completion_tokens": sum(n for _, n in timings),
+            "records_per_minute": round(60 * len(timings) / total, 2)}
 
 
 if __name__ == "__main__":
