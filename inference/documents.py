@@ -1,4 +1,6 @@
-"""Load a medical record: .txt in UTF-8 (with or without BOM) or GB18030/GBK, or .docx.
+"""Load a medical record: text in UTF-8 (with or without BOM) or GB18030/GBK, or a Word .docx — told apart by
+their content, not their names. Any other format (a PDF, a scan, an old .doc, an OFD or CDA archive) is refused
+by name with the formats that are read, never decoded as text (a PDF's ASCII skeleton passed as a record).
 
 Hospital EMR exports are often GBK. GB18030 decodes almost any byte string, so after decoding the
 text must also *look* like text (mostly CJK, ASCII and punctuation) or it is refused. Whatever the file holds,
@@ -29,6 +31,14 @@ if TYPE_CHECKING:
 MAX_FILE_BYTES = limits.RECORD_FILE_BYTES
 MAX_TEXT_CHARS = limits.RECORD_CHARS
 SUPPORTED_SUFFIXES = (".txt", ".docx")
+# Leading bytes of formats a record arrives in that are not read (yet): (signature, Chinese name, English name).
+_SIGNATURES = (
+    (b"%PDF-", "PDF", "PDF"), (b"\x89PNG\r\n\x1a\n", "PNG 图片", "PNG image"), (b"\xff\xd8\xff", "JPEG 图片", "JPEG image"),
+    (b"GIF87a", "GIF 图片", "GIF image"), (b"GIF89a", "GIF 图片", "GIF image"), (b"II*\x00", "TIFF 图片", "TIFF image"),
+    (b"MM\x00*", "TIFF 图片", "TIFF image"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "旧版 Word .doc 或 Excel .xls", "legacy .doc/.xls"), (b"{\\rtf", "RTF", "RTF"),
+    (b"Rar!\x1a\x07", "RAR 压缩包", "RAR archive"), (b"7z\xbc\xaf\x27\x1c", "7z 压缩包", "7z archive"), (b"\x1f\x8b", "gzip 压缩包", "gzip"),
+)
 _MIN_TEXT_LIKE_RATIO = 0.95
 
 
@@ -44,11 +54,46 @@ def load_document(path: str | Path) -> Document:
     path = Path(path)
     check_regular_file(path)
     data = read_bounded(path, MAX_FILE_BYTES, "病历")
-    if path.suffix.lower() == ".docx":
+    kind = record_format(data, path.name)
+    if kind == "docx":
         text, encoding = _docx_text(data, path.name), "docx"
     else:
         text, encoding = decode_text(data, path.name)
     return make_document(text, path.name, encoding)
+
+
+def record_format(data: bytes, name: str) -> str:
+    """"docx" or "text" by the file's content; any other format is an InputError naming it. A file named .docx
+    that is not a zip is reported as the corrupt .docx it claims to be."""
+    if data.startswith(b"PK\x03\x04") or name.lower().endswith(".docx"):
+        if not data.startswith(b"PK\x03\x04"):
+            raise InputError(f"Word 文件已损坏或不是 .docx / corrupt or not a .docx file: {name}")
+        names = set(check_zip_bounds(data, name, "压缩文件").namelist())
+        if "word/document.xml" in names:
+            return "docx"
+        if "xl/workbook.xml" in names:
+            _unsupported("Excel 表格", "Excel workbook", name)
+        if "OFD.xml" in names:
+            _unsupported("OFD 版式文件", "OFD document", name)
+        _unsupported("zip 压缩包", "zip archive", name)
+    for signature, chinese, english in _SIGNATURES:
+        if data.startswith(signature):
+            _unsupported(chinese, english, name)
+    if data.startswith(b"BM") and data[6:10] == b"\x00\x00\x00\x00":  # a bitmap; "BMI 24.1" is a record
+        _unsupported("BMP 图片", "BMP image", name)
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        _unsupported("WebP 图片", "WebP image", name)
+    head = data[:2048].removeprefix(codecs.BOM_UTF8).lstrip()
+    if head.startswith(b"<") and b"ClinicalDocument" in head:
+        _unsupported("CDA 文档（XML）", "CDA document (XML)", name)
+    if head.startswith(b"{") and b'"resourceType"' in head:
+        _unsupported("FHIR 资源（JSON）", "FHIR resource (JSON)", name)
+    return "text"
+
+
+def _unsupported(chinese: str, english: str, name: str) -> None:
+    raise InputError(f"不支持的文件格式：{chinese}；目前支持文本（UTF-8、GBK/GB18030）与 Word .docx / unsupported format "
+                     f"{english}: MedBrief reads text (UTF-8, GBK/GB18030) and Word .docx: {name}")
 
 
 def check_regular_file(path: Path) -> None:

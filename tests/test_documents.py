@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from docx import Document as DocxDocument
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inference.documents import MAX_FILE_BYTES, MAX_TEXT_CHARS, load_document
 from inference.errors import InputError
@@ -148,3 +150,87 @@ def test_every_engine_setting_is_a_flag_of_summarize() -> None:
     settings = engine_settings(args)
     assert (settings.draft_tokens, settings.flash_attn, settings.temperature, settings.n_gpu_layers) == (0, False, 0.3, 0)
     assert str(settings.model_path) == "/models/x.gguf"
+
+
+# -- a record is recognised by its content, not its name ------------------------------------------------------
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+_PDF_SKELETON = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" * 30 + b"%%EOF\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kind"),
+    [
+        ("出院记录.txt", _PDF_SKELETON, "PDF"),  # an ASCII skeleton read as a record: four 原文未记载 and exit 0
+        ("出院记录.pdf", _PDF_SKELETON, "PDF"),
+        ("page1.txt", b"\x89PNG\r\n\x1a\n" + bytes(64), "PNG 图片"),
+        ("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(64), "JPEG 图片"),
+        ("scan.tif", b"II*\x00\x08\x00\x00\x00" + bytes(64), "TIFF 图片"),
+        ("scan.bmp", b"BM" + (100).to_bytes(4, "little") + bytes(64), "BMP 图片"),
+        ("old.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(64), "旧版 Word .doc"),
+        ("archive.ofd", _zip({"OFD.xml": b"<ofd:OFD/>", "Doc_0/Document.xml": b"<x/>"}), "OFD 版式文件"),
+        ("labs.docx", _zip({"xl/workbook.xml": b"<workbook/>"}), "Excel 表格"),
+        ("bundle.txt", _zip({"a.txt": "患者男".encode()}), "zip 压缩包"),
+        ("summary.xml", '<?xml version="1.0"?>\n<ClinicalDocument xmlns="urn:hl7-org:v3">'.encode(), "CDA 文档"),
+        ("bundle.json", b'{\n  "resourceType": "Bundle", "type": "document"}', "FHIR 资源"),
+        ("records.gz", b"\x1f\x8b\x08\x00" + bytes(32), "gzip 压缩包"),
+    ],
+)
+def test_a_format_that_is_not_read_is_named_with_the_formats_that_are(tmp_path: Path, name: str, content: bytes,
+                                                                        kind: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=f"不支持的文件格式：{kind}.*目前支持文本.*Word .docx") as caught:
+        load_document(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_docx_under_another_name_is_read_as_the_docx_it_is(tmp_path: Path) -> None:
+    docx = DocxDocument()
+    docx.add_paragraph("主诉：胸闷气促3年，加重1周。")
+    docx.save(tmp_path / "record.docx")
+    renamed = tmp_path / "record.txt"
+    renamed.write_bytes((tmp_path / "record.docx").read_bytes())
+    document = load_document(renamed)
+    assert document.encoding == "docx" and document.text == "主诉：胸闷气促3年，加重1周。"
+
+
+@pytest.mark.parametrize("text", ["BMI 24.1，血压 150/90mmHg。", "GIF 检查：无。", "{体温 36.8℃}", "<主诉>胸痛2小时</主诉>",
+                                  "PK 值升高", "%PDF 误粘贴的一行，其后是病历：患者男，68岁。"])
+def test_text_records_that_begin_like_a_signature_are_still_read(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "record.txt"
+    path.write_text(text, encoding="utf-8")
+    assert load_document(path).text == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=st.sampled_from([b"%PDF-", b"PK\x03\x04", b"\x89PNG\r\n\x1a\n", b"BM", b"II*\x00", b"{", b"<", b""]),
+       body=st.binary(max_size=600))
+def test_any_bytes_are_a_format_or_one_input_error(prefix: bytes, body: bytes) -> None:
+    from inference.documents import record_format
+
+    try:
+        assert record_format(prefix + body, "x.txt") in ("text", "docx")
+    except InputError as error:
+        assert "\n" not in str(error)
+
+
+def test_cli_a_pdf_is_one_line_exit_3_without_loading_the_model(tmp_path: Path) -> None:
+    path = tmp_path / "出院记录.pdf"
+    path.write_bytes(_PDF_SKELETON)
+    proc = subprocess.run([sys.executable, "-m", "inference", "summarize", str(path)], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"medbrief: 不支持的文件格式：PDF；目前支持文本（UTF-8、GBK/GB18030）与 Word "
+                                                f".docx / unsupported format PDF: MedBrief reads text (UTF-8, "
+                                                f"GBK/GB18030) and Word .docx: {path.name}"]
