@@ -81,7 +81,7 @@ def test_server_check_reports_what_it_needs_and_runs_the_sample(llama_cpp_server
     report = json.loads(capsys.readouterr().out)
     assert report["model"].endswith("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
     assert (report["slots"], report["context_per_request"], report["context_from"]) == (SLOTS, SLOT_CTX, "server")
-    assert report["grammar"] == "honoured (grammar)" and report["tls"] is False
+    assert report["grammar"] == "honoured (grammar)" and report["tls"] is False and report["demo"] is True
     assert 0 < report["part_tokens"] < SLOT_CTX
     sample = report["sample"]
     assert sample["diagnoses"] == 3 and sample["diagnoses_coded"] == 3 and sample["seconds"] > 0
@@ -198,7 +198,7 @@ def test_server_check_over_https_with_the_ca_bundle(tls_server, capsys) -> None:
     assert "证书无法验证" in capsys.readouterr().err
     assert main(["server", "check", url, "--no-sample", "--server-ca-bundle", str(ca)]) == 0
     out = capsys.readouterr().out
-    assert "（HTTPS）" in out and "32768 token（server）" in out
+    assert "（HTTPS）" in out and "32768 token（server）" in out and "演示模型" not in out
 
 
 @pytest.mark.parametrize("content", [b"", b"-----BEGIN CERTIFICATE-----\nnot base64\n", b"\x00" * 64])

@@ -43,7 +43,7 @@ def run_server(args: argparse.Namespace) -> int:
         "context_per_request": engine.info.n_ctx,
         "context_from": "server" if facts.slot_context else "settings (n_ctx): the server does not say",
         "grammar": f"honoured ({settings.server_constraint})", "tls": engine.url.startswith("https://"),
-        "warning": engine.info.warning or None,
+        "demo": engine.info.is_demo, "warning": engine.info.warning or None,
     }
     try:
         report["part_tokens"] = part_tokens(engine)
@@ -88,6 +88,8 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
         lines.append(f"样例病历 / sample record: {sample['seconds']} 秒，{sample['calls']} 次调用，"
                      f"{sample['completion_tokens']} 个输出 token，{sample['diagnoses_coded']}/{sample['diagnoses']} "
                      f"个诊断已编码")
+    if report["demo"]:
+        lines.append("警告 / warning: 服务器运行的是演示模型（非临床用途）/ the server runs the DEMO model, not for clinical use")
     if report["warning"]:
         lines.append(f"警告 / warning: {report['warning']}")
     print("\n".join(lines))
