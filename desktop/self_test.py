@@ -30,10 +30,10 @@ from inference.cli.self_test import (
     describe_engine,
     finish,
     report_checks,
-    sample_record_path,
 )
 from inference.crash_log import internal_error
 from inference.errors import MedBriefError
+from inference.paths import sample_record_path
 
 LOAD_TIMEOUT_S = 600.0  # a 14B model from a slow disk
 RUN_TIMEOUT_S = 900.0  # the sample on a CPU-only PC

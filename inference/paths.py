@@ -23,6 +23,11 @@ def resources_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "resources"
 
 
+def sample_record_path() -> Path:
+    """The bundled sample record the demo, the self-tests and the server check run."""
+    return resources_dir() / "samples" / "sample_record.txt"
+
+
 def _dir_from_env(variable: str, default: str) -> Path:
     override = os.environ.get(variable)
     path = Path(override) if override else Path(default)

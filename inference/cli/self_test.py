@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inference.errors import MedBriefError
-from inference.paths import resources_dir
+from inference.paths import sample_record_path
 
 if TYPE_CHECKING:
     from inference.history.store import HistoryStore
@@ -96,10 +96,6 @@ def finish(checks: SelfTestChecks) -> int:
     print(f"自检{'通过' if not checks.failed else f'未通过：{checks.failed} 项失败{skipped}'} / self-test "
           f"{'passed' if not checks.failed else 'failed'}", flush=True)
     return 0 if not checks.failed else SELF_TEST_FAILED
-
-
-def sample_record_path() -> Path:
-    return resources_dir() / "samples" / "sample_record.txt"
 
 
 def report_checks(checks: SelfTestChecks) -> None:
