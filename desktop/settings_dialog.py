@@ -1,6 +1,7 @@
 """Settings: every engine setting, in the three groups ``EngineSettings`` declares (模型与设备, 生成, 科室模型服务器),
 each field's editor, range, choices and tooltip taken from the field itself; the model and a LoRA adapter can
-also be chosen from the models folder's list, with whether each fits the GPU. Saved to the per-user config file."""
+also be chosen from the models folder's list, with whether each fits the GPU; the server's tab checks the server
+as the ward PC will connect (检查服务器, off the GUI thread). Saved to the per-user config file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QLabel,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -30,6 +32,7 @@ from inference.llm.lora import check_adapter
 from inference.llm.model_catalog import CatalogEntry, folder_model, scan
 from inference.llm.settings import SETTINGS_GROUPS, EngineSettings
 from inference.paths import models_dir
+from inference.server_check import ServerCheck, check_server
 
 CATALOG_COLUMNS = ("文件", "大小", "架构", "量化", "本机能否运行")
 # Settings whose change changes whether a model fits: the models list is estimated again.
@@ -55,6 +58,8 @@ class SettingsDialog(QDialog):
                 editor = FieldEditor(name, field, getattr(settings, name), self)
                 self.editors[name] = editor
                 form.addRow(editor.label, editor.widget)
+            if group is SETTINGS_GROUPS[-1][1]:
+                self._add_server_check(form)
             tabs.addTab(page, title)
         self.problem = QLabel("")  # why OK is refused: a setting the engine's validators reject
         self.problem.setStyleSheet("color: #b00020")
@@ -89,6 +94,44 @@ class SettingsDialog(QDialog):
         self.entries: list[CatalogEntry] = []
         form.addRow(QLabel(f"模型文件夹（{models_dir()}）：选中一行即选用"))
         form.addRow(self.catalog)
+
+    def _add_server_check(self, form: QFormLayout) -> None:
+        self.check_button = QPushButton("检查服务器")
+        self.check_button.setToolTip("按上面的设置连接服务器：模型、每次请求的上下文、病历分段、输出约束（几秒）")
+        self.check_button.clicked.connect(self.check_server)
+        self.server_report = QLabel("")
+        self.server_report.setWordWrap(True)
+        self.server_report.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow(self.check_button)
+        form.addRow(self.server_report)
+
+    def check_server(self) -> None:
+        """What ``medbrief server check --no-sample`` reads, for the settings as entered; the answer (or the one
+        line why the server cannot be used) replaces the report when it arrives."""
+        try:
+            settings = self.settings().model_copy(update={"backend": "server"})
+        except ValidationError as exc:
+            self._show_server_problem(f"设置无效：{exc.errors()[0]['msg']}")
+            return
+        if not settings.server_url:
+            self._show_server_problem("请先填写服务器地址")
+            return
+        self.check_button.setEnabled(False)
+        self.server_report.setStyleSheet("")
+        self.server_report.setText("正在连接服务器…")
+        self.background.run("server-check", lambda: check_server(settings), self._show_server_check,
+                            lambda exc: self._show_server_problem(chinese(getattr(exc, "message", str(exc)))))
+
+    def _show_server_check(self, check: ServerCheck) -> None:
+        self.check_button.setEnabled(True)
+        problem = [f"不可用：{chinese(check.problem)}"] if check.problem else []
+        self.server_report.setStyleSheet("color: #b00020" if problem else "")
+        self.server_report.setText("\n".join([*check.lines(), *problem]))
+
+    def _show_server_problem(self, message: str) -> None:
+        self.check_button.setEnabled(True)
+        self.server_report.setStyleSheet("color: #b00020")
+        self.server_report.setText(f"不可用：{message}")
 
     def refresh_catalog(self) -> None:
         try:

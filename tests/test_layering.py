@@ -67,8 +67,9 @@ ALLOWED = {
     "history": {"record", "checks", "documents", "errors", "export", "icd", "limits", "paths"},
     "pipeline": {"record", "checks", "documents", "errors", "history", "icd", "llm", "progress", "summary"},
     "open_record": {"record", "checks", "documents", "export", "icd", "pipeline", "summary"},
+    "server_check": {"documents", "errors", "icd", "llm", "paths", "pipeline", "summary"},
     "cli": {"", "record", "checks", "crash_log", "documents", "errors", "export", "history", "icd", "limits", "llm", "paths",
-            "pipeline", "progress", "summary"},
+            "pipeline", "progress", "server_check", "summary"},
     "__main__": {"cli"},
 }
 # An import inside a function must say why it is there: for start-up time (a heavy or native library loaded

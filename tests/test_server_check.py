@@ -71,7 +71,7 @@ def test_a_slot_too_small_for_the_prompt_is_one_line_naming_the_slot(demo_model_
     err = capsys.readouterr()
     assert code == 5 and check == 5
     assert "服务器每个槽位的上下文 2048 太小" in err.err and "Traceback" not in err.err
-    assert "每次请求的上下文 / context per request: 2048 token（server）" in err.out  # what was read, then why
+    assert "每次请求的上下文：2048 token（服务器所报）" in err.out  # what was read, then why
 
 
 def test_server_check_reports_what_it_needs_and_runs_the_sample(llama_cpp_server_url, capsys) -> None:
@@ -80,8 +80,8 @@ def test_server_check_reports_what_it_needs_and_runs_the_sample(llama_cpp_server
     assert main(["server", "check", llama_cpp_server_url, "--server-template", "qwen2.5", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["model"].endswith("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
-    assert (report["slots"], report["context_per_request"], report["context_from"]) == (SLOTS, SLOT_CTX, "server")
-    assert report["grammar"] == "honoured (grammar)" and report["tls"] is False and report["demo"] is True
+    assert (report["slots"], report["context_per_request"], report["context_from_server"]) == (SLOTS, SLOT_CTX, True)
+    assert report["constraint"] == "grammar" and report["tls"] is False and report["demo"] is True
     assert 0 < report["part_tokens"] < SLOT_CTX
     sample = report["sample"]
     assert sample["diagnoses"] == 3 and sample["diagnoses_coded"] == 3 and sample["seconds"] > 0
@@ -198,7 +198,7 @@ def test_server_check_over_https_with_the_ca_bundle(tls_server, capsys) -> None:
     assert "证书无法验证" in capsys.readouterr().err
     assert main(["server", "check", url, "--no-sample", "--server-ca-bundle", str(ca)]) == 0
     out = capsys.readouterr().out
-    assert "（HTTPS）" in out and "32768 token（server）" in out and "演示模型" not in out
+    assert "（HTTPS）" in out and "32768 token（服务器所报）" in out and "演示模型" not in out
 
 
 @pytest.mark.parametrize("content", [b"", b"-----BEGIN CERTIFICATE-----\nnot base64\n", b"\x00" * 64])
@@ -223,3 +223,23 @@ def test_a_ca_bundle_over_the_bound_is_refused_unread(tls_server, tmp_path) -> N
         out.truncate(limits.CA_BUNDLE_BYTES + 1)  # sparse: no disk used
     with pytest.raises(ModelError, match="上限 4 MB"):
         ServerEngine(server_settings(url, server_ca_bundle=huge))
+
+
+def test_the_settings_dialog_checks_the_server_off_the_gui_thread(qtbot, tls_server) -> None:
+    from desktop.settings_dialog import SettingsDialog
+    from inference.llm.settings import EngineSettings
+
+    url, ca = tls_server
+    dialog = SettingsDialog(EngineSettings(), None)
+    qtbot.addWidget(dialog)
+    dialog.check_server()
+    assert dialog.server_report.text() == "不可用：请先填写服务器地址"
+    dialog.editors["server_url"].set_text(url)
+    for bundle, expected in ((None, "不可用：模型服务器的证书无法验证"), (ca, "每次请求的上下文：32768 token（服务器所报）")):
+        if bundle is not None:
+            dialog.editors["server_ca_bundle"].set_text(str(bundle))
+        dialog.check_server()
+        assert not dialog.check_button.isEnabled()  # the GUI thread went on: the answer comes later
+        qtbot.waitUntil(dialog.check_button.isEnabled, timeout=20_000)
+        assert expected in dialog.server_report.text()
+    assert "病历分段：每段至多" in dialog.server_report.text() and "模型：qwen3-14b-q4_k_m.gguf" in dialog.server_report.text()
