@@ -33,7 +33,7 @@ def test_the_slot_context_comes_from_the_server_and_records_are_cut_to_fit_it(ll
 
     engine = ServerEngine(server_settings(llama_cpp_server_url, n_ctx=32768))  # the setting is not the server
     assert engine.info.n_ctx == SLOT_CTX and engine.facts.slots == SLOTS
-    assert engine.facts.engine.startswith("llama.cpp llama-server b")
+    assert engine.facts.engine.startswith("llama.cpp llama-server b") and engine.facts.params > 400_000_000
     overhead = engine.count_tokens(engine.template.render(build_messages("")))
     assert part_tokens(engine) == SLOT_CTX - engine.settings.max_tokens - overhead  # all the slot leaves
     too_long = "胸闷气促。" * SLOT_CTX
@@ -92,9 +92,9 @@ def test_server_check_reports_what_it_needs_and_runs_the_sample(llama_cpp_server
 def test_server_facts_from_llama_server_vllm_and_a_server_that_says_nothing() -> None:
     from inference.llm.server import server_facts
 
-    llama = server_facts({"data": [{"id": "m"}]}, "m", {"default_generation_settings": {"n_ctx": 4096},
-                                                          "total_slots": 4, "build_info": "b7000-abc"})
-    assert (llama.slot_context, llama.slots, llama.build) == (4096, 4, "b7000-abc")
+    llama = server_facts({"data": [{"id": "m", "meta": {"n_params": 14_768_307_200}}]}, "m",
+                         {"default_generation_settings": {"n_ctx": 4096}, "total_slots": 4, "build_info": "b7000-abc"})
+    assert (llama.slot_context, llama.slots, llama.build, llama.params) == (4096, 4, "b7000-abc", 14_768_307_200)
     vllm = server_facts({"data": [{"id": "other", "max_model_len": 1}, {"id": "Qwen/Qwen3-14B",
                                                                        "max_model_len": 40960}]}, "Qwen/Qwen3-14B", {})
     assert (vllm.slot_context, vllm.slots, vllm.engine) == (40960, None, "OpenAI 兼容服务器 / OpenAI-compatible server")

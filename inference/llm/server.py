@@ -60,6 +60,7 @@ class ServerFacts:
     slot_context: int | None = None  # tokens one request may use: llama-server's per slot, vLLM's max_model_len
     slots: int | None = None  # llama-server's --parallel
     build: str | None = None  # llama-server's build, e.g. "b6950-1a2b3c4"
+    params: int | None = None  # the model's parameters (llama-server's /v1/models): how much record a part holds
 
     @property
     def engine(self) -> str:
@@ -70,18 +71,21 @@ def server_facts(models: Json, model_id: str, props: Json) -> ServerFacts:
     """Read the context per request, the slots and the build from ``/props`` and ``/v1/models``; a value of
     the wrong type or out of range is ignored, never trusted."""
 
-    def count(value: object) -> int | None:
-        return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 31 else None
+    def count(value: object, bound: int = 1 << 31) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < bound else None
 
     props = props if isinstance(props, dict) else {}
+    entries = models.get("data") if isinstance(models, dict) else None
+    entry = next((m for m in entries if isinstance(m, dict) and m.get("id") == model_id), {}) \
+        if isinstance(entries, list) else {}
     defaults = props.get("default_generation_settings")
     context = count(defaults.get("n_ctx")) if isinstance(defaults, dict) else None
-    if context is None and isinstance(models, dict) and isinstance(models.get("data"), list):
-        entry = next((m for m in models["data"] if isinstance(m, dict) and m.get("id") == model_id), {})
-        context = count(entry.get("max_model_len"))  # vLLM
+    meta = entry.get("meta")
     build = props.get("build_info")
-    return ServerFacts(slot_context=context, slots=count(props.get("total_slots")),
-                       build=build[:80] if isinstance(build, str) and build else None)
+    return ServerFacts(slot_context=context or count(entry.get("max_model_len")),  # llama-server, else vLLM
+                       slots=count(props.get("total_slots")),
+                       build=build[:80] if isinstance(build, str) and build else None,
+                       params=count(meta.get("n_params"), 10**13) if isinstance(meta, dict) else None)
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,7 @@ class ServerEngine:
             quantization="server", file_size=0, is_demo=demo, n_ctx=self.facts.slot_context or settings.n_ctx,
             n_ctx_train=None,
             backend="server", gpu_layers_offloaded=0, total_layers=0, flash_attn=settings.flash_attn,
-            load_s=0.0, draft_tokens=0, n_params=DEMO_PARAMS if demo else 0,
+            load_s=0.0, draft_tokens=0, n_params=DEMO_PARAMS if demo else self.facts.params or 0,
             warning="" if self._scheme == "https" or is_loopback(self._host) else
             "明文 HTTP 连接模型服务器（未加密）/ plain HTTP to the model server",
             server=f"{self.url} {self.model_id}",
