@@ -49,12 +49,13 @@ def test_llama_server_too_slow_for_the_timeout_is_a_clear_error_and_still_answer
 
     from inference.llm.server import ServerEngine
 
-    engine = ServerEngine(server_settings(llama_cpp_server_url, server_timeout_s=1.0))
+    engine = ServerEngine(server_settings(llama_cpp_server_url))  # opened (the probe) with the usual patience
+    engine.settings = engine.settings.model_copy(update={"server_timeout_s": 1.0})
     fresh = "，".join(f"病程第{i}天记录{secrets.token_hex(4)}" for i in range(120))  # nothing the slot has cached
-    with pytest.raises(GenerationError, match="无响应"):
+    with pytest.raises(GenerationError, match="1 秒无响应"):
         engine.chat([{"role": "user", "content": fresh}], max_tokens=8)
-    patient = ServerEngine(server_settings(llama_cpp_server_url, server_timeout_s=120.0))
-    assert patient.chat([{"role": "user", "content": "你好"}], max_tokens=4).completion_tokens >= 1
+    engine.settings = engine.settings.model_copy(update={"server_timeout_s": 120.0})
+    assert engine.chat([{"role": "user", "content": "你好"}], max_tokens=4).completion_tokens >= 1
 
 
 def test_a_slot_too_small_for_the_prompt_is_one_line_naming_the_slot(demo_model_path, capsys) -> None:
