@@ -91,7 +91,7 @@ def test_server_check_reports_what_it_needs_and_runs_the_sample(llama_cpp_server
 # -- what the server says, read defensively ----------------------------------------------------------------
 
 def test_server_facts_from_llama_server_vllm_and_a_server_that_says_nothing() -> None:
-    from inference.llm.server import server_facts
+    from inference.llm.server_facts import server_facts
 
     llama = server_facts({"data": [{"id": "m", "meta": {"n_params": 14_768_307_200}}]}, "m",
                          {"default_generation_settings": {"n_ctx": 4096}, "total_slots": 4, "build_info": "b7000-abc"})
@@ -108,7 +108,7 @@ def test_server_facts_from_llama_server_vllm_and_a_server_that_says_nothing() ->
 @settings(max_examples=300, deadline=None)
 @given(models=Json, props=Json)
 def test_server_facts_never_fail_on_any_json(models, props) -> None:
-    from inference.llm.server import server_facts
+    from inference.llm.server_facts import server_facts
 
     facts = server_facts(models, "m", props)
     assert facts.slot_context is None or 0 < facts.slot_context < 2**31
