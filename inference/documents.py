@@ -54,23 +54,25 @@ def load_document(path: str | Path) -> Document:
     path = Path(path)
     check_regular_file(path)
     data = read_bounded(path, MAX_FILE_BYTES, "病历")
-    kind = record_format(data, path.name)
-    if kind == "docx":
-        text, encoding = _docx_text(data, path.name), "docx"
+    archive = record_format(data, path.name)
+    if archive is not None:
+        text, encoding = _docx_text(archive, data, path.name), "docx"
     else:
         text, encoding = decode_text(data, path.name)
     return make_document(text, path.name, encoding)
 
 
-def record_format(data: bytes, name: str) -> str:
-    """"docx" or "text" by the file's content; any other format is an InputError naming it. A file named .docx
-    that is not a zip is reported as the corrupt .docx it claims to be."""
+def record_format(data: bytes, name: str) -> zipfile.ZipFile | None:
+    """A .docx (its container, checked within bounds) or text (None), by the file's content; any other format is
+    an InputError naming it. A file named .docx that is not a zip is reported as the corrupt .docx it claims
+    to be."""
     if data.startswith(b"PK\x03\x04") or name.lower().endswith(".docx"):
         if not data.startswith(b"PK\x03\x04"):
             raise InputError(f"Word 文件已损坏或不是 .docx / corrupt or not a .docx file: {name}")
-        names = set(check_zip_bounds(data, name, "压缩文件").namelist())
+        archive = check_zip_bounds(data, name, "压缩文件")
+        names = set(archive.namelist())
         if "word/document.xml" in names:
-            return "docx"
+            return archive
         if "xl/workbook.xml" in names:
             _unsupported("Excel 表格", "Excel workbook", name)
         if "OFD.xml" in names:
@@ -88,7 +90,7 @@ def record_format(data: bytes, name: str) -> str:
         _unsupported("CDA 文档（XML）", "CDA document (XML)", name)
     if head.startswith(b"{") and b'"resourceType"' in head:
         _unsupported("FHIR 资源（JSON）", "FHIR resource (JSON)", name)
-    return "text"
+    return None
 
 
 def _unsupported(chinese: str, english: str, name: str) -> None:
@@ -198,9 +200,9 @@ def check_zip_bounds(data: bytes, name: str, what: str) -> zipfile.ZipFile:
     return archive
 
 
-def _docx_text(data: bytes, name: str) -> str:
+def _docx_text(archive: zipfile.ZipFile, data: bytes, name: str) -> str:
+    """The text of a .docx whose container ``record_format`` checked."""
     corrupt = f"Word 文件已损坏或不是 .docx / corrupt or not a .docx file: {name}"
-    archive = check_zip_bounds(data, name, "Word 文件")
     try:
         body = archive.read("word/document.xml")
     except (KeyError, zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
