@@ -120,13 +120,13 @@ def part_tokens(engine: ChatEngine, override: int | None = None) -> int:
     than the context leaves after the prompt and the summary."""
     overhead = engine.count_tokens(engine.template.render(build_messages("")))
     room = engine.info.n_ctx - engine.settings.max_tokens - overhead
+    wanted = override or engine.settings.part_tokens or reliable_part_tokens(engine.info.n_params)
     if room <= 0:
-        needed = engine.info.n_ctx - room + SMALL_MODEL_PART_TOKENS
+        needed = overhead + engine.settings.max_tokens + wanted  # one whole part of the size this model is given
         where = "服务器每个槽位的" if engine.info.backend == "server" else ""
         raise GenerationError(f"{where}上下文 {engine.info.n_ctx} 太小，放不下提示词（{overhead}）和输出上限（"
                               f"{engine.settings.max_tokens}），至少需要约 {needed} / n_ctx{' per server slot' if where else ''} "
                               f"too small for prompt and output: give it {needed} or more")
-    wanted = override or engine.settings.part_tokens or reliable_part_tokens(engine.info.n_params)
     return max(1, min(room, wanted))
 
 
