@@ -47,7 +47,7 @@ class ServerCheck:
         return asdict(self)
 
     def lines(self) -> list[str]:
-        """The report in Chinese, one fact a line (the window's; the CLI adds English)."""
+        """The report in Chinese, one fact a line, as the window and ``medbrief server check`` show it."""
         slots = f"{self.slots} 个槽位" if self.slots else "未说明"
         origin = "服务器所报" if self.context_from_server else "服务器未说明，按设置 n_ctx"
         lines = [f"服务器：{self.url}（{'HTTPS' if self.tls else '明文 HTTP'}）", f"模型：{self.model}",

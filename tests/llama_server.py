@@ -72,10 +72,6 @@ def _ready(port: int) -> bool:
         connection.close()
 
 
-def start_llama_server(model: Path) -> tuple[subprocess.Popen[bytes], str]:
-    return start_server("llama-cpp-python", model)
-
-
 def server_settings(url: str, **extra: object):  # type: ignore[no-untyped-def]
     from inference.llm.settings import EngineSettings
 
