@@ -51,6 +51,9 @@ install_python() {
   install_llama_cpp
   log "installing Python dependencies"
   .venv/bin/python -m pip install -q -e '.[test,learn]'
+  # RapidOCR with its PP-OCRv4 models inside the wheel (nothing is downloaded when it runs). --no-deps: it declares
+  # opencv-python, whose bundled Qt clashes with PySide6's; pyproject.toml lists what it imports, headless OpenCV.
+  .venv/bin/python -m pip install -q --no-deps "rapidocr_onnxruntime==1.4.4"
   # xgrammar, vLLM's grammar engine, for the tests that check MedBrief's grammars in it. --no-deps: it declares
   # torch and transformers (3 GB of CUDA libraries from PyPI) for token bitmasks the tests do not use.
   .venv/bin/python -m pip install -q --no-deps "xgrammar==0.2.9"

@@ -13,6 +13,20 @@ MIB = 1024 * 1024
 RECORD_FILE_BYTES = 10 * MIB
 RECORD_CHARS = 100_000
 
+# PDFs, scans and photos of pages are larger than text: a 17-page scanned record at 300 dpi is 10-40 MB, a phone
+# photo 3-8 MB. Their pages are read in a child process (documents.sandbox) within a memory and time bound: OCR of
+# an A4 page at 300 dpi peaks at 1.4 GB of address space and 0.7 GB resident, PDFium on a flate bomb had 16 GB.
+RECORD_SCAN_FILE_BYTES = 100 * MIB
+RECORD_PAGES = 200  # the default of the page-limit setting (max_record_pages)
+RECORD_PAGES_CEILING = 2_000
+READER_MEMORY_BYTES = 3 * 1024 * MIB
+READER_PAGE_SECONDS = 120.0  # a page read (text layer or OCR) on the slowest ward PC; restarts at each page
+IMAGE_PIXELS = 100_000_000  # read from an image's header before it is decoded: 30,000 x 30,000 is refused
+OCR_PIXELS = 12_000_000  # a larger page or photo is scaled down to this before OCR (a phone's 48 MP photo)
+PDF_RENDER_DPI = 300
+FHIR_FILE_BYTES = 40 * MIB  # a DocumentReference carrying a scanned PDF in base64
+PATIENT_FILES = 50  # files of a patient folder made one record (本院 PDF + 外院 scans)
+
 # -- zip containers (.docx records, .xlsx tables) ------------------------------------------------------------
 # Their members' sizes as the archive declares them are added up before anything is inflated: a 3 MB .docx
 # that inflates to 3 GB is refused in milliseconds. A real .docx record is a few MB inflated, 北京临床版's .xlsx

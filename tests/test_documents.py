@@ -171,28 +171,42 @@ _PDF_SKELETON = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n
 @pytest.mark.parametrize(
     ("name", "content", "kind"),
     [
-        ("出院记录.txt", _PDF_SKELETON, "PDF"),  # an ASCII skeleton read as a record: four 原文未记载 and exit 0
-        ("出院记录.pdf", _PDF_SKELETON, "PDF"),
-        ("page1.txt", b"\x89PNG\r\n\x1a\n" + bytes(64), "PNG 图片"),
-        ("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(64), "JPEG 图片"),
-        ("scan.tif", b"II*\x00\x08\x00\x00\x00" + bytes(64), "TIFF 图片"),
-        ("scan.bmp", b"BM" + (100).to_bytes(4, "little") + bytes(64), "BMP 图片"),
         ("old.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(64), "旧版 Word .doc"),
-        ("archive.ofd", _zip({"OFD.xml": b"<ofd:OFD/>", "Doc_0/Document.xml": b"<x/>"}), "OFD 版式文件"),
+        ("record.txt", b"{\\rtf1\\ansi " + "主诉".encode("gbk"), "RTF"),
         ("labs.docx", _zip({"xl/workbook.xml": b"<workbook/>"}), "Excel 表格"),
         ("bundle.txt", _zip({"a.txt": "患者男".encode()}), "zip 压缩包"),
-        ("summary.xml", '<?xml version="1.0"?>\n<ClinicalDocument xmlns="urn:hl7-org:v3">'.encode(), "CDA 文档"),
-        ("bundle.json", b'{\n  "resourceType": "Bundle", "type": "document"}', "FHIR 资源"),
         ("records.gz", b"\x1f\x8b\x08\x00" + bytes(32), "gzip 压缩包"),
+        ("records.7z", b"7z\xbc\xaf\x27\x1c" + bytes(32), "7z 压缩包"),
     ],
 )
 def test_a_format_that_is_not_read_is_named_with_the_formats_that_are(tmp_path: Path, name: str, content: bytes,
                                                                         kind: str) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(InputError, match=f"不支持的文件格式：{kind}.*目前支持文本.*Word .docx") as caught:
+    with pytest.raises(InputError, match=f"不支持的文件格式：{kind}.*；支持文本.*Word .docx、PDF、图片.*OFD、CDA XML 与 FHIR JSON") \
+            as caught:
         load_document(path)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("content", "kind"), [
+    (_PDF_SKELETON, "pdf"), (b"\x89PNG\r\n\x1a\n" + bytes(64), "image"), (b"\xff\xd8\xff\xe0\x00\x10JFIF", "image"),
+    (b"II*\x00\x08\x00", "image"), (b"BM" + (100).to_bytes(4, "little") + bytes(8), "image"),
+    (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image"), (_zip({"OFD.xml": b"<ofd:OFD/>"}), "ofd"),
+    ('<?xml version="1.0"?>\n<ClinicalDocument xmlns="urn:hl7-org:v3">'.encode(), "cda"),
+    (b'{\n  "resourceType": "Bundle", "type": "document"}', "fhir"), ("主诉：胸痛。".encode(), "text"),
+])
+def test_a_record_file_is_told_by_its_content_not_its_name(content: bytes, kind: str) -> None:
+    from inference.documents import record_format
+
+    assert record_format(content, "出院记录.txt").kind == kind
+
+
+def test_a_pdf_skeleton_is_not_read_as_a_text_record(tmp_path: Path) -> None:
+    path = tmp_path / "出院记录.txt"  # before: its ASCII read as a record, four 原文未记载 and exit 0
+    path.write_bytes(_PDF_SKELETON)
+    with pytest.raises(InputError, match="PDF 文件已损坏"):
+        load_document(path)
 
 
 def test_a_docx_under_another_name_is_read_as_the_docx_it_is(tmp_path: Path) -> None:
@@ -220,18 +234,17 @@ def test_any_bytes_are_a_format_or_one_input_error(prefix: bytes, body: bytes) -
     from inference.documents import record_format
 
     try:
-        archive = record_format(prefix + body, "x.txt")
-        assert archive is None or "word/document.xml" in archive.namelist()
+        found = record_format(prefix + body, "x.txt")
+        assert found.kind in ("text", "docx", "pdf", "image", "ofd", "cda", "fhir")
+        assert (found.archive is not None) == (found.kind in ("docx", "ofd"))
     except InputError as error:
         assert "\n" not in str(error)
 
 
-def test_cli_a_pdf_is_one_line_exit_3_without_loading_the_model(tmp_path: Path) -> None:
+def test_cli_a_corrupt_pdf_is_one_line_exit_3_without_loading_the_model(tmp_path: Path) -> None:
     path = tmp_path / "出院记录.pdf"
     path.write_bytes(_PDF_SKELETON)
     proc = subprocess.run([sys.executable, "-m", "inference", "summarize", str(path)], capture_output=True, text=True,
                           cwd=REPO_ROOT, timeout=60)
     assert proc.returncode == 3 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == [f"medbrief: 不支持的文件格式：PDF；目前支持文本（UTF-8、GBK/GB18030）与 Word "
-                                                f".docx / unsupported format PDF: MedBrief reads text (UTF-8, "
-                                                f"GBK/GB18030) and Word .docx: {path.name}"]
+    assert proc.stderr.strip().splitlines() == [f"medbrief: PDF 文件已损坏，无法读取 / corrupt PDF: {path.name}"]

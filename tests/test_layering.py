@@ -57,7 +57,7 @@ ALLOWED = {
     "limits": set(),
     "crash_log": {"", "errors", "paths"},
     "record": {"errors", "limits", "paths", "tsv_files"},
-    "documents": {"errors", "limits"},
+    "documents": {"errors", "limits", "record"},
     "progress": {"errors"},
     "llm": {"errors", "limits", "paths"},
     "checks": {"record", "errors", "paths", "tsv_files"},
