@@ -11,7 +11,8 @@ from inference.record.grounding import SourceSpan
 
 
 class DocumentPane(HighlightedEdit):
-    file_dropped = Signal(str)
+    files_dropped = Signal(list)  # local paths, in the order dropped: one record
+    sources_shown = Signal(list)  # the SourceSpans just highlighted (the 原件 view follows them)
     text_dropped = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -19,7 +20,8 @@ class DocumentPane(HighlightedEdit):
         self.setObjectName("document")
         self.setReadOnly(True)
         self.setAcceptDrops(True)
-        self.setPlaceholderText("打开（Ctrl+O）、粘贴（Ctrl+Shift+V）或拖入病历文件（.txt / .docx）")
+        self.setPlaceholderText("打开（Ctrl+O）、粘贴（Ctrl+Shift+V）或拖入病历文件：文本、Word、PDF、扫描件或照片、OFD、CDA、"
+                                "FHIR；同时拖入的多个文件或一个文件夹合并为一份病历")
 
     def show_sources(self, spans: list[SourceSpan], focus: int = 0) -> None:
         """Highlight the supporting spans and scroll to the first."""
@@ -28,6 +30,7 @@ class DocumentPane(HighlightedEdit):
         self.set_marks(marks)
         if spans:
             self.reveal(spans[focus].start, spans[focus].end)
+            self.sources_shown.emit(spans[focus:] + spans[:focus])
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() or event.mimeData().hasText():
@@ -40,8 +43,9 @@ class DocumentPane(HighlightedEdit):
 
     def dropEvent(self, event: QDropEvent) -> None:
         mime = event.mimeData()
-        if mime.hasUrls() and mime.urls()[0].isLocalFile():
-            self.file_dropped.emit(mime.urls()[0].toLocalFile())
+        local = [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
+        if local:
+            self.files_dropped.emit(local)
         elif mime.hasText():
             self.text_dropped.emit(mime.text())
         event.acceptProposedAction()

@@ -49,6 +49,21 @@ def file_dialog(parent: QWidget, title: str, kind: str, filters: list[str], name
     return dialog
 
 
+RECORD_FILTERS = ["病历 (*.txt *.docx *.pdf *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp *.gif *.ofd *.xml *.json)",
+                  "所有文件 (*)"]  # any file is read by its content; the filter only narrows the list
+
+
+def ask_paths(parent: QWidget, title: str, filters: list[str]) -> list[Path]:
+    """The files chosen to open (one or several, in the order the doctor selected them); empty when cancelled."""
+    dialog = file_dialog(parent, title, "open", filters)
+    dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
+    if not dialog.exec() or not dialog.selectedFiles():
+        return []
+    paths = [Path(name) for name in dialog.selectedFiles()]
+    remember_folder("open", paths[0])
+    return paths
+
+
 def ask_path(parent: QWidget, title: str, kind: str, filters: list[str], name: str = "") -> tuple[Path, str] | None:
     """The chosen file and filter, remembering its folder; None when cancelled."""
     dialog = file_dialog(parent, title, kind, filters, name)

@@ -188,13 +188,12 @@ class HistoryController(QObject):
 
     def reopen(self, document_id: int) -> None:
         try:
-            row = self.store.document(document_id)
+            document = self.store.opened_document(document_id)
             versions = self.store.versions(document_id)
             evidence = self.store.evidence(document_id)
         except StorageError as exc:
             self.window.show_error("无法打开记录", exc.message)
             return
-        document = Document(text=row.text, file_name=row.file_name, encoding=row.encoding, sha256=row.sha256)
         latest = versions[-1]
         try:
             demo = self.store.from_demo(document_id)
@@ -210,7 +209,7 @@ class HistoryController(QObject):
             self._loading = False
         self.document_id = document_id
         self.window.statusBar().showMessage(
-            f"已打开 {row.file_name}（v{latest.number}，{DraftStatus(latest.status).label}）", 5000)
+            f"已打开 {document.file_name}（v{latest.number}，{DraftStatus(latest.status).label}）", 5000)
 
     def _document_changed(self, document: Document) -> None:
         if self._loading:

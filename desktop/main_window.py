@@ -13,8 +13,10 @@ from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
 
 from desktop.background import Background
-from desktop.file_dialogs import ask_path
+from desktop.file_dialogs import RECORD_FILTERS, ask_paths
 from desktop.generation import Generation
+from desktop.original_pages import OriginalPages
+from desktop.record_opening import RecordOpening
 from desktop.settings_dialog import SettingsDialog
 from desktop.status_bar import EngineStatus
 from desktop.summary_export import SummaryExport
@@ -23,7 +25,7 @@ from desktop.window_layout import WindowLayout
 from desktop.wording import chinese
 from desktop.worker import LoadEngine, RunJob, WorkerHost
 from inference.crash_log import internal_error
-from inference.documents import Document, document_from_text, load_document
+from inference.documents import Document, document_from_text
 from inference.errors import MedBriefError
 from inference.icd.coding import IcdAssignment
 from inference.icd.table import IcdTable
@@ -91,9 +93,11 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(panes)
         self.panes, self.banners, self.progress_view = panes, panes.banners, panes.progress_view
         self.document_pane, self.summary_pane, self.icd_panel = panes.document_pane, panes.summary_pane, panes.icd_panel
-        self.document_pane.file_dropped.connect(self.open_file)
+        self.opening = RecordOpening(self)
+        self.document_pane.files_dropped.connect(self.open_files)
         self.document_pane.text_dropped.connect(self.set_document_text)
         self.reviews = SummaryReview(self)
+        self.originals = OriginalPages(self)
         self.icd_panel.changed.connect(self.codes_changed.emit)
         self.exports = SummaryExport(self)
         self.resize(1366, 768)
@@ -125,15 +129,16 @@ class MainWindow(QMainWindow):
     def render(self) -> None:
         """The actions, banners and read-only state from the open record and whether a run is going on."""
         record, ready, running = self.record, self.engine_info is not None, self.generating
+        reading = self.opening.reading  # a PDF, a scan or a folder being read: Esc stops that
         usable = record is None or record.can_copy
-        self.generate_action.setEnabled(ready and not running)
+        self.generate_action.setEnabled(ready and not running and not reading)
         self.rerun_action.setEnabled(ready and not running and record is not None and record.can_rerun_in_parts)
         self.copy_action.setEnabled(usable)
         self.export_action.setEnabled(usable)
-        self.stop_action.setEnabled(running)
+        self.stop_action.setEnabled(running or reading)
         self.resume_action.setEnabled(ready and not running and record is not None and record.resumable is not None)
         for action in (self.open_action, self.paste_action, self.settings_action):
-            action.setEnabled(not running)
+            action.setEnabled(not running and not reading)
         signed = record is not None and record.signed
         self.panes.show_state(signed, running)
         self.amend_action.setEnabled(signed)
@@ -163,20 +168,25 @@ class MainWindow(QMainWindow):
     # -- documents -----------------------------------------------------------------------------------
 
     def choose_file(self) -> None:
-        chosen = ask_path(self, "打开病历", "open", ["病历 (*.txt *.docx)", "所有文件 (*)"])
-        if chosen is not None:
-            self.open_file(str(chosen[0]))
+        """One file, or several chosen together: one patient's record (本院 PDF + 外院 scans), in the order named."""
+        chosen = ask_paths(self, "打开病历（可多选，合并为一份病历）", RECORD_FILTERS)
+        if chosen:
+            self.open_files([str(path) for path in chosen])
 
     def open_file(self, path: str) -> bool:
-        return self._adopt(lambda: load_document(path), "无法打开病历")
+        return self.open_files([path])
+
+    def open_files(self, paths: list[str]) -> bool:
+        """True when the record is shown (text, .docx) or being read (PDF, scans, a folder: ``opening``)."""
+        return self.opening.open(paths)
 
     def paste_document(self) -> None:
         self.set_document_text(QGuiApplication.clipboard().text())
 
     def set_document_text(self, text: str) -> bool:
-        return self._adopt(lambda: document_from_text(text), "无法使用粘贴的内容")
+        return self.adopt_document(lambda: document_from_text(text), "无法使用粘贴的内容")
 
-    def _adopt(self, load: Callable[[], Document], failure_title: str) -> bool:
+    def adopt_document(self, load: Callable[[], Document], failure_title: str) -> bool:
         """Show a new record; on bad input keep the current one and say why."""
         try:
             document = load()
@@ -235,7 +245,10 @@ class MainWindow(QMainWindow):
         self.runs.start(part_budget)
 
     def stop(self) -> None:
-        self.runs.stop()
+        if self.opening.reading:
+            self.opening.cancel()
+        else:
+            self.runs.stop()
 
     def current_summary(self) -> StructuredSummary | None:
         return self.reviews.current_summary()

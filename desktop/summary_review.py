@@ -46,7 +46,7 @@ class SummaryReview:
     def review(self, summary: StructuredSummary, record: OpenRecord) -> None:
         """The one review (table and run evidence), off the GUI thread; only the latest edit's is shown."""
         window = self.window
-        vocabulary, evidence, text = vocabulary_of(window.table), record.evidence, record.document.text
+        vocabulary, evidence, document = vocabulary_of(window.table), record.evidence, record.document
 
         def shown(report: ValidationReport) -> None:
             if record is not window.record:
@@ -56,7 +56,8 @@ class SummaryReview:
             window.render()
             window.reviewed.emit(report)
 
-        window.background.run("review", lambda: validate(summary, text, vocabulary, evidence), shown,
+        window.background.run("review", lambda: validate(summary, document.text, vocabulary, evidence,
+                                                              document.provenance), shown,
                               lambda exc: window.show_error("核对失败", f"{type(exc).__name__}: {exc}"))
 
     def _finding_activated(self, finding: Finding) -> None:

@@ -134,6 +134,7 @@ def run_pipeline(
                                      for i, r in enumerate(report.coding_trace.generations, 1)]
         context.stop_if_cancelled()
         context.tracker.phase(CHECKING)
-    report.validation = validate(result.summary, document.text, vocabulary_of(table), result.evidence)
+    report.validation = validate(result.summary, document.text, vocabulary_of(table), result.evidence,
+                                 document.provenance)
     report.elapsed_s = time.perf_counter() - context.tracker.started
     return report

@@ -158,3 +158,22 @@ def test_the_page_limit_is_a_setting_with_a_clear_message(tmp_path: Path, three_
     path.write_bytes(record_files.text_pdf(three_pages))
     with pytest.raises(InputError, match="文件共 3 页，超过页数上限 2 页"):
         load_document(path, ReadOptions(max_pages=2))
+
+
+def test_the_sample_as_a_scanned_pdf_gives_the_text_records_summary_on_the_real_model(
+        tmp_path: Path, demo_engine, sample_text_module: str) -> None:
+    from inference.documents import document_from_text
+    from inference.pipeline import run_pipeline
+
+    path = tmp_path / "扫描件.pdf"
+    path.write_bytes(record_files.scanned_pdf([record_files.page_image(sample_text_module, 300)]))
+    scanned = run_pipeline(load_document(path), demo_engine, table=None)
+    typed = run_pipeline(document_from_text(sample_text_module), demo_engine, table=None)
+
+    def facts(report) -> tuple[set[tuple[str, str, str]], list[str]]:
+        summary = report.result.summary
+        return ({(i.name, i.value, i.unit) for i in summary.auxiliary_exams}, [d.name for d in summary.diagnoses])
+
+    assert facts(scanned) == facts(typed)
+    assert not [f for f in scanned.validation.findings if f.severity == "error"]
+    assert scanned.as_json()["source"]["encoding"] == "pdf"

@@ -16,6 +16,7 @@ Rules (ids are stable; the desktop colours by severity, tests and the held-out c
   U1 a unit the record does not write, removed from the draft
   N1 negation flipped or dropped (颈静脉怒张 ↔ 无颈静脉怒张)   N2 certainty changed (肺结核待排 ↔ 肺结核)
   R1 the draft repeats the prompt's example patient        R2 most of the draft has no support in the record
+  O1 a value, dose or date taken from a line the OCR read with low confidence: look at the original page
 
 The review's verdict: "rejected" when an R finding says the draft does not come from the record (it is then
 not a draft of this patient at all: it cannot be copied, exported or signed), else "errors", "warnings" or
@@ -25,7 +26,7 @@ not a draft of this patient at all: it cannot be copied, exported or signed), el
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from inference.record.grounding import SUPPORTED, SourceSpan, Statement
 from inference.record.summary import SECTION_HEADINGS
@@ -36,6 +37,16 @@ SEVERITY_LABELS = {ERROR: "错误", WARNING: "警告", INFO: "提示"}
 SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 # The rules that say the draft does not come from the record at all: it is refused, not reviewed.
 REJECTING_RULES = ("R1", "R2")
+
+
+class DiagnosisVocabulary(Protocol):
+    """What the T3 check asks of a code table: its name, and whether it has a code for a diagnosis name (the
+    ICD lookup answers; the review itself knows nothing of codes)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def knows(self, name: str) -> bool: ...
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from functools import lru_cache
-from typing import Protocol
 
 from inference.checks.complaints import stated_as_complaint
 from inference.checks.durations import unstated_durations
@@ -16,12 +15,14 @@ from inference.checks.findings import (
     INFO,
     SEVERITY_ORDER,
     WARNING,
+    DiagnosisVocabulary,
     Finding,
     ValidationReport,
     content_statements,
     is_supported,
 )
 from inference.checks.prompt_example import example_copies
+from inference.checks.reading import uncertain_readings
 from inference.checks.units import unit_problem
 from inference.paths import resources_dir
 from inference.record.clinical_terms import expand_terms, find_nonstandard_terms
@@ -36,6 +37,7 @@ from inference.record.grounding import (
     ground_summary,
 )
 from inference.record.polarity import NEGATION, compare
+from inference.record.provenance import Provenance
 from inference.record.summary import (
     ABSENT,
     DIAGNOSIS_CUES,
@@ -67,16 +69,6 @@ _NEGATION_ITEM_SPLIT = re.compile(r"[、及和与或/]|病史|史")
 _OTHER_HEADINGS = re.compile(r"(主诉|现病史|辅助检查|初步诊断|既往史|体格检查|诊断)[:：]")
 _OUTSIDE_TEMPLATE = re.compile(r"(建议|治疗方案|医嘱|处理意见|注意事项)[:：]")
 _CJK_OR_LATIN = re.compile(r"[\u4e00-\u9fffA-Za-z]")
-
-
-class DiagnosisVocabulary(Protocol):
-    """What the T3 check asks of a code table: its name, and whether it has a code for a diagnosis name (the
-    ICD lookup answers; the review itself knows nothing of codes)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def knows(self, name: str) -> bool: ...
 
 
 @lru_cache(maxsize=1)
@@ -431,9 +423,10 @@ def _named(measurement: Measurement, name: str) -> Measurement:
 
 
 def validate(summary: StructuredSummary, source: str, vocabulary: DiagnosisVocabulary | None = None,
-             evidence: RunEvidence | None = None) -> ValidationReport:
-    """The one review of a summary against its record: every rule, the code table's names (T3) when given,
-    and the run's evidence. The pipeline, an edit, a reopened record and ``medbrief validate`` all call this."""
+             evidence: RunEvidence | None = None, provenance: Provenance | None = None) -> ValidationReport:
+    """The one review of a summary against its record: every rule, the code table's names (T3) when given, the
+    run's evidence, and how sure the OCR was of the lines read from pages (O1). The pipeline, an edit, a reopened
+    record and ``medbrief validate`` all call this."""
     evidence = evidence or RunEvidence()
     scopes, removals = evidence.scopes or None, list(evidence.removals)
     checker = _Checker(summary, source, vocabulary, scopes)
@@ -445,5 +438,5 @@ def validate(summary: StructuredSummary, source: str, vocabulary: DiagnosisVocab
     checker.grounding()
     checker.provenance(removals)
     checker.removed(removals)
-    findings = sorted(checker.findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule_id))
+    findings = sorted(checker.findings + uncertain_readings(checker.statements, provenance), key=lambda f: (SEVERITY_ORDER[f.severity], f.rule_id))
     return ValidationReport(findings=findings, statements=checker.statements, unchecked=checker.unchecked)

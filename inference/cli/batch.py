@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inference import limits
+from inference.cli.engine_options import max_pages
 from inference.crash_log import internal_error
 from inference.errors import GenerationCancelled, InputError, MedBriefError, UsageError
 from inference.paths import write_private
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from inference.llm.engine import ChatEngine
     from inference.llm.settings import EngineSettings
 
-RECORD_SUFFIXES = (".txt", ".docx")
 BATCH_FAILED = 10
 FAILURES_FILE = "failures.jsonl"
 
@@ -55,6 +55,8 @@ def output_names(records: list[Path]) -> dict[Path, str]:
 
 
 def run_batch(args: argparse.Namespace, settings: EngineSettings) -> int:
+    from inference.documents import SUPPORTED_SUFFIXES
+
     source = Path(args.batch)
     if not source.is_dir():
         raise InputError(f"找不到文件夹 / batch folder not found: {source}")
@@ -66,7 +68,7 @@ def run_batch(args: argparse.Namespace, settings: EngineSettings) -> int:
     if args.workers < 1 or args.workers > 64:
         raise UsageError("--workers 须在 1 到 64 之间 / --workers must be 1..64")
     try:
-        records = sorted(p for p in source.iterdir() if p.suffix.lower() in RECORD_SUFFIXES and p.is_file())
+        records = sorted(p for p in source.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file())
     except OSError as exc:
         raise InputError(f"无法读取文件夹 / cannot list {source}: {exc.strerror}") from exc
     if len(records) > limits.BATCH_RECORDS:
@@ -93,13 +95,14 @@ def _run(todo: list[Path], names: dict[Path, str], out: Path, settings: EngineSe
     from inference.llm.backends import open_engine
 
     table = None if args.no_icd else open_table(args.table)  # once: every record is coded against the same table
+    pages = max_pages(args)
     cancel = threading.Event()
     engine = open_engine(settings)
     lock = threading.Lock()
 
     def one(path: Path) -> None:
         try:
-            _summarize_one(path, engine, table, out / names[path], cancel)
+            _summarize_one(path, engine, table, out / names[path], cancel, pages)
         except Exception as exc:  # noqa: BLE001 - one record's failure, whatever it is, never ends the batch
             error = exc if isinstance(exc, MedBriefError) else internal_error(exc, f"batch {path.name}")
             with lock:
@@ -122,14 +125,14 @@ def _run(todo: list[Path], names: dict[Path, str], out: Path, settings: EngineSe
 
 
 def _summarize_one(path: Path, engine: ChatEngine, table: IcdTable | None, target: Path,
-                   cancel: threading.Event) -> None:
-    from inference.documents import load_document
+                   cancel: threading.Event, max_pages: int) -> None:
+    from inference.documents import ReadOptions, load_document
     from inference.pipeline import run_pipeline
     from inference.progress import RunContext
 
     if cancel.is_set():
         raise GenerationCancelled("已停止 / stopped")
-    document = load_document(path)
+    document = load_document(path, ReadOptions(max_pages=max_pages, cancelled=cancel.is_set))
     report = run_pipeline(document, engine, RunContext(cancel=cancel), table=table)
     if report.stopped:  # Ctrl+C in the middle of a long record: not written, summarized whole on the next run
         raise GenerationCancelled("已停止 / stopped")

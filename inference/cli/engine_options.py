@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from inference import limits
 from inference.errors import UsageError
 from inference.llm.model_catalog import resolve_model_path
 from inference.llm.settings import EngineSettings, load_config
@@ -61,3 +62,12 @@ def self_test_settings(argv: list[str], prog: str = "medbrief --self-test") -> E
     add_engine_options(parser)
     args = parser.parse_args(argv)
     return None if args.no_model else engine_settings(args)
+
+
+def max_pages(args: argparse.Namespace) -> int:
+    """--max-pages, or the config's page limit (max_record_pages)."""
+    pages = args.max_pages if args.max_pages is not None else load_config().max_record_pages
+    if not 1 <= pages <= limits.RECORD_PAGES_CEILING:
+        raise UsageError(f"--max-pages 须在 1 到 {limits.RECORD_PAGES_CEILING} 之间 / --max-pages must be "
+                         f"1..{limits.RECORD_PAGES_CEILING}")
+    return pages

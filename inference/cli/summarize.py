@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from inference.cli.engine_options import add_engine_options, engine_settings
+from inference.cli.engine_options import add_engine_options, engine_settings, max_pages
 from inference.cli.output import StderrProgress, check_output_folder, findings_text, icd_text, write_output
 from inference.errors import (
     DraftRejected,
@@ -35,11 +35,17 @@ if TYPE_CHECKING:
 
 def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
     summarize = commands.add_parser(
-        "summarize", help="summarize a record (.txt UTF-8/GBK, .docx)", epilog=epilog,
+        "summarize", help="summarize a record (text, .docx, PDF, scans, OFD, CDA, FHIR; several files: one patient)",
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    summarize.add_argument("file", nargs="?", help="the record: .txt (UTF-8, UTF-8 BOM, GBK/GB18030) or .docx")
-    summarize.add_argument("--batch", metavar="DIR", help="summarize every .txt/.docx in DIR into --out-dir (one "
+    summarize.add_argument("file", nargs="*", help="the record, told by its content: text (UTF-8, UTF-8 BOM, "
+                           "GBK/GB18030), .docx, PDF (text layer, or OCR for scanned pages), an image of a page (PNG, "
+                           "JPEG, TIFF, ...), OFD, CDA XML or FHIR JSON; several files or one folder are one patient's "
+                           "record, a heading per file, in the order given (a folder's: by name)")
+    summarize.add_argument("--max-pages", type=int, metavar="N", help="the page limit for PDFs, multi-page scans and "
+                           "folders (default: max_record_pages in the config, 200)")
+    summarize.add_argument("--batch", metavar="DIR", help="summarize every record file in DIR into --out-dir (one "
                            "JSON each; failures.jsonl; rerunning skips what is done)")
     summarize.add_argument("--out-dir", help="batch: where the JSON files go (default: DIR/medbrief-summaries)")
     summarize.add_argument("--workers", type=int, default=1, help="batch: records at once (server backend; the "
@@ -64,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.file:
         raise UsageError("需要病历文件或 --batch 文件夹 / summarize needs a FILE or --batch DIR")
     # The model and the pipeline load only once a record is to be summarized (start-up time of the other commands).
-    from inference.documents import load_document
+    from inference.documents import ReadOptions, load_documents
     from inference.icd.table import open_table
     from inference.llm.backends import open_engine
     from inference.pipeline import run_pipeline
@@ -73,11 +79,16 @@ def run(args: argparse.Namespace) -> int:
 
     progress = StderrProgress(args.quiet)
     check_output_folder(args.out)  # fail before minutes of generation
-    document = load_document(args.file)
-    settings = engine_settings(args)
-    progress.step(f"读取 {document.file_name}（{document.encoding}，{len(document.text)} 字）")
-    progress.step("加载模型 / loading model …")
     cancel = threading.Event()
+    with ctrl_c_sets(cancel):
+        document = load_documents(args.file, ReadOptions(
+            max_pages=max_pages(args), cancelled=cancel.is_set,
+            on_page=lambda page, pages, phase: progress.step(f"读取第 {page}/{pages} 页 · {phase}")))
+    settings = engine_settings(args)
+    pages = document.provenance.pages
+    progress.step(f"读取 {document.file_name}（{document.encoding}，{len(document.text)} 字"
+                  + (f"，{pages} 页，其中文字识别 {document.provenance.ocr_pages} 页" if pages else "") + "）")
+    progress.step("加载模型 / loading model …")
     with ctrl_c_sets(cancel):
         engine = open_engine(settings)
         try:

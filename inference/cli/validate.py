@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"摘要中的 evidence 格式不对 / malformed evidence in {args.summary}: {exc}") from exc
     # Exactly as given (splitting would hide S2), with the run's evidence: what summarize's review found.
-    report = validate(summary, document.text, vocabulary_of(review_table(args.table)), evidence)
+    report = validate(summary, document.text, vocabulary_of(review_table(args.table)), evidence, document.provenance)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:

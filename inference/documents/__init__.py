@@ -27,6 +27,7 @@ from inference.documents.formats import (
     TEXT,
     check_zip_bounds,
     docx_text,
+    is_image,
     record_format,
 )
 from inference.documents.pages import Page, join_pages
@@ -37,7 +38,7 @@ from inference.errors import InputError
 from inference.record.provenance import Provenance, SourceLine
 
 __all__ = ["Document", "ReadOptions", "check_regular_file", "check_zip_bounds", "decode_text", "document_from_text",
-           "load_document", "load_documents", "make_document", "read_bounded", "read_record", "record_format",
+           "load_document", "load_documents", "make_document", "page_image", "PageImage", "read_bounded", "read_record", "reads_pages", "record_format",
            "SUPPORTED_CHINESE", "MAX_FILE_BYTES", "MAX_TEXT_CHARS"]
 
 MAX_FILE_BYTES = limits.RECORD_FILE_BYTES
@@ -55,6 +56,17 @@ class Document:
     encoding: str  # a text file's encoding, or how the text was read: docx, pdf, ocr, ofd, cda, fhir, folder
     sha256: str
     provenance: Provenance = field(default_factory=Provenance)  # file, page and box of each line read from pages
+    source_paths: tuple[str, ...] = ()  # the files it was read from, this session (the history keeps no paths)
+
+    def source_path(self, file_name: str) -> Path | None:
+        """The file a line's ``SourceLine.file_name`` names, when the record was opened from files."""
+        return next((Path(p) for p in self.source_paths if Path(p).name == file_name), None)
+
+
+@dataclass(frozen=True)
+class PageImage:
+    png: bytes
+    scale: float  # from the page's units (those of SourceLine.box) to the image's pixels
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,24 @@ class ReadOptions:
 def load_document(path: str | Path, options: ReadOptions | None = None) -> Document:
     path = Path(path)
     check_regular_file(path)
-    return read_record(read_bounded(path, limits.RECORD_SCAN_FILE_BYTES, "病历"), path.name, options or ReadOptions())
+    document = read_record(read_bounded(path, limits.RECORD_SCAN_FILE_BYTES, "病历"), path.name, options or ReadOptions())
+    return replace(document, source_paths=(str(path),))
+
+
+def page_image(path: Path, page: int) -> PageImage:
+    """One page of the original (a PDF's, a scan's, a FHIR document's attached PDF), rendered in the bounded reader
+    process for the window's 原件 view."""
+    check_regular_file(path)
+    data = read_bounded(path, limits.RECORD_SCAN_FILE_BYTES, "病历")
+    kind = record_format(data, path.name).kind
+    if kind == FHIR:
+        attached = read_fhir(data, path.name)
+        data, kind = (attached, PDF) if isinstance(attached, bytes) else (data, kind)
+    if kind not in (PDF, IMAGE):
+        raise InputError(f"该文件没有可显示的页面图像（{kind}）/ no page image for this format: {path.name}")
+    png, scale = run_bounded("inference.documents.page_image:render_page", data, path.name, page,
+                             seconds=limits.READER_PAGE_SECONDS)
+    return PageImage(png, scale)
 
 
 def read_record(data: bytes, name: str, options: ReadOptions) -> Document:
@@ -131,7 +160,8 @@ def load_documents(paths: Sequence[str | Path], options: ReadOptions | None = No
         ocr_pages += document.provenance.ocr_pages
         offset = start + len(document.text)
     name = files[0].parent.name if len(paths) == 1 else f"{files[0].name} 等 {len(files)} 个文件"
-    return make_document("\n\n".join(parts), name, "folder", Provenance(tuple(lines), ocr_pages, pages))
+    document = make_document("\n\n".join(parts), name, "folder", Provenance(tuple(lines), ocr_pages, pages))
+    return replace(document, source_paths=tuple(str(path) for path in files))
 
 
 def _patient_files(paths: list[Path]) -> list[Path]:
@@ -150,6 +180,19 @@ def _patient_files(paths: list[Path]) -> list[Path]:
         raise InputError(f"一次最多合并 {limits.PATIENT_FILES} 个文件（给出 {len(paths)} 个）/ at most "
                          f"{limits.PATIENT_FILES} files make one record")
     return paths
+
+
+def reads_pages(path: Path) -> bool:
+    """Whether opening this takes seconds (a folder, a PDF, a scan, a FHIR document that may carry one) rather than
+    milliseconds: the window reads those off its GUI thread. Told by the first bytes, as ``record_format`` does."""
+    try:
+        if path.is_dir():
+            return True
+        with path.open("rb") as handle:
+            head = handle.read(2048)
+    except (OSError, ValueError):
+        return False  # opening it says why, at once
+    return head.startswith(b"%PDF-") or is_image(head) or head.lstrip().startswith(b"{") and b'"resourceType"' in head
 
 
 def document_from_text(text: str, file_name: str = "粘贴文本") -> Document:

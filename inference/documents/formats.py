@@ -53,8 +53,7 @@ def record_format(data: bytes, name: str) -> Format:
         _unsupported("zip 压缩包", "zip archive", name)
     if data.startswith(b"%PDF-"):
         return Format(PDF)
-    if any(data.startswith(signature) for signature in _IMAGES) or data.startswith(b"BM") and data[6:10] == bytes(4) \
-            or data.startswith(b"RIFF") and data[8:12] == b"WEBP":  # "BMI 24.1" is a record, a bitmap is not
+    if is_image(data):
         return Format(IMAGE)
     for signature, chinese, english in _UNSUPPORTED:
         if data.startswith(signature):
@@ -65,6 +64,12 @@ def record_format(data: bytes, name: str) -> Format:
     if head.startswith(b"{") and b'"resourceType"' in head:
         return Format(FHIR)
     return Format(TEXT)
+
+
+def is_image(data: bytes) -> bool:
+    return (any(data.startswith(signature) for signature in _IMAGES)
+            or data.startswith(b"BM") and data[6:10] == bytes(4)  # "BMI 24.1" is a record, a bitmap is not
+            or data.startswith(b"RIFF") and data[8:12] == b"WEBP")
 
 
 def _unsupported(chinese: str, english: str, name: str) -> None:

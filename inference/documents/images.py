@@ -21,18 +21,28 @@ from inference.errors import InputError
 Image.MAX_IMAGE_PIXELS = limits.IMAGE_PIXELS
 
 
-def read_scan(data: bytes, name: str, max_pages: int, report: Report) -> list[Page]:
-    corrupt = f"图片文件已损坏或无法识别 / corrupt or unreadable image: {name}"
+def open_image(data: bytes, name: str) -> Image.Image:
+    """The image, its header read and its size checked; no pixel decoded yet."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            frames = getattr(image, "n_frames", 1)
+            getattr(image, "n_frames", 1)
+            return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"图片像素过多（上限 {limits.IMAGE_PIXELS // 1_000_000} 百万像素），已拒绝 / the image has more "
                          f"than {limits.IMAGE_PIXELS // 1_000_000} megapixels: {name}") from None
     except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError):
-        raise InputError(corrupt) from None
+        raise InputError(_corrupt(name)) from None
+
+
+def _corrupt(name: str) -> str:
+    return f"图片文件已损坏或无法识别 / corrupt or unreadable image: {name}"
+
+
+def read_scan(data: bytes, name: str, max_pages: int, report: Report) -> list[Page]:
+    image = open_image(data, name)
+    frames = getattr(image, "n_frames", 1)
     if frames < 1:
         raise InputError(f"图片文件没有任何页面 / the image has no pages: {name}")
     check_page_count(frames, max_pages, name)
@@ -47,6 +57,6 @@ def read_scan(data: bytes, name: str, max_pages: int, report: Report) -> list[Pa
         except Image.DecompressionBombError:
             raise InputError(f"图片第 {index + 1} 页像素过多，已拒绝 / page {index + 1} has too many pixels: {name}") from None
         except (OSError, ValueError, EOFError, SyntaxError):
-            raise InputError(corrupt) from None
+            raise InputError(_corrupt(name)) from None
         pages.append(Page(index + 1, tuple(read_image(frame)), ocr=True, file_name=name))
     return pages

@@ -35,7 +35,9 @@ def _engine() -> Any:
 
 def read_image(image: Any) -> list[Line]:
     """The lines of a page image (a PIL image), each with its box in the image's pixels and its score."""
+    given = image.size
     image = _bounded(image.convert("RGB"))
+    back_to_given = given[0] / image.width  # a page scaled down for the OCR keeps its boxes on the page as given
     best: tuple[float, int, list[Run]] = (-1.0, 0, [])
     for turn in (0, 90, 180, 270):
         turned = image if turn == 0 else image.rotate(turn, expand=True)
@@ -46,7 +48,8 @@ def read_image(image: Any) -> list[Line]:
             break
     _, turn, runs = best
     # lines as read on the turned page, their boxes on the page as it was given
-    return [replace(line, box=_turned_back(line.box, turn, image.width, image.height)) for line in group_lines(runs)]
+    return [replace(line, box=tuple(v * back_to_given for v in _turned_back(line.box, turn, image.width, image.height)))
+            for line in group_lines(runs)]
 
 
 def _bounded(image: Any) -> Any:

@@ -41,7 +41,8 @@ def exported_version(store: HistoryStore, document_id: int, number: int | None =
     if version.status == DraftStatus.REJECTED:
         raise StorageError("该草稿未通过核对（与原文不符），不能导出 / a rejected draft cannot be exported")
     summary = StructuredSummary.model_validate(version.summary)
-    review = validate(summary, store.document(document_id).text, evidence=store.evidence(document_id))
+    document = store.opened_document(document_id)
+    review = validate(summary, document.text, evidence=store.evidence(document_id), provenance=document.provenance)
     return ExportedVersion(summary=summary, icd=[IcdAssignment.from_record(item) for item in version.icd],
                            demo=store.from_demo(document_id), status=DraftStatus(version.status),
                            version=version.number, attestation=store.attestations(document_id).get(version.id),

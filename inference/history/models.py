@@ -23,6 +23,7 @@ class DocumentRow(Base):
     encoding: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
     imported_at: Mapped[datetime] = mapped_column(DateTime)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # record.provenance.Provenance
     runs: Mapped[list[RunRow]] = relationship(
         back_populates="document", cascade="all, delete-orphan", passive_deletes=True, order_by="RunRow.id")
     versions: Mapped[list[SummaryVersionRow]] = relationship(

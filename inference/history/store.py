@@ -44,6 +44,7 @@ from inference.history.search import search_ids
 from inference.history.storage_errors import storage_error
 from inference.paths import data_dir, make_tree_private
 from inference.record.evidence import RunEvidence
+from inference.record.provenance import Provenance
 from inference.record.status import REVIEW_ORDER, UNSIGNABLE, Attestation, DraftStatus, run_status
 from inference.record.summary import StructuredSummary, render_emr_text, section_text
 
@@ -117,10 +118,8 @@ class HistoryStore:
         aside = move_aside(path) if problem is not None else None
         stored = stored_revision(path)
         if stored is not None and stored not in known_revisions():
-            raise StorageError(
-                f"历史数据库来自更新版本的 MedBrief（结构版本 {stored}），请升级软件 / the history database was "
-                "written by a newer MedBrief; upgrade the app (the file was not changed)"
-            )
+            raise StorageError(f"历史数据库来自更新版本的 MedBrief（结构版本 {stored}），请升级软件 / the history database "
+                               "was written by a newer MedBrief; upgrade the app (the file was not changed)")
         if stored is not None and stored != head_revision():
             copy = backup(path, stored)
             notices.append(f"数据库升级前已备份至 {copy.name} / backed up before migrating")
@@ -204,7 +203,8 @@ class HistoryStore:
         if existing is not None:
             return existing.id
         row = DocumentRow(file_name=document.file_name, sha256=document.sha256, encoding=document.encoding,
-                          text=document.text, imported_at=utc_now())
+                          text=document.text, imported_at=utc_now(),
+                          provenance=document.provenance.as_dict() if document.provenance else None)
         session.add(row)
         session.flush()
         session.execute(text("INSERT INTO search_index (document_id, kind, content) VALUES (:id, 'document', :c)"),
@@ -381,6 +381,11 @@ class HistoryStore:
                 raise StorageError(f"没有编号为 {document_id} 的记录 / no such record")
             session.expunge(row)
             return row
+
+    def opened_document(self, document_id: int) -> Document:
+        """The record as it was read, with where its lines stand in the original pages."""
+        row = self.document(document_id)
+        return Document(row.text, row.file_name, row.encoding, row.sha256, Provenance.from_dict(row.provenance))
 
     def versions(self, document_id: int) -> list[SummaryVersionRow]:
         with self._session() as session:

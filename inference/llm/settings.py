@@ -156,6 +156,9 @@ class AppConfig(BaseModel):
 
     engine: EngineSettings = Field(default_factory=EngineSettings)
     icd_table: str | None = Field(None, description="Name of the active ICD table; None is the bundled WHO table.")
+    max_record_pages: int = Field(limits.RECORD_PAGES, ge=1, le=limits.RECORD_PAGES_CEILING,
+                                  description="页数上限：一份 PDF、多页扫描件或一个患者文件夹最多读取的页数 / the most pages read "
+                                              "from one PDF, multi-page scan or patient folder")
 
 
 def config_path() -> Path:

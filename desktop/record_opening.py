@@ -1,0 +1,76 @@
+"""Opening a record in the window: a text or .docx file at once, as before; a PDF, a scan, a photo, a FHIR
+document or a patient folder (several files dropped or chosen together) off the GUI thread, the status bar naming
+the page and the phase (读取第 2/17 页 · 文字识别), 停止 (Esc) cancelling between pages. The record on screen stays
+until the new one is read; a file that cannot be read is one dialog line and changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+
+from inference.documents import ReadOptions, load_documents, reads_pages
+from inference.errors import GenerationCancelled
+
+if TYPE_CHECKING:
+    from desktop.main_window import MainWindow
+
+
+class RecordOpening(QObject):
+    page_read = Signal(int, int, str)  # page, pages, phase: from the reading thread, shown on the GUI thread
+    finished = Signal(bool)  # a background read ended: True when a record was shown
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.reading = False
+        self._cancel = threading.Event()
+        self.page_read.connect(self._show_page)
+
+    def open(self, paths: list[str]) -> bool:
+        """Open the files as one record. Returns whether it was shown (a file read at once) or is being read."""
+        window = self.window
+        if self.reading:
+            window.statusBar().showMessage("正在读取上一份病历，请稍候或按 Esc 停止", 5000)
+            return False
+        if len(paths) == 1 and not reads_pages(Path(paths[0])):
+            return window.adopt_document(lambda: load_documents(paths), "无法打开病历")
+        self.reading = True
+        self._cancel.clear()
+        options = ReadOptions(max_pages=window.config.max_record_pages, cancelled=self._cancel.is_set,
+                              on_page=lambda page, pages, phase: self.page_read.emit(page, pages, phase))
+        window.statusBar().showMessage("正在读取病历…")
+        window.render()
+        window.background.run("open", lambda: load_documents(paths, options), self._read, self._failed)
+        return True
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _show_page(self, page: int, pages: int, phase: str) -> None:
+        if self.reading:
+            self.window.statusBar().showMessage(f"读取病历 第 {page}/{pages} 页 · {phase}")
+
+    def _read(self, document: object) -> None:
+        self.reading = False
+        shown = self.window.adopt_document(lambda: document, "无法打开病历")  # type: ignore[arg-type, return-value]
+        self.finished.emit(shown)
+
+    def _failed(self, exc: Exception) -> None:
+        self.reading = False
+        if isinstance(exc, GenerationCancelled):
+            self.window.statusBar().showMessage("已停止读取；窗口中仍是原来的病历", 8000)
+            self.window.render()
+        else:
+            self.window.adopt_document(_raise(exc), "无法打开病历")
+        self.finished.emit(False)
+
+
+def _raise(exc: Exception):  # type: ignore[no-untyped-def]
+    def load():  # type: ignore[no-untyped-def]
+        raise exc
+
+    return load
