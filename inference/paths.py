@@ -28,6 +28,12 @@ def sample_record_path() -> Path:
     return resources_dir() / "samples" / "sample_record.txt"
 
 
+def sample_scan_path() -> Path:
+    """The sample record as a scanner gives it (the top half of an A4 page at 200 dpi, rendered from
+    sample_record.txt with Noto Sans CJK): the self-test's OCR check."""
+    return resources_dir() / "samples" / "sample_scan.png"
+
+
 def _dir_from_env(variable: str, default: str) -> Path:
     override = os.environ.get(variable)
     path = Path(override) if override else Path(default)

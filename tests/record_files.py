@@ -59,20 +59,48 @@ def text_pdf(pages: list[str], *, header: str = HEADER, page_numbers: bool = Tru
     return out.getvalue()
 
 
-def page_image(text: str, dpi: int = 200, *, header: str = "", size_pt: float = 11) -> Image.Image:
-    """An A4 page of the text as a scanner at ``dpi`` sees it: black on white, grey."""
+def page_images(text: str, dpi: int = 200, *, header: str = "", size_pt: float = 11) -> list[Image.Image]:
+    """The text on as many A4 pages as it takes, as a scanner at ``dpi`` sees them: black on white, grey."""
     scale = dpi / 72
     width, height = int(595 * scale), int(842 * scale)
-    image = Image.new("L", (width, height), 255)
-    draw = ImageDraw.Draw(image)
     font = ImageFont.truetype(str(FONT_FILE), int(size_pt * scale))
-    y = int(60 * scale)
-    if header:
-        draw.text((int(72 * scale), int(40 * scale)), header, font=ImageFont.truetype(str(FONT_FILE), int(9 * scale)), fill=0)
-    for line in wrap(text, lambda s: draw.textlength(s, font=font) <= 450 * scale):
-        draw.text((int(72 * scale), y), line, font=font, fill=0)
-        y += int(size_pt * 1.6 * scale)
-    return image
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    lines = wrap(text, lambda s: measure.textlength(s, font=font) <= 450 * scale)
+    per_page = int((842 - 60 - 60) / (size_pt * 1.6))
+    pages = []
+    for first in range(0, max(1, len(lines)), per_page):
+        image = Image.new("L", (width, height), 255)
+        draw = ImageDraw.Draw(image)
+        if header:
+            draw.text((int(72 * scale), int(40 * scale)), header, font=ImageFont.truetype(str(FONT_FILE), int(9 * scale)),
+                      fill=0)
+        y = int(60 * scale)
+        for line in lines[first:first + per_page]:
+            draw.text((int(72 * scale), y), line, font=font, fill=0)
+            y += int(size_pt * 1.6 * scale)
+        pages.append(image)
+    return pages
+
+
+def page_image(text: str, dpi: int = 200, *, header: str = "", size_pt: float = 11) -> Image.Image:
+    """The first page of ``page_images``: a short record on one page."""
+    return page_images(text, dpi, header=header, size_pt=size_pt)[0]
+
+
+def scan_of(page: Image.Image, *, angle: float = 0.6, noise: float = 12.0, jpeg_quality: int = 75) -> Image.Image:
+    """A page through an office scanner: turned a little, speckled, JPEG-compressed."""
+    import random
+
+    turned = page.convert("L").rotate(angle, expand=False, fillcolor=255)
+    rng = random.Random(7)
+    speckled = turned.point(lambda v: v)  # a copy
+    pixels = speckled.load()
+    for _ in range(speckled.width * speckled.height // 400):
+        x, y = rng.randrange(speckled.width), rng.randrange(speckled.height)
+        pixels[x, y] = max(0, min(255, int(pixels[x, y] + rng.gauss(0, noise * 8))))
+    out = io.BytesIO()
+    speckled.save(out, "JPEG", quality=jpeg_quality)
+    return Image.open(io.BytesIO(out.getvalue()))
 
 
 def photo_of(page: Image.Image, *, angle: float = 2.5, blur: float = 0.8, jpeg_quality: int = 70) -> bytes:

@@ -177,3 +177,26 @@ def test_the_sample_as_a_scanned_pdf_gives_the_text_records_summary_on_the_real_
     assert facts(scanned) == facts(typed)
     assert not [f for f in scanned.validation.findings if f.severity == "error"]
     assert scanned.as_json()["source"]["encoding"] == "pdf"
+
+
+def test_ocr_runs_with_no_network_at_all(tmp_path: Path) -> None:
+    """RapidOCR's models are inside its package: the whole read, reader process included, in a namespace with no
+    network device (nothing to download from, nothing to send to)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from inference.paths import sample_scan_path
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode:
+        pytest.skip("unshare -rn (a user and network namespace) is not available here")
+    script = ("import socket, sys\nfrom inference.documents import load_document\n"
+              "if __name__ == '__main__':\n"
+              "    try:\n        socket.create_connection(('pypi.org', 443), timeout=3)\n        sys.exit('network reachable')\n"
+              "    except OSError:\n        pass\n"
+              f"    print(load_document({str(sample_scan_path())!r}).text)\n")
+    (tmp_path / "offline.py").write_text(script, encoding="utf-8")
+    proc = subprocess.run(["unshare", "-rn", sys.executable, str(tmp_path / "offline.py")], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "LVEF" in proc.stdout and "慢性心力衰竭急性加重" in proc.stdout

@@ -22,7 +22,7 @@ def test_without_the_model_every_resource_and_the_history_are_checked_and_nothin
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert [line.split("：")[0] for line in lines[:-1]] == [
-        "通过  内置 ICD 编码表", "通过  ICD 学习数据", "通过  合并编码规则", "通过  历史记录读写"]
+        "通过  内置 ICD 编码表", "通过  ICD 学习数据", "通过  合并编码规则", "通过  扫描件文字识别", "通过  历史记录读写"]
     assert lines[-1] == "自检通过 / self-test passed"
     assert not (tmp_path / "data").exists()  # the user's data folder is never touched
 

@@ -1,7 +1,8 @@
 """``medbrief --self-test``: does this installation work, end to end, on this machine?
 
 For IT after installing or updating a ward PC (and for the packaged folder): the bundled ICD table, the learned
-lookup and the combination rules load; the configured model (else the demo model) loads; the sample record
+lookup and the combination rules load; a bundled scan of the sample record is read by OCR in the bounded reader
+process, every value of the record found in it; the configured model (else the demo model) loads; the sample record
 is summarized, checked and coded; a history record is written and read back in a temporary data folder, so a
 user's own history is never touched. One line per check; exit 0 only when every check passes, else 9.
 """
@@ -89,6 +90,24 @@ def core_checks(checks: SelfTestChecks) -> None:
     checks.run(TABLE, table)
     checks.run("ICD 学习数据", learned)
     checks.run("合并编码规则", rules)
+    checks.run("扫描件文字识别", scan_check)
+
+
+def scan_check() -> tuple[Any, str]:
+    """The bundled scan read as a ward PC reads a photo of a record: in the reader process, offline."""
+    import re
+
+    from inference.documents import load_document
+    from inference.paths import sample_scan_path
+
+    document = load_document(sample_scan_path())
+    numbers = re.findall(r"\d+(?:\.\d+)?", sample_record_path().read_text(encoding="utf-8"))
+    read = re.findall(r"\d+(?:\.\d+)?", document.text)
+    missing = [n for n in numbers if n not in read]
+    if missing:
+        raise MedBriefError(f"扫描件识别结果缺少数值 {missing} / values not read from the bundled scan")
+    lines = document.provenance.lines
+    return document, f"{len(numbers)} 个数值全部识别，最低置信度 {min(line.confidence or 0 for line in lines):.2f}"
 
 
 def finish(checks: SelfTestChecks) -> int:
