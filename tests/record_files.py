@@ -129,6 +129,23 @@ def scanned_pdf(images: list[Image.Image]) -> bytes:
     return out.getvalue()
 
 
+def garbled_pdf(image: Image.Image) -> bytes:
+    """A page image under an invisible text layer that extracts as control codes, as text in a font without a
+    ToUnicode map does: the text layer is there, and useless."""
+    from reportlab.lib.utils import ImageReader
+
+    out = io.BytesIO()
+    pdf = canvas.Canvas(out, pagesize=A4)
+    pdf.drawImage(ImageReader(image), 0, 0, 595, 842)
+    pdf.setFont("Helvetica", 10)
+    font = pdf._doc.getInternalFontName("Helvetica")
+    codes = "".join("\\%03o" % code for code in list(range(1, 31)) * 4)
+    pdf._code.append(f"BT {font} 10 Tf 72 700 Td 3 Tr ({codes}) Tj ET")  # 3 Tr: invisible, as an OCR layer is
+    pdf.showPage()
+    pdf.save()
+    return out.getvalue()
+
+
 def tiff_pages(images: list[Image.Image]) -> bytes:
     out = io.BytesIO()
     images[0].save(out, "TIFF", save_all=True, append_images=images[1:], compression="tiff_deflate")

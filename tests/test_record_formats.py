@@ -51,6 +51,15 @@ def test_a_text_layer_pdf_reads_as_its_source_with_header_once_and_page_numbers_
     assert [line.page for line in provenance.overlapping(creatinine, creatinine + 6)] == [2]
 
 
+def test_a_two_page_pdf_keeps_its_header_once_and_its_hyphens(tmp_path: Path) -> None:
+    path = tmp_path / "两页.pdf"
+    pages = ["主诉：胸闷气促3年。血压150/90mmHg，" + "患者既往有高血压病史-" * 6, "出院诊断：慢性心力衰竭。"]
+    path.write_bytes(record_files.text_pdf(pages))
+    document = load_document(path)
+    assert document.text.count("住院号") == 1 and "\x02" not in document.text
+    assert squeeze(document.text) == squeeze(record_files.HEADER + "".join(pages))
+
+
 def test_a_scanned_pdf_is_read_by_ocr_with_page_boxes_and_scores(tmp_path: Path, sample_text_module: str) -> None:
     path = tmp_path / "扫描件.pdf"
     path.write_bytes(record_files.scanned_pdf([record_files.page_image(sample_text_module, 200)]))
@@ -64,6 +73,14 @@ def test_a_scanned_pdf_is_read_by_ocr_with_page_boxes_and_scores(tmp_path: Path,
     assert line.page == 1 and 0.9 < line.confidence <= 1.0
     x0, y0, x1, y1 = line.box  # in the page's points, as a text layer's are
     assert 0 < x0 < x1 <= 595 and 0 < y0 < y1 <= 842
+
+
+def test_a_text_layer_that_extracts_as_garbage_is_read_by_ocr(tmp_path: Path, sample_text_module: str) -> None:
+    path = tmp_path / "乱码.pdf"
+    path.write_bytes(record_files.garbled_pdf(record_files.page_image(sample_text_module, 200)))
+    document = load_document(path)
+    assert document.provenance.ocr_pages == 1 and "LVEF38%" in squeeze(document.text)
+    assert not any(ord(char) < 32 and char != "\n" for char in document.text)
 
 
 @pytest.mark.parametrize("turn", [90, 180])

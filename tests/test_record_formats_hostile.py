@@ -183,3 +183,35 @@ def test_any_cda_is_text_or_one_line(body: str) -> None:
         assert "\n" not in error.message
     else:
         assert text.strip()
+
+
+def test_a_folder_with_one_unreadable_file_is_refused_whole_naming_it(tmp_path: Path) -> None:
+    folder = tmp_path / "患者"
+    folder.mkdir()
+    (folder / "1.txt").write_text(RECORD, encoding="utf-8")
+    (folder / "2.pdf").write_bytes(record_files.text_pdf([RECORD], password="secret"))
+    proc = subprocess.run([sys.executable, "-m", "inference", "summarize", str(folder)], capture_output=True,
+                          text=True, cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["medbrief: PDF 已加密，需要密码，无法读取；请导出未加密的 PDF / encrypted PDF: 2.pdf"]
+
+
+@pytest.mark.parametrize("pages", ["0", "2001", "many"])
+def test_a_page_limit_out_of_range_is_a_usage_error(tmp_path: Path, pages: str) -> None:
+    path = tmp_path / "r.txt"
+    path.write_text(RECORD, encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "inference", "summarize", str(path), "--max-pages", pages],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("line", "doubted"), [
+    ("体温36.4C；脉搏80次/分", True), ("T:36.4°℃，P:80次/分", True), ("WBC 10.84×109/L", True), ("体温 36.4℃", False),
+    ("HbA1C 7.2%", False), ("肌酐 138 μmol/L", False), ("2013C 型", False)])
+def test_misreadings_the_recogniser_scores_high_are_uncertain(line: str, doubted: bool) -> None:
+    from inference.documents.ocr import _doubted
+    from inference.record.provenance import LOW_CONFIDENCE
+
+    read = _doubted(Line(line, (0, 0, 10, 10), 0.99))
+    assert (read < LOW_CONFIDENCE) == doubted
+    assert _doubted(Line(line, (0, 0, 10, 10), None)) is None  # a text layer is never doubted

@@ -3,7 +3,7 @@
 Each reader hands over lines with their boxes (and the OCR's score); here the pages become the text a doctor
 would have typed: lines wrapped by the page width are joined again (a printed "查体：BP" / "150/90mmHg" is one
 sentence), page numbers are dropped, and a header or footer the EMR prints on every page (医院名称, 姓名 住院号)
-is kept once, where it first stands, not 17 times. Every line of the result keeps its file, page and box.
+is kept once, where it first stands, not 17 times; PDFium's soft hyphen (0x02) is a hyphen again. Every line of the result keeps its file, page and box.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ _PAGE_NUMBER = re.compile(
     r"\d{1,4}\s*/\s*\d{1,4}|page\s*\d+(\s*(of|/)\s*\d+)?)$", re.IGNORECASE)
 _SENTENCE_END = "。；;！!？?：:」”\"）)"
 _EDGE_LINES = 2  # lines at the top and the bottom of a page where headers, footers and page numbers stand
-_MIN_REPEATS = 3  # a header is told from a line two pages happen to share by standing on three pages or more
+_MIN_REPEATS = 3  # pages a line just inside the edge must stand on to be a header (see _repeated_edges)
 _FULL_WIDTH = 0.85  # a line reaching this share of the page's text width was wrapped, not ended
 _RUN_GAP = 0.3  # of the line's height
 _CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
@@ -101,14 +101,20 @@ def _edge_key(text: str) -> str:
 
 
 def _repeated_edges(pages: list[Page]) -> set[str]:
-    """Lines at a page's edge that stand at the edge of most pages (digits aside: 第 3 页, a date)."""
+    """Lines at a page's edge that stand at the edge of most pages (digits aside: 第 3 页, a date): a page's first or
+    last line on two pages or more, its second or second-last on three or more (a line two pages happen to share
+    just inside the edge is content)."""
     if len(pages) < 2:
         return set()
-    counts: Counter[str] = Counter()
+    outermost: Counter[str] = Counter()
+    inner: Counter[str] = Counter()
     for page in pages:
-        edges = page.lines[:_EDGE_LINES] + page.lines[-_EDGE_LINES:]
-        counts.update({_edge_key(line.text) for line in edges if line.text.strip()})
-    return {key for key, count in counts.items() if count >= max(_MIN_REPEATS, 0.6 * len(pages))}
+        texts = [line.text for line in page.lines if line.text.strip()]
+        outermost.update({_edge_key(text) for text in texts[:1] + texts[-1:]})
+        inner.update({_edge_key(text) for text in texts[:_EDGE_LINES] + texts[-_EDGE_LINES:]})
+    share = 0.6 * len(pages)
+    return ({key for key, count in outermost.items() if count >= max(2, share)}
+            | {key for key, count in inner.items() if count >= max(_MIN_REPEATS, share)})
 
 
 def _glues(lines: list[Line]) -> list[str]:

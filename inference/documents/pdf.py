@@ -60,6 +60,7 @@ def _text_lines(page: Any) -> list[Line]:
     for index in range(textpage.count_rects()):
         left, bottom, right, top = textpage.get_rect(index)
         text = textpage.get_text_bounded(left, bottom, right, top).replace("\r", " ").replace("\n", " ").strip()
+        text = text.replace("\x02", "-")  # PDFium gives a hyphen that ends a line as 0x02 (a soft hyphen)
         if text:
             runs.append(((left, height - top, right, height - bottom), text, None))
     return group_lines(runs)
