@@ -1,5 +1,6 @@
 """Opening a record in the window: a text or .docx file at once, as before; a PDF, a scan, a photo, a FHIR
-document or a patient folder (several files dropped or chosen together) off the GUI thread, the status bar naming
+document or a patient folder (several files dropped or chosen together, in the order the doctor confirms in
+``file_order``) off the GUI thread, the status bar naming
 the page and the phase (读取第 2/17 页 · 文字识别), 停止 (Esc) cancelling between pages. The record on screen stays
 until the new one is read; a file that cannot be read is one dialog line and changes nothing.
 """
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
+from desktop.file_order import ask_file_order
 from inference.documents import ReadOptions, load_documents, reads_pages
 from inference.errors import GenerationCancelled
 
@@ -28,6 +30,7 @@ class RecordOpening(QObject):
         self.window = window
         self.reading = False
         self._cancel = threading.Event()
+        self.choose_order = ask_file_order  # (window, paths) -> paths in order, [] when cancelled; tests replace it
         self.page_read.connect(self._show_page)
 
     def open(self, paths: list[str]) -> bool:
@@ -38,6 +41,10 @@ class RecordOpening(QObject):
             return False
         if len(paths) == 1 and not reads_pages(Path(paths[0])):
             return window.adopt_document(lambda: load_documents(paths), "无法打开病历")
+        if len(paths) > 1:
+            paths = self.choose_order(window, paths)  # the doctor sets the order of the headings
+            if not paths:
+                return False
         self.reading = True
         self._cancel.clear()
         options = ReadOptions(max_pages=window.config.max_record_pages, cancelled=self._cancel.is_set,

@@ -31,14 +31,35 @@ def test_a_scanned_pdf_is_read_off_the_gui_thread_with_its_pages_named(qtbot, ma
     assert "读取病历 第 1/1 页 · 文字识别" in messages and window.windowTitle().endswith("外院病历.pdf")
 
 
-def test_files_dropped_together_are_one_record_in_the_order_dropped(qtbot, make_window, tmp_path: Path) -> None:  # noqa: F811
+def test_files_dropped_together_are_one_record_in_the_order_the_doctor_sets(qtbot, make_window,  # noqa: F811
+                                                                           tmp_path: Path) -> None:
     window = make_window()
     (tmp_path / "本院.pdf").write_bytes(record_files.text_pdf([SAMPLE], header=""))
     (tmp_path / "护理.txt").write_text("体温 36.8℃。", encoding="utf-8")
+    asked: list[list[str]] = []
+    window.opening.choose_order = lambda _window, paths: asked.append(paths) or list(reversed(paths))
     with qtbot.waitSignal(window.opening.finished, timeout=60_000):
-        window.document_pane.files_dropped.emit([str(tmp_path / "护理.txt"), str(tmp_path / "本院.pdf")])
+        window.document_pane.files_dropped.emit([str(tmp_path / "本院.pdf"), str(tmp_path / "护理.txt")])
+    assert [Path(p).name for p in asked[0]] == ["本院.pdf", "护理.txt"]  # offered in the order dropped
     text = window.document_pane.toPlainText()
     assert text.startswith("【护理.txt】\n体温 36.8℃。\n\n【本院.pdf】\n患者男性")
+    window.opening.choose_order = lambda _window, _paths: []  # 取消: nothing is read, the record stays
+    assert not window.open_files([str(tmp_path / "本院.pdf"), str(tmp_path / "护理.txt")])
+    assert window.document_pane.toPlainText() == text and not window.opening.reading
+
+
+def test_the_order_dialog_moves_files_up_and_down(qtbot) -> None:
+    from desktop.file_order import FileOrderDialog
+
+    dialog = FileOrderDialog(["/a/1.pdf", "/a/2.jpg", "/a/3.txt"])
+    qtbot.addWidget(dialog)
+    dialog.files.setCurrentRow(2)
+    dialog.move(-1)
+    dialog.move(-1)
+    dialog.move(-1)  # already first: stays
+    assert dialog.ordered() == ["/a/3.txt", "/a/1.pdf", "/a/2.jpg"]
+    dialog.move(1)
+    assert dialog.ordered() == ["/a/1.pdf", "/a/3.txt", "/a/2.jpg"] and dialog.files.currentRow() == 1
 
 
 def test_esc_stops_a_long_read_and_keeps_the_record_on_screen(qtbot, make_window, tmp_path: Path) -> None:  # noqa: F811
