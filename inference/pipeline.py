@@ -62,7 +62,8 @@ class BriefReport:
             "prompt_version": self.result.prompt_version,
             "timings": self.result.timings.as_dict(),
             "source": {"file": self.document.file_name, "encoding": self.document.encoding,
-                       "sha256": self.document.sha256},
+                       "sha256": self.document.sha256, "pages": self.document.provenance.pages,
+                       "ocr_pages": self.document.provenance.ocr_pages},
         }
 
     def _icd_for(self, diagnosis: str) -> dict[str, Any] | None:
@@ -74,8 +75,15 @@ class BriefReport:
             return []
         for statement in self.validation.statements:
             if statement.section == section and statement.index == index:
-                return [span.as_dict() for span in statement.sources]
+                return [{**span.as_dict(), **self._original(span.start, span.end)} for span in statement.sources]
         return []
+
+    def _original(self, start: int, end: int) -> dict[str, Any]:
+        """Where a source span stands in the original pages (file, page, box, the OCR's confidence), when it was
+        read from pages."""
+        lines = self.document.provenance.overlapping(start, end)
+        return {"original": [{"file": line.file_name, "page": line.page, "box": [round(v, 1) for v in line.box],
+                              "confidence": line.confidence} for line in lines]} if lines else {}
 
     def run_record(self) -> RunRecord:
         """The run as the history keeps it."""

@@ -193,7 +193,12 @@ def test_the_sample_as_a_scanned_pdf_gives_the_text_records_summary_on_the_real_
 
     assert facts(scanned) == facts(typed)
     assert not [f for f in scanned.validation.findings if f.severity == "error"]
-    assert scanned.as_json()["source"]["encoding"] == "pdf"
+    output = scanned.as_json()
+    assert output["source"]["encoding"] == "pdf" and (output["source"]["pages"], output["source"]["ocr_pages"]) == (1, 1)
+    lvef = next(item for item in output["auxiliary_exams"] if item["name"] == "LVEF")
+    original = lvef["sources"][0]["original"][0]  # where the value stands on the page, for an EMR to point at
+    assert original["file"] == "扫描件.pdf" and original["page"] == 1 and 0.9 <= original["confidence"] <= 1
+    assert "original" not in typed.as_json()["auxiliary_exams"][0]["sources"][0]
 
 
 def test_ocr_runs_with_no_network_at_all(tmp_path: Path) -> None:

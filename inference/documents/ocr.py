@@ -22,6 +22,7 @@ from rapidocr_onnxruntime import RapidOCR
 from inference import limits
 from inference.documents.pages import Line, group_lines
 from inference.record.provenance import LOW_CONFIDENCE, Box
+from inference.record.values import unit_spellings
 
 Run = tuple[Box, str, float]
 
@@ -29,9 +30,10 @@ Run = tuple[Box, str, float]
 # temperature's ℃ read as C, ℃ as °C or °℃, and a superscript exponent (10⁹/L) read as a plain digit or a
 # degree sign. A line holding one is scored as uncertain whatever its score, so the review asks the doctor to look
 # at the original (O1); nothing is rewritten.
-_KNOWN_CONFUSIONS = re.compile(r"(?<![\d.])(?:3[4-9]|4[0-2])(?:\.\d+)?\s*C(?![a-zA-Z])|\d\s*[°º'’]\s*[C℃]"
+_KNOWN_CONFUSIONS = re.compile(r"(?<![\d.])(?:3[4-9]|4[0-2])(?:\.\d+)?\s*C(?![a-z])|\d\s*[°º'’]\s*[C℃]"
                                r"|[×xX]\s*10\s*[°º\d¹²³⁰-⁹]\s*/")
-_MIN_SCORE = 0.5  # boxes the recogniser itself doubts this much are noise (a stain, a stamp's edge)
+_MIN_SCORE = 0.5
+_FULL_STOP_AS_O = "[oO](?=$|[\\s，,；;])"  # 。 after a value's unit read as "o": mmHgo, g/Lo (no unit ends so)  # boxes the recogniser itself doubts this much are noise (a stain, a stamp's edge)
 _UPRIGHT_ENOUGH = 0.8  # mean score of an upright reading that needs no other orientation tried
 
 
@@ -55,9 +57,21 @@ def read_image(image: Any) -> list[Line]:
             break
     _, turn, runs = best
     # lines as read on the turned page, their boxes on the page as it was given
-    return [replace(line, box=tuple(v * back_to_given for v in _turned_back(line.box, turn, image.width, image.height)),
-                    confidence=_doubted(line))
+    return [_read(replace(line, box=tuple(v * back_to_given for v in _turned_back(line.box, turn, image.width,
+                                                                                image.height))))
             for line in group_lines(runs)]
+
+
+@lru_cache(maxsize=1)
+def _unit_then_o() -> re.Pattern[str]:
+    units = "|".join(re.escape(unit) for unit in sorted(unit_spellings(), key=len, reverse=True))
+    return re.compile(rf"(\d\s*(?:{units})){_FULL_STOP_AS_O}")
+
+
+def _read(line: Line) -> Line:
+    """A line as read, its one certain misreading put right (a full stop after a unit read as o: 160/95mmHgo is
+    160/95mmHg。) and its score lowered where it holds a misreading that cannot be put right with certainty."""
+    return replace(line, text=_unit_then_o().sub(r"\1。", line.text), confidence=_doubted(line))
 
 
 def _doubted(line: Line) -> float | None:
