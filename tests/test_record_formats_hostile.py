@@ -205,13 +205,15 @@ def test_a_page_limit_out_of_range_is_a_usage_error(tmp_path: Path, pages: str) 
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize(("line", "doubted"), [
-    ("体温36.4C；脉搏80次/分", True), ("T:36.4°℃，P:80次/分", True), ("WBC 10.84×109/L", True), ("体温 36.4℃", False),
-    ("HbA1C 7.2%", False), ("肌酐 138 μmol/L", False), ("2013C 型", False)])
-def test_misreadings_the_recogniser_scores_high_are_uncertain(line: str, doubted: bool) -> None:
-    from inference.documents.ocr import _doubted
+@pytest.mark.parametrize(("line", "read", "doubted"), [
+    ("体温36.4C；脉搏80次/分", "体温36.4C；脉搏80次/分", True), ("T:36.5°CP:61次/分", "T:36.5°CP:61次/分", True),
+    ("T:36.4°℃，P:80次/分", "T:36.4℃，P:80次/分", False), ("WBC 10.84X109/L", "WBC 10.84×109/L", True),
+    ("RBC3.57x1012/L", "RBC3.57×1012/L", True), ("Bp160/95mmHgo", "Bp160/95mmHg。", False),
+    ("血红蛋白80g/Lo", "血红蛋白80g/L。", False), ("体温 36.4℃", "体温 36.4℃", False), ("HbA1C 7.2%", "HbA1C 7.2%", False),
+    ("X线胸片示Echo", "X线胸片示Echo", False), ("肿块3X10cm", "肿块3X10cm", False)])
+def test_certain_misreadings_are_put_right_and_the_others_doubted(line: str, read: str, doubted: bool) -> None:
+    from inference.documents.ocr import _read
     from inference.record.provenance import LOW_CONFIDENCE
 
-    read = _doubted(Line(line, (0, 0, 10, 10), 0.99))
-    assert (read < LOW_CONFIDENCE) == doubted
-    assert _doubted(Line(line, (0, 0, 10, 10), None)) is None  # a text layer is never doubted
+    got = _read(Line(line, (0, 0, 10, 10), 0.99))
+    assert got.text == read and (got.confidence < LOW_CONFIDENCE) == doubted
