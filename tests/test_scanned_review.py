@@ -63,3 +63,23 @@ def test_the_history_keeps_provenance_and_an_export_carries_the_warning(tmp_path
     exported = exported_version(store, recorded.document_id)
     assert exported.status == DraftStatus.DRAFT
     assert sum(f["rule_id"] == "O1" for f in exported.findings) == 3
+
+
+def test_a_history_from_before_provenance_opens_and_its_records_have_none(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "history.db"
+    store = HistoryStore.open(path)
+    document_id = store.record_run(sample_report().run_record(), {}).document_id
+    store.close()
+    with sqlite3.connect(path) as db:  # as MedBrief wrote it before migration 0006
+        db.execute("ALTER TABLE documents DROP COLUMN provenance")
+        db.execute("UPDATE alembic_version SET version_num = '0005'")
+    reopened = HistoryStore.open(path)
+    try:
+        assert any("备份" in notice for notice in reopened.notices)
+        document = reopened.opened_document(document_id)
+        assert not document.provenance and document.text.startswith("患者男性")
+        assert not [f for f in exported_version(reopened, document_id).findings if f["rule_id"] == "O1"]
+    finally:
+        reopened.close()

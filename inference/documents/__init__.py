@@ -79,8 +79,28 @@ class ReadOptions:
 def load_document(path: str | Path, options: ReadOptions | None = None) -> Document:
     path = Path(path)
     check_regular_file(path)
-    document = read_record(read_bounded(path, limits.RECORD_SCAN_FILE_BYTES, "病历"), path.name, options or ReadOptions())
+    document = read_record(read_bounded(path, _size_bound(_head(path)), "病历"), path.name, options or ReadOptions())
     return replace(document, source_paths=(str(path),))
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(2048)
+    except (OSError, ValueError):
+        return b""  # reading it whole says why
+
+
+def _size_bound(head: bytes) -> int:
+    """How much of the file may be read, by its first bytes: pages are larger than text, and a 3 MB .docx bomb is
+    refused by its size before 100 MB of it is read."""
+    if head.startswith(b"%PDF-") or is_image(head):
+        return limits.RECORD_SCAN_FILE_BYTES
+    return limits.FHIR_FILE_BYTES if _looks_fhir(head) else MAX_FILE_BYTES
+
+
+def _looks_fhir(head: bytes) -> bool:
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{") and b'"resourceType"' in head
 
 
 def page_image(path: Path, page: int) -> PageImage:
@@ -188,11 +208,9 @@ def reads_pages(path: Path) -> bool:
     try:
         if path.is_dir():
             return True
-        with path.open("rb") as handle:
-            head = handle.read(2048)
     except (OSError, ValueError):
         return False  # opening it says why, at once
-    return head.startswith(b"%PDF-") or is_image(head) or head.lstrip().startswith(b"{") and b'"resourceType"' in head
+    return _size_bound(_head(path)) > MAX_FILE_BYTES
 
 
 def document_from_text(text: str, file_name: str = "粘贴文本") -> Document:

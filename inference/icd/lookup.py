@@ -293,7 +293,7 @@ def matcher_for(table: IcdTable) -> IcdMatcher:
 
 
 class TableVocabulary:
-    """A code table as the review's T3 check asks it (``checks.findings.DiagnosisVocabulary``). The lookup
+    """A code table as the review's T3 check asks it (``checks.validation.DiagnosisVocabulary``). The lookup
     index is built on the first question, so a review of a summary without diagnoses never waits for it."""
 
     def __init__(self, table: IcdTable) -> None:
