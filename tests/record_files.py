@@ -152,6 +152,15 @@ def tiff_pages(images: list[Image.Image]) -> bytes:
     return out.getvalue()
 
 
+def zip_of(members: dict[str, bytes]) -> bytes:
+    """A zip archive of these members (an OFD without its parts, a .docx that is an Excel workbook, ...)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
 _OFD_NS = 'xmlns:ofd="http://www.ofdspec.org/2016"'
 
 

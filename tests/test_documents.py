@@ -154,16 +154,7 @@ def test_every_engine_setting_is_a_flag_of_summarize() -> None:
 
 # -- a record is recognised by its content, not its name ------------------------------------------------------
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
+from tests.record_files import zip_of as _zip  # noqa: E402
 
 _PDF_SKELETON = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" * 30 + b"%%EOF\n"
 

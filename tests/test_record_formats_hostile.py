@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -56,7 +55,7 @@ def _cases() -> list[tuple[str, bytes, str]]:
         ("huge.png", record_files.png_header(30_000, 30_000), "像素过多"),
         ("truncated.png", record_files.image_bytes(blank)[:300], "图片文件已损坏|没有读出任何文字"),
         ("missing-page.ofd", record_files.ofd([["主诉：胸痛。"], ["诊断：心绞痛。"]], drop_page=1), "OFD 文件缺少第 2 页"),
-        ("no-root.ofd", _zip({"OFD.xml": b"<OFD/>"}), "OFD 文件缺少 DocRoot"),
+        ("no-root.ofd", record_files.zip_of({"OFD.xml": b"<OFD/>"}), "OFD 文件缺少 DocRoot"),
         ("xxe.xml", record_files.cda([("主诉", "&x;")], preamble=XXE), "DTD/实体声明"),
         ("laughs.xml", record_files.cda([("主诉", "&b;")], preamble=LAUGHS), "DTD/实体声明"),
         ("broken.xml", record_files.cda([("主诉", "胸痛")])[:-30], "不是有效的 XML"),
@@ -68,14 +67,6 @@ def _cases() -> list[tuple[str, bytes, str]]:
             {"attachment": {"contentType": "text/plain", "data": "!!!"}}]}).encode(), "不是有效的 base64"),
         ("deep.json", b'{"resourceType": "Bundle", "entry": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "不是有效的 JSON"),
     ]
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize(("name", "data", "message"), _cases(), ids=[case[0] for case in _cases()])
