@@ -208,3 +208,10 @@ def test_certain_misreadings_are_put_right_and_the_others_doubted(line: str, rea
 
     got = _read(Line(line, (0, 0, 10, 10), 0.99))
     assert got.text == read and (got.confidence < LOW_CONFIDENCE) == doubted
+
+
+def test_a_pdf_with_more_text_than_a_record_stops_in_the_reader() -> None:
+    pages = ["主诉：胸闷气促3年，加重1周。血压150/90mmHg。" * 40] * 90  # 1,200 characters a page, 108,000 in all
+    with pytest.raises(InputError, match="病历过长"):
+        run_bounded("inference.documents.pdf:read_pdf", record_files.text_pdf(pages, header=""), "long.pdf", 200,
+                    seconds=60)

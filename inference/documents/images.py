@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inference import limits
 from inference.documents.ocr import read_image
-from inference.documents.pages import Page
+from inference.documents.pages import Page, check_length
 from inference.documents.pdf import check_page_count
 from inference.documents.sandbox import Report
 from inference.errors import InputError
@@ -59,4 +59,5 @@ def read_scan(data: bytes, name: str, max_pages: int, report: Report) -> list[Pa
         except (OSError, ValueError, EOFError, SyntaxError):
             raise InputError(_corrupt(name)) from None
         pages.append(Page(index + 1, tuple(read_image(frame)), ocr=True, file_name=name))
+        check_length(pages, name)
     return pages

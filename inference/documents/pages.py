@@ -12,6 +12,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from inference import limits
+from inference.errors import InputError
 from inference.record.provenance import Box, Provenance, SourceLine
 
 _PAGE_NUMBER = re.compile(
@@ -37,6 +39,13 @@ class Page:
     lines: tuple[Line, ...]
     ocr: bool = False
     file_name: str = ""
+
+
+def check_length(pages: list[Page], name: str) -> None:
+    """Stop reading once the pages hold more text than a record may (the reader's answer stays small)."""
+    chars = sum(len(line.text) for page in pages for line in page.lines)
+    if chars > limits.RECORD_CHARS:
+        raise InputError(f"病历过长（前 {len(pages)} 页已超过 {limits.RECORD_CHARS} 字）/ record too long: {name}")
 
 
 def group_lines(runs: list[tuple[Box, str, float | None]]) -> list[Line]:

@@ -14,7 +14,7 @@ import pypdfium2.raw as pdfium_c
 
 from inference import limits
 from inference.documents.ocr import read_image
-from inference.documents.pages import Line, Page, group_lines
+from inference.documents.pages import Line, Page, check_length, group_lines
 from inference.documents.sandbox import Report
 from inference.errors import InputError
 
@@ -43,6 +43,7 @@ def read_pdf(data: bytes, name: str, max_pages: int, report: Report) -> list[Pag
             pages.append(Page(index + 1, tuple(_ocr_lines(page)), ocr=True, file_name=name))
         else:
             pages.append(Page(index + 1, tuple(lines), file_name=name))
+        check_length(pages, name)
     return pages
 
 

@@ -34,8 +34,8 @@ _POLL_S = 0.1
 def run_bounded(task: Task, data: bytes, name: str, options: Any = None, *, seconds: float,
                 memory: int = limits.READER_MEMORY_BYTES, on_page: Report | None = None,
                 cancelled: Callable[[], bool] | None = None) -> Any:
-    """The function ``task`` names, called as ``(data, name, options, report)`` in a spawned child (never forked: the parent holds a model and Qt);
-    its result, or its InputError re-raised here."""
+    """The function ``task`` names, called as ``(data, name, options, report)`` in a spawned child (never forked:
+    the parent holds a model and Qt); its result, or its InputError re-raised here."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(sender, task, data, name, options, memory), daemon=True)
