@@ -42,8 +42,8 @@ def test_the_whole_self_test_on_the_demo_model(tmp_path: Path, demo_model_path: 
     proc = _self_test(tmp_path, "--model", str(demo_model_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     names = [line.split("：")[0] for line in proc.stdout.splitlines()[:-1]]
-    assert names == ["通过  内置 ICD 编码表", "通过  ICD 学习数据", "通过  合并编码规则", "通过  模型加载", "通过  样例病历摘要",
-                     "通过  原文核对", "通过  ICD 编码", "通过  历史记录读写"]
+    assert names == ["通过  内置 ICD 编码表", "通过  ICD 学习数据", "通过  合并编码规则", "通过  扫描件文字识别", "通过  模型加载",
+                     "通过  样例病历摘要", "通过  原文核对", "通过  ICD 编码", "通过  历史记录读写"]
     assert "I11.0" in proc.stdout  # the sample's codes end at leaf codes, the combination rule applied
 
 
