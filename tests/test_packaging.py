@@ -21,9 +21,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-# The folder's size budget, stated in the README ("Ward PCs"): 577 MB when it was restated for PDF and OCR (Linux,
-# CPU build of llama.cpp, PySide6 6.12, headless OpenCV 172 MB of it); a CUDA build adds the CUDA runtime on top.
-SIZE_BUDGET_MB = 600
+# The folder's size budget, stated in the README ("Ward PCs"): 590 MB when it was restated for PDF and OCR (Linux,
+# CPU build of llama.cpp, PySide6 6.12, headless OpenCV 179 MB of it); a CUDA build adds the CUDA runtime on top.
+SIZE_BUDGET_MB = 625
 
 pytestmark = pytest.mark.slow
 

@@ -222,3 +222,27 @@ def test_ocr_runs_with_no_network_at_all(tmp_path: Path) -> None:
                           text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "LVEF" in proc.stdout and "慢性心力衰竭急性加重" in proc.stdout
+
+
+def test_reading_a_scan_writes_nothing_in_the_users_home(tmp_path: Path) -> None:
+    """onnxruntime 1.29 and later queue telemetry in ~/.cache/Microsoft (the packaging test found it): the pinned
+    onnxruntime has none, and the reader process switches it off should a newer one be installed."""
+    import os
+    import subprocess
+    import sys
+
+    import onnxruntime
+
+    from inference.paths import sample_scan_path
+
+    assert tuple(int(part) for part in onnxruntime.__version__.split(".")[:2]) < (1, 25)
+    home = tmp_path / "home"
+    home.mkdir()
+    script = ("from inference.documents import load_document\nif __name__ == '__main__':\n"
+              f"    print(load_document({str(sample_scan_path())!r}).text)\n")
+    (tmp_path / "read.py").write_text(script, encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("XDG_", "ORT_"))}
+    proc = subprocess.run([sys.executable, str(tmp_path / "read.py")], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**env, "HOME": str(home)})
+    assert proc.returncode == 0 and "LVEF" in proc.stdout, proc.stderr[-2000:]
+    assert not list(home.rglob("*"))

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import onnxruntime
 from rapidocr_onnxruntime import RapidOCR
 
 from inference import limits
@@ -42,6 +43,7 @@ _UPRIGHT_ENOUGH = 0.8  # mean score of an upright reading that needs no other or
 
 @lru_cache(maxsize=1)
 def _engine() -> Any:
+    onnxruntime.disable_telemetry_events()  # Windows' ETW events; the reader process already set ORT_DISABLE_TELEMETRY
     return RapidOCR(print_verbose=False)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -83,8 +84,13 @@ def _died(name: str, child: Any, memory: int) -> str:
             f"(exit {exitcode}): the file is corrupt or needs more than {memory // limits.MIB} MB: {name}")
 
 
+# onnxruntime's own switches for its telemetry (1DS on Linux and macOS from 1.29, ETW on Windows): off before it loads.
+_NO_TELEMETRY = {"ORT_DISABLE_TELEMETRY": "1", "ORT_TELEMETRY_DISABLED": "1"}
+
+
 def _child(sender: Any, task: Task, data: bytes, name: str, options: Any, memory: int) -> None:
     _limit_memory(memory)
+    os.environ.update(_NO_TELEMETRY)
 
     def report(page: int, pages: int, phase: str) -> None:
         sender.send(("page", page, pages, phase))
