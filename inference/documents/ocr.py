@@ -30,14 +30,14 @@ Run = tuple[Box, str, float]
 # Misreadings the recogniser makes with high scores, seen on the scanned-record benchmark's dev cases (0-39): a
 # body temperature's ℃ read as C or °C, and a superscript exponent (10⁹/L) read as a plain digit or a degree
 # sign. A line holding one is scored as uncertain whatever its score, so the review asks the doctor to look
-# at the original (O1); nothing is rewritten.
+# at the original (O1).
 _KNOWN_CONFUSIONS = re.compile(r"(?<![\d.])(?:3[4-9]|4[0-2])(?:\.\d+)?\s*C(?![a-z])|\d\s*[°º'’]\s*[C℃]"
                                r"|[×xX]\s*10\s*[°º\d¹²³⁰-⁹]{1,2}\s*/")
-_MIN_SCORE = 0.5
+_MIN_SCORE = 0.5  # boxes the recogniser itself doubts this much are noise (a stain, a stamp's edge)
 _FULL_STOP_AS_O = "[oO](?=$|[\\s，,；;])"  # 。 after a value's unit read as "o": mmHgo, g/Lo (no unit ends so)
 # Misreadings put right because only one reading is possible, each seen on the benchmark's dev cases (0-39): ℃ read
 # as °℃ (no page prints a degree sign before ℃) and the × of ×10⁹/L read as the letter X or x.
-_CERTAIN = ((re.compile(r"[°º]\s*℃"), "℃"), (re.compile(r"(?<=\d)\s*[Xx]\s*(?=10\d{0,2}\s*/)"), "×"))  # boxes the recogniser itself doubts this much are noise (a stain, a stamp's edge)
+_CERTAIN = ((re.compile(r"[°º]\s*℃"), "℃"), (re.compile(r"(?<=\d)\s*[Xx]\s*(?=10\d{0,2}\s*/)"), "×"))
 _UPRIGHT_ENOUGH = 0.8  # mean score of an upright reading that needs no other orientation tried
 
 
@@ -56,8 +56,9 @@ def read_image(image: Any) -> list[Line]:
     for turn in (0, 90, 180, 270):
         turned = image if turn == 0 else image.rotate(turn, expand=True)
         runs = _runs(_engine()(np.asarray(turned), use_cls=False)[0] or [])
-        if _quality(runs) > best[0]:
-            best = (_quality(runs), turn, runs)
+        quality = _quality(runs)
+        if quality > best[0]:
+            best = (quality, turn, runs)
         if turn == 0 and len(runs) >= 2 and sum(r[2] for r in runs) / len(runs) >= _UPRIGHT_ENOUGH:
             break
     _, turn, runs = best
