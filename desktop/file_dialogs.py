@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QWidget
 
+from inference.documents import SUPPORTED_SUFFIXES
 from inference.paths import config_dir
 
 LABELS = {QFileDialog.DialogLabel.LookIn: "查找范围：", QFileDialog.DialogLabel.FileName: "文件名：",
@@ -49,8 +50,8 @@ def file_dialog(parent: QWidget, title: str, kind: str, filters: list[str], name
     return dialog
 
 
-RECORD_FILTERS = ["病历 (*.txt *.docx *.pdf *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp *.gif *.ofd *.xml *.json)",
-                  "所有文件 (*)"]  # any file is read by its content; the filter only narrows the list
+# Any file is read by its content; the filter only narrows the list.
+RECORD_FILTERS = [f"病历 ({' '.join('*' + suffix for suffix in SUPPORTED_SUFFIXES)})", "所有文件 (*)"]
 
 
 def ask_paths(parent: QWidget, title: str, filters: list[str]) -> list[Path]:

@@ -23,11 +23,10 @@ from inference.documents.formats import (
     IMAGE,
     OFD,
     PDF,
-    SUPPORTED_CHINESE,
-    TEXT,
+    SUPPORTED_SUFFIXES,
     check_zip_bounds,
     docx_text,
-    is_image,
+    read_bound,
     record_format,
 )
 from inference.documents.pages import Page, join_pages
@@ -38,14 +37,11 @@ from inference.errors import InputError
 from inference.record.provenance import Provenance, SourceLine
 
 __all__ = ["Document", "ReadOptions", "check_regular_file", "check_zip_bounds", "decode_text", "document_from_text",
-           "load_document", "load_documents", "make_document", "page_image", "PageImage", "read_bounded", "read_record", "reads_pages", "record_format",
-           "SUPPORTED_CHINESE", "MAX_FILE_BYTES", "MAX_TEXT_CHARS"]
+           "load_document", "load_documents", "make_document", "page_image", "PageImage", "read_bounded", "read_record",
+           "reads_pages", "record_format", "SUPPORTED_SUFFIXES", "MAX_FILE_BYTES", "MAX_TEXT_CHARS"]
 
 MAX_FILE_BYTES = limits.RECORD_FILE_BYTES
 MAX_TEXT_CHARS = limits.RECORD_CHARS
-# What the open dialog offers; any file is read by its content whatever its name.
-SUPPORTED_SUFFIXES = (".txt", ".docx", ".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif",
-                      ".ofd", ".xml", ".json")
 _PAGED_TASKS = {PDF: "inference.documents.pdf:read_pdf", IMAGE: "inference.documents.images:read_scan"}
 
 
@@ -79,7 +75,7 @@ class ReadOptions:
 def load_document(path: str | Path, options: ReadOptions | None = None) -> Document:
     path = Path(path)
     check_regular_file(path)
-    document = read_record(read_bounded(path, _size_bound(_head(path)), "病历"), path.name, options or ReadOptions())
+    document = read_record(read_bounded(path, read_bound(_head(path)), "病历"), path.name, options or ReadOptions())
     return replace(document, source_paths=(str(path),))
 
 
@@ -89,18 +85,6 @@ def _head(path: Path) -> bytes:
             return handle.read(2048)
     except (OSError, ValueError):
         return b""  # reading it whole says why
-
-
-def _size_bound(head: bytes) -> int:
-    """How much of the file may be read, by its first bytes: pages are larger than text, and a 3 MB .docx bomb is
-    refused by its size before 100 MB of it is read."""
-    if head.startswith(b"%PDF-") or is_image(head):
-        return limits.RECORD_SCAN_FILE_BYTES
-    return limits.FHIR_FILE_BYTES if _looks_fhir(head) else MAX_FILE_BYTES
-
-
-def _looks_fhir(head: bytes) -> bool:
-    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{") and b'"resourceType"' in head
 
 
 def page_image(path: Path, page: int) -> PageImage:
@@ -120,10 +104,10 @@ def page_image(path: Path, page: int) -> PageImage:
 
 
 def read_record(data: bytes, name: str, options: ReadOptions) -> Document:
-    found = record_format(data, name)
-    bound = MAX_FILE_BYTES if found.kind in (TEXT, DOCX, CDA) else limits.FHIR_FILE_BYTES if found.kind == FHIR else None
-    if bound is not None and len(data) > bound:
+    bound = read_bound(data[:2048])
+    if len(data) > bound:  # bytes handed in, not read within the bound: a test, an attachment
         raise InputError(f"病历文件过大（上限 {bound // 1024} KB）/ file too large: {name}")
+    found = record_format(data, name)
     if found.kind == DOCX:
         return make_document(docx_text(found.archive, data, name), name, "docx")
     if found.kind in _PAGED_TASKS:
@@ -210,7 +194,7 @@ def reads_pages(path: Path) -> bool:
             return True
     except (OSError, ValueError):
         return False  # opening it says why, at once
-    return _size_bound(_head(path)) > MAX_FILE_BYTES
+    return read_bound(_head(path)) > MAX_FILE_BYTES
 
 
 def document_from_text(text: str, file_name: str = "粘贴文本") -> Document:

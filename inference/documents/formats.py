@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 TEXT, DOCX, PDF, IMAGE, OFD, CDA, FHIR = "text", "docx", "pdf", "image", "ofd", "cda", "fhir"
 SUPPORTED_CHINESE = "支持文本（UTF-8、GBK/GB18030）、Word .docx、PDF、图片（PNG/JPEG/TIFF/BMP/WebP/GIF）、OFD、CDA XML 与 FHIR JSON"
 SUPPORTED_ENGLISH = "text (UTF-8, GBK/GB18030), Word .docx, PDF, images (PNG/JPEG/TIFF/BMP/WebP/GIF), OFD, CDA XML and FHIR JSON"
+# What the open dialog and a batch folder offer; any file is read by its content whatever its name.
+SUPPORTED_SUFFIXES = (".txt", ".docx", ".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif",
+                      ".ofd", ".xml", ".json")
 _IMAGES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 # Leading bytes of formats a record arrives in that are not read: (signature, Chinese name, English name).
 _UNSUPPORTED = (
@@ -61,9 +64,22 @@ def record_format(data: bytes, name: str) -> Format:
     head = data[:2048].removeprefix(codecs.BOM_UTF8).lstrip()
     if head.startswith(b"<") and b"ClinicalDocument" in head:
         return Format(CDA)
-    if head.startswith(b"{") and b'"resourceType"' in head:
+    if looks_fhir(data):
         return Format(FHIR)
     return Format(TEXT)
+
+
+def looks_fhir(data: bytes) -> bool:
+    head = data[:2048].removeprefix(codecs.BOM_UTF8).lstrip()
+    return head.startswith(b"{") and b'"resourceType"' in head
+
+
+def read_bound(head: bytes) -> int:
+    """The most bytes read of a record that begins so: a PDF or an image may hold many scanned pages, a FHIR
+    document a PDF in base64; everything else is a text record's 10 MB (a .docx bomb is refused by its size)."""
+    if head.startswith(b"%PDF-") or is_image(head):
+        return limits.RECORD_SCAN_FILE_BYTES
+    return limits.FHIR_FILE_BYTES if looks_fhir(head) else limits.RECORD_FILE_BYTES
 
 
 def is_image(data: bytes) -> bool:
