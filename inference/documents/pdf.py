@@ -9,30 +9,20 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from inference import limits
-from inference.documents.ocr import read_image
+from inference.documents.originals import open_pdf, page_count
 from inference.documents.pages import Line, Page, check_length, group_lines
 from inference.documents.sandbox import Report
-from inference.errors import InputError
 
 _MIN_TEXT_CHARS = 10  # fewer characters on a page with an image: a scan (a scanner's "Page 1" stamp aside)
 _MAX_GARBAGE_SHARE = 0.05
 
 
 def read_pdf(data: bytes, name: str, max_pages: int, report: Report) -> list[Page]:
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        if "password" in str(exc).lower():
-            raise InputError(f"PDF 已加密，需要密码，无法读取；请导出未加密的 PDF / encrypted PDF: {name}") from None
-        raise InputError(f"PDF 文件已损坏，无法读取 / corrupt PDF: {name}") from None
-    count = len(pdf)
-    if count == 0:
-        raise InputError(f"PDF 没有任何页面 / the PDF has no pages: {name}")
-    check_page_count(count, max_pages, name)
+    pdf = open_pdf(data, name)
+    count = page_count(len(pdf), max_pages, name)
     pages = []
     for index in range(count):
         report(index + 1, count, "读取")
@@ -45,12 +35,6 @@ def read_pdf(data: bytes, name: str, max_pages: int, report: Report) -> list[Pag
             pages.append(Page(index + 1, tuple(lines), file_name=name))
         check_length(pages, name)
     return pages
-
-
-def check_page_count(count: int, max_pages: int, name: str) -> None:
-    if count > max_pages:
-        raise InputError(f"文件共 {count} 页，超过页数上限 {max_pages} 页（设置中的“页数上限”）/ {count} pages, more than "
-                         f"the page limit {max_pages} (max_record_pages): {name}")
 
 
 def _text_lines(page: Any) -> list[Line]:
@@ -85,6 +69,8 @@ def _garbage_share(text: str) -> float:
 
 
 def _ocr_lines(page: Any) -> list[Line]:
+    from inference.documents.ocr import read_image  # start-up time: onnxruntime loads for a scanned page only
+
     width, height = page.get_size()
     scale = min(limits.PDF_RENDER_DPI / 72, (limits.OCR_PIXELS / max(1.0, width * height)) ** 0.5)
     image = page.render(scale=scale).to_pil()
