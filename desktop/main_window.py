@@ -190,14 +190,16 @@ class MainWindow(QMainWindow):
         """Show a new record; on bad input keep the current one and say why."""
         try:
             document = load()
-        except MedBriefError as exc:
-            self.show_error(failure_title, exc.message)
-            return False
         except Exception as exc:  # noqa: BLE001 - a file nobody foresaw: a dialog and the log, never a crash
-            self.show_error(failure_title, internal_error(exc, "open a record").message)
+            self.refuse_document(failure_title, exc)
             return False
         self._show_record(OpenRecord(document))
         return True
+
+    def refuse_document(self, title: str, exc: Exception) -> None:
+        """A record that could not be read: one line in a dialog (an unforeseen failure also in the log)."""
+        self.show_error(title, exc.message if isinstance(exc, MedBriefError) else
+                        internal_error(exc, "open a record").message)
 
     def _show_record(self, record: OpenRecord) -> None:
         had_summary = self.record is not None and bool(self.summary_pane.editors["chief_complaint"].toPlainText())

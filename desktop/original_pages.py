@@ -8,6 +8,7 @@ in its title. A record reopened from the history, whose files are not at hand, s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRectF, Qt
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from desktop.main_window import MainWindow
 
 BOX_COLOUR = QColor(220, 30, 30)
+_KEPT_PAGES = 16  # rendered pages kept (a page's PNG is about 0.2-1 MB)
 
 
 class OriginalPageDialog(QDialog):
@@ -79,6 +81,8 @@ class OriginalPages:
     def __init__(self, window: MainWindow) -> None:
         self.window = window
         self.dialog = OriginalPageDialog(window)
+        # Pages rendered this session: going through a page's statements renders it once, not once a click.
+        self._rendered: dict[tuple[Path, int], PageImage] = {}
         window.document_pane.sources_shown.connect(self.follow)
 
     def follow(self, spans: list[SourceSpan]) -> None:
@@ -93,6 +97,16 @@ class OriginalPages:
         if path is None:
             self.dialog.show_note(line, "原件文件不在本机此次打开的文件中（从历史记录打开），无法显示页面图像；请查阅纸质或 EMR 原件")
             return
-        self.window.background.run("original_page", lambda: page_image(path, line.page),
-                                   lambda page: self.dialog.show_page(line, page),
+        key = (path, line.page)
+        if key in self._rendered:
+            self.dialog.show_page(line, self._rendered[key])
+            return
+
+        def rendered(page: PageImage) -> None:
+            if len(self._rendered) >= _KEPT_PAGES:
+                self._rendered.pop(next(iter(self._rendered)))
+            self._rendered[key] = page
+            self.dialog.show_page(line, page)
+
+        self.window.background.run("original_page", lambda: page_image(path, line.page), rendered,
                                    lambda exc: self.dialog.show_note(line, getattr(exc, "message", str(exc))))

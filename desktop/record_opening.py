@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 
 from desktop.file_order import ask_file_order
-from inference.documents import ReadOptions, load_documents, reads_pages
+from inference.documents import Document, ReadOptions, load_documents, reads_pages
 from inference.errors import GenerationCancelled
 
 if TYPE_CHECKING:
@@ -61,10 +61,9 @@ class RecordOpening(QObject):
         if self.reading:
             self.window.statusBar().showMessage(f"读取病历 第 {page}/{pages} 页 · {phase}")
 
-    def _read(self, document: object) -> None:
+    def _read(self, document: Document) -> None:
         self.reading = False
-        shown = self.window.adopt_document(lambda: document, "无法打开病历")  # type: ignore[arg-type, return-value]
-        self.finished.emit(shown)
+        self.finished.emit(self.window.adopt_document(lambda: document, "无法打开病历"))
 
     def _failed(self, exc: Exception) -> None:
         self.reading = False
@@ -72,12 +71,5 @@ class RecordOpening(QObject):
             self.window.statusBar().showMessage("已停止读取；窗口中仍是原来的病历", 8000)
             self.window.render()
         else:
-            self.window.adopt_document(_raise(exc), "无法打开病历")
+            self.window.refuse_document("无法打开病历", exc)
         self.finished.emit(False)
-
-
-def _raise(exc: Exception):  # type: ignore[no-untyped-def]
-    def load():  # type: ignore[no-untyped-def]
-        raise exc
-
-    return load

@@ -102,3 +102,7 @@ def test_a_clicked_statement_shows_its_page_of_the_original_with_the_box(qtbot, 
     pixmap = dialog.image.pixmap()
     assert 0 < dialog.box.left() < dialog.box.right() < pixmap.width()
     assert 0 < dialog.box.top() < pixmap.height() / 2  # the exam line stands in the page's upper half
+    dialog.box = None
+    lvef = next(s for s in window.record.validation.statements if s.text.startswith("LVEF"))
+    window.document_pane.sources_shown.emit(lvef.sources)
+    assert dialog.box is not None and len(window.originals._rendered) == 1  # the same page again: not rendered again

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 # PP-OCRv4's line score below which a line's digits are not trusted without a look at the original: measured on
@@ -60,16 +61,18 @@ class Provenance:
 
     def overlapping(self, start: int, end: int) -> list[SourceLine]:
         """The lines that hold any of the record's characters start..end."""
-        first = max(0, bisect.bisect_right(self._starts(), start) - 1)
         found = []
-        for line in self.lines[first:]:
+        for index in range(max(0, bisect.bisect_right(self._starts, start) - 1), len(self.lines)):
+            line = self.lines[index]
             if line.start >= end:
                 break
             if line.end > start:
                 found.append(line)
         return found
 
+    @cached_property
     def _starts(self) -> list[int]:
+        """Computed once: a review asks for every statement's lines, and a 200-page record has ~10,000."""
         return [line.start for line in self.lines]
 
     def as_dict(self) -> dict[str, Any]:
