@@ -65,6 +65,12 @@ class StorageError(MedBriefError):
     exit_code = 7
 
 
+class TemplateError(MedBriefError):
+    """A summary template is unknown, not allowed on this ward, or its file is invalid (file, line, field)."""
+
+    exit_code = 12
+
+
 class InternalError(MedBriefError):
     """A failure no message was written for: its traceback is in the data folder's log for IT."""
 
@@ -94,5 +100,7 @@ EXIT_CODES: dict[int, str] = {
     9: "self-test: at least one check failed (medbrief --self-test, medbrief-desktop --self-test)",
     10: "batch: at least one record failed (summarize --batch; listed in failures.jsonl, rerun to retry them)",
     11: "internal error: an unexpected failure; its traceback is in the data folder's logs/medbrief-errors.log",
+    12: "template error: an unknown or disallowed template id, or an invalid template file (file, line and field "
+    "named)",
     130: "cancelled by the user (Ctrl+C)",
 }

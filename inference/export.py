@@ -14,7 +14,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from inference.record.status import STATUS_LABELS, Attestation, DraftStatus
-from inference.record.summary import ABSENT, SECTION_HEADINGS, StructuredSummary, render_emr_text, section_text
+from inference.record.summary import ABSENT, SECTION_HEADINGS, render_emr_text, section_text
+from inference.templates.catalog import default_template
+from inference.templates.content import AnySummary, TemplatedSummary
 
 if TYPE_CHECKING:  # the CLI reads EXPORT_FORMATS at start-up: the ICD lookup stays unloaded
     from inference.icd.coding import IcdAssignment
@@ -23,13 +25,15 @@ EXPORT_FORMATS = ("txt", "md", "json", "fhir")
 # Carried by every copy and export of a draft the demo model wrote: it must not pass for a clinical summary.
 DEMO_MARK = "【演示模型生成，不可用于临床】"
 DRAFT_AUTHOR = "MedBrief（AI 草稿，待医生审核）"
+LOINC = "http://loinc.org"
+DOCUMENT_TYPES = {"18842-5": "Discharge summary", "11506-3": "Progress note", "34109-9": "Note"}
 
 
 @dataclass(frozen=True)
 class ExportedVersion:
     """One version as it leaves the PC: its summary and codes, and what it is."""
 
-    summary: StructuredSummary
+    summary: AnySummary  # the four sections, or a summary written with a template
     icd: list[IcdAssignment] = field(default_factory=list)
     demo: bool = False
     status: DraftStatus = DraftStatus.DRAFT
@@ -41,10 +45,20 @@ class ExportedVersion:
     def signed(self) -> bool:
         return self.status == DraftStatus.SIGNED
 
+    @property
+    def title(self) -> str:
+        """The document's name: the template's (病历摘要 for the four sections)."""
+        return self.summary.template.name if isinstance(self.summary, TemplatedSummary) else "病历摘要"
 
-def to_text(summary: StructuredSummary, demo: bool = False) -> str:
+
+def to_text(summary: AnySummary, demo: bool = False) -> str:
     """The EMR text a doctor pastes (the copy button): the summary alone, and the demo mark."""
-    return (DEMO_MARK + "\n" if demo else "") + render_emr_text(summary)
+    emr = summary.emr_text() if isinstance(summary, TemplatedSummary) else render_emr_text(summary)
+    return (DEMO_MARK + "\n" if demo else "") + emr
+
+
+def _diagnosis_names(summary: AnySummary) -> list[str]:
+    return summary.diagnoses() if isinstance(summary, TemplatedSummary) else [d.name for d in summary.diagnoses]
 
 
 def _code(assignment: IcdAssignment | None) -> str:
@@ -68,23 +82,47 @@ def to_full_text(record: ExportedVersion) -> str:
     codes = {a.diagnosis: a for a in record.icd}
     lines = [to_text(record.summary, record.demo).rstrip("\n")]
     if record.icd:
-        lines += ["【ICD-10】"] + [f"{d.name}：{_code(codes.get(d.name))}" for d in record.summary.diagnoses]
+        lines += ["【ICD-10】"] + [f"{name}：{_code(codes.get(name))}" for name in _diagnosis_names(record.summary)]
     lines += ["【审核与签署】", *_attestation_lines(record)]
     return "\n".join(lines) + "\n"
 
 
-def to_markdown(record: ExportedVersion, title: str = "病历摘要") -> str:
+def _coded(name: str, codes: dict[str, IcdAssignment]) -> str:
+    assignment = codes.get(name)
+    return f"{name}（ICD-10 {assignment.code} {assignment.name}）" if assignment and assignment.code else name
+
+
+def _templated_markdown(summary: TemplatedSummary, codes: dict[str, IcdAssignment]) -> list[str]:
+    lines: list[str] = []
+    for spec in summary.template.sections:
+        lines += [f"## {spec.heading}", ""]
+        content = summary.content(spec.id)
+        if isinstance(content, str):
+            lines.append(content or ABSENT)
+        elif spec.kind == "diagnoses":
+            lines += [f"{i}. {_coded(name, codes)}" for i, name in enumerate(summary.text(spec.id).splitlines(), 1)]
+        else:
+            lines += [f"- {line}" for line in summary.text(spec.id).replace("；", "\n").splitlines()]
+        if not content:
+            lines.append(ABSENT)
+        lines.append("")
+    return lines
+
+
+def to_markdown(record: ExportedVersion, title: str | None = None) -> str:
     summary, codes = record.summary, {a.diagnosis: a for a in record.icd}
-    lines = [f"# {title}", "", *([f"> **{DEMO_MARK}**", ""] if record.demo else []),
+    lines = [f"# {title or record.title}", "", *([f"> **{DEMO_MARK}**", ""] if record.demo else [])]
+    if isinstance(summary, TemplatedSummary):
+        lines += _templated_markdown(summary, codes) + ["## 审核与签署", "", *[
+            line if line.startswith("- ") else f"{line}  " for line in _attestation_lines(record)]]
+        return "\n".join(lines) + "\n"
+    lines += [
              f"## {SECTION_HEADINGS['chief_complaint']}", "", summary.chief_complaint or ABSENT, "",
              f"## {SECTION_HEADINGS['present_illness']}", "", summary.present_illness or ABSENT, "",
              f"## {SECTION_HEADINGS['auxiliary_exams']}", ""]
     lines += [f"- {item.as_text()}" for item in summary.auxiliary_exams] or [ABSENT]
     lines += ["", f"## {SECTION_HEADINGS['diagnoses']}", ""]
-    for index, diagnosis in enumerate(summary.diagnoses, 1):
-        assignment = codes.get(diagnosis.name)
-        code = f"（ICD-10 {assignment.code} {assignment.name}）" if assignment and assignment.code else ""
-        lines.append(f"{index}. {diagnosis.name}{code}")
+    lines += [f"{index}. {_coded(d.name, codes)}" for index, d in enumerate(summary.diagnoses, 1)]
     if not summary.diagnoses:
         lines.append(ABSENT)
     lines += ["", "## 审核与签署", "", *[line if line.startswith("- ") else f"{line}  " for line in
@@ -92,14 +130,25 @@ def to_markdown(record: ExportedVersion, title: str = "病历摘要") -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_json(record: ExportedVersion, **extra: object) -> str:
-    codes = {a.diagnosis: a.as_dict() for a in record.icd}
-    summary = record.summary
-    data = {
+def _summary_json(summary: AnySummary, codes: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(summary, TemplatedSummary):
+        data = summary.as_dict()
+        for section in data["sections"]:
+            if section["kind"] == "diagnoses":
+                section["content"] = [{**d, "icd": codes.get(d["name"])} for d in section["content"]]
+        return data
+    return {
         "chief_complaint": summary.chief_complaint,
         "present_illness": summary.present_illness,
         "auxiliary_exams": [item.model_dump() for item in summary.auxiliary_exams],
         "diagnoses": [{**d.model_dump(), "icd": codes.get(d.name)} for d in summary.diagnoses],
+    }
+
+
+def to_json(record: ExportedVersion, **extra: object) -> str:
+    codes = {a.diagnosis: a.as_dict() for a in record.icd}
+    data = {
+        **_summary_json(record.summary, codes),
         "status": str(record.status),
         "version": record.version,
         "attestation": record.attestation.as_dict() if record.attestation else None,
@@ -110,51 +159,62 @@ def to_json(record: ExportedVersion, **extra: object) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2)
 
 
-def to_fhir_bundle(record: ExportedVersion, *, title: str = "病历摘要", date: str | None = None,
+def to_fhir_bundle(record: ExportedVersion, *, title: str | None = None, date: str | None = None,
                    code_system: str = "http://hl7.org/fhir/sid/icd-10") -> dict[str, Any]:
-    """A FHIR R4 ``Bundle`` (type document): a ``Composition`` with one section per summary part and ``Condition``
-    resources carrying the ICD-10 codes, referenced from the 初步诊断 section. A signed version is ``final``, its
+    """A FHIR R4 ``Bundle`` (type document): a ``Composition`` with one section per summary part (its LOINC section
+    code where the template gives one) and ``Condition`` resources carrying the ICD-10 codes, referenced from
+    the diagnoses sections. A signed version is ``final``, its
     doctor the author and the legal attester; what stood when it was signed is a section of its own."""
     summary, attestation = record.summary, record.attestation
+    title = title or record.title
     date = date or datetime.now(timezone.utc).isoformat(timespec="seconds")
     codes = {a.diagnosis: a for a in record.icd}
     status = "final" if record.signed else "preliminary"
     conditions = []
-    for diagnosis in summary.diagnoses:
-        assignment = codes.get(diagnosis.name)
+    for name in _diagnosis_names(summary):
+        assignment = codes.get(name)
         condition: dict[str, Any] = {
             "resourceType": "Condition",
             "id": str(uuid.uuid4()),
             "verificationStatus": {"coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
                 "code": "confirmed" if record.signed else "provisional"}]},
-            "code": {"text": diagnosis.name},
+            "code": {"text": name},
             "subject": {"display": "匿名患者"},
         }
         if assignment and assignment.code:
             condition["code"]["coding"] = [{"system": code_system, "code": assignment.code,
                                             "display": assignment.name}]
         conditions.append(condition)
+    condition_ids = {c["code"]["text"]: c["id"] for c in conditions}
 
-    def section(heading: str, text: str, entries: list[dict[str, str]] | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"title": heading, "text": {
+    def section(heading: str, text: str, entries: list[dict[str, str]] | None = None,
+                loinc: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"title": heading, **({"code": {"coding": [{"system": LOINC, "code": loinc}]}}
+                                                      if loinc else {}), "text": {
             "status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{_escape(text)}</div>'}}
         if entries:
             body["entry"] = entries
         return body
 
-    sections = [
-        section(SECTION_HEADINGS["chief_complaint"], summary.chief_complaint or ABSENT),
-        section(SECTION_HEADINGS["present_illness"], summary.present_illness or ABSENT),
-        section(SECTION_HEADINGS["auxiliary_exams"], section_text(summary, "auxiliary_exams") or ABSENT),
-        section(SECTION_HEADINGS["diagnoses"], "；".join(d.name for d in summary.diagnoses) or ABSENT,
-                [{"reference": f"urn:uuid:{c['id']}"} for c in conditions]),
-    ]
+    sections = []
+    template = summary.template if isinstance(summary, TemplatedSummary) else default_template()
+    for spec in template.sections:
+        if isinstance(summary, TemplatedSummary):
+            names = [item.name for item in summary.items(spec.id)] if spec.kind == "diagnoses" else []
+            text = "；".join(names) if spec.kind == "diagnoses" else summary.text(spec.id)
+        else:
+            names = [d.name for d in summary.diagnoses] if spec.id == "diagnoses" else []
+            text = "；".join(names) if spec.id == "diagnoses" else (
+                section_text(summary, spec.id) if spec.id == "auxiliary_exams" else getattr(summary, spec.id))
+        sections.append(section(spec.heading, text or ABSENT,
+                                [{"reference": f"urn:uuid:{condition_ids[n]}"} for n in names], spec.loinc))
     composition: dict[str, Any] = {
         "resourceType": "Composition",
         "id": str(uuid.uuid4()),
         "status": status,
-        "type": {"coding": [{"system": "http://loinc.org", "code": "18842-5", "display": "Discharge summary"}],
+        "type": {"coding": [{"system": LOINC, "code": template.loinc,
+                             **({"display": DOCUMENT_TYPES[template.loinc]} if template.loinc in DOCUMENT_TYPES else {})}],
                  "text": title},
         "date": date,
         "title": title,
@@ -186,6 +246,6 @@ def export(record: ExportedVersion, fmt: str) -> str:
     if fmt == "json":
         return to_json(record)
     if fmt == "fhir":
-        title = f"{DEMO_MARK}病历摘要" if record.demo else "病历摘要"
+        title = f"{DEMO_MARK}{record.title}" if record.demo else record.title
         return json.dumps(to_fhir_bundle(record, title=title), ensure_ascii=False, indent=2)
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")

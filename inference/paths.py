@@ -66,6 +66,16 @@ def models_dir() -> Path:
     return folder.parent / "models" if folder is not None else cache_dir() / "models"
 
 
+def templates_dir() -> Path:
+    """A department's summary templates, put there by IT: ``templates/`` beside the app folder (read-only to
+    doctors, as the models folder is); from source, under the config folder."""
+    override = os.environ.get("MEDBRIEF_TEMPLATES_DIR")
+    if override:
+        return Path(override)
+    folder = app_folder()
+    return folder.parent / "templates" if folder is not None else config_dir() / "templates"
+
+
 def config_dir() -> Path:
     return _dir_from_env("MEDBRIEF_CONFIG_DIR", platformdirs.user_config_dir(APP_NAME, appauthor=False))
 

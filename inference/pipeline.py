@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 from inference.checks.findings import ValidationReport
+from inference.checks.template_review import review_templated
 from inference.checks.validation import validate
 from inference.documents import Document
 from inference.history.store import RunRecord
@@ -18,10 +19,56 @@ from inference.progress import CHECKING, RunContext
 from inference.record.patient import patient_of
 from inference.record.summary import render_emr_text
 from inference.summary.summarizer import RunStopped, StoppedRun, SummaryResult, call_timing, summarize
+from inference.summary.templated import TemplatedResult, summarize_with_template
+from inference.templates.catalog import DEFAULT_TEMPLATE
+from inference.templates.spec import SummaryTemplate
+
+
+class _Reviewed:
+    """What every report of a run says of its review and its sources (``BriefReport``, ``TemplatedReport``)."""
+
+    document: Document
+    icd: list[IcdAssignment]
+    validation: ValidationReport | None
+
+    @property
+    def has_errors(self) -> bool:
+        return self.validation is not None and self.validation.has_errors
+
+    @property
+    def verdict(self) -> str:
+        return self.validation.verdict if self.validation is not None else "unchecked"
+
+    @property
+    def rejected(self) -> bool:
+        return self.validation is not None and self.validation.rejected
+
+    def _icd_for(self, diagnosis: str) -> dict[str, Any] | None:
+        assignment = next((a for a in self.icd if a.diagnosis == diagnosis), None)
+        return assignment.as_dict() if assignment else None
+
+    def _sources_for(self, section: str, index: int) -> list[dict[str, Any]]:
+        if self.validation is None:
+            return []
+        for statement in self.validation.statements:
+            if statement.section == section and statement.index == index:
+                return [{**span.as_dict(), **self._original(span.start, span.end)} for span in statement.sources]
+        return []
+
+    def _original(self, start: int, end: int) -> dict[str, Any]:
+        """Where a source span stands in the original pages (file, page, box, the OCR's confidence), when it was
+        read from pages."""
+        lines = self.document.provenance.overlapping(start, end)
+        return {"original": [{"file": line.file_name, "page": line.page, "box": [round(v, 1) for v in line.box],
+                              "confidence": line.confidence} for line in lines]} if lines else {}
+
+    def _source(self) -> dict[str, Any]:
+        return {"file": self.document.file_name, "encoding": self.document.encoding, "sha256": self.document.sha256,
+                "pages": self.document.provenance.pages, "ocr_pages": self.document.provenance.ocr_pages}
 
 
 @dataclass
-class BriefReport:
+class BriefReport(_Reviewed):
     document: Document
     result: SummaryResult
     icd: list[IcdAssignment] = field(default_factory=list)
@@ -61,29 +108,8 @@ class BriefReport:
             "model": self.result.model,
             "prompt_version": self.result.prompt_version,
             "timings": self.result.timings.as_dict(),
-            "source": {"file": self.document.file_name, "encoding": self.document.encoding,
-                       "sha256": self.document.sha256, "pages": self.document.provenance.pages,
-                       "ocr_pages": self.document.provenance.ocr_pages},
+            "source": self._source(),
         }
-
-    def _icd_for(self, diagnosis: str) -> dict[str, Any] | None:
-        assignment = next((a for a in self.icd if a.diagnosis == diagnosis), None)
-        return assignment.as_dict() if assignment else None
-
-    def _sources_for(self, section: str, index: int) -> list[dict[str, Any]]:
-        if self.validation is None:
-            return []
-        for statement in self.validation.statements:
-            if statement.section == section and statement.index == index:
-                return [{**span.as_dict(), **self._original(span.start, span.end)} for span in statement.sources]
-        return []
-
-    def _original(self, start: int, end: int) -> dict[str, Any]:
-        """Where a source span stands in the original pages (file, page, box, the OCR's confidence), when it was
-        read from pages."""
-        lines = self.document.provenance.overlapping(start, end)
-        return {"original": [{"file": line.file_name, "page": line.page, "box": [round(v, 1) for v in line.box],
-                              "confidence": line.confidence} for line in lines]} if lines else {}
 
     def run_record(self) -> RunRecord:
         """The run as the history keeps it."""
@@ -96,21 +122,97 @@ class BriefReport:
         )
 
     @property
-    def has_errors(self) -> bool:
-        return self.validation is not None and self.validation.has_errors
-
-    @property
-    def verdict(self) -> str:
-        return self.validation.verdict if self.validation is not None else "unchecked"
-
-    @property
-    def rejected(self) -> bool:
-        return self.validation is not None and self.validation.rejected
-
-    @property
     def stopped(self) -> bool:
         """The doctor stopped the run: a draft of the finished parts only, never reviewed or signed."""
         return self.result.stopped is not None
+
+
+@dataclass
+class TemplatedReport(_Reviewed):
+    """A run written with a template (not the default 病历摘要)."""
+
+    document: Document
+    result: TemplatedResult
+    icd: list[IcdAssignment] = field(default_factory=list)
+    coding_trace: CodingTrace | None = None
+    validation: ValidationReport | None = None
+    elapsed_s: float = 0.0
+    stopped = False  # a templated run is stopped as a whole: nothing of it is kept
+
+    def emr_text(self) -> str:
+        return self.result.summary.emr_text()
+
+    def as_json(self) -> dict[str, Any]:
+        summary, evidence = self.result.summary, self.result.evidence.as_dict()
+        headings = summary.template.headings
+        sections = []
+        for spec in summary.template.sections:
+            content = summary.content(spec.id)
+            if isinstance(content, list):
+                content = [{**item.model_dump(), "sources": self._sources_for(spec.id, i),
+                            **({"icd": self._icd_for(item.name)} if spec.kind == "diagnoses" else {})}
+                           for i, item in enumerate(content)]
+            sections.append({"id": spec.id, "heading": spec.heading, "kind": spec.kind, "content": content})
+        findings = [f.as_dict() | {"section_name": headings.get(f.section, f.section)}
+                    for f in (self.validation.findings if self.validation else [])]
+        return {
+            "template": summary.template.identity(),
+            "sections": sections,
+            "verdict": self.verdict,
+            "findings": findings,
+            "unchecked": self.validation.unchecked if self.validation else 0,
+            "removed": evidence["removals"],
+            "parts": [{"index": p.index, "start": p.start, "end": p.end, "headings": list(p.headings)}
+                      for p in self.result.parts],
+            "evidence": evidence,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "statements": [s.as_dict() for s in self.validation.statements] if self.validation else [],
+            "model": self.result.model,
+            "prompt_version": self.result.prompt_version,
+            "timings": self.result.timings.as_dict(),
+            "source": self._source(),
+        }
+
+    def run_record(self) -> RunRecord:
+        return RunRecord(
+            document=self.document, summary=self.result.summary, model=self.result.model,
+            prompt_version=self.result.prompt_version, timings=self.result.timings.as_dict(),
+            findings=[f.as_dict() for f in self.validation.findings] if self.validation else [],
+            icd=self.icd, raw_output=self.result.raw_output, evidence=self.result.evidence, rejected=self.rejected,
+        )
+
+
+Report = Union[BriefReport, TemplatedReport]
+
+
+def run_record(document: Document, engine: ChatEngine, context: RunContext | None = None, *,
+               table: IcdTable | None = None, template: SummaryTemplate | None = None) -> Report:
+    """A record through the pipeline with ``template`` (None or 病历摘要: the four sections, ``run_pipeline``)."""
+    if template is None or template.id == DEFAULT_TEMPLATE:
+        return run_pipeline(document, engine, context, table=table)
+    return run_templated(document, engine, template, context, table=table)
+
+
+def run_templated(document: Document, engine: ChatEngine, template: SummaryTemplate,
+                  context: RunContext | None = None, *, table: IcdTable | None = None,
+                  part_budget: int | None = None) -> TemplatedReport:
+    """``run_pipeline`` for a template other than the default: summarize with it, code every diagnosis of its
+    diagnoses sections, review each section by its kind."""
+    context = context or RunContext()
+    result = summarize_with_template(engine, template, document.text, context, part_budget=part_budget)
+    report = TemplatedReport(document=document, result=result)
+    names = result.summary.diagnoses()
+    if table is not None and names:
+        report.icd, report.coding_trace = code_diagnoses(engine, names, table, context, patient_of(document.text))
+        check_no_foreign_codes(report.icd, table)
+        result.timings.calls += [call_timing(f"icd round {i}", r)
+                                 for i, r in enumerate(report.coding_trace.generations, 1)]
+    context.stop_if_cancelled()
+    context.tracker.phase(CHECKING)
+    report.validation = review_templated(result.summary, document.text, vocabulary_of(table), result.evidence,
+                                         document.provenance)
+    report.elapsed_s = time.perf_counter() - context.tracker.started
+    return report
 
 
 def run_pipeline(
@@ -125,7 +227,8 @@ def run_pipeline(
     """Summarize, code the diagnoses against ``table`` (none: no coding), validate against the record.
     ``context``: where progress and streamed text go, and the stop signal. ``part_budget``: record tokens
     per part for this run (a rerun in parts after a rejected draft). Stopped after a part of a long record
-    finished, the report is a stopped draft of those parts (``stopped``); ``resume`` goes on from one."""
+    finished, the report is a stopped draft of those parts (``stopped``); ``resume`` goes on from one.
+    (``run_record`` also takes a template.)"""
     context = context or RunContext()
     try:
         result = summarize(engine, document.text, context, part_budget=part_budget, resume=resume)

@@ -62,6 +62,7 @@ from inference.tsv_files import read_tsv
 # supported by the record. Drafts of the record itself copy its wording: on CMB-Clin their supported share
 # is far above this (README); the prompt's example patient against any real record scores 0.
 MIN_SUPPORTED_SHARE = 0.5
+REMOVED = "已从草稿中移除"
 GROUP_OMISSIONS_OVER = 3  # more omitted key values than this are one finding with the list behind it
 
 _NEGATION = re.compile(r"(否认|无|未见|未发现|未诉|排除|不伴|没有)([^，,。；;：:\n]{1,40})")
@@ -358,7 +359,7 @@ class _Checker:
         for removal in removals:
             severity = INFO if removal.rule_id == "G2" else WARNING
             self.findings.append(Finding(removal.rule_id, severity, removal.section, None, None,
-                                         f"已从草稿中移除（{removal.reason}）：模型原文为“{removal.text}”",
+                                         f"{REMOVED}（{removal.reason}）：模型原文为“{removal.text}”",
                                          "核对原文；确有依据时手工补回"))
 
     # -- F and G: faithfulness and grounding -------------------------------------------------------

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from inference.icd.table import IcdTable
     from inference.llm.engine import ChatEngine
     from inference.llm.settings import EngineSettings
+    from inference.templates.spec import SummaryTemplate
 
 BATCH_FAILED = 10
 FAILURES_FILE = "failures.jsonl"
@@ -54,7 +55,7 @@ def output_names(records: list[Path]) -> dict[Path, str]:
     return names
 
 
-def run_batch(args: argparse.Namespace, settings: EngineSettings) -> int:
+def run_batch(args: argparse.Namespace, settings: EngineSettings, template: SummaryTemplate | None = None) -> int:
     from inference.documents import SUPPORTED_SUFFIXES
 
     source = Path(args.batch)
@@ -82,7 +83,7 @@ def run_batch(args: argparse.Namespace, settings: EngineSettings) -> int:
     failures: list[dict[str, str]] = []
     try:
         if todo:
-            _run(todo, names, out, settings, args, workers, failures, bar)
+            _run(todo, names, out, settings, args, workers, failures, bar, template)
     finally:
         _write_failures(out / FAILURES_FILE, failures)
         bar.finish(len(failures))
@@ -90,7 +91,7 @@ def run_batch(args: argparse.Namespace, settings: EngineSettings) -> int:
 
 
 def _run(todo: list[Path], names: dict[Path, str], out: Path, settings: EngineSettings, args: argparse.Namespace,
-         workers: int, failures: list[dict[str, str]], bar: _Bar) -> None:
+         workers: int, failures: list[dict[str, str]], bar: _Bar, template: SummaryTemplate | None) -> None:
     from inference.icd.table import open_table  # the engine and tables only once there is something to do
     from inference.llm.backends import open_engine
 
@@ -102,7 +103,7 @@ def _run(todo: list[Path], names: dict[Path, str], out: Path, settings: EngineSe
 
     def one(path: Path) -> None:
         try:
-            _summarize_one(path, engine, table, out / names[path], cancel, pages)
+            _summarize_one(path, engine, table, out / names[path], cancel, pages, template)
         except Exception as exc:  # noqa: BLE001 - one record's failure, whatever it is, never ends the batch
             error = exc if isinstance(exc, MedBriefError) else internal_error(exc, f"batch {path.name}")
             with lock:
@@ -125,15 +126,15 @@ def _run(todo: list[Path], names: dict[Path, str], out: Path, settings: EngineSe
 
 
 def _summarize_one(path: Path, engine: ChatEngine, table: IcdTable | None, target: Path,
-                   cancel: threading.Event, max_pages: int) -> None:
+                   cancel: threading.Event, max_pages: int, template: SummaryTemplate | None = None) -> None:
     from inference.documents import ReadOptions, load_document
-    from inference.pipeline import run_pipeline
+    from inference.pipeline import run_record
     from inference.progress import RunContext
 
     if cancel.is_set():
         raise GenerationCancelled("已停止 / stopped")
     document = load_document(path, ReadOptions(max_pages=max_pages, cancelled=cancel.is_set))
-    report = run_pipeline(document, engine, RunContext(cancel=cancel), table=table)
+    report = run_record(document, engine, RunContext(cancel=cancel), table=table, template=template)
     if report.stopped:  # Ctrl+C in the middle of a long record: not written, summarized whole on the next run
         raise GenerationCancelled("已停止 / stopped")
     partial = target.with_name(target.name + ".partial")

@@ -15,6 +15,7 @@ from inference.cli import (
     server_commands,
     stats_command,
     summarize,
+    template_commands,
     validate,
 )
 from inference.crash_log import internal_error
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     icd_commands.add_parser(commands, epilog)
     model_commands.add_parsers(commands, epilog)
     server_commands.add_parser(commands, epilog)
+    template_commands.add_parser(commands, epilog)
     return parser
 
 

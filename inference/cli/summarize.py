@@ -30,7 +30,7 @@ from inference.errors import (
 if TYPE_CHECKING:
     from inference.llm.engine import EngineInfo
     from inference.llm.settings import EngineSettings
-    from inference.pipeline import BriefReport
+    from inference.pipeline import Report
 
 
 def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
@@ -50,6 +50,8 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
     summarize.add_argument("--out-dir", help="batch: where the JSON files go (default: DIR/medbrief-summaries)")
     summarize.add_argument("--workers", type=int, default=1, help="batch: records at once (server backend; the "
                            "embedded engine runs one at a time)")
+    summarize.add_argument("--template", metavar="ID", help="write with this summary template (medbrief template "
+                           "list; default: the ward's default, 病历摘要)")
     summarize.add_argument("--json", action="store_true", help="print one JSON object instead of EMR text")
     summarize.add_argument("--out", help="write the output to this file instead of stdout")
     summarize.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -63,17 +65,20 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from inference.templates.catalog import TemplateCatalog
+
+    template = TemplateCatalog().get(args.template)  # an unknown or broken template fails before the model loads
     if args.batch:
         from inference.cli.batch import run_batch
 
-        return run_batch(args, engine_settings(args))
+        return run_batch(args, engine_settings(args), template)
     if not args.file:
         raise UsageError("需要病历文件或 --batch 文件夹 / summarize needs a FILE or --batch DIR")
     # The model and the pipeline load only once a record is to be summarized (start-up time of the other commands).
     from inference.documents import ReadOptions, load_documents
     from inference.icd.table import open_table
     from inference.llm.backends import open_engine
-    from inference.pipeline import run_pipeline
+    from inference.pipeline import run_record
     from inference.progress import RunContext
     from inference.summary.summarizer import retry_part_tokens
 
@@ -98,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
                 progress.step(f"警告 / warning: {engine.info.warning}")
             table = None if args.no_icd else open_table(args.table)
             stop_if_cancelled(cancel)
-            report = run_pipeline(document, engine, RunContext(on_progress=progress.progress, cancel=cancel),
-                                  table=table)
+            report = run_record(document, engine, RunContext(on_progress=progress.progress, cancel=cancel),
+                                table=table, template=template)
         except (GenerationError, ModelError, IcdTableError) as exc:
             if args.save:
                 save_failure(exc, engine.info.model_path)
@@ -154,7 +159,7 @@ def stop_if_cancelled(cancel: threading.Event) -> None:
         raise GenerationCancelled("已取消 / cancelled")
 
 
-def write_summary(report: BriefReport, args: argparse.Namespace) -> None:
+def write_summary(report: Report, args: argparse.Namespace) -> None:
     if args.json:
         write_output(json.dumps(report.as_json(), ensure_ascii=False, indent=2), args.out)
     elif not report.rejected:  # a rejected draft is not a summary of this record: nothing to paste
@@ -179,7 +184,7 @@ def save_failure(exc: MedBriefError, model_path: str) -> None:
         pass
 
 
-def save_run(report: BriefReport, settings: EngineSettings, info: EngineInfo, progress: StderrProgress,
+def save_run(report: Report, settings: EngineSettings, info: EngineInfo, progress: StderrProgress,
              written: bool) -> list[MedBriefError]:
     """Keep the run in the history; the problems to report (a failed save, a history found corrupt)."""
     from inference.history.store import HistoryStore

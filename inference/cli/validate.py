@@ -6,15 +6,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from inference import limits
 from inference.cli.output import findings_text
-from inference.errors import IcdTableError, InputError
+from inference.errors import IcdTableError, InputError, TemplateError
 
 if TYPE_CHECKING:
     from inference.icd.table import IcdTable
-
+    from inference.templates.content import TemplatedSummary
 
 
 def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
@@ -33,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction, epilog: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from inference.checks.validation import validate
+    from inference.checks.template_review import review_of
     from inference.documents import check_regular_file, load_document, read_bounded
     from inference.icd.lookup import vocabulary_of
     from inference.record.evidence import RunEvidence
@@ -48,12 +48,15 @@ def run(args: argparse.Namespace) -> int:
     except RecursionError:
         raise InputError(f"摘要 JSON 嵌套过深 / summary JSON is nested too deeply: {args.summary}") from None
     try:
-        summary = StructuredSummary.model_validate(data)
+        summary = _templated(data) if isinstance(data, dict) and "template" in data else \
+            StructuredSummary.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise InputError(f"摘要格式不对 / summary JSON lacks the summarize --json shape: {where}: {first['msg']}") from exc
-    problem = bounds_problem(summary)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InputError(f"摘要格式不对 / summary JSON lacks the summarize --json shape: {exc}") from exc
+    problem = bounds_problem(summary if isinstance(summary, StructuredSummary) else summary.four_sections().classic)
     if problem:
         raise InputError(f"摘要超出可核对的范围（{problem}）/ the summary is beyond what a review takes: {args.summary}")
     document = load_document(args.source)
@@ -62,12 +65,26 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"摘要中的 evidence 格式不对 / malformed evidence in {args.summary}: {exc}") from exc
     # Exactly as given (splitting would hide S2), with the run's evidence: what summarize's review found.
-    report = validate(summary, document.text, vocabulary_of(review_table(args.table)), evidence, document.provenance)
+    report = review_of(summary, document.text, vocabulary_of(review_table(args.table)), evidence, document.provenance)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
         sys.stdout.write(findings_text(report.findings, report.unchecked).lstrip("\n"))
     return 1 if report.has_errors else 0
+
+
+def _templated(data: dict[str, Any]) -> TemplatedSummary:
+    """A template's summary as ``summarize --json`` writes it, read with the template it names, when that
+    template still asks what it asked then (its content hash)."""
+    from inference.templates.catalog import TemplateCatalog
+    from inference.templates.content import TemplatedSummary
+
+    named = data["template"]
+    template = TemplateCatalog().get(str(named["id"]))
+    if template.content_hash != named.get("hash"):
+        raise TemplateError(f"摘要用模板 {template.id}（内容哈希 {named.get('hash')}）写成，该模板已更改为 "
+                            f"{template.content_hash}，无法按原模板核对 / the template changed since")
+    return TemplatedSummary.from_dict(template, data)
 
 
 def review_table(name: str | None) -> IcdTable | None:

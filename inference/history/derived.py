@@ -25,7 +25,7 @@ from inference.history.models import (
 )
 from inference.history.note_rows import value_rows
 from inference.record.status import DraftStatus
-from inference.record.summary import StructuredSummary
+from inference.templates.content import four_sections_of
 
 # Raise when what note_rows.value_rows or edit_measures.measure_signing derive changes: rows written by older
 # code are derived again at the next open.
@@ -38,7 +38,7 @@ def index_version(session: Session, version: SummaryVersionRow) -> None:
     """Make ``value_index`` hold the values of this version, the record's latest."""
     session.execute(delete(ValueIndexRow).where(ValueIndexRow.document_id == version.document_id))
     try:
-        rows = value_rows(StructuredSummary.model_validate(version.summary))
+        rows = value_rows(four_sections_of(version.summary))
     except ValueError:  # a version damaged on disk states no values
         rows = []
     session.add_all(ValueIndexRow(document_id=version.document_id, section=row.section, term=row.term[:80],
@@ -59,7 +59,7 @@ def record_signing(session: Session, signed: SummaryVersionRow, event: AuditEven
     standing = detail.get("standing_rules")
     try:
         measures = measure_signing(
-            StructuredSummary.model_validate(draft.summary), StructuredSummary.model_validate(signed.summary),
+            four_sections_of(draft.summary), four_sections_of(signed.summary),
             draft.icd if isinstance(draft.icd, list) else [], signed.icd if isinstance(signed.icd, list) else [],
             draft.created_at, signed.created_at,
             shown_rules=[str(f.get("rule_id", "")) for f in (run.findings if run is not None else [])

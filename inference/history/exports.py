@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from inference.checks.validation import validate
+from inference.checks.template_review import review_of
 from inference.errors import InputError, StorageError
 from inference.export import ExportedVersion, export
 from inference.history.models import SummaryVersionRow, latest_version_ids
@@ -16,7 +16,7 @@ from inference.history.store import HistoryStore
 from inference.icd.coding import IcdAssignment
 from inference.paths import write_private
 from inference.record.status import DraftStatus
-from inference.record.summary import StructuredSummary
+from inference.templates.content import stored_summary
 
 
 def chosen_version(versions: list[SummaryVersionRow], number: int | None) -> SummaryVersionRow:
@@ -40,9 +40,9 @@ def exported_version(store: HistoryStore, document_id: int, number: int | None =
     version = chosen_version(versions, number)
     if version.status == DraftStatus.REJECTED:
         raise StorageError("该草稿未通过核对（与原文不符），不能导出 / a rejected draft cannot be exported")
-    summary = StructuredSummary.model_validate(version.summary)
+    summary = stored_summary(version.summary)
     document = store.opened_document(document_id)
-    review = validate(summary, document.text, evidence=store.evidence(document_id), provenance=document.provenance)
+    review = review_of(summary, document.text, evidence=store.evidence(document_id), provenance=document.provenance)
     return ExportedVersion(summary=summary, icd=[IcdAssignment.from_record(item) for item in version.icd],
                            demo=store.from_demo(document_id), status=DraftStatus(version.status),
                            version=version.number, attestation=store.attestations(document_id).get(version.id),

@@ -10,7 +10,7 @@ from typing import Any
 from inference.documents import Document
 from inference.icd.coding import IcdAssignment
 from inference.record.evidence import RunEvidence
-from inference.record.summary import StructuredSummary
+from inference.templates.content import AnySummary
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class RunRecord:
     """A model run as the history keeps it (``pipeline.BriefReport.run_record`` makes one)."""
 
     document: Document
-    summary: StructuredSummary  # what the doctor is shown: the guarded draft
+    summary: AnySummary  # what the doctor is shown: the guarded draft (the four sections, or a template's)
     model: dict[str, Any]  # EngineInfo.as_dict()
     prompt_version: str
     timings: dict[str, Any]

@@ -25,7 +25,7 @@ from inference.history.models import DocumentRow, SummaryVersionRow
 from inference.history.note_rows import note_rows
 from inference.history.store import HistoryStore
 from inference.paths import PRIVATE_FILE_MODE
-from inference.record.summary import StructuredSummary
+from inference.templates.content import four_sections_of
 
 RESEARCH_FORMATS = ("csv", "jsonl")
 KEY_FILE_NAME = "research-id.key"
@@ -76,7 +76,7 @@ def cohort_rows(store: HistoryStore, cohort: Cohort, *, identified: bool = False
                 .where(SummaryVersionRow.id.in_(ids[start:start + BATCH])).order_by(SummaryVersionRow.id)).all()
         for document_id, summary, icd, status, created_at, sha256, file_name in found:
             try:
-                rows = note_rows(StructuredSummary.model_validate(summary), icd if isinstance(icd, list) else [])
+                rows = note_rows(four_sections_of(summary), icd if isinstance(icd, list) else [])
             except ValueError:  # damaged on disk: its record contributes no rows
                 continue
             who = {"person": pseudonym(key, sha256)}

@@ -46,7 +46,7 @@ from inference.paths import data_dir, make_tree_private
 from inference.record.evidence import RunEvidence
 from inference.record.provenance import Provenance
 from inference.record.status import REVIEW_ORDER, UNSIGNABLE, Attestation, DraftStatus, run_status
-from inference.record.summary import StructuredSummary, render_emr_text, section_text
+from inference.templates.content import AnySummary, stored_form, stored_summary
 
 DB_FILE_NAME = "history.sqlite"
 OPEN_LOCK_FILE_NAME = "history.open.lock"
@@ -223,7 +223,7 @@ class HistoryStore:
                 model_hash_prefix=model_hash_prefix, quantization=str(model.get("quantization", "")),
                 lora=str(model.get("lora") or "") or None, prompt_version=run.prompt_version,
                 backend=str(model.get("backend", "")), engine_params=engine_params, timings=run.timings,
-                draft=run.summary.model_dump(), findings=run.findings, icd=icd,
+                draft=stored_form(run.summary)[0], findings=run.findings, icd=icd,
                 icd_table=run.icd[0].table if run.icd else None, raw_output=run.raw_output,
                 evidence=run.evidence.as_dict(), demo=bool(model.get("demo")),
             )
@@ -239,15 +239,14 @@ class HistoryStore:
         return session.scalar(select(SummaryVersionRow).where(SummaryVersionRow.document_id == document_id)
                               .order_by(SummaryVersionRow.id.desc()).limit(1))
 
-    def _add_version(self, session: Session, document_id: int, summary: StructuredSummary, icd: list[dict[str, Any]],
+    def _add_version(self, session: Session, document_id: int, summary: AnySummary, icd: list[dict[str, Any]],
                      status: str, origin: str, run_id: int | None = None) -> SummaryVersionRow:
         latest = self._latest(session, document_id)
-        emr = render_emr_text(summary)
+        stored, emr, diagnoses = stored_form(summary)
         version = SummaryVersionRow(
             document_id=document_id, run_id=run_id if run_id is not None else (latest.run_id if latest else None),
             number=(latest.number + 1) if latest else 1, status=status, origin=origin,
-            summary=summary.model_dump(), icd=icd, emr_text=emr,
-            diagnoses_text=section_text(summary, "diagnoses"),
+            summary=stored, icd=icd, emr_text=emr, diagnoses_text=diagnoses,
             icd_codes=" ".join(str(item.get("code")) for item in icd if item.get("code")),
             author=os_user(), created_at=utc_now(),
         )
@@ -261,12 +260,12 @@ class HistoryStore:
             index_version(session, version)
         return version
 
-    def save_edit(self, document_id: int, summary: StructuredSummary, icd: list[dict[str, Any]],
+    def save_edit(self, document_id: int, summary: AnySummary, icd: list[dict[str, Any]],
                   action: str = "edit") -> int | None:
         """Autosave: a new version when something changed; an edit after review or signing is a new draft."""
         with self._session() as session:
             latest = self._latest(session, document_id)
-            if latest is not None and latest.summary == summary.model_dump() and latest.icd == icd:
+            if latest is not None and latest.summary == stored_form(summary)[0] and latest.icd == icd:
                 return None
             status = DraftStatus(latest.status) if latest is not None and latest.status in UNSIGNABLE \
                 else DraftStatus.DRAFT
@@ -295,7 +294,7 @@ class HistoryStore:
                                    "draft cannot be reviewed or signed")
             if REVIEW_ORDER.index(DraftStatus(status)) < REVIEW_ORDER.index(DraftStatus(latest.status)):
                 raise StorageError(f"状态只能前进：{latest.status} → {status} 不允许 / status only moves forward")
-            version = self._add_version(session, document_id, StructuredSummary.model_validate(latest.summary),
+            version = self._add_version(session, document_id, stored_summary(latest.summary),
                                         latest.icd, status, "status")
             extra = {key: value for key, value in (("signer", signer), ("override", override),
                                                    ("overridden", list(overridden))) if value}

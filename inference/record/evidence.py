@@ -13,9 +13,11 @@ Scopes = dict[tuple[str, str], list[Range]]
 
 # What the draft guard removes (``summary.draft_guard``): G2 a diagnosis where the record states none, G3 a
 # diagnosis not in the record, G4 a remnant of the prompt's example, G5 a symptom written as a diagnosis, V1 a
-# value not in the record, U1 a unit the record does not write. These say the draft holds what its record does
-# not support: they count against it when the review decides whether it comes from the record at all.
-UNSUPPORTED_REMOVALS = ("G3", "G4", "V1")
+# value not in the record, U1 a unit the record does not write; for a template's kinds (``summary.template_guard``)
+# M1 a drug not in the record, M2 a dose not written with it, V7 a date not in the record, N1 a finding negated.
+# G3, G4, V1, M1 and V7 say the draft holds what its record does not support: they count against it when the
+# review decides whether it comes from the record at all.
+UNSUPPORTED_REMOVALS = ("G3", "G4", "V1", "M1", "V7")
 
 
 @dataclass(frozen=True)

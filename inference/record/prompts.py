@@ -11,6 +11,7 @@ from inference.errors import GenerationError
 from inference.paths import resources_dir
 
 SUMMARY_PROMPT = "summary"  # resources/prompts/summary.txt: the summary's instructions and example
+TEMPLATED_PROMPT = "templated"  # resources/prompts/templated.txt: a template's rules and example record
 _SECTION = re.compile(r"^=== (\w+) ===\s*$", re.MULTILINE)
 _VERSION = re.compile(r"^prompt_version:\s*(\S+)\s*$", re.MULTILINE)
 

@@ -21,7 +21,7 @@ MAX_ITEMS_PER_CALL = {"auxiliary_exams": 80, "diagnoses": 30}
 def generation_schema(units: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The JSON schema the output grammar is built from (pydantic's, with titles dropped); ``units``: the units
     an exam item may have, besides none (None: any text)."""
-    schema = json.loads(json.dumps(StructuredSummary.model_json_schema()), object_hook=_drop_titles)
+    schema = json.loads(json.dumps(StructuredSummary.model_json_schema()), object_hook=drop_titles)
     for name, limit in MAX_ITEMS_PER_CALL.items():
         schema["properties"][name]["maxItems"] = limit
     if units is not None:
@@ -29,7 +29,7 @@ def generation_schema(units: tuple[str, ...] | None = None) -> dict[str, Any]:
     return schema
 
 
-def _drop_titles(node: dict[str, Any]) -> dict[str, Any]:
+def drop_titles(node: dict[str, Any]) -> dict[str, Any]:
     """No titles or defaults; every property required, so the model states each section (possibly empty)."""
     node.pop("title", None)
     node.pop("default", None)
@@ -38,11 +38,17 @@ def _drop_titles(node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-@lru_cache(maxsize=64)
 def summary_gbnf(units: tuple[str, ...] | None = None) -> str:
     """The summary grammar's text, built once per set of units; each engine still checks it with llama.cpp's
     parser."""
-    gbnf = gbnf_from_json_schema(generation_schema(units))
+    return schema_gbnf(json.dumps(generation_schema(units), ensure_ascii=False), units)
+
+
+@lru_cache(maxsize=64)
+def schema_gbnf(schema_json: str, units: tuple[str, ...] | None) -> str:
+    """The grammar of a summary schema (the four sections', a template's) whose exam items may have ``units``
+    (None: any text), built once per schema and set of units."""
+    gbnf = gbnf_from_json_schema(json.loads(schema_json))
     if units is None:
         return gbnf
     # llama-cpp-python writes an enum's non-ASCII characters as JSON escapes ("\u03bcmol/L"), which would make

@@ -115,10 +115,12 @@ def build_messages(record_text: str, prompt: PromptTemplate | None = None) -> li
     return messages + [{"role": "user", "content": prompt.section("user").replace("{record}", record_text)}]
 
 
-def part_tokens(engine: ChatEngine, override: int | None = None) -> int:
+def part_tokens(engine: ChatEngine, override: int | None = None,
+                empty_prompt: list[dict[str, str]] | None = None) -> int:
     """Record tokens per part: the setting, else what a model of this size summarizes reliably, never more
-    than the context leaves after the prompt and the summary."""
-    overhead = engine.count_tokens(engine.template.render(build_messages("")))
+    than the context leaves after the prompt (``empty_prompt``: a template's, without a record) and the
+    summary."""
+    overhead = engine.count_tokens(engine.template.render(empty_prompt or build_messages("")))
     room = engine.info.n_ctx - engine.settings.max_tokens - overhead
     wanted = override or engine.settings.part_tokens or reliable_part_tokens(engine.info.n_params)
     if room <= 0:
