@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from inference.record.status import STATUS_LABELS, Attestation, DraftStatus
 from inference.record.summary import ABSENT, SECTION_HEADINGS, render_emr_text, section_text
 from inference.templates.catalog import default_template
-from inference.templates.content import AnySummary, TemplatedSummary
+from inference.templates.content import AnySummary, TemplatedSummary, diagnosis_names
 
 if TYPE_CHECKING:  # the CLI reads EXPORT_FORMATS at start-up: the ICD lookup stays unloaded
     from inference.icd.coding import IcdAssignment
@@ -57,9 +57,6 @@ def to_text(summary: AnySummary, demo: bool = False) -> str:
     return (DEMO_MARK + "\n" if demo else "") + emr
 
 
-def _diagnosis_names(summary: AnySummary) -> list[str]:
-    return summary.diagnoses() if isinstance(summary, TemplatedSummary) else [d.name for d in summary.diagnoses]
-
 
 def _code(assignment: IcdAssignment | None) -> str:
     return f"{assignment.code} {assignment.name}" if assignment and assignment.code else "未编码"
@@ -82,7 +79,7 @@ def to_full_text(record: ExportedVersion) -> str:
     codes = {a.diagnosis: a for a in record.icd}
     lines = [to_text(record.summary, record.demo).rstrip("\n")]
     if record.icd:
-        lines += ["【ICD-10】"] + [f"{name}：{_code(codes.get(name))}" for name in _diagnosis_names(record.summary)]
+        lines += ["【ICD-10】"] + [f"{name}：{_code(codes.get(name))}" for name in diagnosis_names(record.summary)]
     lines += ["【审核与签署】", *_attestation_lines(record)]
     return "\n".join(lines) + "\n"
 
@@ -171,7 +168,7 @@ def to_fhir_bundle(record: ExportedVersion, *, title: str | None = None, date: s
     codes = {a.diagnosis: a for a in record.icd}
     status = "final" if record.signed else "preliminary"
     conditions = []
-    for name in _diagnosis_names(summary):
+    for name in diagnosis_names(summary):
         assignment = codes.get(name)
         condition: dict[str, Any] = {
             "resourceType": "Condition",

@@ -185,14 +185,6 @@ class TemplatedReport(_Reviewed):
 Report = Union[BriefReport, TemplatedReport]
 
 
-def run_record(document: Document, engine: ChatEngine, context: RunContext | None = None, *,
-               table: IcdTable | None = None, template: SummaryTemplate | None = None) -> Report:
-    """A record through the pipeline with ``template`` (None or 病历摘要: the four sections, ``run_pipeline``)."""
-    if template is None or template.id == DEFAULT_TEMPLATE:
-        return run_pipeline(document, engine, context, table=table)
-    return run_templated(document, engine, template, context, table=table)
-
-
 def run_templated(document: Document, engine: ChatEngine, template: SummaryTemplate,
                   context: RunContext | None = None, *, table: IcdTable | None = None,
                   part_budget: int | None = None) -> TemplatedReport:
@@ -223,12 +215,15 @@ def run_pipeline(
     table: IcdTable | None = None,
     part_budget: int | None = None,
     resume: StoppedRun | None = None,
-) -> BriefReport:
+    template: SummaryTemplate | None = None,
+) -> Report:
     """Summarize, code the diagnoses against ``table`` (none: no coding), validate against the record.
     ``context``: where progress and streamed text go, and the stop signal. ``part_budget``: record tokens
     per part for this run (a rerun in parts after a rejected draft). Stopped after a part of a long record
     finished, the report is a stopped draft of those parts (``stopped``); ``resume`` goes on from one.
-    (``run_record`` also takes a template.)"""
+    ``template``: write with it (None or 病历摘要: the four sections)."""
+    if template is not None and template.id != DEFAULT_TEMPLATE:
+        return run_templated(document, engine, template, context, table=table, part_budget=part_budget)
     context = context or RunContext()
     try:
         result = summarize(engine, document.text, context, part_budget=part_budget, resume=resume)

@@ -17,6 +17,9 @@ Rules (ids are stable; the desktop colours by severity, tests and the held-out c
   N1 negation flipped or dropped (颈静脉怒张 ↔ 无颈静脉怒张)   N2 certainty changed (肺结核待排 ↔ 肺结核)
   R1 the draft repeats the prompt's example patient        R2 most of the draft has no support in the record
   O1 a value, dose or date taken from a line the OCR read with low confidence: look at the original page
+  For a template's kinds (``checks.template_review``, ``summary.template_guard``): M1 a drug the record does not
+  name, M2 a dose, route or frequency not written with that drug, V7 a date the record does not write, L1 a
+  section longer than the template allows, S5 a draft cut at max_tokens (what was finished is kept).
 
 The review's verdict: "rejected" when an R finding says the draft does not come from the record (it is then
 not a draft of this patient at all: it cannot be copied, exported or signed), else "errors", "warnings" or

@@ -128,13 +128,13 @@ def _run(todo: list[Path], names: dict[Path, str], out: Path, settings: EngineSe
 def _summarize_one(path: Path, engine: ChatEngine, table: IcdTable | None, target: Path,
                    cancel: threading.Event, max_pages: int, template: SummaryTemplate | None = None) -> None:
     from inference.documents import ReadOptions, load_document
-    from inference.pipeline import run_record
+    from inference.pipeline import run_pipeline
     from inference.progress import RunContext
 
     if cancel.is_set():
         raise GenerationCancelled("已停止 / stopped")
     document = load_document(path, ReadOptions(max_pages=max_pages, cancelled=cancel.is_set))
-    report = run_record(document, engine, RunContext(cancel=cancel), table=table, template=template)
+    report = run_pipeline(document, engine, RunContext(cancel=cancel), table=table, template=template)
     if report.stopped:  # Ctrl+C in the middle of a long record: not written, summarized whole on the next run
         raise GenerationCancelled("已停止 / stopped")
     partial = target.with_name(target.name + ".partial")

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from inference.documents import ReadOptions, load_documents
     from inference.icd.table import open_table
     from inference.llm.backends import open_engine
-    from inference.pipeline import run_record
+    from inference.pipeline import run_pipeline
     from inference.progress import RunContext
     from inference.summary.summarizer import retry_part_tokens
 
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 progress.step(f"警告 / warning: {engine.info.warning}")
             table = None if args.no_icd else open_table(args.table)
             stop_if_cancelled(cancel)
-            report = run_record(document, engine, RunContext(on_progress=progress.progress, cancel=cancel),
+            report = run_pipeline(document, engine, RunContext(on_progress=progress.progress, cancel=cancel),
                                 table=table, template=template)
         except (GenerationError, ModelError, IcdTableError) as exc:
             if args.save:

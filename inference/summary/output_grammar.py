@@ -49,6 +49,9 @@ def schema_gbnf(schema_json: str, units: tuple[str, ...] | None) -> str:
     """The grammar of a summary schema (the four sections', a template's) whose exam items may have ``units``
     (None: any text), built once per schema and set of units."""
     gbnf = gbnf_from_json_schema(json.loads(schema_json))
+    # llama-cpp-python's converter lets a string hold raw control characters, which JSON forbids: a small model
+    # that writes a raw newline inside a string made a draft that could not be read (CMB-Clin dev case 34).
+    gbnf = gbnf.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x00-\\x1F\\x7F]', 1)
     if units is None:
         return gbnf
     # llama-cpp-python writes an enum's non-ASCII characters as JSON escapes ("\u03bcmol/L"), which would make

@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 
 from inference.llm.json_scan import scan_json
 from inference.record.summary import ExamItem
+from inference.templates.content import ITEM_MODELS, item_text
+from inference.templates.spec import SummaryTemplate
 
 SECTION_FIELDS = ("chief_complaint", "present_illness", "auxiliary_exams", "diagnoses")
 _CLOSERS = {"{": "}", "[": "]"}
 MAX_STREAMED_CHARS = 200_000  # a part's output is bounded by max_tokens; past this the preview stops growing
 
 
-def _completed(prefix: str) -> object | None:
+def completed(prefix: str) -> object | None:
     """``prefix`` of a JSON document closed as it stands, trimmed back to the last complete value if needed."""
     stack: list[str] = []
     safe = []  # (position after which the prefix may be cut, stack then): after a value or an opening bracket
@@ -52,7 +54,7 @@ def _text(value: object) -> str:
 def partial_sections(streamed: str) -> dict[str, str]:
     """The four sections as far as ``streamed`` (one part's JSON, possibly cut) has written them, in the pane's
     form: exam items and diagnoses one per line."""
-    data = _completed(streamed[:MAX_STREAMED_CHARS].lstrip())
+    data = completed(streamed[:MAX_STREAMED_CHARS].lstrip())
     if not isinstance(data, dict):
         return dict.fromkeys(SECTION_FIELDS, "")
     exams = []
@@ -67,17 +69,45 @@ def partial_sections(streamed: str) -> dict[str, str]:
             "diagnoses": "\n".join(_text(d.get("name")) for d in diagnoses if isinstance(d, dict) and d.get("name"))}
 
 
+def partial_template_sections(streamed: str, template: SummaryTemplate) -> dict[str, str]:
+    """A template's sections as far as ``streamed`` has written them: list items one a line."""
+    data = completed(streamed[:MAX_STREAMED_CHARS].lstrip())
+    data = data if isinstance(data, dict) else {}
+    sections = {}
+    for spec in template.sections:
+        value = data.get(spec.id)
+        if spec.kind == "text":
+            sections[spec.id] = _text(value)
+            continue
+        model = ITEM_MODELS[spec.kind]
+        items = [model.model_construct(**{k: _text(v) for k, v in item.items() if k in model.model_fields})
+                 for item in (value if isinstance(value, list) else []) if isinstance(item, dict)]
+        lines = []
+        for item in items:
+            try:
+                lines.append(item_text(item))
+            except AttributeError:  # a field not written yet
+                continue
+        sections[spec.id] = "\n".join(line for line in lines if line.strip())
+    return sections
+
+
 @dataclass
 class StreamedDraft:
     """The text of a run as it streams, part by part. Read on the GUI thread at every chunk: a finished part is
-    read once, only the part being written again."""
+    read once, only the part being written again. ``template``: a template's run (None: the four sections)."""
 
     parts: list[str] = field(default_factory=list)
     _finished: list[dict[str, str]] = field(default_factory=list)  # the sections of every part but the last
+    template: SummaryTemplate | None = None
+
+    def _read(self, streamed: str) -> dict[str, str]:
+        return partial_sections(streamed) if self.template is None else \
+            partial_template_sections(streamed, self.template)
 
     def new_part(self) -> None:
         if self.parts:
-            self._finished.append(partial_sections(self.parts[-1]))
+            self._finished.append(self._read(self.parts[-1]))
         self.parts.append("")
 
     def feed(self, piece: str) -> None:
@@ -89,8 +119,11 @@ class StreamedDraft:
     def sections(self) -> dict[str, str]:
         """Every part's sections so far, joined as the parts will be fused: 主诉 of the first part that has one,
         the rest one after the other."""
+        every = [*self._finished, *([self._read(self.parts[-1])] if self.parts else [])]
+        if self.template is not None:
+            return {spec.id: "\n".join(s[spec.id] for s in every if s[spec.id]) for spec in self.template.sections}
         joined = dict.fromkeys(SECTION_FIELDS, "")
-        for sections in [*self._finished, *([partial_sections(self.parts[-1])] if self.parts else [])]:
+        for sections in every:
             if not joined["chief_complaint"]:
                 joined["chief_complaint"] = sections["chief_complaint"]
             for name in SECTION_FIELDS[1:]:

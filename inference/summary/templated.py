@@ -16,6 +16,7 @@ from inference.record.evidence import Removal, RunEvidence
 from inference.record.prompts import TEMPLATED_PROMPT, PromptTemplate, load_prompt
 from inference.record.summary import ABSENT, Diagnosis, ExamItem, StructuredSummary
 from inference.summary.output_grammar import drop_titles, record_units, schema_gbnf
+from inference.summary.partial_output import completed
 from inference.summary.record_parts import RecordPart, split_into_parts
 from inference.summary.summarizer import call_timing, normalize_summary, part_tokens
 from inference.summary.template_guard import guard_templated
@@ -30,7 +31,6 @@ from inference.templates.content import (
 from inference.templates.spec import KINDS, SummaryTemplate
 
 _ITEM_SCHEMAS = {"values": ExamItem, "diagnoses": Diagnosis, "medications": Medication, "dates": DatedEvent}
-GRAMMAR_TEXT_BOUND = 300  # a text section's length is in the grammar up to this; longer bounds are checked (L1)
 
 
 def template_schema(template: SummaryTemplate, units: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -39,10 +39,8 @@ def template_schema(template: SummaryTemplate, units: tuple[str, ...] | None = N
     definitions: dict[str, Any] = {}
     properties: dict[str, Any] = {}
     for spec in template.sections:
-        if spec.kind == "text":
-            properties[spec.id] = {"type": "string"}
-            if spec.char_bound <= GRAMMAR_TEXT_BOUND:
-                properties[spec.id]["maxLength"] = spec.char_bound
+        if spec.kind == "text":  # bounded in the grammar: a small model that loops stops at the bound, not at
+            properties[spec.id] = {"type": "string", "maxLength": spec.char_bound}  # max_tokens (no summary)
             continue
         model = _ITEM_SCHEMAS[spec.kind]
         definitions[model.__name__] = json.loads(json.dumps(model.model_json_schema()), object_hook=drop_titles)
@@ -122,6 +120,7 @@ class TemplatedResult:
     evidence: RunEvidence = field(default_factory=RunEvidence)
     parts: list[RecordPart] = field(default_factory=list)
     part_tokens: int = 0
+    stopped: None = None  # stopped as a whole, a templated run keeps nothing (``SummaryResult.stopped``)
 
 
 def summarize_with_template(engine: ChatEngine, template: SummaryTemplate, record_text: str,
@@ -154,10 +153,11 @@ def summarize_with_template(engine: ChatEngine, template: SummaryTemplate, recor
                              on_prompt=tracker.prompt, cancel=context.cancel)
         tracker.part_done(result.completion_tokens)
         results.append(result)
-        if result.finish_reason == "length":
-            raise GenerationError(
-                f"摘要超过输出上限 {engine.settings.max_tokens} 个 token 被截断 / summary hit max_tokens; raise it in settings")
-        draft = parse_templated(template, result.text)
+        if result.finish_reason == "length":  # a small model that loops: what it finished is kept, and said
+            draft, cut = _cut_draft(template, result.text, engine.settings.max_tokens)
+            removals.append(cut)
+        else:
+            draft = parse_templated(template, result.text)
         drafts.append(draft)
         kept, removed = guard_templated(draft, part.text)
         guarded.append(kept)
@@ -172,6 +172,23 @@ def summarize_with_template(engine: ChatEngine, template: SummaryTemplate, recor
                         prompt_tokens_evaluated=sum(r.prompt_tokens_evaluated for r in results), calls=calls),
         raw_output="\n".join(r.text for r in results), evidence=RunEvidence(removals=tuple(removals)),
         parts=parts, part_tokens=budget)
+
+
+def _cut_draft(template: SummaryTemplate, text: str, max_tokens: int) -> tuple[TemplatedSummary, Removal]:
+    """The sections a draft cut at ``max_tokens`` finished (repeated list items once), and the removal that
+    tells the doctor the rest was not written."""
+    data = completed(text)
+    if not isinstance(data, dict) or not data:
+        raise GenerationError(f"摘要超过输出上限 {max_tokens} 个 token 被截断 / summary hit max_tokens; raise it in settings")
+    written = [spec for spec in template.sections if spec.id in data]
+    last = written[-1] if written else template.sections[0]
+    try:
+        draft = parse_templated(template, json.dumps(data, ensure_ascii=False))
+    except GenerationError:
+        raise GenerationError(f"摘要超过输出上限 {max_tokens} 个 token 被截断 / summary hit max_tokens") from None
+    missing = [spec.heading for spec in template.sections if spec.id not in data]
+    rest = f"，其后的{'、'.join(missing)}未生成" if missing else ""
+    return draft, Removal("S5", last.id, text[-40:], f"输出达到上限 {max_tokens} 个 token 被截断：【{last.heading}】可能不完整{rest}")
 
 
 def fuse_templated(template: SummaryTemplate, drafts: list[TemplatedSummary]) -> TemplatedSummary:

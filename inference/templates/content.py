@@ -3,6 +3,7 @@ template's headings, and the JSON the history and the exports keep."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -38,6 +39,8 @@ class DatedEvent(BaseModel):
         return self.date if not self.event.strip() else f"{self.date} {self.event}"
 
 
+# What a JSON escape can put in a string that no record line holds (\b, \f, \u0000): never shown.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 ITEM_MODELS: dict[str, type[BaseModel]] = {
     "values": ExamItem, "diagnoses": Diagnosis, "medications": Medication, "dates": DatedEvent,
 }
@@ -128,13 +131,15 @@ def content_of(spec: SectionSpec, raw: Any) -> Content:
             return ABSENT
         if not isinstance(raw, str):
             raise ValueError(f"{spec.heading} 应为文本")
-        return raw.strip() or ABSENT
+        return _CONTROL.sub("", raw).strip() or ABSENT
     if raw is None:
         return []
     if not isinstance(raw, list):
         raise ValueError(f"{spec.heading} 应为列表")
     model, items, seen = ITEM_MODELS[spec.kind], [], set()
     for entry in raw:
+        if isinstance(entry, dict):
+            entry = {key: _CONTROL.sub("", value) if isinstance(value, str) else value for key, value in entry.items()}
         item = model.model_validate(entry)
         text = item_text(item).strip()
         if text and text != ABSENT and text not in seen:
@@ -143,25 +148,34 @@ def content_of(spec: SectionSpec, raw: Any) -> Content:
     return items
 
 
+def item_from_line(kind: str, line: str) -> Item:
+    """One item of a list section as a doctor types it, one a line: an exam as 项目 数值 单位, a diagnosis, a
+    medication as 药名 剂量 途径 频次 and a date as 日期 事件 (separated by spaces)."""
+    line = line.strip()
+    words = line.split()
+    if kind == "values":
+        return exam_item_from_text(line)
+    if kind == "diagnoses":
+        return Diagnosis(name=line[:80])
+    if kind == "medications":
+        return Medication(drug=words[0][:60], dose=" ".join(words[1:2])[:40], route=" ".join(words[2:3])[:20],
+                          frequency=" ".join(words[3:])[:30])
+    return DatedEvent(date=words[0][:40], event=" ".join(words[1:])[:60])
+
+
 def example_content(spec: SectionSpec) -> Content:
     """A section's ``example`` as its content (the prompt's example exchange): a list's items one a line or
-    separated by ；, a medication as 药名 剂量 途径 频次 and a date as 日期 事件, separated by spaces."""
+    separated by ；."""
     example = (spec.example or "").strip()
     if spec.kind == "text":
         return example or ABSENT
-    lines = [line.strip() for line in example.replace("；", "\n").splitlines() if line.strip() and line.strip() != ABSENT]
-    raw: list[dict[str, str]] = []
-    for line in lines:
-        words = line.split()
-        if spec.kind == "values":
-            raw.append(exam_item_from_text(line).model_dump())
-        elif spec.kind == "diagnoses":
-            raw.append({"name": line})
-        elif spec.kind == "medications":
-            raw.append(dict(zip(("drug", "dose", "route"), words[:3])) | {"frequency": " ".join(words[3:])})
-        else:
-            raw.append({"date": words[0], "event": " ".join(words[1:])})
-    return content_of(spec, raw)
+    lines = [line.strip() for line in example.replace("；", "\n").splitlines() if line.strip() not in ("", ABSENT)]
+    return content_of(spec, [item_from_line(spec.kind, line).model_dump() for line in lines])
+
+
+def diagnosis_names(summary: AnySummary) -> list[str]:
+    """Every diagnosis of a summary, in order: what the ICD panel codes."""
+    return summary.diagnoses() if isinstance(summary, TemplatedSummary) else [d.name for d in summary.diagnoses]
 
 
 @dataclass(frozen=True)
