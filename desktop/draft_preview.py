@@ -1,4 +1,4 @@
-"""The draft as the model writes it: the four sections fill in while a part streams (read-only, not yet
+"""The draft as the model writes it: the template's sections fill in while a part streams (read-only, not yet
 checked), so a doctor on a slow CPU reads along instead of watching empty boxes. The finished draft — guarded
 and checked — replaces the preview; a stopped or failed run puts back what was on screen before."""
 
@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from inference.progress import READING, SUMMARIZING, Progress
 from inference.summary.partial_output import StreamedDraft
+from inference.templates.catalog import DEFAULT_TEMPLATE
+from inference.templates.spec import SummaryTemplate
 
 if TYPE_CHECKING:
     from desktop.main_window import MainWindow
@@ -18,12 +20,17 @@ class DraftPreview:
         self.window = window
         self.draft: StreamedDraft | None = None  # None: no run streaming
         self._before: dict[str, str] = {}
+        self._before_template: SummaryTemplate | None = None
         self._part: int | None = None
         self._summarizing = False
 
-    def start(self) -> None:
-        self._before = self.window.summary_pane.texts()
-        self.draft, self._part, self._summarizing = StreamedDraft(), None, True  # a run begins with the summary
+    def start(self, template: SummaryTemplate) -> None:
+        """A run with ``template`` begins: its sections' editors show the draft as it comes."""
+        pane = self.window.summary_pane
+        self._before, self._before_template = pane.texts(), pane.template
+        pane.set_template(template)
+        streamed = None if template.id == DEFAULT_TEMPLATE else template
+        self.draft, self._part, self._summarizing = StreamedDraft(template=streamed), None, True
 
     def step(self, progress: Progress) -> None:
         """A new part starts a new JSON. The first text may come before the first step: it is part 1's."""
@@ -46,5 +53,7 @@ class DraftPreview:
     def abandoned(self) -> None:
         """A stopped or failed run: the summary on screen before it comes back."""
         if self.draft is not None:
+            if self._before_template is not None:
+                self.window.summary_pane.set_template(self._before_template)
             self.window.summary_pane.show_texts(self._before)
         self.draft = None

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Slot
 
 from desktop.draft_preview import DraftPreview
-from inference.pipeline import BriefReport
+from inference.pipeline import Report
 from inference.progress import Progress, duration_words
 from inference.summary.summarizer import StoppedRun
+from inference.templates.catalog import DEFAULT_TEMPLATE
 
 if TYPE_CHECKING:
     from desktop.main_window import MainWindow
@@ -49,11 +50,13 @@ class Generation(QObject):
         window.progress_view.clear()
         if resume is not None:
             window.progress_view.note(f"继续生成：{resume.progress_words()}，生成剩余 {len(resume.remaining)} 段")
-        self.preview.start()
+        template = window.templates.template if resume is None else window.summary_pane.template
+        self.preview.start(template)
         record.regenerating(window.icd_panel.assignments)
         window.generating = True
         window.render()
-        window.host.run(record.document, window.table, part_budget, resume)
+        window.host.run(record.document, window.table, part_budget, resume,
+                        None if template.id == DEFAULT_TEMPLATE else template)
 
     def resume(self) -> None:
         """继续生成: the parts a stopped run left, after the ones it finished."""
@@ -82,7 +85,7 @@ class Generation(QObject):
         window.status.fraction(progress.fraction)
 
     @Slot(object)
-    def finished(self, report: BriefReport) -> None:
+    def finished(self, report: Report) -> None:
         window = self.window
         window.generating = False
         self.preview.finished()
@@ -92,6 +95,7 @@ class Generation(QObject):
             return
         codes = record.adopt_run(report)
         window.summary_pane.set_summary(report.result.summary)
+        window.templates.show_template(window.summary_pane.template)
         window.icd_panel.set_assignments(codes)
         if report.validation is not None:
             window.summary_pane.show_findings(report.validation.findings, report.validation.statements,

@@ -20,9 +20,9 @@ from inference.history.store import HistoryStore
 from inference.icd.coding import IcdAssignment
 from inference.llm.gguf_header import model_fingerprint
 from inference.open_record import OpenRecord
-from inference.pipeline import BriefReport
+from inference.pipeline import Report
 from inference.record.status import Attestation, DraftStatus
-from inference.record.summary import StructuredSummary
+from inference.templates.content import stored_summary
 
 
 class HistoryController(QObject):
@@ -36,7 +36,7 @@ class HistoryController(QObject):
         self._sign = sign or ask_signature
         self.signer = ""  # the doctor's name, asked once per session: a ward PC is shared under one OS account
         self.writes = window.writes  # autosave and status: off the GUI thread, in order
-        self._unsaved_run: BriefReport | None = None  # a run the history did not take yet
+        self._unsaved_run: Report | None = None  # a run the history did not take yet
         self._loading = False
         self.panel = HistoryPanel(store, confirm or self._confirm, window.background)
         self.panel.open_requested.connect(self.reopen)
@@ -91,7 +91,7 @@ class HistoryController(QObject):
         answer = QMessageBox.question(self.window, "确认删除", question)
         return answer == QMessageBox.StandardButton.Yes
 
-    def _record_run(self, report: BriefReport) -> None:
+    def _record_run(self, report: Report) -> None:
         self._unsaved_run = report
         if self._save_unsaved_run(tell=True) and [a.to_record() for a in self.window.icd_panel.assignments] != [
                 a.to_record() for a in report.icd]:
@@ -200,11 +200,15 @@ class HistoryController(QObject):
             attestation = self.store.attestations(document_id).get(latest.id)
         except StorageError:
             demo, attestation = False, None
+        try:
+            summary = stored_summary(latest.summary)
+        except ValueError:
+            self.window.show_error("无法打开记录", f"记录 {document_id} 的摘要已损坏，无法读取")
+            return
         self._loading = True
         try:
-            self.window.show_saved(OpenRecord.reopened(document, evidence, latest.status, demo, attestation),
-                                   StructuredSummary.model_validate(latest.summary),
-                                   [IcdAssignment.from_record(item) for item in latest.icd])
+            self.window.show_saved(OpenRecord.reopened(document, evidence, latest.status, demo, attestation, summary),
+                                   summary, [IcdAssignment.from_record(item) for item in latest.icd])
         finally:
             self._loading = False
         self.document_id = document_id

@@ -21,6 +21,7 @@ from desktop.settings_dialog import SettingsDialog
 from desktop.status_bar import EngineStatus
 from desktop.summary_export import SummaryExport
 from desktop.summary_review import SummaryReview
+from desktop.template_picker import TemplatePicker
 from desktop.window_layout import WindowLayout
 from desktop.wording import chinese
 from desktop.worker import LoadEngine, RunJob, WorkerHost
@@ -33,7 +34,7 @@ from inference.llm.engine import EngineInfo
 from inference.llm.settings import AppConfig, EngineSettings, save_config
 from inference.open_record import OpenRecord
 from inference.record.status import Attestation
-from inference.record.summary import StructuredSummary
+from inference.templates.content import AnySummary
 
 Alert = Callable[[QWidget, str, str], object]
 Confirm = Callable[[QWidget, str, str], bool]
@@ -48,8 +49,8 @@ def _ask_yes_no(parent: QWidget, title: str, question: str) -> bool:
 
 
 class MainWindow(QMainWindow):
-    report_ready = Signal(object)  # BriefReport, after it is shown (the history store listens)
-    summary_edited = Signal(object)  # StructuredSummary, debounced
+    report_ready = Signal(object)  # the Report, after it is shown (the history store listens)
+    summary_edited = Signal(object)  # the summary on screen (StructuredSummary or TemplatedSummary), debounced
     codes_changed = Signal()
     document_changed = Signal(object)  # Document
     exported = Signal(str, str)  # path, format
@@ -117,6 +118,8 @@ class MainWindow(QMainWindow):
         self.toolbar.setMovable(False)
         self.open_action = self._action("打开", QKeySequence.StandardKey.Open, self.choose_file, "open")
         self.paste_action = self._action("粘贴病历", "Ctrl+Shift+V", self.paste_document, "paste")
+        self.templates = TemplatePicker()
+        self.toolbar.addWidget(self.templates)
         self.generate_action = self._action("生成摘要", "Ctrl+Return", self.generate, "generate")
         self.rerun_action = self._action("分段重新生成", "Ctrl+Shift+Return", self.rerun_in_parts, "rerun_in_parts")
         self.stop_action = self._action("停止", "Esc", self.stop, "stop")
@@ -139,6 +142,7 @@ class MainWindow(QMainWindow):
         self.resume_action.setEnabled(ready and not running and record is not None and record.resumable is not None)
         for action in (self.open_action, self.paste_action, self.settings_action):
             action.setEnabled(not running and not reading)
+        self.templates.setEnabled(not running)
         signed = record is not None and record.signed
         self.panes.show_state(signed, running)
         self.amend_action.setEnabled(signed)
@@ -202,7 +206,7 @@ class MainWindow(QMainWindow):
                         internal_error(exc, "open a record").message)
 
     def _show_record(self, record: OpenRecord) -> None:
-        had_summary = self.record is not None and bool(self.summary_pane.editors["chief_complaint"].toPlainText())
+        had_summary = self.record is not None and any(e.toPlainText() for e in self.summary_pane.editors.values())
         self.record = record
         document = record.document
         self.document_pane.setPlainText(document.text)
@@ -252,7 +256,7 @@ class MainWindow(QMainWindow):
         else:
             self.runs.stop()
 
-    def current_summary(self) -> StructuredSummary | None:
+    def current_summary(self) -> AnySummary | None:
         return self.reviews.current_summary()
 
     def open_settings(self) -> None:
@@ -280,10 +284,12 @@ class MainWindow(QMainWindow):
         self.error_shown.emit(title, message)
         self._alert(self, title, message)
 
-    def show_saved(self, record: OpenRecord, summary: StructuredSummary, codes: list[IcdAssignment]) -> None:
-        """Reopen a record from the history into the panes, reviewed with its run's evidence."""
+    def show_saved(self, record: OpenRecord, summary: AnySummary, codes: list[IcdAssignment]) -> None:
+        """Reopen a record from the history into the panes (with the template it was written with), reviewed
+        with its run's evidence."""
         self._show_record(record)
         self.summary_pane.set_summary(summary)
+        self.templates.show_template(self.summary_pane.template)
         self.icd_panel.set_assignments(codes)
         self.render()
         self.reviews.review(summary, record)

@@ -1,4 +1,5 @@
-"""The structured summary: four editable sections, findings highlighted in place, and a findings list."""
+"""The structured summary: the sections of its template (the four by default), each editable, findings
+highlighted in place, and a findings list. A text section is edited as text; a list section one item a line."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout,
 from desktop.highlight_edit import SEVERITY_COLOURS, HighlightedEdit, Mark, plain_edit
 from inference.checks.findings import SEVERITY_LABELS, Finding
 from inference.record.grounding import Statement
-from inference.record.summary import ABSENT, SECTIONS, Diagnosis, StructuredSummary, exam_item_from_text, section_text
+from inference.record.summary import ABSENT, StructuredSummary
+from inference.templates.catalog import DEFAULT_TEMPLATE, default_template
+from inference.templates.content import AnySummary, TemplatedSummary, content_of, item_from_line, item_text
+from inference.templates.spec import SectionSpec, SummaryTemplate
 
 REVALIDATE_DELAY_MS = 400
 FINDINGS_MIN_HEIGHT = 120  # about six rows: errors first, then warnings, readable without scrolling at once
@@ -18,6 +22,16 @@ MAX_EDIT_DELAY_S = 1.5  # continuous typing still autosaves at least this often 
 
 
 NOT_CHECKED = "核对结果：尚未核对（生成或打开摘要后自动核对）"
+PLACEHOLDERS = {"values": "每行一项：项目 数值 单位", "diagnoses": "每行一个诊断",
+                "medications": "每行一种药：药名 剂量 途径 频次", "dates": "每行一个：日期 事件"}
+SHORT_TEXT_CHARS = 300  # a text section this short (主诉) gets a two-line box; a longer one (现病史) grows
+
+
+def _height(spec: SectionSpec) -> int:
+    if spec.kind == "text":
+        return 44 if spec.char_bound <= SHORT_TEXT_CHARS else 110
+    return 84 if spec.kind in ("values", "medications") else 76
+
 
 class SummaryPane(QWidget):
     edited = Signal()  # debounced: the doctor changed the summary
@@ -29,20 +43,11 @@ class SummaryPane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         self.editors: dict[str, HighlightedEdit] = {}
-        placeholders = {"chief_complaint": "主诉", "present_illness": "现病史",
-                        "auxiliary_exams": "每行一项：项目 数值 单位", "diagnoses": "每行一个诊断"}
-        heights = {"chief_complaint": 44, "present_illness": 110, "auxiliary_exams": 84, "diagnoses": 76}
-        for field_name, heading in SECTIONS:
-            label = QLabel(f"【{heading}】")
-            label.setObjectName(f"heading_{field_name}")
-            editor = plain_edit(placeholder=placeholders[field_name])
-            editor.setObjectName(field_name)
-            editor.setMinimumHeight(heights[field_name])
-            editor.textChanged.connect(self._schedule_edit)
-            editor.cursorPositionChanged.connect(lambda name=field_name: self._cursor_moved(name))
-            layout.addWidget(label)
-            layout.addWidget(editor, 2 if field_name == "present_illness" else 1)
-            self.editors[field_name] = editor
+        self.template = default_template()
+        self._sections = QVBoxLayout()
+        self._sections.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._sections, 1)
+        self._build(self.template)
         self.findings_label = QLabel(NOT_CHECKED)
         self.findings_list = QListWidget()
         self.findings_list.setObjectName("findings")
@@ -69,15 +74,52 @@ class SummaryPane(QWidget):
         self._findings: list[Finding] = []
         self._loading = False
 
+    # -- the template's sections -------------------------------------------------------------------
+
+    def _build(self, template: SummaryTemplate) -> None:
+        while self._sections.count():
+            widget = self._sections.takeAt(0).widget()
+            if widget is not None:
+                widget.deleteLater()
+        self.editors = {}
+        for spec in template.sections:
+            label = QLabel(f"【{spec.heading}】")
+            label.setObjectName(f"heading_{spec.id}")
+            editor = plain_edit(placeholder=PLACEHOLDERS.get(spec.kind, spec.heading))
+            editor.setObjectName(spec.id)
+            editor.setMinimumHeight(_height(spec))
+            editor.textChanged.connect(self._schedule_edit)
+            editor.cursorPositionChanged.connect(lambda name=spec.id: self._cursor_moved(name))
+            self._sections.addWidget(label)
+            self._sections.addWidget(editor, 2 if _height(spec) > 100 else 1)
+            self.editors[spec.id] = editor
+        self.template = template
+
+    def set_template(self, template: SummaryTemplate) -> None:
+        """Editors for ``template``'s sections (the summary on screen is cleared when they change)."""
+        if template != self.template:
+            self._build(template)
+            self.show_findings([], [])
+            self.findings_label.setText(NOT_CHECKED)
+
+    def _kind(self, section_id: str) -> str:
+        return self.template.section(section_id).kind
+
     # -- content ---------------------------------------------------------------------------------
 
-    def set_summary(self, summary: StructuredSummary) -> None:
+    def set_summary(self, summary: AnySummary) -> None:
+        """Show a summary, with the editors of the template it was written with."""
+        self.set_template(summary.template if isinstance(summary, TemplatedSummary) else default_template())
         self._loading = True
         try:
-            self.editors["chief_complaint"].setPlainText(summary.chief_complaint)
-            self.editors["present_illness"].setPlainText(summary.present_illness)
-            self.editors["auxiliary_exams"].setPlainText("\n".join(i.as_text() for i in summary.auxiliary_exams) or ABSENT)
-            self.editors["diagnoses"].setPlainText(section_text(summary, "diagnoses") or ABSENT)
+            for spec in self.template.sections:
+                if isinstance(summary, TemplatedSummary):
+                    content = summary.content(spec.id)
+                    text = content if isinstance(content, str) else "\n".join(item_text(i) for i in content)
+                else:
+                    value = getattr(summary, spec.id)
+                    text = value if isinstance(value, str) else "\n".join(item_text(i) for i in value)
+                self.editors[spec.id].setPlainText(text or ABSENT)
         finally:
             self._loading = False
 
@@ -90,22 +132,25 @@ class SummaryPane(QWidget):
         self._loading = True
         try:
             for name, text in texts.items():
-                editor = self.editors[name]
-                if editor.toPlainText() != text:
+                editor = self.editors.get(name)
+                if editor is not None and editor.toPlainText() != text:
                     editor.setPlainText(text)
         finally:
             self._loading = False
 
-    def summary(self) -> StructuredSummary:
-        """The summary as the doctor has edited it."""
-        exams = [line for line in self._lines("auxiliary_exams") if line != ABSENT]
-        diagnoses = [line for line in self._lines("diagnoses") if line != ABSENT]
-        return StructuredSummary(
-            chief_complaint=self.editors["chief_complaint"].toPlainText().strip(),
-            present_illness=self.editors["present_illness"].toPlainText().strip(),
-            auxiliary_exams=[exam_item_from_text(line) for line in exams],
-            diagnoses=[Diagnosis(name=line[:80]) for line in diagnoses],
-        )
+    def summary(self) -> AnySummary:
+        """The summary as the doctor has edited it: the four sections, or a template's. Raises ValueError (a
+        pydantic ValidationError) on a line that cannot be an item."""
+        sections = {}
+        for spec in self.template.sections:
+            if spec.kind == "text":
+                sections[spec.id] = self.editors[spec.id].toPlainText().strip()
+            else:
+                sections[spec.id] = [item_from_line(spec.kind, line) for line in self._lines(spec.id) if line != ABSENT]
+        if self.template.id == DEFAULT_TEMPLATE:
+            return StructuredSummary(**sections)
+        return TemplatedSummary(self.template, {spec.id: content_of(spec, _dumped(sections[spec.id]))
+                                                for spec in self.template.sections})
 
     def clear(self) -> None:
         self._loading = True
@@ -153,7 +198,7 @@ class SummaryPane(QWidget):
         """Where a finding sits in its section's editor text."""
         if finding.section not in self.editors:
             return None
-        if finding.section in ("chief_complaint", "present_illness"):
+        if self._kind(finding.section) == "text":
             if finding.span is None:
                 return None
             return finding.span
@@ -182,7 +227,7 @@ class SummaryPane(QWidget):
         statements = [s for s in self._statements if s.section == field_name]
         if not statements:
             return None
-        if field_name in ("chief_complaint", "present_illness"):
+        if self._kind(field_name) == "text":
             before = [s for s in statements if s.offset <= position]
             return before[-1] if before else statements[0]
         text = self.editors[field_name].toPlainText()
@@ -212,3 +257,7 @@ class SummaryPane(QWidget):
     def _emit_edited(self) -> None:
         self._pending_since = None
         self.edited.emit()
+
+
+def _dumped(content: object) -> object:
+    return content if isinstance(content, str) else [item.model_dump() for item in content]  # type: ignore[union-attr]

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from inference.checks.findings import Finding, ValidationReport
-from inference.checks.validation import validate
+from inference.checks.template_review import review_of
 from inference.icd.lookup import vocabulary_of
 from inference.open_record import OpenRecord
-from inference.record.summary import StructuredSummary
+from inference.templates.content import AnySummary, diagnosis_names
 
 if TYPE_CHECKING:
     from desktop.main_window import MainWindow
@@ -26,7 +26,7 @@ class SummaryReview:
         pane.statement_activated.connect(lambda statement: window.document_pane.show_sources(statement.sources))
         pane.finding_activated.connect(self._finding_activated)
 
-    def current_summary(self) -> StructuredSummary | None:
+    def current_summary(self) -> AnySummary | None:
         try:
             return self.window.summary_pane.summary()
         except ValidationError as exc:
@@ -40,10 +40,10 @@ class SummaryReview:
             return
         window.record.edited()
         self.review(summary, window.record)
-        window.icd_panel.sync_diagnoses([d.name for d in summary.diagnoses])
+        window.icd_panel.sync_diagnoses(diagnosis_names(summary))
         window.summary_edited.emit(summary)
 
-    def review(self, summary: StructuredSummary, record: OpenRecord) -> None:
+    def review(self, summary: AnySummary, record: OpenRecord) -> None:
         """The one review (table and run evidence), off the GUI thread; only the latest edit's is shown."""
         window = self.window
         vocabulary, evidence, document = vocabulary_of(window.table), record.evidence, record.document
@@ -56,8 +56,8 @@ class SummaryReview:
             window.render()
             window.reviewed.emit(report)
 
-        window.background.run("review", lambda: validate(summary, document.text, vocabulary, evidence,
-                                                              document.provenance), shown,
+        window.background.run("review", lambda: review_of(summary, document.text, vocabulary, evidence,
+                                                               document.provenance), shown,
                               lambda exc: window.show_error("核对失败", f"{type(exc).__name__}: {exc}"))
 
     def _finding_activated(self, finding: Finding) -> None:

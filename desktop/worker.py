@@ -21,9 +21,10 @@ from inference.errors import GenerationCancelled, InternalError, MedBriefError
 from inference.icd.table import IcdTable
 from inference.llm.engine import ChatEngine
 from inference.llm.settings import EngineSettings
-from inference.pipeline import BriefReport
+from inference.pipeline import Report
 from inference.progress import RunContext
 from inference.summary.summarizer import StoppedRun
+from inference.templates.spec import SummaryTemplate
 
 TOKEN_FLUSH_S = 0.1  # repaint the progress view at most ten times a second, not per token
 
@@ -34,7 +35,8 @@ class RunJob(Protocol):
     """The worker's job: ``pipeline.run_pipeline`` in the app, a fake in UI tests."""
 
     def __call__(self, document: Document, engine: ChatEngine, context: RunContext, *, table: IcdTable | None,
-                 part_budget: int | None, resume: StoppedRun | None = None) -> BriefReport: ...
+                 part_budget: int | None, resume: StoppedRun | None = None,
+                 template: SummaryTemplate | None = None) -> Report: ...
 
 
 class EngineWorker(QObject):
@@ -42,7 +44,7 @@ class EngineWorker(QObject):
     load_failed = Signal(str)
     step = Signal(object)  # a Progress (phase, part i of n, tokens, elapsed and remaining time)
     tokens = Signal(str)  # throttled chunks of streamed text
-    finished = Signal(object)  # the job's result (a BriefReport)
+    finished = Signal(object)  # the job's result (a BriefReport, or a TemplatedReport)
     failed = Signal(str)
     failure_kind = Signal(str, int)  # a failed run's error type and exit code (statistics: never its text)
     cancelled = Signal()
@@ -72,17 +74,18 @@ class EngineWorker(QObject):
             return
         self.loaded.emit(self.engine.info)
 
-    @Slot(object, object, int, object)
+    @Slot(object, object, int, object, object)
     def run(self, document: Document, table: IcdTable | None, part_budget: int = 0,
-            resume: StoppedRun | None = None) -> None:
+            resume: StoppedRun | None = None, template: SummaryTemplate | None = None) -> None:
         if self.engine is None:
             self.failed.emit("模型尚未加载 / no model loaded")
             return
         self._buffer.clear()
         try:
             context = RunContext(on_progress=self.step.emit, on_token=self._on_token, cancel=self.cancel_event)
+            chosen = {"template": template} if template is not None else {}  # the default: the four sections
             result = self._run_job(document, self.engine, context, table=table, part_budget=part_budget or None,
-                                   resume=resume)
+                                   resume=resume, **chosen)
         except GenerationCancelled:
             self._flush()
             self.cancelled.emit()
@@ -141,8 +144,8 @@ class WorkerHost(QObject):
     """Owns the thread; the GUI talks to the worker only through these queued signals."""
 
     _load_requested = Signal(object)
-    # document, table, record tokens per part (0: by model size)
-    _run_requested = Signal(object, object, int, object)
+    # document, table, record tokens per part (0: by model size), stopped run, template (None: the four sections)
+    _run_requested = Signal(object, object, int, object, object)
     _prepare_requested = Signal(object)
     _shutdown_requested = Signal()
 
@@ -162,9 +165,9 @@ class WorkerHost(QObject):
         self._load_requested.emit(settings)
 
     def run(self, document: Document, table: IcdTable | None, part_budget: int | None = None,
-            resume: StoppedRun | None = None) -> None:
+            resume: StoppedRun | None = None, template: SummaryTemplate | None = None) -> None:
         self.worker.cancel_event.clear()  # here, not in the worker: a stop pressed before the run starts holds
-        self._run_requested.emit(document, table, part_budget or 0, resume)
+        self._run_requested.emit(document, table, part_budget or 0, resume, template)
 
     def prepare(self, table: IcdTable) -> None:
         self._prepare_requested.emit(table)

@@ -16,12 +16,13 @@ from inference.icd.coding import IcdAssignment
 from inference.icd.patient_rules import patient_conflict
 from inference.icd.precision import is_leaf
 from inference.icd.table import IcdTable
-from inference.pipeline import BriefReport
+from inference.pipeline import Report
 from inference.record.evidence import RunEvidence
 from inference.record.patient import Patient, patient_of
 from inference.record.status import UNSIGNABLE, Attestation, DraftStatus, run_status
-from inference.record.summary import StructuredSummary
 from inference.summary.summarizer import StoppedRun, retry_part_tokens
+from inference.templates.content import AnySummary, TemplatedSummary
+from inference.templates.spec import SummaryTemplate
 
 DEMO_BLOCKER = "草稿由演示模型生成，不可用于临床"
 # Findings on a diagnosis that a coder would send back: not in the record (T4, G1, G2), a symptom (D1).
@@ -31,13 +32,14 @@ _UNSTATED_DIAGNOSIS = ("T4", "G1", "G2", "D1")
 @dataclass
 class OpenRecord:
     document: Document
-    report: BriefReport | None = None  # the run that wrote the draft on screen; None: reopened, or not generated
+    report: Report | None = None  # the run that wrote the draft on screen; None: reopened, or not generated
     validation: ValidationReport | None = None  # the latest review of the summary on screen
     evidence: RunEvidence = field(default_factory=RunEvidence)  # the draft's run: every review uses the same
     demo_draft: bool = False  # the summary on screen was written by the demo model
     status: DraftStatus = DraftStatus.DRAFT  # of the version on screen, as the history has it
     attestation: Attestation | None = None  # the review or signature that gave it that status
     kept_codes: dict[str, IcdAssignment] = field(default_factory=dict)  # confirmed codes kept over a regeneration
+    template: SummaryTemplate | None = None  # what the summary on screen was written with (None: the four sections)
 
     @property
     def patient(self) -> Patient:
@@ -60,8 +62,11 @@ class OpenRecord:
 
     @classmethod
     def reopened(cls, document: Document, evidence: RunEvidence, status: str, demo: bool,
-                 attestation: Attestation | None = None) -> OpenRecord:
-        return cls(document, evidence=evidence, demo_draft=demo, status=DraftStatus(status), attestation=attestation)
+                 attestation: Attestation | None = None, summary: AnySummary | None = None) -> OpenRecord:
+        """A record from the history, with the template its summary was written with (as it was then)."""
+        template = summary.template if isinstance(summary, TemplatedSummary) else None
+        return cls(document, evidence=evidence, demo_draft=demo, status=DraftStatus(status), attestation=attestation,
+                   template=template)
 
     # -- what happens to it ---------------------------------------------------------------------------
 
@@ -83,10 +88,12 @@ class OpenRecord:
         """A new run starts: the codes the doctor confirmed stay with their diagnoses."""
         self.kept_codes = {a.diagnosis: a for a in codes if a.confirmed}
 
-    def adopt_run(self, report: BriefReport) -> list[IcdAssignment]:
+    def adopt_run(self, report: Report) -> list[IcdAssignment]:
         """The run's draft is now the one on screen (a new, unsigned draft); returns its codes with the
         doctor's kept choices in place."""
         self.report = report
+        summary = report.result.summary
+        self.template = summary.template if isinstance(summary, TemplatedSummary) else None
         self.validation = report.validation
         self.evidence = report.result.evidence
         self.demo_draft = bool(report.result.model.get("demo"))
@@ -137,8 +144,9 @@ class OpenRecord:
         errors = [f for f in findings if f.severity == ERROR and f.rule_id not in _UNSTATED_DIAGNOSIS]
         if errors:
             found.append(f"核对发现 {len(errors)} 处错误尚未处理：" + "；".join(f.message for f in errors[:3]))
+        diagnoses = {s.id for s in self.template.sections if s.kind == "diagnoses"} if self.template else {"diagnoses"}
         found += [f"诊断原文没有依据（{f.rule_id}）：{f.message}" for f in findings
-                  if f.section == "diagnoses" and f.rule_id in _UNSTATED_DIAGNOSIS]
+                  if f.section in diagnoses and f.rule_id in _UNSTATED_DIAGNOSIS]
         unconfirmed = sum(1 for a in codes if a.code and not a.confirmed)
         if unconfirmed:
             found.append(f"{unconfirmed} 个 ICD 编码仍待确认")
@@ -151,7 +159,7 @@ class OpenRecord:
             found.append(DEMO_BLOCKER)
         return tuple(found)
 
-    def exported(self, summary: StructuredSummary, codes: list[IcdAssignment]) -> ExportedVersion:
+    def exported(self, summary: AnySummary, codes: list[IcdAssignment]) -> ExportedVersion:
         """The summary and codes on screen as they leave the PC: what the version is, who reviewed or signed it
         and what stood then, and the latest review of it."""
         findings = [f.as_dict() for f in self.validation.findings] if self.validation is not None else []
