@@ -28,8 +28,11 @@ class _Reviewed:
     """What every report of a run says of its review and its sources (``BriefReport``, ``TemplatedReport``)."""
 
     document: Document
+    result: SummaryResult | TemplatedResult
     icd: list[IcdAssignment]
     validation: ValidationReport | None
+    elapsed_s: float
+    stopped: bool
 
     @property
     def has_errors(self) -> bool:
@@ -62,9 +65,36 @@ class _Reviewed:
         return {"original": [{"file": line.file_name, "page": line.page, "box": [round(v, 1) for v in line.box],
                               "confidence": line.confidence} for line in lines]} if lines else {}
 
-    def _source(self) -> dict[str, Any]:
-        return {"file": self.document.file_name, "encoding": self.document.encoding, "sha256": self.document.sha256,
-                "pages": self.document.provenance.pages, "ocr_pages": self.document.provenance.ocr_pages}
+    def _run_json(self) -> dict[str, Any]:
+        """What the JSON of every run says besides its summary: the review, the guard's removals, the parts,
+        the model, the prompt, the timings and the source."""
+        evidence = self.result.evidence.as_dict()
+        return {
+            "findings": [f.as_dict() for f in self.validation.findings] if self.validation else [],
+            "unchecked": self.validation.unchecked if self.validation else 0,
+            "removed": evidence["removals"],  # what the guard took out, as the model wrote it
+            "parts": [{"index": p.index, "start": p.start, "end": p.end, "headings": list(p.headings)}
+                      for p in self.result.parts],
+            "evidence": evidence,  # what `medbrief validate` needs to review it the same
+            "elapsed_s": round(self.elapsed_s, 3),
+            "statements": [s.as_dict() for s in self.validation.statements] if self.validation else [],
+            "model": self.result.model,
+            "prompt_version": self.result.prompt_version,
+            "timings": self.result.timings.as_dict(),
+            "source": {"file": self.document.file_name, "encoding": self.document.encoding,
+                       "sha256": self.document.sha256, "pages": self.document.provenance.pages,
+                       "ocr_pages": self.document.provenance.ocr_pages},
+        }
+
+    def run_record(self) -> RunRecord:
+        """The run as the history keeps it."""
+        return RunRecord(
+            document=self.document, summary=self.result.summary, model=self.result.model,
+            prompt_version=self.result.prompt_version, timings=self.result.timings.as_dict(),
+            findings=[f.as_dict() for f in self.validation.findings] if self.validation else [],
+            icd=self.icd, raw_output=self.result.raw_output, evidence=self.result.evidence, rejected=self.rejected,
+            stopped=self.stopped,
+        )
 
 
 @dataclass
@@ -81,7 +111,6 @@ class BriefReport(_Reviewed):
 
     def as_json(self) -> dict[str, Any]:
         summary = self.result.summary
-        evidence = self.result.evidence.as_dict()
         return {
             "chief_complaint": summary.chief_complaint,
             "present_illness": summary.present_illness,
@@ -97,29 +126,8 @@ class BriefReport(_Reviewed):
             "verdict": self.verdict,
             **({"stopped": {"parts_done": len(self.result.stopped.finished),
                             "parts_left": len(self.result.stopped.remaining)}} if self.result.stopped else {}),
-            "findings": [f.as_dict() for f in self.validation.findings] if self.validation else [],
-            "unchecked": self.validation.unchecked if self.validation else 0,
-            "removed": evidence["removals"],  # what the guard took out, as the model wrote it
-            "parts": [{"index": p.index, "start": p.start, "end": p.end, "headings": list(p.headings)}
-                      for p in self.result.parts],
-            "evidence": evidence,  # what `medbrief validate` needs to review it the same
-            "elapsed_s": round(self.elapsed_s, 3),
-            "statements": [s.as_dict() for s in self.validation.statements] if self.validation else [],
-            "model": self.result.model,
-            "prompt_version": self.result.prompt_version,
-            "timings": self.result.timings.as_dict(),
-            "source": self._source(),
+            **self._run_json(),
         }
-
-    def run_record(self) -> RunRecord:
-        """The run as the history keeps it."""
-        return RunRecord(
-            document=self.document, summary=self.result.summary, model=self.result.model,
-            prompt_version=self.result.prompt_version, timings=self.result.timings.as_dict(),
-            findings=[f.as_dict() for f in self.validation.findings] if self.validation else [],
-            icd=self.icd, raw_output=self.result.raw_output, evidence=self.result.evidence, rejected=self.rejected,
-            stopped=self.stopped,
-        )
 
     @property
     def stopped(self) -> bool:
@@ -143,7 +151,7 @@ class TemplatedReport(_Reviewed):
         return self.result.summary.emr_text()
 
     def as_json(self) -> dict[str, Any]:
-        summary, evidence = self.result.summary, self.result.evidence.as_dict()
+        summary = self.result.summary
         headings = summary.template.headings
         sections = []
         for spec in summary.template.sections:
@@ -159,27 +167,9 @@ class TemplatedReport(_Reviewed):
             "template": summary.template.identity(),
             "sections": sections,
             "verdict": self.verdict,
-            "findings": findings,
-            "unchecked": self.validation.unchecked if self.validation else 0,
-            "removed": evidence["removals"],
-            "parts": [{"index": p.index, "start": p.start, "end": p.end, "headings": list(p.headings)}
-                      for p in self.result.parts],
-            "evidence": evidence,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "statements": [s.as_dict() for s in self.validation.statements] if self.validation else [],
-            "model": self.result.model,
-            "prompt_version": self.result.prompt_version,
-            "timings": self.result.timings.as_dict(),
-            "source": self._source(),
+            **self._run_json(),
+            "findings": findings,  # with the template's headings
         }
-
-    def run_record(self) -> RunRecord:
-        return RunRecord(
-            document=self.document, summary=self.result.summary, model=self.result.model,
-            prompt_version=self.result.prompt_version, timings=self.result.timings.as_dict(),
-            findings=[f.as_dict() for f in self.validation.findings] if self.validation else [],
-            icd=self.icd, raw_output=self.result.raw_output, evidence=self.result.evidence, rejected=self.rejected,
-        )
 
 
 Report = Union[BriefReport, TemplatedReport]

@@ -44,6 +44,15 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.delenv("MEDBRIEF_MODEL", raising=False)
 
 
+@pytest.fixture()
+def department(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty department folder of summary templates (``paths.templates_dir``) for this test."""
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    monkeypatch.setenv("MEDBRIEF_TEMPLATES_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def demo_model_path() -> Path:
     from inference.errors import ModelError

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,14 +74,6 @@ def _choose(window, template_id: str) -> SummaryTemplate:
                  if isinstance(picker.itemData(i), SummaryTemplate) and picker.itemData(i).id == template_id)
     picker.setCurrentIndex(index)
     return picker.template
-
-
-@pytest.fixture()
-def department(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "templates"
-    folder.mkdir()
-    monkeypatch.setenv("MEDBRIEF_TEMPLATES_DIR", str(folder))
-    return folder
 
 
 def test_the_picker_lists_the_wards_templates_and_greys_a_broken_one(qtbot, make_window, department) -> None:  # noqa: F811

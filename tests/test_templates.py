@@ -22,14 +22,6 @@ from inference.templates.spec import MAX_SECTIONS
 BUILTINS = ("summary", "discharge", "first_course", "handover")
 
 
-@pytest.fixture()
-def department(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "templates"
-    folder.mkdir()
-    monkeypatch.setenv("MEDBRIEF_TEMPLATES_DIR", str(folder))
-    return folder
-
-
 def _section(section_id: str = "notes", heading: str = "备注", kind: str = "text", **extra: object) -> str:
     lines = ["[[sections]]", f'id = "{section_id}"', f'heading = "{heading}"', f'kind = "{kind}"',
              'instructions = "照抄原文。"']
@@ -115,7 +107,9 @@ def test_a_template_cannot_turn_off_the_checks_at_the_top_either(department: Pat
     (b'id = "ward"\nname = [\n', "TOML 格式错误"),
     ("id = 'ward'".encode("gbk") + b"\nname = '\xb3\xf6'\n", "不是 UTF-8"),
     (b"# " + b"x" * 300_000, "超过 256 KB"),
-], ids=["broken TOML", "not UTF-8", "too large"])
+    (b"id = " + b"[" * 60_000 + b"]" * 60_000, "TOML 嵌套过深"),
+    (b"a = " + b"{x = " * 20_000 + b"1" + b"}" * 20_000, "TOML 嵌套过深"),
+], ids=["broken TOML", "not UTF-8", "too large", "nested arrays", "nested tables"])
 def test_a_file_that_is_not_a_template_is_one_line(department: Path, raw: bytes, words: str) -> None:
     path = department / "ward.toml"
     path.write_bytes(raw)
@@ -170,6 +164,18 @@ def test_a_broken_template_is_listed_as_unusable_and_the_others_work(department:
         catalog.get("broken")
 
 
+def test_a_fifo_or_a_folder_named_like_a_template_never_blocks_the_app(department: Path) -> None:
+    import os
+
+    os.mkfifo(department / "pipe.toml")
+    (department / "folder.toml").mkdir()
+    os.mkfifo(department / "department.toml")
+    catalog = TemplateCatalog()  # would wait for a writer forever if it opened the FIFO
+    problems = {e.file.name: e.problem for e in catalog.entries if not e.usable}
+    assert problems == {"pipe.toml": "pipe.toml: 不是普通文件", "folder.toml": "folder.toml: 不是普通文件"}
+    assert "不是普通文件" in str(catalog.department_problem) and len(catalog.usable()) == len(BUILTINS)
+
+
 def test_the_department_chooses_the_allowed_templates_and_the_default(department: Path) -> None:
     _write(department, "ward", _section())
     (department / "department.toml").write_text('allowed = ["discharge", "ward"]\ndefault = "ward"\n', encoding="utf-8")
@@ -178,6 +184,8 @@ def test_the_department_chooses_the_allowed_templates_and_the_default(department
     assert [t.id for t in catalog.usable()] == ["discharge", "ward"]
     with pytest.raises(TemplateError, match="模板 handover 不可用：科室未开放此模板"):
         catalog.get("handover")
+    (department / "department.toml").write_bytes(b"allowed = " + b"[" * 60_000 + b"]" * 60_000)
+    assert "嵌套过深" in str(TemplateCatalog().department_problem) and TemplateCatalog().get(None).id == DEFAULT_TEMPLATE
     (department / "department.toml").write_text('allowed = "everything"\n', encoding="utf-8")
     broken = TemplateCatalog()
     assert "allowed 应是模板编号列表" in str(broken.department_problem)
@@ -251,6 +259,11 @@ def test_summarize_with_an_unknown_template_fails_before_any_model_loads(departm
     record.write_text("主诉：胸闷。", encoding="utf-8")
     assert main(["summarize", str(record), "--template", "nowhere", "--model", str(department / "none.gguf")]) == 12
     assert "没有模板 nowhere" in capsys.readouterr().err
+    (department / "department.toml").write_text('allowed = ["summary"]\n', encoding="utf-8")
+    assert main(["summarize", "--batch", str(department), "--template", "handover",
+                 "--model", str(department / "none.gguf")]) == 12
+    assert "模板 handover 不可用：科室未开放此模板" in capsys.readouterr().err
+    assert not (department / "medbrief-summaries").exists()  # refused before anything was written
 
 
 def test_the_built_in_files_are_the_shipped_ones() -> None:

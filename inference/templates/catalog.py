@@ -70,8 +70,10 @@ class TemplateCatalog:
 
     def _department_settings(self) -> tuple[set[str] | None, str, str | None]:
         path = self.folder / DEPARTMENT_FILE
-        if not path.is_file():
+        if not path.exists():
             return None, DEFAULT_TEMPLATE, None
+        if not path.is_file():
+            return None, DEFAULT_TEMPLATE, f"{DEPARTMENT_FILE}: 不是普通文件（已忽略，全部模板可用）"
         try:
             with path.open("rb") as handle:
                 data = tomllib.loads(handle.read(MAX_FILE_BYTES).decode("utf-8"))
@@ -80,6 +82,8 @@ class TemplateCatalog:
                 raise ValueError("allowed 应是模板编号列表")
             if not isinstance(default, str) or (allowed is not None and default not in allowed):
                 raise ValueError("default 应是 allowed 中的一个模板编号")
+        except RecursionError:
+            return None, DEFAULT_TEMPLATE, f"{DEPARTMENT_FILE}: TOML 嵌套过深（已忽略，全部模板可用）"
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as exc:
             return None, DEFAULT_TEMPLATE, f"{DEPARTMENT_FILE}: {exc}（已忽略，全部模板可用）"
         return (set(allowed) if allowed is not None else None), default, None

@@ -60,6 +60,8 @@ def _line_of(text: str, location: tuple[Any, ...]) -> int:
 def read_template_file(path: Path, resolve: Callable[[str, int], SummaryTemplate] | None = None,
                        depth: int = 0) -> SummaryTemplate:
     """The template in ``path``; ``resolve(id, depth)`` gives the template it extends (None: it may not)."""
+    if not path.is_file():  # a FIFO named ward.toml would block the read, a device never end
+        raise TemplateError(f"{path.name}: 不是普通文件")
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
@@ -75,6 +77,8 @@ def read_template_file(path: Path, resolve: Callable[[str, int], SummaryTemplate
     except tomllib.TOMLDecodeError as exc:
         where = re.search(r"line (\d+)", str(exc))
         raise TemplateError(f"{path.name}:{where.group(1) if where else 1}: TOML 格式错误（{exc}）") from None
+    except RecursionError:  # [[[[…]]]] 60,000 deep: tomllib reads nesting by recursion
+        raise TemplateError(f"{path.name}:1: TOML 嵌套过深") from None
     return _template(path, text, data, resolve, depth)
 
 
