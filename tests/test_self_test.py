@@ -22,7 +22,7 @@ def test_without_the_model_every_resource_and_the_history_are_checked_and_nothin
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert [line.split("：")[0] for line in lines[:-1]] == [
-        "通过  内置 ICD 编码表", "通过  ICD 学习数据", "通过  合并编码规则", "通过  扫描件文字识别", "通过  历史记录读写"]
+        "通过  内置 ICD 编码表", "通过  ICD 学习数据", "通过  合并编码规则", "通过  摘要模板", "通过  扫描件文字识别", "通过  历史记录读写"]
     assert lines[-1] == "自检通过 / self-test passed"
     assert not (tmp_path / "data").exists()  # the user's data folder is never touched
 
@@ -42,7 +42,7 @@ def test_the_whole_self_test_on_the_demo_model(tmp_path: Path, demo_model_path: 
     proc = _self_test(tmp_path, "--model", str(demo_model_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     names = [line.split("：")[0] for line in proc.stdout.splitlines()[:-1]]
-    assert names == ["通过  内置 ICD 编码表", "通过  ICD 学习数据", "通过  合并编码规则", "通过  扫描件文字识别", "通过  模型加载",
+    assert names == ["通过  内置 ICD 编码表", "通过  ICD 学习数据", "通过  合并编码规则", "通过  摘要模板", "通过  扫描件文字识别", "通过  模型加载",
                      "通过  样例病历摘要", "通过  原文核对", "通过  ICD 编码", "通过  历史记录读写"]
     assert "I11.0" in proc.stdout  # the sample's codes end at leaf codes, the combination rule applied
 

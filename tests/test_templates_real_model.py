@@ -65,3 +65,15 @@ def test_the_command_line_writes_keeps_and_exports_a_templates_summary(demo_mode
     assert composition["title"].endswith("出院记录") and composition["type"]["coding"][0]["code"] == "18842-5"
     assert [s["title"] for s in composition["section"]][:8] == [s.heading for s in TemplateCatalog().get(
         "discharge").sections]
+
+
+def test_a_templates_fixed_prompt_is_evaluated_once_per_model(demo_engine) -> None:
+    """The template's instructions and example exchange are a prefix the decoder keeps: a second record with the
+    same template evaluates only its own part of the prompt."""
+    template = TemplateCatalog().get("handover")
+    document = load_document(SAMPLE_RECORD)
+    run_pipeline(document, demo_engine, template=template)
+    other = type(document)(file_name="other.txt", text=document.text.replace("68岁", "70岁"), encoding="utf-8",
+                           sha256="c" * 64)
+    call = run_pipeline(other, demo_engine, template=template).result.timings.calls[0]
+    assert call["prompt_tokens_evaluated"] < call["prompt_tokens"] / 2

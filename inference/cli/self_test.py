@@ -1,7 +1,7 @@
 """``medbrief --self-test``: does this installation work, end to end, on this machine?
 
 For IT after installing or updating a ward PC (and for the packaged folder): the bundled ICD table, the learned
-lookup and the combination rules load; a bundled scan of the sample record is read by OCR in the bounded reader
+lookup and the combination rules load; the summary templates read and their grammars build; a bundled scan of the sample record is read by OCR in the bounded reader
 process, every value of the record found in it; the configured model (else the demo model) loads; the sample record
 is summarized, checked and coded; a history record is written and read back in a temporary data folder, so a
 user's own history is never touched. One line per check; exit 0 only when every check passes, else 9.
@@ -90,7 +90,26 @@ def core_checks(checks: SelfTestChecks) -> None:
     checks.run(TABLE, table)
     checks.run("ICD 学习数据", learned)
     checks.run("合并编码规则", rules)
+    checks.run("摘要模板", templates_check)
     checks.run("扫描件文字识别", scan_check)
+
+
+def templates_check() -> tuple[Any, str]:
+    """Every built-in template reads and its grammar builds; the department's are counted, an unusable one named
+    (it does not fail the check: the others work, and ``medbrief template list`` says why)."""
+    from inference.summary.templated import template_gbnf
+    from inference.templates.catalog import TemplateCatalog
+
+    catalog = TemplateCatalog()
+    broken = [e.id for e in catalog.entries if e.builtin and e.template is None]
+    if broken:
+        raise MedBriefError(f"内置摘要模板损坏：{'、'.join(broken)}，请重新安装 / built-in templates damaged")
+    for template in catalog.usable():
+        template_gbnf(template)
+    department = [e for e in catalog.entries if not e.builtin]
+    unusable = [e.file.name for e in department if not e.usable]
+    return catalog, (f"内置 {sum(e.builtin for e in catalog.entries)} 个，科室 {len(department)} 个"
+                     + (f"（不可用：{'、'.join(unusable)}，见 medbrief template list）" if unusable else ""))
 
 
 def scan_check() -> tuple[Any, str]:
