@@ -62,12 +62,19 @@ def test_every_built_in_grammar_builds_and_its_prompt_shows_each_section(departm
 
 
 def test_the_handover_reads_aloud_in_under_a_minute(department: Path) -> None:
-    """Read aloud at 4.5-5 characters a second, a minute is 270-300 characters: the handover's bounds (a diagnosis
-    about 12 characters, a value with its name and unit about 20) keep it inside."""
+    """Read aloud at 4.5 characters a second, a minute is 270 characters: every section of the handover has a bound
+    in characters (a list's shared among its items in the grammar), and together they stay inside."""
     handover = TemplateCatalog().get("handover")
-    sizes = {"text": 0, "diagnoses": 12, "values": 20}
-    bound = sum(s.char_bound if s.kind == "text" else s.item_bound * sizes[s.kind] for s in handover.sections)
-    assert bound <= 270
+    assert all(s.max_chars for s in handover.sections)
+    assert sum(s.char_bound for s in handover.sections) <= 270
+    grammar = template_gbnf(handover)
+    assert "ExamItemWatch-name" in grammar and "Diagnosis" in grammar  # the bounded lists' own item rules
+
+
+def test_a_list_bound_in_characters_leaves_room_for_each_item(department: Path) -> None:
+    path = _write(department, "ward", _section(kind="values", max_items=10, max_chars=50))
+    with pytest.raises(TemplateError, match=r"ward.toml:5: sections.0: max_chars 太小：10 项每项至少 8 字"):
+        read_template_file(path)
 
 
 @pytest.mark.parametrize(("body", "line", "field", "words"), [

@@ -184,7 +184,7 @@ def _kind_findings(summary: TemplatedSummary, source: str) -> list[Finding]:
     source_dates = find_dates(source)
     for spec in summary.template.sections:
         text = summary.text(spec.id)
-        if spec.kind == "text" and len(text) > spec.char_bound:
+        if len(text) > spec.char_bound:
             findings.append(Finding("L1", WARNING, spec.id, None, None,
                                     f"【{spec.heading}】{len(text)} 字，超过模板的 {spec.char_bound} 字", "精简"))
         for index, item in enumerate(summary.items(spec.id)):

@@ -93,7 +93,8 @@ def _describe(template: SummaryTemplate) -> None:
     print(f"{template.name}（{template.id} v{template.version}，内容哈希 {template.content_hash}"
           + (f"，继承 {template.extends}" if template.extends else "") + "）")
     for spec in template.sections:
-        bound = f"≤{spec.char_bound} 字" if spec.kind == "text" else f"≤{spec.item_bound} 项"
+        bound = f"≤{spec.char_bound} 字" if spec.kind == "text" else f"≤{spec.item_bound} 项" + (
+            f"，≤{spec.max_chars} 字" if spec.max_chars else "")
         locks = "，锁定" if spec.locked else ("，说明锁定" if spec.lock_instructions else "")
         print(f"  【{spec.heading}】{spec.id} · {spec.kind} · {'必填' if spec.required else '可选'} · {bound}{locks}")
     default = template.id == DEFAULT_TEMPLATE  # 病历摘要 is written by its own prompt and example (summary.txt)

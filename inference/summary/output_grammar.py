@@ -57,7 +57,8 @@ def schema_gbnf(schema_json: str, units: tuple[str, ...] | None) -> str:
     # llama-cpp-python writes an enum's non-ASCII characters as JSON escapes ("\u03bcmol/L"), which would make
     # the model spell μ as six characters: the unit rule is written again with the units as the record has them.
     choices = " | ".join(_gbnf_literal(json.dumps(unit, ensure_ascii=False)) for unit in ("", *units))
-    return re.sub(r"^ExamItem-unit ::= .*$", lambda _m: f"ExamItem-unit ::= {choices}", gbnf, count=1,
+    # Every exam item definition's unit (a template's bounded list has its own, ExamItemWatch).
+    return re.sub(r"^(ExamItem[A-Za-z0-9]*-unit) ::= .*$", lambda m: f"{m.group(1)} ::= {choices}", gbnf,
                   flags=re.MULTILINE)
 
 

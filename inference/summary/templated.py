@@ -35,7 +35,8 @@ _ITEM_SCHEMAS = {"values": ExamItem, "diagnoses": Diagnosis, "medications": Medi
 
 def template_schema(template: SummaryTemplate, units: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The JSON schema a template's output grammar is built from: its sections in order, each in its kind's
-    shape and bound; an exam item's unit one of ``units`` or none (None: any text)."""
+    shape and bound; an exam item's unit one of ``units`` or none (None: any text). A list with ``max_chars``
+    gets its own item definition whose text fields share the item's part of it."""
     definitions: dict[str, Any] = {}
     properties: dict[str, Any] = {}
     for spec in template.sections:
@@ -43,13 +44,26 @@ def template_schema(template: SummaryTemplate, units: tuple[str, ...] | None = N
             properties[spec.id] = {"type": "string", "maxLength": spec.char_bound}  # max_tokens (no summary)
             continue
         model = _ITEM_SCHEMAS[spec.kind]
-        definitions[model.__name__] = json.loads(json.dumps(model.model_json_schema()), object_hook=drop_titles)
-        properties[spec.id] = {"type": "array", "items": {"$ref": f"#/$defs/{model.__name__}"},
-                               "maxItems": spec.item_bound}
-    if units is not None and "ExamItem" in definitions:
-        definitions["ExamItem"]["properties"]["unit"] = {"enum": ["", *units]}
+        item = json.loads(json.dumps(model.model_json_schema()), object_hook=drop_titles)
+        name = model.__name__
+        if spec.item_chars is not None:
+            name += "".join(word.capitalize() for word in spec.id.split("_"))
+            for field_name, share in _ITEM_SHARES[spec.kind].items():
+                field = item["properties"][field_name]
+                field["maxLength"] = min(field.get("maxLength", 10_000), max(2, int(spec.item_chars * share)))
+        if units is not None and spec.kind == "values":
+            item["properties"]["unit"] = {"enum": ["", *units]}
+        definitions[name] = item
+        properties[spec.id] = {"type": "array", "items": {"$ref": f"#/$defs/{name}"}, "maxItems": spec.item_bound}
     schema: dict[str, Any] = {"type": "object", "properties": properties, "required": list(properties)}
     return {**schema, "$defs": definitions} if definitions else schema
+
+
+# How a list item's share of its section's max_chars is split among its text fields (a unit is one of the
+# record's, not bounded here).
+_ITEM_SHARES = {"values": {"name": 0.5, "value": 0.35}, "diagnoses": {"name": 1.0},
+                "medications": {"drug": 0.4, "dose": 0.2, "route": 0.15, "frequency": 0.25},
+                "dates": {"date": 0.5, "event": 0.5}}
 
 
 def template_gbnf(template: SummaryTemplate, units: tuple[str, ...] | None = None) -> str:
@@ -62,7 +76,8 @@ def template_prompt(template: SummaryTemplate) -> tuple[PromptTemplate, str]:
     prompt = load_prompt(TEMPLATED_PROMPT)
     lines = []
     for spec in template.sections:
-        bound = f"，不超过 {spec.char_bound} 字" if spec.kind == "text" else f"，最多 {spec.item_bound} 项"
+        bound = f"，不超过 {spec.char_bound} 字" if spec.kind == "text" else f"，最多 {spec.item_bound} 项" + (
+            f"，每项不超过 {spec.item_chars} 字" if spec.item_chars else "")
         lines.append(f"- {spec.id}（{spec.heading}；{KINDS[spec.kind]}{bound}）：{spec.instructions}")
     system = prompt.section("system").replace("{template_name}", template.name).replace("{sections}", "\n".join(lines))
     return prompt, system

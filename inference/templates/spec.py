@@ -28,6 +28,7 @@ MAX_TEXT_CHARS = 3000
 DEFAULT_TEXT_CHARS = 1000
 MAX_ITEMS = 80  # the grammar's bound on one list, as for 辅助检查 today
 DEFAULT_ITEMS = 30
+MIN_ITEM_CHARS = 8  # a list's max_chars leaves each item at least this (肌酐 138 μmol/L is 13)
 MAX_INSTRUCTION_CHARS = 300
 MAX_EXAMPLE_CHARS = 120
 _PATIENT = re.compile(r"\d+\s*岁|[男女]性|患者[男女]|性别")
@@ -56,17 +57,29 @@ class SectionSpec(BaseModel):
             raise ValueError("示例像是一份完整病例（含性别年龄或多项数值），只写一条格式示例")
         return example
 
-    @field_validator("max_chars", "max_items")
+    @field_validator("max_items")
     @classmethod
-    def _bound_fits_kind(cls, bound: int | None, info: ValidationInfo) -> int | None:
-        text = info.data.get("kind") == "text"
-        if bound is not None and text != (info.field_name == "max_chars"):
-            raise ValueError("文本段落用 max_chars，列表段落用 max_items")
+    def _items_for_lists(cls, bound: int | None, info: ValidationInfo) -> int | None:
+        if bound is not None and info.data.get("kind") == "text":
+            raise ValueError("文本段落用 max_chars，列表段落用 max_items（和 max_chars）")
         return bound
+
+    @model_validator(mode="after")
+    def _room_for_each_item(self) -> SectionSpec:
+        if self.kind != "text" and self.max_chars is not None and self.max_chars < MIN_ITEM_CHARS * self.item_bound:
+            raise ValueError(f"max_chars 太小：{self.item_bound} 项每项至少 {MIN_ITEM_CHARS} 字")
+        return self
 
     @property
     def char_bound(self) -> int:
-        return self.max_chars or DEFAULT_TEXT_CHARS
+        """The section's text at most this long: a text section's, or a list's all items (unbounded: a list
+        without ``max_chars`` is bounded by its items' own fields)."""
+        return self.max_chars or (DEFAULT_TEXT_CHARS if self.kind == "text" else MAX_ITEMS * 200)
+
+    @property
+    def item_chars(self) -> int | None:
+        """A list item's share of ``max_chars`` (None: no bound of the section's own)."""
+        return self.max_chars // self.item_bound if self.kind != "text" and self.max_chars else None
 
     @property
     def item_bound(self) -> int:
