@@ -46,7 +46,8 @@ class _Engine:
 def _fake_pipeline(calls: list[str], explode: str = ""):  # type: ignore[no-untyped-def]
     """The pipeline without a model: the sample's summary for any record (one file can be made to explode)."""
 
-    def run(document, engine, context=None, *, table=None, part_budget=None) -> BriefReport:  # noqa: ANN001
+    def run(document, engine, context=None, *, table=None, part_budget=None, template=None) -> BriefReport:  # noqa: ANN001
+        assert template is None or template.id == "summary"  # the ward's default: the four sections
         calls.append(document.file_name)
         if explode and document.file_name == explode:
             raise RuntimeError("a failure nobody foresaw")

@@ -68,7 +68,7 @@ ALLOWED = {
     "history": {"record", "checks", "documents", "errors", "export", "icd", "limits", "paths", "templates"},
     "pipeline": {"record", "checks", "documents", "errors", "history", "icd", "llm", "progress", "summary",
                  "templates"},
-    "open_record": {"record", "checks", "documents", "export", "icd", "pipeline", "summary"},
+    "open_record": {"record", "checks", "documents", "export", "icd", "pipeline", "summary", "templates"},
     "server_check": {"documents", "errors", "icd", "llm", "paths", "pipeline", "summary"},
     "cli": {"", "record", "checks", "crash_log", "documents", "errors", "export", "history", "icd", "limits", "llm", "paths",
             "pipeline", "progress", "server_check", "summary", "templates"},
