@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from inference.checks.findings import ValidationReport
-from inference.checks.template_review import review_templated
-from inference.checks.validation import validate
+from inference.checks.template_review import review_of
 from inference.documents import Document
 from inference.history.store import RunRecord
 from inference.icd.coding import CodingTrace, IcdAssignment, check_no_foreign_codes, code_diagnoses
@@ -173,6 +172,7 @@ class TemplatedReport(_Reviewed):
 
 
 Report = Union[BriefReport, TemplatedReport]
+ReportT = TypeVar("ReportT", BriefReport, TemplatedReport)
 
 
 def run_templated(document: Document, engine: ChatEngine, template: SummaryTemplate,
@@ -182,19 +182,8 @@ def run_templated(document: Document, engine: ChatEngine, template: SummaryTempl
     diagnoses sections, review each section by its kind."""
     context = context or RunContext()
     result = summarize_with_template(engine, template, document.text, context, part_budget=part_budget)
-    report = TemplatedReport(document=document, result=result)
-    names = result.summary.diagnoses()
-    if table is not None and names:
-        report.icd, report.coding_trace = code_diagnoses(engine, names, table, context, patient_of(document.text))
-        check_no_foreign_codes(report.icd, table)
-        result.timings.calls += [call_timing(f"icd round {i}", r)
-                                 for i, r in enumerate(report.coding_trace.generations, 1)]
-    context.stop_if_cancelled()
-    context.tracker.phase(CHECKING)
-    report.validation = review_templated(result.summary, document.text, vocabulary_of(table), result.evidence,
-                                         document.provenance)
-    report.elapsed_s = time.perf_counter() - context.tracker.started
-    return report
+    return _coded_and_reviewed(TemplatedReport(document=document, result=result), engine, context, table,
+                               result.summary.diagnoses())
 
 
 def run_pipeline(
@@ -220,17 +209,24 @@ def run_pipeline(
     except RunStopped as stop:
         result = stop.result
     report = BriefReport(document=document, result=result)
-    if not report.stopped:  # a stopped draft is what its finished parts say: reviewed, not coded
-        if table is not None and result.summary.diagnoses:
-            names = [d.name for d in result.summary.diagnoses]
-            report.icd, report.coding_trace = code_diagnoses(engine, names, table, context,
+    return _coded_and_reviewed(report, engine, context, table, [d.name for d in result.summary.diagnoses])
+
+
+def _coded_and_reviewed(report: ReportT, engine: ChatEngine, context: RunContext, table: IcdTable | None,
+                        diagnoses: list[str]) -> ReportT:
+    """The run's diagnoses coded against ``table`` (none: no coding; a stopped draft is what its finished parts
+    say: reviewed, not coded), then the review, and the time the doctor waited."""
+    document, result = report.document, report.result
+    if not report.stopped:
+        if table is not None and diagnoses:
+            report.icd, report.coding_trace = code_diagnoses(engine, diagnoses, table, context,
                                                              patient_of(document.text))
             check_no_foreign_codes(report.icd, table)
             result.timings.calls += [call_timing(f"icd round {i}", r)
                                      for i, r in enumerate(report.coding_trace.generations, 1)]
         context.stop_if_cancelled()
         context.tracker.phase(CHECKING)
-    report.validation = validate(result.summary, document.text, vocabulary_of(table), result.evidence,
-                                 document.provenance)
+    report.validation = review_of(result.summary, document.text, vocabulary_of(table), result.evidence,
+                                  document.provenance)
     report.elapsed_s = time.perf_counter() - context.tracker.started
     return report
