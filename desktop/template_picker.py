@@ -38,8 +38,9 @@ class TemplatePicker(QComboBox):
         return chosen if isinstance(chosen, SummaryTemplate) else self.catalog.get(None)
 
     def show_template(self, template: SummaryTemplate) -> None:
-        """Point at ``template`` (a record reopened with it) without a new choice; one no longer in the list
-        (its file changed or went) is added as it was written."""
+        """Point at ``template`` (a record reopened with it) without a new choice; when it is no longer in the list
+        (its file changed or went) the list stays as it is: the record keeps its template, the next run uses the
+        list's."""
         for index in range(self.count()):
             data = self.itemData(index)
             if isinstance(data, SummaryTemplate) and data == template:
