@@ -127,6 +127,7 @@ def test_stopping_a_templated_run_puts_back_the_summary_that_was_on_screen(qtbot
         window.generate_action.trigger()
         qtbot.waitUntil(lambda: "current_status" in window.summary_pane.editors, timeout=5_000)
         window.stop_action.trigger()
+    qtbot.waitUntil(lambda: not window.generating, timeout=5_000)  # the GUI thread has taken the worker's signal
     assert list(window.summary_pane.editors)[0] == "chief_complaint"
     assert window.summary_pane.editors["chief_complaint"].toPlainText() == "医生写的主诉"
 
