@@ -13,7 +13,7 @@ from inference.checks.findings import SEVERITY_LABELS, Finding
 from inference.record.grounding import Statement
 from inference.record.summary import ABSENT, StructuredSummary
 from inference.templates.catalog import DEFAULT_TEMPLATE, default_template
-from inference.templates.content import AnySummary, TemplatedSummary, content_of, item_from_line, item_text
+from inference.templates.content import AnySummary, TemplatedSummary, content_of, dumped, item_from_line, item_text
 from inference.templates.spec import SectionSpec, SummaryTemplate
 
 REVALIDATE_DELAY_MS = 400
@@ -149,7 +149,7 @@ class SummaryPane(QWidget):
                 sections[spec.id] = [item_from_line(spec.kind, line) for line in self._lines(spec.id) if line != ABSENT]
         if self.template.id == DEFAULT_TEMPLATE:
             return StructuredSummary(**sections)
-        return TemplatedSummary(self.template, {spec.id: content_of(spec, _dumped(sections[spec.id]))
+        return TemplatedSummary(self.template, {spec.id: content_of(spec, dumped(sections[spec.id]))
                                                 for spec in self.template.sections})
 
     def clear(self) -> None:
@@ -258,6 +258,3 @@ class SummaryPane(QWidget):
         self._pending_since = None
         self.edited.emit()
 
-
-def _dumped(content: object) -> object:
-    return content if isinstance(content, str) else [item.model_dump() for item in content]  # type: ignore[union-attr]

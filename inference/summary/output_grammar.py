@@ -38,6 +38,7 @@ def drop_titles(node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+@lru_cache(maxsize=64)
 def summary_gbnf(units: tuple[str, ...] | None = None) -> str:
     """The summary grammar's text, built once per set of units; each engine still checks it with llama.cpp's
     parser."""

@@ -96,7 +96,7 @@ class TemplatedSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"template": self.template.identity(), "sections": [
-            {"id": spec.id, "heading": spec.heading, "kind": spec.kind, "content": _dumped(self.content(spec.id))}
+            {"id": spec.id, "heading": spec.heading, "kind": spec.kind, "content": dumped(self.content(spec.id))}
             for spec in self.template.sections]}
 
     def four_sections(self) -> FourSectionView:
@@ -110,7 +110,7 @@ class TemplatedSummary:
 
     def output_json(self) -> dict[str, Any]:
         """The summary as the model writes it: section id → content."""
-        return {spec.id: _dumped(self.content(spec.id)) for spec in self.template.sections}
+        return {spec.id: dumped(self.content(spec.id)) for spec in self.template.sections}
 
     @classmethod
     def from_dict(cls, template: SummaryTemplate, data: dict[str, Any]) -> TemplatedSummary:
@@ -119,7 +119,8 @@ class TemplatedSummary:
         return cls(template, {spec.id: content_of(spec, by_id.get(spec.id)) for spec in template.sections})
 
 
-def _dumped(content: Content) -> Any:
+def dumped(content: Content) -> Any:
+    """A section's content as JSON: text as it is, items as dicts."""
     return content if isinstance(content, str) else [item.model_dump() for item in content]
 
 
