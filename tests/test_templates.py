@@ -275,3 +275,21 @@ def test_summarize_with_an_unknown_template_fails_before_any_model_loads(departm
 
 def test_the_built_in_files_are_the_shipped_ones() -> None:
     assert sorted(p.stem for p in builtin_dir().glob("*.toml")) == sorted(BUILTINS)
+
+
+@pytest.mark.parametrize(("template_field", "code", "words"), [
+    (5, 3, "摘要格式不对"),
+    ({"name": "交班摘要"}, 3, "摘要格式不对"),
+    ({"id": "nowhere", "hash": "x"}, 12, "没有模板 nowhere"),
+    ({"id": "handover", "hash": "0" * 16}, 12, "该模板已更改"),
+], ids=["not an object", "no id", "unknown template", "template changed since"])
+def test_validate_refuses_a_templates_summary_it_cannot_read_in_one_line(department: Path, template_field: object,
+                                                                        code: int, words: str,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    summary = department / "summary.json"
+    summary.write_text(json.dumps({"template": template_field, "sections": []}, ensure_ascii=False), encoding="utf-8")
+    record = department / "record.txt"
+    record.write_text("主诉：胸闷。", encoding="utf-8")
+    assert main(["validate", str(summary), "--source", str(record), "--table", "who-zh"]) == code
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and "Traceback" not in err
